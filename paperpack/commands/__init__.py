@@ -1,0 +1,1 @@
+"""Subcommands of `paperpack`, one module per area; each exposes `register(subparsers)`."""

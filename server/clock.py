@@ -1,0 +1,40 @@
+"""The injected clock. Domain code asks the app's clock for the time, never `time.time()`,
+so tests can move time to a boundary to the second."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class SettableClock:
+    """A clock tests (and dry runs) set and advance by hand."""
+
+    current: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> None:
+        self.current += timedelta(**delta)
+
+    def set(self, moment: datetime) -> None:
+        self.current = moment
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 UTC with milliseconds and a Z, the form every `*_at` field uses."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

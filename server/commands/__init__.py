@@ -1,0 +1,1 @@
+"""Subcommands of `cbt`, one module per area; each exposes `register(subparsers)`."""

@@ -1,0 +1,344 @@
+"""The SQLite store shared by the venue and (SQLite-backed) central servers.
+
+It owns the connection settings that make an acknowledged write durable (WAL journal,
+`synchronous=FULL`, both read back and checked before anything starts), the migrations
+(sqlite-utils `Migrations`), and the one writer thread with **group commit**:
+
+- `await store.write(fn, *args)` queues `fn(db, *args)`; the writer thread takes every call
+  waiting (up to `max_batch`), runs them in ONE transaction, each inside its own SAVEPOINT so a
+  call that raises rolls back alone and only its caller sees the exception, commits once, and
+  only then resolves every caller's future. An acknowledgement therefore always means "on disk".
+- `await store.read(fn, *args)` runs `fn(db, *args)` on a small pool of read-only connections,
+  each call inside one read transaction (a consistent snapshot).
+- The writer checkpoints the WAL when idle (TRUNCATE) or when it has grown past a bound
+  (PASSIVE), so the log does not grow without bound.
+
+Command-line tools that run without an event loop use `connect()` and `transaction()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from server.errors import CbtError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Durability = Literal["FULL", "NORMAL"]
+_SYNCHRONOUS_VALUES = {"FULL": 2, "NORMAL": 1}
+
+
+class StoreError(CbtError):
+    """The database cannot be opened safely, or the store is closed."""
+
+
+def connect(
+    path: Path | str, *, durability: Durability = "FULL", readonly: bool = False
+) -> Database:
+    """Open `path` with WAL and the given `synchronous` level, checked; refuse otherwise.
+
+    `durability="NORMAL"` exists only so the benchmark can measure what FULL costs; every
+    server opens its database with FULL.
+    """
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
+    try:
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {durability}")
+        if readonly:
+            conn.execute("PRAGMA query_only = 1")
+        check_durability(conn, durability)
+    except BaseException:
+        conn.close()
+        raise
+    return Database(conn)
+
+
+def check_durability(conn: sqlite3.Connection, durability: Durability = "FULL") -> None:
+    """Raise StoreError unless the connection really runs WAL with the wanted `synchronous`."""
+    mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+    if mode != "wal":
+        raise StoreError(
+            f"the database journal mode is {mode!r}, not 'wal': put the database on a local "
+            "file system that supports WAL (not a network share or memory)"
+        )
+    level = int(conn.execute("PRAGMA synchronous").fetchone()[0])
+    if level != _SYNCHRONOUS_VALUES[durability]:
+        raise StoreError(
+            f"PRAGMA synchronous is {level}, not {durability}: acknowledged writes would not be "
+            "durable; check that nothing overrides the pragma"
+        )
+
+
+@contextlib.contextmanager
+def transaction(db: Database) -> Iterator[Database]:
+    """One IMMEDIATE transaction on `db` (for CLI tools): commit on success, roll back on error."""
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")
+
+
+def migrate(db: Database, migrations: Migrations | None) -> None:
+    """Apply any pending migrations (each in its own transaction)."""
+    if migrations is not None:
+        migrations.apply(db)
+
+
+@dataclass
+class _Call:
+    """One queued write: the function, its arguments and where to deliver the outcome."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+@dataclass
+class StoreStats:
+    """Counters for benchmarks and status pages (commits and the calls they carried)."""
+
+    commits: int = 0
+    calls: int = 0
+    failed_calls: int = 0
+    checkpoints: int = 0
+
+
+_STOP = object()
+
+
+class Store:
+    """A database file with one group-committing writer thread and a pool of readers."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        migrations: Migrations | None = None,
+        *,
+        durability: Durability = "FULL",
+        readers: int = 4,
+        max_batch: int = 500,
+        checkpoint_idle_s: float = 2.0,
+        checkpoint_wal_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.path = Path(path)
+        self.durability = durability
+        self.max_batch = max_batch
+        self.checkpoint_idle_s = checkpoint_idle_s
+        self.checkpoint_wal_bytes = checkpoint_wal_bytes
+        self.stats = StoreStats()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        self._writer_db = connect(self.path, durability=durability)
+        migrate(self._writer_db, migrations)
+        self._local = threading.local()
+        self._reader_dbs: list[Database] = []
+        self._reader_lock = threading.Lock()
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="store-read")
+        self._thread = threading.Thread(target=self._run_writer, name="store-write", daemon=True)
+        self._thread.start()
+
+    # -- the public API -------------------------------------------------------------------
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(db, *args)` in the writer thread; return its result once it is committed."""
+        if self._closed:
+            raise StoreError("the store is closed; open it again before writing")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Call(fn, args, future, loop))
+        return await future
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(db, *args)` on a read-only connection, inside one read transaction."""
+        if self._closed:
+            raise StoreError("the store is closed; open it again before reading")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._run_read, fn, args)
+
+    async def close(self) -> None:
+        """Finish every queued write, stop the threads and close the connections."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        self._readers.shutdown(wait=True)
+        for db in self._reader_dbs:
+            db.close()
+
+    def checkpoint(self, mode: Literal["PASSIVE", "TRUNCATE"] = "TRUNCATE") -> None:
+        """Ask the writer thread to checkpoint the WAL now (used by tests and backups)."""
+        self._queue.put(("checkpoint", mode))
+
+    # -- the reader side ------------------------------------------------------------------
+
+    def _reader(self) -> Database:
+        db: Database | None = getattr(self._local, "db", None)
+        if db is None:
+            db = connect(self.path, durability=self.durability, readonly=True)
+            self._local.db = db
+            with self._reader_lock:
+                self._reader_dbs.append(db)
+        return db
+
+    def _run_read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        db = self._reader()
+        db.conn.execute("BEGIN")
+        try:
+            return fn(db, *args)
+        finally:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+
+    # -- the writer side ------------------------------------------------------------------
+
+    def _run_writer(self) -> None:
+        db = self._writer_db
+        dirty = False
+        try:
+            while True:
+                try:
+                    first = self._queue.get(timeout=self.checkpoint_idle_s if dirty else None)
+                except queue.Empty:
+                    self._checkpoint(db, "TRUNCATE")
+                    dirty = False
+                    continue
+                batch, stop = self._take_batch(first)
+                calls = [c for c in batch if isinstance(c, _Call)]
+                for item in batch:
+                    if isinstance(item, tuple):
+                        self._checkpoint(db, item[1])
+                if calls:
+                    self._commit_batch(db, calls)
+                    dirty = True
+                    self._checkpoint_if_large(db)
+                if stop:
+                    break
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self._checkpoint(db, "TRUNCATE")
+            db.close()
+
+    def _take_batch(self, first: Any) -> tuple[list[Any], bool]:
+        """Take `first` and every call already waiting, up to `max_batch`."""
+        if first is _STOP:
+            return [], True
+        batch = [first]
+        while len(batch) < self.max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _commit_batch(self, db: Database, calls: list[_Call]) -> None:
+        """Run `calls` in one transaction, one savepoint each; resolve them after COMMIT."""
+        pending = list(calls)
+        while pending:
+            outcomes, retry = self._run_calls(db, pending)
+            if retry is None:
+                try:
+                    db.conn.execute("COMMIT")
+                except sqlite3.Error as commit_error:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.conn.execute("ROLLBACK")
+                    outcomes = [(c, False, commit_error) for c in pending]
+                else:
+                    self.stats.commits += 1
+                self._deliver(outcomes)
+                return
+            # A failing call destroyed the whole transaction (e.g. RAISE(ROLLBACK)): it gets
+            # its exception, and the others run again in a fresh transaction.
+            failed, error = retry
+            self._deliver([(failed, False, error)])
+            pending = [c for c in pending if c is not failed]
+
+    def _run_calls(
+        self, db: Database, calls: list[_Call]
+    ) -> tuple[list[tuple[_Call, bool, Any]], tuple[_Call, BaseException] | None]:
+        conn = db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        outcomes: list[tuple[_Call, bool, Any]] = []
+        for call in calls:
+            if call.future.cancelled():
+                continue
+            conn.execute("SAVEPOINT store_call")
+            try:
+                value = call.fn(db, *call.args)
+            except Exception as exc:  # each caller gets its own exception back
+                if not conn.in_transaction:
+                    return outcomes, (call, exc)
+                conn.execute("ROLLBACK TO SAVEPOINT store_call")
+                conn.execute("RELEASE SAVEPOINT store_call")
+                outcomes.append((call, False, exc))
+                self.stats.failed_calls += 1
+            else:
+                if not conn.in_transaction:
+                    exc2 = StoreError("a write function ended the store's transaction itself")
+                    return outcomes, (call, exc2)
+                conn.execute("RELEASE SAVEPOINT store_call")
+                outcomes.append((call, True, value))
+            self.stats.calls += 1
+        return outcomes, None
+
+    @staticmethod
+    def _deliver(outcomes: list[tuple[_Call, bool, Any]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Call, bool, Any]]] = {}
+        for outcome in outcomes:
+            by_loop.setdefault(outcome[0].loop, []).append(outcome)
+        for loop, items in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+                loop.call_soon_threadsafe(_resolve, items)
+
+    def _checkpoint(self, db: Database, mode: str) -> None:
+        db.conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+        self.stats.checkpoints += 1
+
+    def _checkpoint_if_large(self, db: Database) -> None:
+        wal = self.path.with_name(self.path.name + "-wal")
+        with contextlib.suppress(OSError):
+            if wal.stat().st_size > self.checkpoint_wal_bytes:
+                self._checkpoint(db, "PASSIVE")
+
+
+def _resolve(items: list[tuple[_Call, bool, Any]]) -> None:
+    for call, ok, value in items:
+        if call.future.done():
+            continue
+        if ok:
+            call.future.set_result(value)
+        else:
+            call.future.set_exception(value)
+
+
+async def open_store(
+    path: Path | str, migrations: Migrations | None = None, **options: Any
+) -> Store:
+    """Open a Store without blocking the event loop (migrations run in a thread)."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, lambda: Store(path, migrations, **options))

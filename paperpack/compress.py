@@ -1,0 +1,89 @@
+"""Streaming zstd, the only importer of `zstandard`.
+
+Compression streams: memory is bounded by the zstd window, not by the input. Decompression
+takes a hard output bound (the signed plaintext size) and stops as soon as the output would
+pass it, raising `DecompressionBomb`, so a small payload that expands to gigabytes never does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import zstandard
+
+from paperpack.errors import DecompressionBomb, PayloadCorrupt
+
+__all__ = ["CompressionError", "DecompressionBomb", "compress_stream", "decompress_stream"]
+
+LEVEL = 3  # zstd's default: fast, and media assets do not compress much further anyway
+# Larger than the read size so one call never holds more than this much output.
+_OUTPUT_STEP = 1 << 20
+
+
+class CompressionError(PayloadCorrupt):
+    """The compressed stream is not valid zstd, or not the signed size."""
+
+
+def compress_stream(chunks: Iterable[bytes], level: int = LEVEL) -> Iterator[bytes]:
+    """zstd-compress `chunks` (one frame), yielding compressed pieces as they come."""
+    compressor = zstandard.ZstdCompressor(level=level).compressobj()
+    for chunk in chunks:
+        out = compressor.compress(chunk)
+        if out:
+            yield out
+    tail = compressor.flush()
+    if tail:
+        yield tail
+
+
+class _IterReader:
+    """A read()-able view of an iterator of byte strings (zstd's stream_reader wants one)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = b""
+        self.exhausted = False
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                self.exhausted = True
+                return b""
+        if size < 0:
+            size = len(self._pending)
+        out, self._pending = self._pending[:size], self._pending[size:]
+        return out
+
+
+def decompress_stream(chunks: Iterable[bytes], exact_output: int) -> Iterator[bytes]:
+    """Decompress one zstd frame that must expand to exactly `exact_output` bytes.
+
+    Output is pulled in 1 MiB reads, so memory stays bounded whatever the input claims.
+    Raises DecompressionBomb as soon as the output passes `exact_output`, and
+    CompressionError when it is not valid zstd, ends early or has trailing data.
+    """
+    source = _IterReader(chunks)
+    reader = zstandard.ZstdDecompressor().stream_reader(source, read_size=1 << 16)
+    produced = 0
+    try:
+        while True:
+            out = reader.read(_OUTPUT_STEP)
+            if not out:
+                break
+            produced += len(out)
+            if produced > exact_output:
+                raise DecompressionBomb(
+                    f"the payload expands beyond its signed size of {exact_output} bytes:"
+                    " refused (decompression bomb or forged size)"
+                )
+            yield out
+    except zstandard.ZstdError as exc:
+        raise CompressionError(f"the payload is not valid zstd: {exc}") from None
+    if produced != exact_output:
+        raise CompressionError(
+            f"the payload expands to {produced} bytes, not its signed size of {exact_output}"
+        )
+    if source.read(1):
+        raise CompressionError("data follows the end of the zstd frame")

@@ -1,0 +1,36 @@
+"""Every typed key the servers keep on the app and on requests (`web.AppKey`, `web.RequestKey`).
+
+One module, so a name is never spelled twice as a string and mypy knows each value's type.
+The types are imported only for checking, so this module imports nothing at run time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from server.clock import Clock
+    from server.store import Store
+    from server.venue.attempts import AttemptAuth, LoginLimiter
+    from server.venue.ceremony import CeremonyState, ExamState
+    from server.venue.settings import Settings
+
+# --- the venue app ------------------------------------------------------------------------
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+STORE: web.AppKey[Store] = web.AppKey("store")
+# The unlock ceremony in progress (shares entered so far), reset on timeout or by hand.
+CEREMONY: web.AppKey[CeremonyState] = web.AppKey("ceremony")
+# The unlocked paper and every candidate's variant: in memory only, never on disk.
+EXAM: web.AppKey[ExamState] = web.AppKey("exam")
+# The background task that closes attempts at the end of their time.
+CLOSER: web.AppKey[asyncio.Task[Any]] = web.AppKey("closer")
+LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")
+
+# --- per request --------------------------------------------------------------------------
+# The authenticated candidate's attempt (set by the bearer-token check).
+ATTEMPT: web.RequestKey[AttemptAuth] = web.RequestKey("attempt")

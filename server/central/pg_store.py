@@ -1,0 +1,408 @@
+"""The central store on PostgreSQL (asyncpg): several central processes, one database.
+
+Same interface and rules as `server.central.sqlite_store`. What makes it safe with several
+processes behind a load balancer: a chunk is stored only by the UPDATE that moves the upload's
+offset from the expected value (so two processes cannot both write at one offset); accepting a
+package locks the single `log_head` row, so log positions are gap-free and unique and the same
+package accepted twice at once yields one entry and one receipt; schema creation holds an
+advisory lock so processes starting together do not race.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from server.central.storage import (
+    LOG_GENESIS,
+    ChunkPastEnd,
+    OffsetConflict,
+    PackageEntry,
+    PackageReplayed,
+    ReceiptSigner,
+    StorageError,
+    StoredPackage,
+    UnknownUpload,
+    UploadState,
+    VenueRecord,
+    audit_event_hash,
+    check_deletable,
+    next_log_root,
+)
+
+SCHEMA_LOCK = 7_260_601  # advisory lock key held while the schema is created
+
+SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS venues (
+    venue_id TEXT PRIMARY KEY,          -- the venue's id as in the session file
+    name TEXT NOT NULL,                 -- human name, for the status page
+    signing_public TEXT NOT NULL,       -- base64 Ed25519 public key (packages, release requests)
+    wrap_public TEXT NOT NULL,          -- base64 X25519 public key (releases are wrapped to it)
+    registered_at TEXT NOT NULL         -- ISO-8601 UTC
+);
+CREATE TABLE IF NOT EXISTS uploads (
+    upload_id TEXT PRIMARY KEY,         -- = the package's SHA-256, hex
+    venue_id TEXT NOT NULL,
+    size BIGINT NOT NULL,               -- total bytes announced
+    received BIGINT NOT NULL,           -- bytes stored so far (the resume offset)
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS upload_chunks (
+    upload_id TEXT NOT NULL,
+    chunk_offset BIGINT NOT NULL,       -- byte offset of this chunk in the package
+    data BYTEA NOT NULL,
+    PRIMARY KEY (upload_id, chunk_offset)
+);
+CREATE TABLE IF NOT EXISTS packages (
+    package_sha256 TEXT PRIMARY KEY,    -- hex SHA-256 of the package file
+    session_id TEXT NOT NULL,
+    venue_id TEXT NOT NULL,
+    export_seq BIGINT NOT NULL,         -- the venue's export number (replays are refused)
+    size BIGINT NOT NULL,               -- bytes
+    data BYTEA,                         -- the package, byte-identical; NULL once deleted
+    received_at TEXT NOT NULL,
+    log_position BIGINT NOT NULL UNIQUE,  -- 1-based position in the append-only log
+    log_root TEXT NOT NULL,             -- the log's hash-chain root after this package
+    receipt TEXT NOT NULL,              -- the signed receipt, JSON
+    serious_violation BOOLEAN NOT NULL, -- true: 5-year retention
+    summary TEXT NOT NULL,              -- counts for the status page, JSON
+    deleted_at TEXT                     -- when the bytes were deleted after retention
+);
+CREATE TABLE IF NOT EXISTS log_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),  -- one row: the lock that serialises appends
+    position BIGINT NOT NULL,
+    root TEXT NOT NULL
+);
+INSERT INTO log_head VALUES (1, 0, '"""
+    + LOG_GENESIS
+    + """') ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS releases (
+    release_id BIGSERIAL PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    venue_id TEXT NOT NULL,
+    requested_at TEXT NOT NULL,         -- the venue's signed request time
+    released_at TEXT NOT NULL           -- the centre's time when it answered
+);
+CREATE TABLE IF NOT EXISTS results (
+    session_id TEXT PRIMARY KEY,
+    results_at TEXT NOT NULL            -- when results were published: retention starts here
+);
+CREATE TABLE IF NOT EXISTS audit_events (
+    seq BIGINT PRIMARY KEY,             -- 1, 2, 3, ... no gaps
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    object TEXT NOT NULL,
+    details TEXT NOT NULL,              -- JSON; never secrets or answers
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),  -- one row: the lock that serialises audit appends
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL
+);
+INSERT INTO audit_head VALUES (1, 0, '"""
+    + LOG_GENESIS
+    + """') ON CONFLICT DO NOTHING;
+"""
+)
+
+PACKAGE_COLUMNS = (
+    "package_sha256, session_id, venue_id, export_seq, size, received_at, log_position, "
+    "log_root, receipt, serious_violation, summary, deleted_at"
+)
+
+
+def _package(row: asyncpg.Record) -> StoredPackage:
+    return StoredPackage(
+        package_sha256=row[0],
+        session_id=row[1],
+        venue_id=row[2],
+        export_seq=int(row[3]),
+        size=int(row[4]),
+        received_at=row[5],
+        log_position=int(row[6]),
+        log_root=row[7],
+        receipt=json.loads(row[8]),
+        serious_violation=bool(row[9]),
+        summary=json.loads(row[10]),
+        deleted_at=row[11],
+    )
+
+
+async def _append_audit(
+    conn: asyncpg.Connection, actor: str, action: str, obj: str, details: dict[str, Any], now: str
+) -> None:
+    """Append one audit event inside the caller's transaction (the head row is the lock)."""
+    head = await conn.fetchrow("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
+    seq, prev = int(head[0]) + 1, head[1]
+    event = {
+        "seq": seq,
+        "at": now,
+        "actor": actor,
+        "action": action,
+        "object": obj,
+        "details": details,
+    }
+    digest = audit_event_hash(prev, event)
+    await conn.execute(
+        "INSERT INTO audit_events VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        seq, now, actor, action, obj, json.dumps(details), prev, digest,
+    )  # fmt: skip
+    await conn.execute("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", seq, digest)
+
+
+class PgStorage:
+    """`CentralStorage` on PostgreSQL; `dsn` is a postgresql:// URL."""
+
+    def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
+        self.dsn = dsn
+        self.pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "storage not opened"
+        return self._pool
+
+    async def open(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StorageError(
+                f"cannot connect to the central database: {exc}; "
+                "check --database or CBT_CENTRAL_DATABASE"
+            ) from exc
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+            await conn.execute(SCHEMA)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def add_venue(self, venue: VenueRecord) -> None:
+        await self.pool.execute(
+            "INSERT INTO venues VALUES ($1, $2, $3, $4, $5) ON CONFLICT (venue_id) DO UPDATE SET "
+            "name = excluded.name, signing_public = excluded.signing_public, "
+            "wrap_public = excluded.wrap_public, registered_at = excluded.registered_at",
+            venue.venue_id, venue.name, venue.signing_public, venue.wrap_public,
+            venue.registered_at,
+        )  # fmt: skip
+
+    async def get_venue(self, venue_id: str) -> VenueRecord | None:
+        row = await self.pool.fetchrow("SELECT * FROM venues WHERE venue_id = $1", venue_id)
+        return VenueRecord(*row) if row else None
+
+    async def list_venues(self) -> list[VenueRecord]:
+        rows = await self.pool.fetch("SELECT * FROM venues ORDER BY venue_id")
+        return [VenueRecord(*row) for row in rows]
+
+    @staticmethod
+    async def _upload_state(conn: asyncpg.Connection, upload_id: str) -> UploadState:
+        done = await conn.fetchrow(
+            "SELECT venue_id, size, receipt FROM packages WHERE package_sha256 = $1", upload_id
+        )
+        if done is not None:
+            return UploadState(upload_id, done[0], int(done[1]), int(done[1]), json.loads(done[2]))
+        row = await conn.fetchrow(
+            "SELECT venue_id, size, received FROM uploads WHERE upload_id = $1", upload_id
+        )
+        if row is None:
+            raise UnknownUpload(f"no upload {upload_id}: create it first with POST /api/v1/uploads")
+        return UploadState(upload_id, row[0], int(row[1]), int(row[2]), None)
+
+    async def create_upload(
+        self, upload_id: str, venue_id: str, size: int, now: str
+    ) -> UploadState:
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO uploads VALUES ($1, $2, $3, 0, $4, $4) "
+                "ON CONFLICT (upload_id) DO NOTHING",
+                upload_id, venue_id, size, now,
+            )  # fmt: skip
+            return await self._upload_state(conn, upload_id)
+
+    async def get_upload(self, upload_id: str) -> UploadState:
+        async with self.pool.acquire() as conn:
+            return await self._upload_state(conn, upload_id)
+
+    async def append_chunk(self, upload_id: str, offset: int, data: bytes, now: str) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            moved = await conn.fetchval(
+                "UPDATE uploads SET received = received + $3, updated_at = $4 "
+                "WHERE upload_id = $1 AND received = $2 AND received + $3 <= size "
+                "RETURNING received",
+                upload_id, offset, len(data), now,
+            )  # fmt: skip
+            if moved is None:
+                state = await self._upload_state(conn, upload_id)
+                if state.offset == offset and state.receipt is None:
+                    raise ChunkPastEnd(
+                        f"chunk at {offset} of {len(data)} bytes runs past the announced size "
+                        f"{state.size}: send only the package's remaining bytes"
+                    )
+                raise OffsetConflict(upload_id, state.offset, offset)
+            await conn.execute(
+                "INSERT INTO upload_chunks VALUES ($1, $2, $3)", upload_id, offset, data
+            )
+            return int(moved)
+
+    async def read_upload(self, upload_id: str) -> bytes:
+        rows = await self.pool.fetch(
+            "SELECT data FROM upload_chunks WHERE upload_id = $1 ORDER BY chunk_offset", upload_id
+        )
+        return b"".join(row[0] for row in rows)
+
+    async def accept_package(
+        self, entry: PackageEntry, data: bytes, sign: ReceiptSigner, now: str
+    ) -> dict[str, Any]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            head = await conn.fetchrow(
+                "SELECT position, root FROM log_head WHERE id = 1 FOR UPDATE"
+            )
+            done = await conn.fetchval(
+                "SELECT receipt FROM packages WHERE package_sha256 = $1", entry.package_sha256
+            )
+            if done is not None:
+                return dict(json.loads(done))
+            newest = await conn.fetchval(
+                "SELECT MAX(export_seq) FROM packages WHERE session_id = $1 AND venue_id = $2",
+                entry.session_id, entry.venue_id,
+            )  # fmt: skip
+            if newest is not None and entry.export_seq <= newest:
+                raise PackageReplayed(
+                    entry.session_id, entry.venue_id, entry.export_seq, int(newest)
+                )
+            position = int(head[0]) + 1
+            root = next_log_root(head[1], position, entry.package_sha256, now)
+            receipt = sign(entry, now, position, root)
+            await conn.execute(
+                "INSERT INTO packages "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL)",
+                entry.package_sha256, entry.session_id, entry.venue_id, entry.export_seq,
+                entry.size,
+                data, now, position, root, json.dumps(receipt), entry.serious_violation,
+                json.dumps(entry.summary),
+            )  # fmt: skip
+            await conn.execute(
+                "UPDATE log_head SET position = $1, root = $2 WHERE id = 1", position, root
+            )
+            await conn.execute(
+                "DELETE FROM upload_chunks WHERE upload_id = $1", entry.package_sha256
+            )
+            await conn.execute("DELETE FROM uploads WHERE upload_id = $1", entry.package_sha256)
+            details = {
+                "session_id": entry.session_id,
+                "export_seq": entry.export_seq,
+                "log_position": position,
+                "log_root": root,
+            }
+            actor = f"venue:{entry.venue_id}"
+            await _append_audit(conn, actor, "package.accepted", entry.package_sha256, details, now)
+            return receipt
+
+    async def get_package(self, package_sha256: str) -> StoredPackage | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {PACKAGE_COLUMNS} FROM packages WHERE package_sha256 = $1",  # noqa: S608 (constant columns)
+            package_sha256,
+        )
+        return _package(row) if row else None
+
+    async def package_data(self, package_sha256: str) -> bytes:
+        data = await self.pool.fetchval(
+            "SELECT data FROM packages WHERE package_sha256 = $1", package_sha256
+        )
+        if data is None:
+            raise StorageError(
+                f"package {package_sha256[:16]} is not held (never accepted, or deleted)"
+            )
+        return bytes(data)
+
+    async def list_packages(self, session_id: str | None = None) -> list[StoredPackage]:
+        if session_id is None:
+            rows = await self.pool.fetch(
+                f"SELECT {PACKAGE_COLUMNS} FROM packages ORDER BY log_position"  # noqa: S608 (constant columns)
+            )
+        else:
+            rows = await self.pool.fetch(
+                f"SELECT {PACKAGE_COLUMNS} FROM packages "  # noqa: S608 (constant columns)
+                "WHERE session_id = $1 ORDER BY log_position",
+                session_id,
+            )
+        return [_package(row) for row in rows]
+
+    async def record_release(
+        self, session_id: str, venue_id: str, requested_at: str, now: str
+    ) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO releases (session_id, venue_id, requested_at, released_at) "
+                "VALUES ($1, $2, $3, $4)",
+                session_id, venue_id, requested_at, now,
+            )  # fmt: skip
+            details = {"session_id": session_id, "requested_at": requested_at}
+            await _append_audit(
+                conn, f"venue:{venue_id}", "release.served", session_id, details, now
+            )
+
+    async def release_counts(self) -> dict[tuple[str, str], int]:
+        rows = await self.pool.fetch(
+            "SELECT session_id, venue_id, COUNT(*) FROM releases GROUP BY session_id, venue_id"
+        )
+        return {(row[0], row[1]): int(row[2]) for row in rows}
+
+    async def set_results_published(self, session_id: str, results_at: str) -> None:
+        await self.pool.execute(
+            "INSERT INTO results VALUES ($1, $2) ON CONFLICT (session_id) DO UPDATE SET "
+            "results_at = excluded.results_at",
+            session_id, results_at,
+        )  # fmt: skip
+
+    async def results_published(self, session_id: str) -> str | None:
+        value = await self.pool.fetchval(
+            "SELECT results_at FROM results WHERE session_id = $1", session_id
+        )
+        return str(value) if value is not None else None
+
+    async def delete_package(self, package_sha256: str, now: datetime) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT p.serious_violation, r.results_at FROM packages p "
+                "LEFT JOIN results r ON r.session_id = p.session_id "
+                "WHERE p.package_sha256 = $1 FOR UPDATE OF p",
+                package_sha256,
+            )
+            if row is None:
+                raise StorageError(f"no package {package_sha256[:16]} to delete")
+            results_at = datetime.fromisoformat(row[1]) if row[1] else None
+            check_deletable(package_sha256, results_at, bool(row[0]), now)
+            await conn.execute(
+                "UPDATE packages SET data = NULL, deleted_at = $1 WHERE package_sha256 = $2",
+                now.isoformat(), package_sha256,
+            )  # fmt: skip
+
+    async def audit(
+        self, actor: str, action: str, obj: str, details: dict[str, Any], now: str
+    ) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await _append_audit(conn, actor, action, obj, details, now)
+
+    async def audit_events(self) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT seq, at, actor, action, object, details, prev_hash, hash "
+            "FROM audit_events ORDER BY seq"
+        )
+        keys = ("seq", "at", "actor", "action", "object", "details", "prev_hash", "hash")
+        events = [dict(zip(keys, tuple(row), strict=True)) for row in rows]
+        for event in events:
+            event["seq"] = int(event["seq"])
+            event["details"] = json.loads(event["details"])
+        return events

@@ -1,0 +1,435 @@
+"""The central store on SQLite: the default back-end, one file, nothing to set up.
+
+All statements run on one dedicated thread with one connection (WAL, synchronous=FULL), so
+every write is serialised and each method is one `BEGIN IMMEDIATE` transaction. Suits one
+central process; for several processes behind a load balancer use `server.central.pg_store`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from server.central.storage import (
+    LOG_GENESIS,
+    ChunkPastEnd,
+    OffsetConflict,
+    PackageEntry,
+    PackageReplayed,
+    ReceiptSigner,
+    StorageError,
+    StoredPackage,
+    UnknownUpload,
+    UploadState,
+    VenueRecord,
+    audit_event_hash,
+    check_deletable,
+    next_log_root,
+)
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS venues (
+    venue_id TEXT PRIMARY KEY,          -- the venue's id as in the session file
+    name TEXT NOT NULL,                 -- human name, for the status page
+    signing_public TEXT NOT NULL,       -- base64 Ed25519 public key (packages, release requests)
+    wrap_public TEXT NOT NULL,          -- base64 X25519 public key (releases are wrapped to it)
+    registered_at TEXT NOT NULL         -- ISO-8601 UTC
+);
+CREATE TABLE IF NOT EXISTS uploads (
+    upload_id TEXT PRIMARY KEY,         -- = the package's SHA-256, hex
+    venue_id TEXT NOT NULL,             -- who said it is sending it
+    size INTEGER NOT NULL,              -- total bytes announced
+    received INTEGER NOT NULL,          -- bytes stored so far (the resume offset)
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS upload_chunks (
+    upload_id TEXT NOT NULL,
+    chunk_offset INTEGER NOT NULL,      -- byte offset of this chunk in the package
+    data BLOB NOT NULL,
+    PRIMARY KEY (upload_id, chunk_offset)
+);
+CREATE TABLE IF NOT EXISTS packages (
+    package_sha256 TEXT PRIMARY KEY,    -- hex SHA-256 of the package file
+    session_id TEXT NOT NULL,
+    venue_id TEXT NOT NULL,
+    export_seq INTEGER NOT NULL,        -- the venue's export number (replays are refused)
+    size INTEGER NOT NULL,              -- bytes
+    data BLOB,                          -- the package, byte-identical; NULL once deleted
+    received_at TEXT NOT NULL,
+    log_position INTEGER NOT NULL UNIQUE,  -- 1-based position in the append-only log
+    log_root TEXT NOT NULL,             -- the log's hash-chain root after this package
+    receipt TEXT NOT NULL,              -- the signed receipt, JSON
+    serious_violation INTEGER NOT NULL, -- 1: 5-year retention
+    summary TEXT NOT NULL,              -- counts for the status page, JSON
+    deleted_at TEXT                     -- when the bytes were deleted after retention
+);
+CREATE TABLE IF NOT EXISTS releases (
+    release_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL,
+    venue_id TEXT NOT NULL,
+    requested_at TEXT NOT NULL,         -- the venue's signed request time
+    released_at TEXT NOT NULL           -- the centre's time when it answered
+);
+CREATE TABLE IF NOT EXISTS results (
+    session_id TEXT PRIMARY KEY,
+    results_at TEXT NOT NULL            -- when results were published: retention starts here
+);
+CREATE TABLE IF NOT EXISTS audit_events (
+    seq INTEGER PRIMARY KEY,            -- 1, 2, 3, ... no gaps
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    object TEXT NOT NULL,
+    details TEXT NOT NULL,              -- JSON; never secrets or answers
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+"""
+
+PACKAGE_COLUMNS = (
+    "package_sha256, session_id, venue_id, export_seq, size, received_at, log_position, "
+    "log_root, receipt, serious_violation, summary, deleted_at"
+)
+
+
+def _package(row: sqlite3.Row | tuple[Any, ...]) -> StoredPackage:
+    return StoredPackage(
+        package_sha256=row[0],
+        session_id=row[1],
+        venue_id=row[2],
+        export_seq=int(row[3]),
+        size=int(row[4]),
+        received_at=row[5],
+        log_position=int(row[6]),
+        log_root=row[7],
+        receipt=json.loads(row[8]),
+        serious_violation=bool(row[9]),
+        summary=json.loads(row[10]),
+        deleted_at=row[11],
+    )
+
+
+def _append_audit(
+    db: sqlite3.Connection, actor: str, action: str, obj: str, details: dict[str, Any], now: str
+) -> None:
+    """Append one audit event inside the caller's transaction."""
+    head = db.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev = (int(head[0]) + 1, head[1]) if head else (1, LOG_GENESIS)
+    event = {
+        "seq": seq,
+        "at": now,
+        "actor": actor,
+        "action": action,
+        "object": obj,
+        "details": details,
+    }
+    db.execute(
+        "INSERT INTO audit_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (seq, now, actor, action, obj, json.dumps(details), prev, audit_event_hash(prev, event)),
+    )
+
+
+class SqliteStorage:
+    """`CentralStorage` on one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="central-sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            assert self._db is not None, "storage not opened"
+            return fn(self._db)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def tx(db: sqlite3.Connection) -> T:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
+
+        return await self._run(tx)
+
+    async def open(self) -> None:
+        def connect() -> None:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=10000")
+            db.executescript(SCHEMA)
+            self._db = db
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+
+    async def close(self) -> None:
+        def shut() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, shut)
+        self._executor.shutdown(wait=True)
+
+    async def add_venue(self, venue: VenueRecord) -> None:
+        await self._write(
+            lambda db: db.execute(
+                "INSERT INTO venues VALUES (?, ?, ?, ?, ?) ON CONFLICT(venue_id) DO UPDATE SET "
+                "name=excluded.name, signing_public=excluded.signing_public, "
+                "wrap_public=excluded.wrap_public, registered_at=excluded.registered_at",
+                (
+                    venue.venue_id,
+                    venue.name,
+                    venue.signing_public,
+                    venue.wrap_public,
+                    venue.registered_at,
+                ),
+            )
+        )
+
+    async def get_venue(self, venue_id: str) -> VenueRecord | None:
+        row = await self._run(
+            lambda db: db.execute("SELECT * FROM venues WHERE venue_id = ?", (venue_id,)).fetchone()
+        )
+        return VenueRecord(*row) if row else None
+
+    async def list_venues(self) -> list[VenueRecord]:
+        rows = await self._run(
+            lambda db: db.execute("SELECT * FROM venues ORDER BY venue_id").fetchall()
+        )
+        return [VenueRecord(*row) for row in rows]
+
+    @staticmethod
+    def _upload_state(db: sqlite3.Connection, upload_id: str) -> UploadState:
+        row = db.execute(
+            "SELECT venue_id, size, received FROM uploads WHERE upload_id = ?", (upload_id,)
+        ).fetchone()
+        done = db.execute(
+            "SELECT venue_id, size, receipt FROM packages WHERE package_sha256 = ?", (upload_id,)
+        ).fetchone()
+        if done is not None:
+            return UploadState(upload_id, done[0], int(done[1]), int(done[1]), json.loads(done[2]))
+        if row is None:
+            raise UnknownUpload(f"no upload {upload_id}: create it first with POST /api/v1/uploads")
+        return UploadState(upload_id, row[0], int(row[1]), int(row[2]), None)
+
+    async def create_upload(
+        self, upload_id: str, venue_id: str, size: int, now: str
+    ) -> UploadState:
+        def create(db: sqlite3.Connection) -> UploadState:
+            db.execute(
+                "INSERT INTO uploads VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT(upload_id) DO NOTHING",
+                (upload_id, venue_id, size, now, now),
+            )
+            return self._upload_state(db, upload_id)
+
+        return await self._write(create)
+
+    async def get_upload(self, upload_id: str) -> UploadState:
+        return await self._run(lambda db: self._upload_state(db, upload_id))
+
+    async def append_chunk(self, upload_id: str, offset: int, data: bytes, now: str) -> int:
+        def append(db: sqlite3.Connection) -> int:
+            state = self._upload_state(db, upload_id)
+            if state.offset != offset or state.receipt is not None:
+                raise OffsetConflict(upload_id, state.offset, offset)
+            if offset + len(data) > state.size:
+                raise ChunkPastEnd(
+                    f"chunk at {offset} of {len(data)} bytes runs past the announced size "
+                    f"{state.size}: send only the package's remaining bytes"
+                )
+            db.execute("INSERT INTO upload_chunks VALUES (?, ?, ?)", (upload_id, offset, data))
+            db.execute(
+                "UPDATE uploads SET received = ?, updated_at = ? WHERE upload_id = ?",
+                (offset + len(data), now, upload_id),
+            )
+            return offset + len(data)
+
+        return await self._write(append)
+
+    async def read_upload(self, upload_id: str) -> bytes:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT data FROM upload_chunks WHERE upload_id = ? ORDER BY chunk_offset",
+                (upload_id,),
+            ).fetchall()
+        )
+        return b"".join(row[0] for row in rows)
+
+    async def accept_package(
+        self, entry: PackageEntry, data: bytes, sign: ReceiptSigner, now: str
+    ) -> dict[str, Any]:
+        def accept(db: sqlite3.Connection) -> dict[str, Any]:
+            done = db.execute(
+                "SELECT receipt FROM packages WHERE package_sha256 = ?", (entry.package_sha256,)
+            ).fetchone()
+            if done is not None:
+                return dict(json.loads(done[0]))
+            newest = db.execute(
+                "SELECT MAX(export_seq) FROM packages WHERE session_id = ? AND venue_id = ?",
+                (entry.session_id, entry.venue_id),
+            ).fetchone()[0]
+            if newest is not None and entry.export_seq <= newest:
+                raise PackageReplayed(entry.session_id, entry.venue_id, entry.export_seq, newest)
+            head = db.execute(
+                "SELECT log_position, log_root FROM packages ORDER BY log_position DESC LIMIT 1"
+            ).fetchone()
+            position, previous = (int(head[0]) + 1, head[1]) if head else (1, LOG_GENESIS)
+            root = next_log_root(previous, position, entry.package_sha256, now)
+            receipt = sign(entry, now, position, root)
+            db.execute(
+                "INSERT INTO packages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                (
+                    entry.package_sha256,
+                    entry.session_id,
+                    entry.venue_id,
+                    entry.export_seq,
+                    entry.size,
+                    data,
+                    now,
+                    position,
+                    root,
+                    json.dumps(receipt),
+                    int(entry.serious_violation),
+                    json.dumps(entry.summary),
+                ),
+            )
+            db.execute("DELETE FROM upload_chunks WHERE upload_id = ?", (entry.package_sha256,))
+            db.execute("DELETE FROM uploads WHERE upload_id = ?", (entry.package_sha256,))
+            _append_audit(
+                db,
+                f"venue:{entry.venue_id}",
+                "package.accepted",
+                entry.package_sha256,
+                {
+                    "session_id": entry.session_id,
+                    "export_seq": entry.export_seq,
+                    "log_position": position,
+                    "log_root": root,
+                },
+                now,
+            )
+            return receipt
+
+        return await self._write(accept)
+
+    async def get_package(self, package_sha256: str) -> StoredPackage | None:
+        row = await self._run(
+            lambda db: db.execute(
+                f"SELECT {PACKAGE_COLUMNS} FROM packages WHERE package_sha256 = ?",  # noqa: S608 (constant columns)
+                (package_sha256,),
+            ).fetchone()
+        )
+        return _package(row) if row else None
+
+    async def package_data(self, package_sha256: str) -> bytes:
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT data, deleted_at FROM packages WHERE package_sha256 = ?", (package_sha256,)
+            ).fetchone()
+        )
+        if row is None or row[0] is None:
+            raise StorageError(
+                f"package {package_sha256[:16]} is not held (never accepted, or deleted)"
+            )
+        return bytes(row[0])
+
+    async def list_packages(self, session_id: str | None = None) -> list[StoredPackage]:
+        where, params = ("WHERE session_id = ?", (session_id,)) if session_id else ("", ())
+        rows = await self._run(
+            lambda db: db.execute(
+                f"SELECT {PACKAGE_COLUMNS} FROM packages {where} ORDER BY log_position",  # noqa: S608 (constant parts)
+                params,
+            ).fetchall()
+        )
+        return [_package(row) for row in rows]
+
+    async def record_release(
+        self, session_id: str, venue_id: str, requested_at: str, now: str
+    ) -> None:
+        def record(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO releases (session_id, venue_id, requested_at, released_at) "
+                "VALUES (?, ?, ?, ?)",
+                (session_id, venue_id, requested_at, now),
+            )
+            details = {"session_id": session_id, "requested_at": requested_at}
+            _append_audit(db, f"venue:{venue_id}", "release.served", session_id, details, now)
+
+        await self._write(record)
+
+    async def release_counts(self) -> dict[tuple[str, str], int]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT session_id, venue_id, COUNT(*) FROM releases GROUP BY session_id, venue_id"
+            ).fetchall()
+        )
+        return {(row[0], row[1]): int(row[2]) for row in rows}
+
+    async def set_results_published(self, session_id: str, results_at: str) -> None:
+        await self._write(
+            lambda db: db.execute(
+                "INSERT INTO results VALUES (?, ?) ON CONFLICT(session_id) DO UPDATE SET "
+                "results_at = excluded.results_at",
+                (session_id, results_at),
+            )
+        )
+
+    async def results_published(self, session_id: str) -> str | None:
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT results_at FROM results WHERE session_id = ?", (session_id,)
+            ).fetchone()
+        )
+        return row[0] if row else None
+
+    async def delete_package(self, package_sha256: str, now: datetime) -> None:
+        def delete(db: sqlite3.Connection) -> None:
+            row = db.execute(
+                "SELECT p.serious_violation, r.results_at FROM packages p "
+                "LEFT JOIN results r ON r.session_id = p.session_id WHERE p.package_sha256 = ?",
+                (package_sha256,),
+            ).fetchone()
+            if row is None:
+                raise StorageError(f"no package {package_sha256[:16]} to delete")
+            results_at = datetime.fromisoformat(row[1]) if row[1] else None
+            check_deletable(package_sha256, results_at, bool(row[0]), now)
+            db.execute(
+                "UPDATE packages SET data = NULL, deleted_at = ? WHERE package_sha256 = ?",
+                (now.isoformat(), package_sha256),
+            )
+
+        await self._write(delete)
+
+    async def audit(
+        self, actor: str, action: str, obj: str, details: dict[str, Any], now: str
+    ) -> None:
+        await self._write(lambda db: _append_audit(db, actor, action, obj, details, now))
+
+    async def audit_events(self) -> list[dict[str, Any]]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT seq, at, actor, action, object, details, prev_hash, hash "
+                "FROM audit_events ORDER BY seq"
+            ).fetchall()
+        )
+        keys = ("seq", "at", "actor", "action", "object", "details", "prev_hash", "hash")
+        events = [dict(zip(keys, row, strict=True)) for row in rows]
+        for event in events:
+            event["details"] = json.loads(event["details"])
+        return events

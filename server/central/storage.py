@@ -1,0 +1,257 @@
+"""The central store's one interface, and the rules both back-ends share.
+
+`CentralStorage` is what the app talks to; `server.central.sqlite_store` (the default, a file
+in the central directory) and `server.central.pg_store` (asyncpg, for several central processes
+sharing one PostgreSQL) implement it and pass the same test suite. This module also owns the
+append-only log's hash chain (`next_log_root`) and the retention rule of art. 23(7)
+(`retention_until`), so neither back-end can drift from the other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from paperpack.canonical import canonical_json
+from server.errors import CbtError
+
+LOG_GENESIS = "0" * 64  # the log's root before any package was accepted
+RETENTION_AFTER_RESULTS = timedelta(days=183)  # art. 23(7): at least 6 months after results
+RETENTION_SERIOUS = timedelta(
+    days=5 * 366
+)  # art. 23(7): 5 years when a serious violation is attached
+
+
+class StorageError(CbtError):
+    """The central store refused an operation; the message says why and what to do."""
+
+
+class UnknownUpload(StorageError):
+    """No upload with this id exists (it was never created, or it has been accepted and purged)."""
+
+
+class OffsetConflict(StorageError):
+    """A chunk was sent at an offset other than the upload's current one."""
+
+    def __init__(self, upload_id: str, expected: int, got: int) -> None:
+        self.expected = expected
+        super().__init__(
+            f"upload {upload_id} is at offset {expected}, not {got}: "
+            "ask HEAD for the offset and resume there"
+        )
+
+
+class PackageReplayed(StorageError):
+    """An older export of a session and venue arrived after a newer one was accepted."""
+
+    def __init__(self, session_id: str, venue_id: str, export_seq: int, newest: int) -> None:
+        super().__init__(
+            f"export {export_seq} of session {session_id} at venue {venue_id} is not newer than "
+            f"export {newest} already accepted: this is a replay of an older package; "
+            "export again at the venue and upload the new file"
+        )
+
+
+class RetentionRefused(StorageError):
+    """A record was asked to be deleted before its retention date (art. 23(7))."""
+
+
+@dataclass(frozen=True)
+class VenueRecord:
+    """One registered venue: its id and the public keys the centre trusts for it."""
+
+    venue_id: str
+    name: str
+    signing_public: str  # base64 raw Ed25519 public key: verifies packages and release requests
+    wrap_public: str  # base64 raw X25519 public key: releases are wrapped to it
+    registered_at: str  # ISO-8601 UTC
+
+
+@dataclass(frozen=True)
+class UploadState:
+    """Where a resumable upload stands."""
+
+    upload_id: str  # equals the package's SHA-256 (hex): uploads are idempotent by content
+    venue_id: str
+    size: int  # bytes the package has in total
+    offset: int  # bytes received and stored so far
+    receipt: dict[str, Any] | None  # the signed receipt once the package was accepted
+
+
+@dataclass(frozen=True)
+class PackageEntry:
+    """What the store records about a package it is about to accept."""
+
+    package_sha256: str
+    session_id: str
+    venue_id: str
+    export_seq: int  # the venue's monotonically increasing export number
+    size: int
+    serious_violation: bool  # a serious violation is attached: 5-year retention
+    summary: dict[str, Any]  # counts for the status page (candidates, submitted, absent, ...)
+
+
+class ChunkPastEnd(StorageError):
+    """A chunk would run past the size announced when the upload was created."""
+
+
+@dataclass(frozen=True)
+class StoredPackage:
+    """An accepted package as the store holds it."""
+
+    package_sha256: str
+    session_id: str
+    venue_id: str
+    export_seq: int
+    size: int
+    received_at: str
+    log_position: int
+    log_root: str
+    receipt: dict[str, Any]
+    serious_violation: bool
+    summary: dict[str, Any]
+    deleted_at: str | None
+
+
+class ReceiptSigner(Protocol):
+    def __call__(
+        self, entry: PackageEntry, received_at: str, position: int, root: str
+    ) -> dict[str, Any]:
+        """Return the signed receipt for `entry` at log `position` with log `root`."""
+        ...
+
+
+def next_log_root(previous_root: str, position: int, package_sha256: str, received_at: str) -> str:
+    """The append-only log's root after appending one package (a hash chain over all of them)."""
+    material = f"cbt-log-v1|{previous_root}|{position}|{package_sha256}|{received_at}"
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def retention_until(results_at: datetime | None, serious_violation: bool) -> datetime | None:
+    """The first moment a record may be deleted, or None while results are not published."""
+    if results_at is None:
+        return None
+    return results_at + (RETENTION_SERIOUS if serious_violation else RETENTION_AFTER_RESULTS)
+
+
+def check_deletable(
+    package_sha256: str, results_at: datetime | None, serious: bool, now: datetime
+) -> None:
+    """Raise `RetentionRefused` unless the package's retention date has passed."""
+    until = retention_until(results_at, serious)
+    if until is None:
+        raise RetentionRefused(
+            f"package {package_sha256[:16]} cannot be deleted: results of its session are not "
+            "published yet, so its retention date (art. 23(7)) is not known"
+        )
+    if now < until:
+        why = "5 years, a serious violation is attached" if serious else "6 months after results"
+        raise RetentionRefused(
+            f"package {package_sha256[:16]} must be kept until {until.isoformat()} ({why}); "
+            "try again after that date"
+        )
+
+
+class CentralStorage(Protocol):
+    """Everything the central server keeps. Every method is atomic."""
+
+    async def open(self) -> None:
+        """Connect and create or migrate the schema."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def add_venue(self, venue: VenueRecord) -> None:
+        """Register a venue, or replace its keys (a re-registration is audited by the caller)."""
+        ...
+
+    async def get_venue(self, venue_id: str) -> VenueRecord | None: ...
+
+    async def list_venues(self) -> list[VenueRecord]: ...
+
+    async def create_upload(
+        self, upload_id: str, venue_id: str, size: int, now: str
+    ) -> UploadState:
+        """Create the upload, or return the existing one with the same id (idempotent)."""
+        ...
+
+    async def get_upload(self, upload_id: str) -> UploadState:
+        """The upload's state; raises `UnknownUpload`."""
+        ...
+
+    async def append_chunk(self, upload_id: str, offset: int, data: bytes, now: str) -> int:
+        """Store `data` at `offset` if that is the current offset; return the new offset."""
+        ...
+
+    async def read_upload(self, upload_id: str) -> bytes:
+        """The bytes received so far, in order."""
+        ...
+
+    async def accept_package(
+        self, entry: PackageEntry, data: bytes, sign: ReceiptSigner, now: str
+    ) -> dict[str, Any]:
+        """Append the package to the log and return its signed receipt.
+
+        The same package again returns the receipt it already has; an older export of the
+        same session and venue than one already accepted raises `PackageReplayed`."""
+        ...
+
+    async def get_package(self, package_sha256: str) -> StoredPackage | None: ...
+
+    async def package_data(self, package_sha256: str) -> bytes:
+        """The accepted package's bytes, exactly as uploaded."""
+        ...
+
+    async def list_packages(self, session_id: str | None = None) -> list[StoredPackage]:
+        """Accepted packages in log order, optionally of one session."""
+        ...
+
+    async def record_release(
+        self, session_id: str, venue_id: str, requested_at: str, now: str
+    ) -> None:
+        """Count one served release and audit it in the same transaction."""
+        ...
+
+    async def release_counts(self) -> dict[tuple[str, str], int]:
+        """How many releases each (session, venue) fetched."""
+        ...
+
+    async def set_results_published(self, session_id: str, results_at: str) -> None:
+        """Record when a session's results were published (starts the retention clock)."""
+        ...
+
+    async def results_published(self, session_id: str) -> str | None: ...
+
+    async def delete_package(self, package_sha256: str, now: datetime) -> None:
+        """Delete the package's bytes (its log entry stays); refused before its retention date."""
+        ...
+
+    async def audit(
+        self, actor: str, action: str, obj: str, details: dict[str, Any], now: str
+    ) -> None:
+        """Append one event to the central audit chain."""
+        ...
+
+    async def audit_events(self) -> list[dict[str, Any]]:
+        """Every audit event in order, with its chain hashes."""
+        ...
+
+
+def audit_event_hash(prev_hash: str, event: dict[str, Any]) -> str:
+    """The hash of one audit event, chained to the one before it."""
+    body = {key: event[key] for key in ("seq", "at", "actor", "action", "object", "details")}
+    return hashlib.sha256(prev_hash.encode() + canonical_json(body)).hexdigest()
+
+
+def verify_audit_chain(events: list[dict[str, Any]]) -> int:
+    """Check every event's hash and link; return how many there are, or raise `StorageError`."""
+    prev = LOG_GENESIS
+    for index, event in enumerate(events, start=1):
+        if event["seq"] != index or event["prev_hash"] != prev:
+            raise StorageError(f"audit event {index} is missing, reordered or relinked")
+        if audit_event_hash(prev, event) != event["hash"]:
+            raise StorageError(f"audit event {index} was edited after it was written")
+        prev = event["hash"]
+    return len(events)

@@ -1,0 +1,284 @@
+"""The response package: a venue's answers for one session, sealed for the centre.
+
+Owns the file format and the two functions around it: `build_response_package` (venue side)
+and `open_response_package` / `verify_response_package` (centre side). The contents are
+plain data (journals, final answers, variants served, seating, incidents, violations,
+absences, time grants, pauses, an audit excerpt); collecting them from the venue tables is
+`server.venue.export`'s job.
+
+Layout (all integers big-endian):
+
+    magic  b"CBTRESP" + version byte (8)
+    header length (4) | header: canonical JSON (format version, session, venue, created_at,
+                        export_seq, signer fingerprint, wrapped content key, sizes, payload hash)
+    signature (64): Ed25519 by the venue key over b"cbt-response-v1|" + header
+    payload: zstd(canonical JSON of the contents), encrypted with the STREAM AEAD under a
+             fresh content key; the key is wrapped to the centre's X25519 key
+
+The signature covers the header, and the header holds the payload's SHA-256, so one
+signature check plus one hash covers every byte. `export_seq` rises with every export, so
+the centre refuses a replayed older package (`server.central.storage.PackageReplayed`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from paperpack import crypto
+from paperpack.canonical import canonical_json
+from paperpack.compress import compress_stream, decompress_stream
+from paperpack.errors import PaperpackError
+from server.errors import CbtError
+
+MAGIC = b"CBTRESP\x01"
+FORMAT = "cbt-response"
+FORMAT_VERSION = 1
+SIGNATURE_DOMAIN = b"cbt-response-v1|"
+CHUNK_SIZE = 1 << 20  # plaintext bytes per STREAM chunk
+MAX_HEADER = 64 * 1024  # a header is a few hundred bytes; anything larger is not ours
+MAX_PLAINTEXT = 4 << 30  # 4 GiB: far above 3,000 candidates' journals, refuses absurd claims
+SIGNATURE_SIZE = 64
+_LEN = struct.Struct(">I")
+
+
+class ResponsePackageError(CbtError):
+    """A response package was refused; the subclass and message say why."""
+
+
+class PackageMalformed(ResponsePackageError):
+    """Not a response package of a version this code reads, or its header is inconsistent."""
+
+
+class PackageSignerUnknown(ResponsePackageError):
+    """The package is signed by a key other than the venue's registered key."""
+
+
+class PackageTampered(ResponsePackageError):
+    """Bytes changed after signing: the signature or the payload hash does not check out."""
+
+
+class PackageUnreadable(ResponsePackageError):
+    """The payload does not decrypt or decompress (wrapped to another centre key?)."""
+
+
+@dataclass(frozen=True)
+class ResponseHeader:
+    """The signed, readable part of a package: who, what session, which export, sizes."""
+
+    session_id: str
+    venue_id: str
+    created_at: str  # ISO-8601 UTC, venue clock
+    export_seq: int  # rises with every export of this venue; replays of older ones are refused
+    signer: str  # hex SHA-256 of the venue's raw Ed25519 public key
+    wrapped_key: str  # base64: the content key wrapped to the centre's X25519 key
+    plaintext_size: int  # bytes of the canonical JSON contents
+    compressed_size: int  # bytes after zstd
+    payload_size: int  # bytes of the encrypted payload
+    payload_sha256: str  # hex SHA-256 of the encrypted payload
+    chunk_size: int  # plaintext bytes per STREAM chunk
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, **self.__dict__}
+
+
+@dataclass(frozen=True)
+class OpenedPackage:
+    """A verified and decrypted package."""
+
+    header: ResponseHeader
+    contents: dict[str, Any]
+    package_sha256: str
+
+
+def key_fingerprint(public_key: crypto.Ed25519PublicKey) -> str:
+    """Hex SHA-256 of a raw Ed25519 public key: how a header names its signer."""
+    return hashlib.sha256(base64.b64decode(crypto.public_key_text(public_key))).hexdigest()
+
+
+def _context(session_id: str, venue_id: str, export_seq: int) -> bytes:
+    return canonical_json(
+        {"purpose": "cbt-response-payload", "session_id": session_id, "venue_id": venue_id,
+         "export_seq": export_seq}
+    )  # fmt: skip
+
+
+def _chunks(data: bytes, size: int) -> Iterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def _encrypt(plain: bytes, key: bytearray, context: bytes) -> bytes:
+    encryptor = crypto.StreamEncryptor(key, context)
+    pieces = list(_chunks(plain, CHUNK_SIZE)) or [b""]
+    return b"".join(
+        encryptor.encrypt(piece, last=index == len(pieces) - 1)
+        for index, piece in enumerate(pieces)
+    )
+
+
+def _decrypt(payload: bytes, key: bytearray, context: bytes, compressed_size: int) -> bytes:
+    decryptor = crypto.StreamDecryptor(key, context)
+    sealed = CHUNK_SIZE + crypto.TAG_SIZE
+    pieces = list(_chunks(payload, sealed)) or [b""]
+    out = [decryptor.decrypt(piece, last=i == len(pieces) - 1) for i, piece in enumerate(pieces)]
+    plain = b"".join(out)
+    if len(plain) != compressed_size:
+        raise PackageUnreadable("the decrypted payload is not the signed size")
+    return plain
+
+
+def build_response_package(
+    contents: dict[str, Any],
+    *,
+    session_id: str,
+    venue_id: str,
+    export_seq: int,
+    created_at: str,
+    venue_key: crypto.Ed25519PrivateKey,
+    central_wrap_public: crypto.X25519PublicKey,
+) -> bytes:
+    """Seal `contents` (JSON-able) for the centre: compress, encrypt, sign. Returns the file."""
+    if export_seq < 1:
+        raise PackageMalformed("export_seq starts at 1 and rises with every export")
+    plain = canonical_json({**contents, "session_id": session_id, "venue_id": venue_id})
+    compressed = b"".join(compress_stream(_chunks(plain, CHUNK_SIZE)))
+    context = _context(session_id, venue_id, export_seq)
+    key = crypto.random_bytes(32)
+    try:
+        payload = _encrypt(compressed, key, context)
+        wrapped = crypto.wrap(central_wrap_public, key, context=context)
+    finally:
+        crypto.zeroise(key)
+    header = ResponseHeader(
+        session_id=session_id,
+        venue_id=venue_id,
+        created_at=created_at,
+        export_seq=export_seq,
+        signer=key_fingerprint(venue_key.public_key()),
+        wrapped_key=base64.b64encode(wrapped).decode("ascii"),
+        plaintext_size=len(plain),
+        compressed_size=len(compressed),
+        payload_size=len(payload),
+        payload_sha256=hashlib.sha256(payload).hexdigest(),
+        chunk_size=CHUNK_SIZE,
+    )
+    header_bytes = canonical_json(header.to_dict())
+    signature = crypto.sign(venue_key, SIGNATURE_DOMAIN + header_bytes)
+    return MAGIC + _LEN.pack(len(header_bytes)) + header_bytes + signature + payload
+
+
+def _split(data: bytes) -> tuple[bytes, ResponseHeader, bytes, bytes]:
+    """Cut a package into header bytes, parsed header, signature and payload (no checks)."""
+    if not data.startswith(MAGIC[:7]):
+        raise PackageMalformed("not a cbt response package (bad magic): was the right file chosen?")
+    if data[7:8] != MAGIC[7:8]:
+        raise PackageMalformed(
+            f"response package format version {data[7]} is not supported (this server reads "
+            f"{MAGIC[7]}): upgrade the central server"
+        )
+    if len(data) < len(MAGIC) + _LEN.size:
+        raise PackageMalformed("the response package is truncated before its header")
+    (length,) = _LEN.unpack_from(data, len(MAGIC))
+    start = len(MAGIC) + _LEN.size
+    if length > MAX_HEADER or len(data) < start + length + SIGNATURE_SIZE:
+        raise PackageMalformed("the response package is truncated or its header length is corrupt")
+    header_bytes = data[start : start + length]
+    signature = data[start + length : start + length + SIGNATURE_SIZE]
+    payload = data[start + length + SIGNATURE_SIZE :]
+    return header_bytes, _parse_header(header_bytes), signature, payload
+
+
+def _parse_header(header_bytes: bytes) -> ResponseHeader:
+    try:
+        raw = json.loads(header_bytes)
+        if raw.pop("format") != FORMAT:
+            raise ValueError("format")
+        header = ResponseHeader(**raw)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise PackageMalformed(f"the response package header is not valid ({exc})") from None
+    numbers = (
+        header.export_seq,
+        header.plaintext_size,
+        header.compressed_size,
+        header.payload_size,
+    )
+    if (
+        not all(isinstance(n, int) and n >= 0 for n in numbers)
+        or header.plaintext_size > MAX_PLAINTEXT
+    ):
+        raise PackageMalformed("the response package header holds an impossible size or sequence")
+    if header.format_version != FORMAT_VERSION or header.chunk_size != CHUNK_SIZE:
+        raise PackageMalformed(
+            f"response package format version {header.format_version} is not supported"
+        )
+    return header
+
+
+def read_header(data: bytes) -> ResponseHeader:
+    """The header, parsed but NOT verified: only to find which venue key to verify with."""
+    return _split(data)[1]
+
+
+def verify_response_package(data: bytes, venue_public: crypto.Ed25519PublicKey) -> ResponseHeader:
+    """Check the signer, the signature and the payload hash; raise unless all hold."""
+    header_bytes, header, signature, payload = _split(data)
+    expected = key_fingerprint(venue_public)
+    if header.signer != expected:
+        raise PackageSignerUnknown(
+            f"the package names signer {header.signer[:16]}, not venue {header.venue_id}'s "
+            f"registered key {expected[:16]}: it was signed by another venue's key; "
+            "check the venue registry or the venue's key"
+        )
+    try:
+        crypto.verify(venue_public, signature, SIGNATURE_DOMAIN + header_bytes)
+    except crypto.CryptoError:
+        raise PackageTampered(
+            f"the signature of venue {header.venue_id} does not match the package header: "
+            "the file was altered after signing; export it again at the venue"
+        ) from None
+    if (
+        len(payload) != header.payload_size
+        or hashlib.sha256(payload).hexdigest() != header.payload_sha256
+    ):
+        raise PackageTampered(
+            "the encrypted payload does not match the hash in the signed header: the file was "
+            "altered or truncated after signing; upload the venue's copy again"
+        )
+    return header
+
+
+def open_response_package(
+    data: bytes, venue_public: crypto.Ed25519PublicKey, central_wrap_key: crypto.X25519PrivateKey
+) -> OpenedPackage:
+    """Verify, then decrypt and decompress; the contents come back as plain data."""
+    header = verify_response_package(data, venue_public)
+    payload = _split(data)[3]
+    context = _context(header.session_id, header.venue_id, header.export_seq)
+    try:
+        key = crypto.unwrap(central_wrap_key, base64.b64decode(header.wrapped_key), context=context)
+    except (PaperpackError, ValueError):
+        raise PackageUnreadable(
+            "the content key does not unwrap with this centre's X25519 key: the package was "
+            "sealed for another authority; check the venue's configured central key"
+        ) from None
+    try:
+        compressed = _decrypt(payload, key, context, header.compressed_size)
+        plain = b"".join(decompress_stream([compressed], header.plaintext_size))
+        contents = json.loads(plain)
+    except (PaperpackError, ValueError) as exc:
+        raise PackageUnreadable(f"the payload does not decrypt or decode: {exc}") from None
+    finally:
+        crypto.zeroise(key)
+    if (
+        contents.get("session_id") != header.session_id
+        or contents.get("venue_id") != header.venue_id
+    ):
+        raise PackageMalformed("the contents name another session or venue than the signed header")
+    return OpenedPackage(header, contents, hashlib.sha256(data).hexdigest())

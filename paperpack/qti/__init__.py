@@ -1,0 +1,294 @@
+"""IMS QTI 2.1 / 2.2 import: items from an XML file, a folder or a content package zip.
+
+    load_qti(path, **metadata) -> Paper
+    load_qti_with_warnings(path, **metadata) -> (Paper, warnings)
+    import_qti(path, **metadata) -> QtiImport(paper, warnings)
+
+`path` is one assessmentItem file, a folder of item files (when it holds an
+`imsmanifest.xml`, the manifest decides which files are items), or an IMS content package
+zip (`imsmanifest.xml` at its top; resources of type `imsqti_item_xmlv2p1`/`v2p2`).
+Every file is parsed with defusedxml; hrefs resolve relative to the file naming them and
+may not leave the package; sizes are bounded (see `paperpack.qti.source`).
+
+Every problem in every file is collected and raised together as one `PaperInvalid`, each
+line `FILE: item ID: what is wrong`. Unsupported interactions (order, match, hotspot,
+gapMatch, inlineChoice, ...), assessmentTest files, templated or adaptive items, MathML and
+missing images are errors, never silently dropped. Duplicate item identifiers across files
+are errors naming both files: ids are what keys and responses refer to, so the importer
+never renames them.
+
+Conversion rules (what cannot be carried over exactly becomes a warning):
+
+- **choiceInteraction** single -> `single_choice`, multiple -> `multiple_choice`;
+  `shuffle="true"` -> `shuffle_options`; `simpleChoice fixed="true"` -> `Option.fixed`;
+  the key is `correctResponse` (or, without one, the mapping's positive entries).
+- **Points**: the `MAXSCORE` outcome's default value, else what the response mapping can
+  award (its `upperBound`, or the correct options' mapped values), else 1.
+- **Partial credit**: a multiple-choice mapping becomes `scoring: partial` when it gives a
+  positive value to every correct option, nothing positive to any wrong option (mapped or
+  by `defaultValue`), there are at least two correct options, and the upper bound
+  (`upperBound`, else `MAXSCORE`) equals the sum of the correct options' values.
+  `partial_points` is then the smallest correct option's value: the least a non-empty
+  correct subset earns in QTI, so our rule never awards more than the QTI item did for a
+  single right option (scaled if `MAXSCORE` differs). Warned as lossy: negative marks (our
+  rule scores any selection with a wrong option 0, QTI may still give marks or go below 0),
+  and subsets worth different amounts (unequal values or more than two correct options).
+  Any other mapping -> `all_or_nothing`, with a warning saying why.
+  `match_correct` (or no processing) -> `all_or_nothing`; custom responseProcessing is not
+  interpreted (warned) and the mapping or correctResponse is used as above.
+- **textEntryInteraction** -> `fill_blank`, one blank per interaction (blank id = its
+  response identifier), shown in the stem as a plain `____` (`____(n)` when there are
+  several). Accepted answers: `correctResponse` values and the mapEntries worth the full
+  value; entries worth less (e.g. `york` = 0.5) are left out with a warning, since a blank
+  here is right or wrong. A blank is case-sensitive unless the accepted entries all say
+  `caseSensitive="false"` (QTI's match is exact); our other normalisations (trim, inner
+  whitespace, full-width) stay on, which is only more lenient about spacing.
+- **extendedTextInteraction** -> `essay`; `max_length` = 5 x `expectedLength`, a generous
+  bound (QTI's expectedLength is a size hint, not a limit), or 0 (no limit) without one.
+- **Images**: `<img src>` and `<object type="image/..." data>` in the body become embedded
+  `Asset`s referenced as `asset:NAME` (see `paperpack.qti.body`); a missing file is an error
+  naming the item and the file.
+
+The paper has one section (not shuffled: the file order is kept) holding the items in
+manifest order, or sorted file-name order for a folder. Metadata defaults: `paper_id` and
+`subject_code` from the file or folder name, `title` from the only item's title (else the
+name), `language` from the first item's `xml:lang` (else "en"), `duration_minutes` 60.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from paperpack.errors import PaperInvalid, PaperpackError
+from paperpack.model import Item, Paper, Section
+from paperpack.qti.body import QTI_NAMESPACES, Assets, BodyWriter
+from paperpack.qti.items import (
+    ItemSource,
+    child,
+    convert_item,
+    read_max_score,
+    read_processing,
+    read_responses,
+)
+from paperpack.qti.report import Report
+from paperpack.qti.source import (
+    DirPackage,
+    Package,
+    QtiFileError,
+    list_item_files,
+    local_name,
+    namespace,
+    open_zip,
+    parse_xml,
+    resolve_href,
+)
+
+__all__ = ["QtiImport", "import_qti", "is_qti_path", "load_qti", "load_qti_with_warnings"]
+
+METADATA_FIELDS = (
+    "paper_id",
+    "subject_code",
+    "subject_name",
+    "title",
+    "language",
+    "duration_minutes",
+)
+DEFAULT_DURATION_MINUTES = 60
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+_SLUG = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+@dataclass(frozen=True)
+class QtiImport:
+    """An imported paper and what could not be carried over exactly (one line each)."""
+
+    paper: Paper
+    warnings: tuple[str, ...]
+
+
+def load_qti(path: Path, **metadata: Any) -> Paper:
+    """The paper in the QTI file, folder or zip at `path` (raises PaperInvalid)."""
+    return import_qti(path, **metadata).paper
+
+
+def load_qti_with_warnings(path: Path, **metadata: Any) -> tuple[Paper, list[str]]:
+    """Like `load_qti`, also returning the lossy-conversion warnings to show the user."""
+    result = import_qti(path, **metadata)
+    return result.paper, list(result.warnings)
+
+
+def is_qti_path(path: Path) -> bool:
+    """Whether `path` is something `load_qti` reads (an .xml file, a .zip or a folder)."""
+    return path.is_dir() or path.suffix.lower() in (".xml", ".zip")
+
+
+def import_qti(path: Path, **metadata: Any) -> QtiImport:
+    """Import every item at `path`; every problem is reported at once in a PaperInvalid."""
+    path = Path(path)
+    unknown = sorted(set(metadata) - set(METADATA_FIELDS))
+    if unknown:
+        raise PaperpackError(
+            f"unknown QTI import metadata {', '.join(unknown)}; known: {', '.join(METADATA_FIELDS)}"
+        )
+    if not path.exists():
+        raise PaperpackError(f"{path}: no such file or folder")
+    report = Report()
+    with contextlib.ExitStack() as stack:
+        try:
+            package, single = _open(path, stack)
+        except QtiFileError as exc:
+            raise PaperInvalid([str(exc)]) from exc
+        names = list_item_files(package, report, single=single)
+        assets = Assets(package, report)
+        roots: list[Element] = []
+        items = _import_files(package, names, assets, report, roots)
+    report.raise_errors()
+    if not items:
+        report.error(f"{path.name}: no items to import")
+        report.raise_errors()
+    paper = _paper(path, items, roots, assets, metadata)
+    return QtiImport(paper, tuple(report.warnings))
+
+
+def _open(path: Path, stack: contextlib.ExitStack) -> tuple[Package, str | None]:
+    if path.is_dir():
+        return DirPackage(path, path.name or str(path)), None
+    if path.suffix.lower() == ".zip" or zipfile.is_zipfile(path):
+        package = open_zip(path)
+        stack.callback(package.archive.close)
+        return package, None
+    return DirPackage(path.parent, path.parent.name or str(path.parent)), path.name
+
+
+def _import_files(
+    package: Package, names: list[str], assets: Assets, report: Report, roots: list[Element]
+) -> list[Item]:
+    items: list[Item] = []
+    seen: dict[str, str] = {}  # item identifier -> the file that defined it first
+    for name in names:
+        try:
+            root = parse_xml(package, name)
+        except QtiFileError as exc:
+            report.error(str(exc))
+            continue
+        item_id = _item_identifier(package, name, root, report, seen)
+        if item_id is None:
+            continue
+        roots.append(root)
+        item = _import_item(name, item_id, root, assets, report)
+        if item is not None:
+            items.append(item)
+    return items
+
+
+def _item_identifier(
+    package: Package, name: str, root: Element, report: Report, seen: dict[str, str]
+) -> str | None:
+    """The identifier of an assessmentItem root; anything else is reported."""
+    tag, ns = local_name(root), namespace(root)
+    if ns not in QTI_NAMESPACES:
+        report.error(_not_qti2(name, tag, ns))
+        return None
+    if tag == "assessmentTest":
+        report.error(_test_problem(package, name, root))
+        return None
+    if tag != "assessmentItem":
+        report.error(f"{name}: a QTI <{tag}> is not an assessmentItem; only items are imported")
+        return None
+    item_id = (root.get("identifier") or "").strip()
+    if not item_id:
+        report.error(f"{name}: assessmentItem has no identifier; give it one")
+        return None
+    if item_id in seen:
+        report.error(
+            f"{name}: item {item_id}: the identifier is also used by {seen[item_id]}; "
+            "rename one of them (ids must stay stable for the keys, so the importer "
+            "does not rename them)"
+        )
+        return None
+    seen[item_id] = name
+    return item_id
+
+
+def _not_qti2(name: str, tag: str, ns: str) -> str:
+    if tag == "manifest":
+        return (
+            f"{name}: an IMS manifest must be named imsmanifest.xml at the top of the "
+            "package to decide which files are items"
+        )
+    if "imsqtiasi_v3" in ns or "imsqti_v2p0" in ns:
+        return f"{name}: QTI version of namespace {ns} is not supported; export QTI 2.1 or 2.2"
+    return f"{name}: not a QTI 2.1/2.2 file (root <{tag}> in namespace {ns or 'none'})"
+
+
+def _test_problem(package: Package, name: str, root: Element) -> str:
+    refs = [e.get("href", "") for e in root.iter() if local_name(e) == "assessmentItemRef"]
+    missing = []
+    for href in refs:
+        try:
+            present = package.exists(resolve_href(name, href))
+        except QtiFileError:
+            present = False
+        if not present:
+            missing.append(href)
+    message = (
+        f"{name}: assessmentTest {root.get('identifier', '?')} is not supported: a test only "
+        f"refers to items ({', '.join(refs) or 'none'}); import the item files, or a content "
+        "package listing them, instead"
+    )
+    if missing:
+        message += f"; not found here: {', '.join(missing)}"
+    return message
+
+
+def _import_item(
+    name: str, item_id: str, root: Element, assets: Assets, report: Report
+) -> Item | None:
+    where = f"{name}: item {item_id}"
+    for part in ("templateDeclaration", "templateProcessing"):
+        if child(root, part) is not None:
+            report.error(f"{where}: {part} (a templated item) is not supported")
+            return None
+    if root.get("adaptive", "false").strip().lower() == "true":
+        report.error(f"{where}: adaptive items are not supported; an exam item is answered once")
+        return None
+    if child(root, "modalFeedback") is not None:
+        report.warn(f"{where}: modalFeedback dropped: an exam shows no feedback")
+    source = ItemSource(
+        item_id=item_id,
+        where=where,
+        root=root,
+        responses=read_responses(root, where, report),
+        max_score=read_max_score(root, where, report),
+        processing=read_processing(root),
+        report=report,
+    )
+    writer = BodyWriter(where, name, assets, report)
+    return convert_item(source, writer)
+
+
+def _paper(
+    path: Path, items: list[Item], roots: list[Element], assets: Assets, metadata: dict[str, Any]
+) -> Paper:
+    name = path.name if path.is_dir() else path.stem
+    slug = _SLUG.sub("-", name).strip("-") or "qti-import"
+    title = (roots[0].get("title") or name) if len(items) == 1 else name
+    language = next((r.get(XML_LANG) for r in roots if r.get(XML_LANG)), None) or "en"
+    title = str(metadata.get("title", title))
+    section = Section(section_id="qti", title=title, items=tuple(items), shuffle=False)
+    return Paper(
+        paper_id=str(metadata.get("paper_id", slug)),
+        subject_code=str(metadata.get("subject_code", slug)),
+        subject_name=str(metadata.get("subject_name", title)),
+        title=title,
+        language=str(metadata.get("language", language)),
+        duration_minutes=int(metadata.get("duration_minutes", DEFAULT_DURATION_MINUTES)),
+        sections=(section,),
+        assets=tuple(assets.assets),
+    )

@@ -1,0 +1,226 @@
+"""QTI item-body XHTML -> our exam-content HTML, and the images it embeds.
+
+QTI bodies use a wider XHTML than exam content allows (see `paperpack.html`). The writer
+maps every element to the allowlist instead of letting validation refuse it later:
+
+- kept as they are: p, br, span, div, b, strong, i, em, u, sub, sup, lists, tables, code, pre;
+- block elements outside the allowlist (blockquote, address, dl/dt/dd, caption) become div,
+  inline ones (a, abbr, cite, q, dfn, kbd, samp, var, big, small, tt) become span,
+  headings become a bold paragraph;
+- `<img src>` and `<object type="image/..." data>` become `<img src="asset:NAME">` with the
+  file embedded as an Asset (an object's fallback content becomes the alt text);
+- QTI's `prompt` becomes a paragraph; `rubricBlock` for candidates a div (others dropped);
+  feedback is dropped with a warning (an exam shows no feedback);
+- templates, printed variables, MathML, includes and unknown elements are errors, never
+  silently dropped. Interactions are handed to the caller (`paperpack.qti.items`).
+
+Every attribute except an image's alt/width/height is dropped, runs of whitespace collapse
+(outside pre), and the result still goes through `paperpack.html.sanitise`.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import posixpath
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from html import escape
+from xml.etree.ElementTree import Element
+
+from paperpack.html import sanitise
+from paperpack.model import Asset
+from paperpack.qti.report import Report
+from paperpack.qti.source import MAX_FILE_BYTES, Package, QtiFileError, local_name, resolve_href
+
+QTI_NAMESPACES = frozenset(
+    {"http://www.imsglobal.org/xsd/imsqti_v2p1", "http://www.imsglobal.org/xsd/imsqti_v2p2"}
+)
+MATHML = "http://www.w3.org/1998/Math/MathML"
+
+_KEEP = frozenset(
+    {
+        "p", "br", "span", "div", "b", "strong", "i", "em", "u", "sub", "sup",
+        "ul", "ol", "li", "table", "thead", "tbody", "tr", "th", "td", "code", "pre",
+    }
+)  # fmt: skip
+_AS_DIV = frozenset({"blockquote", "address", "dl", "dt", "dd", "caption", "rubricBlock"})
+_AS_SPAN = frozenset(
+    {"a", "abbr", "acronym", "cite", "q", "dfn", "kbd", "samp", "var", "big", "small", "tt"}
+)
+_AS_OTHER = {"tfoot": "tbody", "prompt": "p"}
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_EMPTY = frozenset({"hr", "col", "colgroup"})  # nothing a candidate needs
+_FEEDBACK = frozenset({"feedbackInline", "feedbackBlock", "modalFeedback"})
+_TEMPLATED = frozenset({"templateInline", "templateBlock", "printedVariable"})
+_ASSET_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_SPACE = re.compile(r"\s+")
+
+# Renders one interaction element in place (e.g. a blank marker); returns its HTML.
+InteractionRenderer = Callable[[Element], str]
+
+
+@dataclass
+class Assets:
+    """The images one import embeds, named uniquely, shared when two items use one file."""
+
+    package: Package
+    report: Report
+    by_file: dict[str, str] = field(default_factory=dict)  # package name -> asset name
+    assets: list[Asset] = field(default_factory=list)
+
+    def embed(self, where: str, base: str, ref: str, media_type: str | None) -> str | None:
+        """Embed the image `ref` (relative to file `base`); its asset name, or None on error."""
+        try:
+            name = resolve_href(base, ref)
+        except QtiFileError as exc:
+            self.report.error(f"{where}: image {exc}")
+            return None
+        if name in self.by_file:
+            return self.by_file[name]
+        if not self.package.exists(name):
+            self.report.error(
+                f"{where}: image file {ref!r} not found (looked for {name} in "
+                f"{self.package.label}); add the file or remove the image"
+            )
+            return None
+        kind = media_type or mimetypes.guess_type(name)[0] or ""
+        if not kind.startswith("image/"):
+            self.report.error(
+                f"{where}: {ref!r} is not an image (type {kind or 'unknown'}); "
+                "only images are imported from QTI bodies"
+            )
+            return None
+        try:
+            data = self.package.read(name, MAX_FILE_BYTES)
+        except QtiFileError as exc:
+            self.report.error(f"{where}: image {exc}")
+            return None
+        asset_name = self._unique_name(name)
+        self.by_file[name] = asset_name
+        self.assets.append(Asset(asset_name, kind, data))
+        return asset_name
+
+    def _unique_name(self, name: str) -> str:
+        stem, ext = posixpath.splitext(posixpath.basename(name))
+        stem = _ASSET_NAME_CHARS.sub("-", stem).strip("-._")[:80] or "image"
+        ext = _ASSET_NAME_CHARS.sub("", ext)[:10]
+        taken = {a.name for a in self.assets}
+        candidate, n = f"{stem}{ext}", 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{stem}-{n}{ext}"
+        return candidate
+
+
+@dataclass
+class BodyWriter:
+    """Writes the HTML of one item's body (or part of it); problems go to the report."""
+
+    where: str  # "file.xml: item ID", the prefix of every message
+    base: str  # package name of the item file, for resolving image paths
+    assets: Assets
+    report: Report
+    interactions: dict[str, InteractionRenderer] = field(default_factory=dict)
+
+    def html(self, element: Element) -> str:
+        """The sanitised HTML of `element`'s content (not the element itself)."""
+        return sanitise(self._children(element, pre=False).strip())
+
+    def _children(self, element: Element, *, pre: bool) -> str:
+        parts = [self._text(element.text, pre)]
+        for child in element:
+            parts.append(self._element(child, pre=pre))
+            parts.append(self._text(child.tail, pre))
+        return "".join(parts)
+
+    @staticmethod
+    def _text(text: str | None, pre: bool) -> str:
+        if not text:
+            return ""
+        return escape(text if pre else _SPACE.sub(" ", text), quote=False)
+
+    def _element(self, element: Element, *, pre: bool) -> str:
+        if not isinstance(element.tag, str):
+            return ""  # comments and processing instructions
+        tag = local_name(element)
+        ns = element.tag[1:].split("}", 1)[0] if element.tag.startswith("{") else ""
+        if ns == MATHML:
+            self.report.error(
+                f"{self.where}: MathML is not supported; embed the formula as an image"
+            )
+            return ""
+        if ns and ns not in QTI_NAMESPACES:
+            self.report.error(f"{self.where}: element <{tag}> from {ns} is not supported")
+            return ""
+        if tag in self.interactions:
+            return self.interactions[tag](element)
+        return self._qti_element(element, tag, pre=pre)
+
+    def _qti_element(self, element: Element, tag: str, *, pre: bool) -> str:
+        if tag in _KEEP or tag in _AS_DIV or tag in _AS_SPAN or tag in _AS_OTHER:
+            if tag == "rubricBlock" and "candidate" not in element.get("view", "candidate"):
+                return ""
+            out = tag if tag in _KEEP else _AS_OTHER.get(tag, "div" if tag in _AS_DIV else "span")
+            if tag == "br":
+                return "<br>"
+            inner = self._children(element, pre=pre or tag == "pre")
+            if tag == "q":
+                inner = f"“{inner}”"
+            return f"<{out}>{inner}</{out}>"
+        if tag in _HEADINGS:
+            return f"<p><strong>{self._children(element, pre=pre)}</strong></p>"
+        if tag in _EMPTY:
+            return ""
+        if tag == "img":
+            return self._img(element)
+        if tag == "object":
+            return self._object(element)
+        if tag in _FEEDBACK:
+            self.report.warn(f"{self.where}: {tag} dropped: an exam shows no feedback")
+            return ""
+        if tag in _TEMPLATED:
+            self.report.error(
+                f"{self.where}: {tag} is not supported (templated items vary per attempt); "
+                "export the item without templates"
+            )
+            return ""
+        if tag.endswith("Interaction"):
+            self.report.error(f"{self.where}: {tag} is not supported here")
+            return ""
+        self.report.error(f"{self.where}: element <{tag}> is not supported in an item body")
+        return ""
+
+    def _img(self, element: Element) -> str:
+        src = element.get("src", "")
+        name = self.assets.embed(self.where, self.base, src, None) if src else None
+        if not src:
+            self.report.error(f"{self.where}: <img> without src")
+        if name is None:
+            return ""
+        return _img_tag(name, element.get("alt", ""), element.get("width"), element.get("height"))
+
+    def _object(self, element: Element) -> str:
+        data, kind = element.get("data", ""), element.get("type", "")
+        if not kind.startswith("image/"):
+            self.report.error(
+                f"{self.where}: <object type={kind!r} data={data!r}> is not supported; "
+                "only images are imported"
+            )
+            return ""
+        name = self.assets.embed(self.where, self.base, data, kind) if data else None
+        if not data:
+            self.report.error(f"{self.where}: <object> without data")
+        if name is None:
+            return ""
+        # The fallback content describes the picture: it becomes the alt text.
+        alt = _SPACE.sub(" ", "".join(element.itertext())).strip()
+        return _img_tag(name, alt, element.get("width"), element.get("height"))
+
+
+def _img_tag(name: str, alt: str, width: str | None, height: str | None) -> str:
+    attrs = f' src="asset:{escape(name)}" alt="{escape(alt)}"'
+    for label, value in (("width", width), ("height", height)):
+        if value and value.isdigit():
+            attrs += f' {label}="{value}"'
+    return f"<img{attrs}>"

@@ -1,0 +1,513 @@
+"""One QTI assessmentItem -> one `Item`: its type, stem, options or blanks, key and points.
+
+Which item types (see `paperpack.qti` for the scoring rules in full):
+
+- one `choiceInteraction`, cardinality single -> single_choice, multiple -> multiple_choice;
+- one or more `textEntryInteraction` -> fill_blank, one blank per interaction;
+- one `extendedTextInteraction` -> essay.
+
+Anything else (another interaction, two questions in one item, templates, adaptive items)
+is an error naming the item, so nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from xml.etree.ElementTree import Element
+
+from paperpack.model import Blank, Item, MultipleScoring, Normalisation, Option
+from paperpack.qti.body import BodyWriter
+from paperpack.qti.report import Report
+from paperpack.qti.source import local_name
+
+SUPPORTED = ("choiceInteraction", "textEntryInteraction", "extendedTextInteraction")
+ESSAY_LENGTH_FACTOR = 5  # max_length = 5 x expectedLength: a generous bound, never a target
+_EPSILON = 1e-9
+
+
+@dataclass(frozen=True)
+class MapEntry:
+    key: str
+    value: float
+    case_sensitive: bool
+
+
+@dataclass(frozen=True)
+class Mapping:
+    default: float
+    lower: float | None
+    upper: float | None
+    entries: tuple[MapEntry, ...]
+
+    def value(self, key: str) -> float:
+        for entry in self.entries:
+            if entry.key == key:
+                return entry.value
+        return self.default
+
+
+@dataclass(frozen=True)
+class Response:
+    """A responseDeclaration: what the candidate's answer is and what is right."""
+
+    identifier: str
+    cardinality: str
+    base_type: str
+    correct: tuple[str, ...]
+    mapping: Mapping | None
+
+
+@dataclass
+class ItemSource:
+    """Everything read from one assessmentItem that the converters need."""
+
+    item_id: str
+    where: str  # "file.xml: item ID"
+    root: Element
+    responses: dict[str, Response]
+    max_score: float | None  # MAXSCORE outcome default value, if declared
+    processing: str  # "none", "custom" or a template's last path segment, e.g. "map_response"
+    report: Report
+    interactions: list[Element] = field(default_factory=list)
+
+
+def child(element: Element, name: str) -> Element | None:
+    return next((c for c in element if local_name(c) == name), None)
+
+
+def _number(text: str | None, where: str, report: Report) -> float | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        report.error(f"{where}: {text!r} is not a number")
+        return None
+
+
+def read_responses(root: Element, where: str, report: Report) -> dict[str, Response]:
+    out: dict[str, Response] = {}
+    for decl in (c for c in root if local_name(c) == "responseDeclaration"):
+        ident = decl.get("identifier", "")
+        correct_el = child(decl, "correctResponse")
+        correct = tuple(
+            (v.text or "").strip()
+            for v in (correct_el if correct_el is not None else ())
+            if local_name(v) == "value"
+        )
+        out[ident] = Response(
+            ident,
+            decl.get("cardinality", "single"),
+            decl.get("baseType", ""),
+            correct,
+            _mapping(child(decl, "mapping"), f"{where}: response {ident}", report),
+        )
+    return out
+
+
+def _mapping(element: Element | None, where: str, report: Report) -> Mapping | None:
+    if element is None:
+        return None
+    entries = tuple(
+        MapEntry(
+            e.get("mapKey", ""),
+            _number(e.get("mappedValue"), where, report) or 0.0,
+            # QTI 2.2 defaults caseSensitive to true; 2.1 requires it, and files omit it.
+            e.get("caseSensitive", "true").strip().lower() != "false",
+        )
+        for e in element
+        if local_name(e) == "mapEntry"
+    )
+    return Mapping(
+        _number(element.get("defaultValue"), where, report) or 0.0,
+        _number(element.get("lowerBound"), where, report),
+        _number(element.get("upperBound"), where, report),
+        entries,
+    )
+
+
+def read_max_score(root: Element, where: str, report: Report) -> float | None:
+    for decl in root:
+        if local_name(decl) == "outcomeDeclaration" and decl.get("identifier") == "MAXSCORE":
+            default = child(decl, "defaultValue")
+            value = child(default, "value") if default is not None else None
+            return _number(value.text if value is not None else None, where, report)
+    return None
+
+
+def read_processing(root: Element) -> str:
+    processing = child(root, "responseProcessing")
+    if processing is None:
+        return "none"
+    template = processing.get("template") or processing.get("templateLocation")
+    if template and len(processing) == 0:
+        return template.rstrip("/").rsplit("/", 1)[-1].removesuffix(".xml")
+    return "custom"
+
+
+def convert_item(source: ItemSource, writer: BodyWriter) -> Item | None:
+    """The Item for `source`, or None when it cannot be imported (errors in the report)."""
+    body = child(source.root, "itemBody")
+    if body is None:
+        source.report.error(f"{source.where}: has no itemBody; nothing to show")
+        return None
+    source.interactions = [e for e in body.iter() if local_name(e).endswith("Interaction")]
+    kinds = [local_name(e) for e in source.interactions]
+    unsupported = sorted({k for k in kinds if k not in SUPPORTED})
+    for kind in unsupported:
+        source.report.error(
+            f"{source.where}: {kind} is not supported; supported interactions: "
+            + ", ".join(SUPPORTED)
+        )
+    if unsupported:
+        return None
+    if not kinds:
+        source.report.error(f"{source.where}: has no interaction; nothing to answer")
+        return None
+    if len(set(kinds)) > 1 or (kinds[0] != "textEntryInteraction" and len(kinds) > 1):
+        source.report.error(
+            f"{source.where}: asks {len(kinds)} questions ({', '.join(kinds)}); "
+            "an item here asks one: split it into separate items"
+        )
+        return None
+    if kinds[0] == "choiceInteraction":
+        return _choice_item(source, writer, body)
+    if kinds[0] == "textEntryInteraction":
+        return _fill_blank_item(source, writer, body)
+    return _essay_item(source, writer, body)
+
+
+def _response(source: ItemSource, interaction: Element) -> Response | None:
+    ident = interaction.get("responseIdentifier", "")
+    response = source.responses.get(ident)
+    if response is None:
+        source.report.error(
+            f"{source.where}: {local_name(interaction)} answers response {ident!r}, "
+            "which has no responseDeclaration"
+        )
+    return response
+
+
+def _stem(source: ItemSource, writer: BodyWriter, body: Element) -> str:
+    stem = writer.html(body)
+    if not stem:
+        title = source.root.get("title", "")
+        source.report.warn(f"{source.where}: the body has no text; its title became the stem")
+        stem = writer.html(_paragraph(title or source.item_id))
+    return stem
+
+
+def _paragraph(text: str) -> Element:
+    element = Element("div")
+    paragraph = Element("p")
+    paragraph.text = text
+    element.append(paragraph)
+    return element
+
+
+def _prompt_html(writer: BodyWriter, interaction: Element) -> str:
+    prompt = child(interaction, "prompt")
+    return f"<div>{writer.html(prompt)}</div>" if prompt is not None else ""
+
+
+# --- choice ---------------------------------------------------------------------------------
+
+
+def _choice_item(source: ItemSource, writer: BodyWriter, body: Element) -> Item | None:
+    interaction = source.interactions[0]
+    response = _response(source, interaction)
+    writer.interactions = {"choiceInteraction": lambda el: _prompt_html(writer, el)}
+    stem = _stem(source, writer, body)
+    options = _options(source, writer, interaction)
+    if response is None or options is None:
+        return None
+    if response.cardinality not in ("single", "multiple"):
+        source.report.error(
+            f"{source.where}: choiceInteraction with cardinality {response.cardinality} "
+            "is not supported (an ordered answer is an orderInteraction)"
+        )
+        return None
+    key = _choice_key(source, response, {o.option_id for o in options})
+    if key is None:
+        return None
+    single = response.cardinality == "single"
+    _check_choice_counts(source, interaction, len(key), len(options), single)
+    scoring, points, partial = choice_scoring(source, response, key, {o.option_id for o in options})
+    return Item(
+        item_id=source.item_id,
+        type="single_choice" if single else "multiple_choice",
+        stem=stem,
+        points=points,
+        options=options,
+        key=key,
+        shuffle_options=interaction.get("shuffle", "false").strip().lower() == "true",
+        scoring="all_or_nothing" if single else scoring,
+        partial_points=0.0 if single else partial,
+    )
+
+
+def _options(
+    source: ItemSource, writer: BodyWriter, interaction: Element
+) -> tuple[Option, ...] | None:
+    options: list[Option] = []
+    for choice in interaction:
+        if local_name(choice) != "simpleChoice":
+            continue
+        option_id = choice.get("identifier", "")
+        if not option_id or any(o.option_id == option_id for o in options):
+            source.report.error(
+                f"{source.where}: simpleChoice identifier {option_id!r} is empty or repeated; "
+                "every choice needs its own identifier"
+            )
+            return None
+        fixed = choice.get("fixed", "false").strip().lower() == "true"
+        options.append(Option(option_id, writer.html(choice), fixed))
+    if len(options) < 2:
+        source.report.error(
+            f"{source.where}: choiceInteraction has {len(options)} choice(s); needs 2 or more"
+        )
+        return None
+    return tuple(options)
+
+
+def _choice_key(source: ItemSource, response: Response, ids: set[str]) -> tuple[str, ...] | None:
+    key = response.correct
+    mapping = response.mapping
+    if not key and mapping is not None:
+        positive = [e for e in mapping.entries if e.value > 0]
+        if response.cardinality == "single" and positive:
+            positive = [max(positive, key=lambda e: e.value)]
+        key = tuple(e.key for e in positive)
+        if key:
+            source.report.warn(
+                f"{source.where}: no correctResponse; the key was taken from the mapping"
+            )
+    if not key:
+        source.report.error(
+            f"{source.where}: no correctResponse (and no positive mapping): the key is missing"
+        )
+        return None
+    unknown = [k for k in key if k not in ids]
+    if unknown:
+        source.report.error(
+            f"{source.where}: correctResponse names {', '.join(unknown)}, which is not a choice"
+        )
+        return None
+    if response.cardinality == "single" and len(key) != 1:
+        source.report.error(f"{source.where}: single-choice correctResponse has {len(key)} values")
+        return None
+    return key
+
+
+def _check_choice_counts(
+    source: ItemSource, interaction: Element, keys: int, options: int, single: bool
+) -> None:
+    max_choices = int(interaction.get("maxChoices", "1") or 1)
+    min_choices = int(interaction.get("minChoices", "0") or 0)
+    if not single and 0 < max_choices < keys:
+        source.report.error(
+            f"{source.where}: maxChoices={max_choices} but the key has {keys} options; "
+            "nobody could give the right answer"
+        )
+    elif not single and 0 < max_choices < options:
+        source.report.warn(f"{source.where}: maxChoices={max_choices} is not enforced here")
+    if min_choices > 1:
+        source.report.warn(f"{source.where}: minChoices={min_choices} is not enforced here")
+
+
+def choice_scoring(
+    source: ItemSource, response: Response, key: tuple[str, ...], ids: set[str]
+) -> tuple[MultipleScoring, float, float]:
+    """(scoring, points, partial_points) for a choice item; lossy conversions are warned."""
+    mapping = response.mapping
+    if mapping is None or source.processing == "match_correct":
+        if source.processing not in ("match_correct", "none"):
+            source.report.warn(
+                f"{source.where}: responseProcessing ({source.processing}) is not interpreted; "
+                "scored all-or-nothing against correctResponse"
+            )
+        return "all_or_nothing", _points(source, None), 0.0
+    values = {option: mapping.value(option) for option in ids}
+    correct_sum = sum(values[k] for k in key)
+    upper = mapping.upper if mapping.upper is not None else source.max_score
+    if source.processing not in ("map_response",):
+        source.report.warn(
+            f"{source.where}: responseProcessing ({source.processing}) is not interpreted; "
+            "its mapping was used"
+        )
+    if response.cardinality == "single":
+        return "all_or_nothing", _points(source, values[key[0]]), 0.0
+    reason = _partial_refusal(values, key, correct_sum, upper)
+    if reason is not None:
+        points = _points(source, min(correct_sum, upper) if upper is not None else correct_sum)
+        source.report.warn(
+            f"{source.where}: its mapping cannot be expressed as partial credit ({reason}); "
+            f"imported as all-or-nothing for {points:g} points"
+        )
+        return "all_or_nothing", points, 0.0
+    partial = min(values[k] for k in key)
+    _warn_partial_losses(source, mapping, values, key, correct_sum, partial)
+    points = _points(source, correct_sum)
+    if abs(points - correct_sum) > _EPSILON:  # MAXSCORE differs: keep the proportion
+        partial = partial * points / correct_sum
+    return "partial", points, partial
+
+
+def _partial_refusal(
+    values: dict[str, float], key: tuple[str, ...], correct_sum: float, upper: float | None
+) -> str | None:
+    """Why a mapping does not fit the partial rule, or None when it does."""
+    if len(key) < 2:
+        return "only one correct option"
+    if any(values[k] <= 0 for k in key):
+        return "a correct option is worth 0 or less"
+    if any(values[o] > 0 for o in values if o not in key):
+        return "a wrong option earns marks"
+    if upper is not None and abs(upper - correct_sum) > _EPSILON:
+        return f"the upper bound {upper:g} is not the sum {correct_sum:g} of the correct options"
+    return None
+
+
+def _warn_partial_losses(
+    source: ItemSource,
+    mapping: Mapping,
+    values: dict[str, float],
+    key: tuple[str, ...],
+    correct_sum: float,
+    partial: float,
+) -> None:
+    wrong = sorted(o for o in values if o not in key)
+    if (mapping.lower is None or mapping.lower < 0) and any(values[o] < 0 for o in wrong):
+        source.report.warn(
+            f"{source.where}: negative totals (no lowerBound >= 0) cannot be expressed; "
+            "a selection with a wrong option scores 0 here"
+        )
+    softened = [o for o in wrong if correct_sum + values[o] > _EPSILON]
+    if softened:
+        source.report.warn(
+            f"{source.where}: negative marks cannot be expressed: in QTI a selection with "
+            f"{', '.join(softened)} still earns marks; here any wrong option scores 0"
+        )
+    subset_values = {values[k] for k in key}
+    if len(key) > 2 or len(subset_values) > 1:
+        source.report.warn(
+            f"{source.where}: in QTI a partly right answer earns between {partial:g} and "
+            f"{correct_sum - min(subset_values):g}; here always {partial:g}"
+        )
+
+
+def _points(source: ItemSource, from_mapping: float | None) -> float:
+    """MAXSCORE, else what the mapping can award, else 1."""
+    if source.max_score is not None and source.max_score > 0:
+        return source.max_score
+    if from_mapping is not None and from_mapping > 0:
+        return from_mapping
+    return 1.0
+
+
+# --- fill in the blank ----------------------------------------------------------------------
+
+
+def _fill_blank_item(source: ItemSource, writer: BodyWriter, body: Element) -> Item | None:
+    count = len(source.interactions)
+    numbers = {id(e): n for n, e in enumerate(source.interactions, start=1)}
+
+    def marker(element: Element) -> str:
+        # A visible blank in the text; numbered when the item has several.
+        return "____" if count == 1 else f"____({numbers[id(element)]})"
+
+    writer.interactions = {"textEntryInteraction": marker}
+    stem = _stem(source, writer, body)
+    blanks: list[Blank] = []
+    best_total = 0.0
+    for interaction in source.interactions:
+        response = _response(source, interaction)
+        blank = _blank(source, response, interaction) if response is not None else None
+        if blank is None:
+            return None
+        blanks.append(blank[0])
+        best_total += blank[1]
+    if len({b.blank_id for b in blanks}) != len(blanks):
+        source.report.error(f"{source.where}: two textEntryInteractions share one response")
+        return None
+    if source.processing not in ("match_correct", "map_response", "none"):
+        source.report.warn(
+            f"{source.where}: responseProcessing ({source.processing}) is not interpreted; "
+            "each blank scores its accepted answers"
+        )
+    uses_mapping = source.processing != "match_correct" and best_total > 0
+    return Item(
+        item_id=source.item_id,
+        type="fill_blank",
+        stem=stem,
+        points=_points(source, best_total if uses_mapping else None),
+        blanks=tuple(blanks),
+    )
+
+
+def _blank(
+    source: ItemSource, response: Response, interaction: Element
+) -> tuple[Blank, float] | None:
+    """The blank of one textEntryInteraction and the most its mapping awards."""
+    where = f"{source.where}: response {response.identifier}"
+    if response.cardinality != "single":
+        source.report.error(
+            f"{where}: cardinality {response.cardinality} is not supported for a blank"
+        )
+        return None
+    accepted = list(response.correct)
+    entries = response.mapping.entries if response.mapping is not None else ()
+    best = max((e.value for e in entries), default=0.0)
+    for entry in entries:
+        if entry.value >= best - _EPSILON and entry.value > 0 and entry.key not in accepted:
+            accepted.append(entry.key)
+        elif 0 < entry.value < best - _EPSILON and entry.key not in accepted:
+            source.report.warn(
+                f"{where}: the answer {entry.key!r} earned {entry.value:g} of {best:g} in QTI; "
+                "a blank here is right or wrong, so it was left out (add it to accepted "
+                "if it deserves full marks)"
+            )
+    if not accepted:
+        source.report.error(f"{where}: no correctResponse or positive mapEntry: the key is missing")
+        return None
+    if response.base_type in ("integer", "float"):
+        source.report.warn(f"{where}: numeric answers are compared as text here ('3.0' is not '3')")
+    if interaction.get("patternMask"):
+        source.report.warn(f"{where}: patternMask is not enforced here")
+    return Blank(
+        response.identifier, tuple(accepted), _normalisation(source, where, entries, accepted)
+    ), best
+
+
+def _normalisation(
+    source: ItemSource, where: str, entries: tuple[MapEntry, ...], accepted: list[str]
+) -> Normalisation:
+    """Case-sensitive unless every mapEntry of an accepted answer says caseSensitive=false."""
+    flags = {e.case_sensitive for e in entries if e.key in accepted}
+    if len(flags) > 1:
+        source.report.warn(f"{where}: mapEntries mix caseSensitive; the blank is case-sensitive")
+    return Normalisation(case_sensitive=flags != {False})
+
+
+# --- essay ----------------------------------------------------------------------------------
+
+
+def _essay_item(source: ItemSource, writer: BodyWriter, body: Element) -> Item | None:
+    interaction = source.interactions[0]
+    writer.interactions = {"extendedTextInteraction": lambda el: _prompt_html(writer, el)}
+    stem = _stem(source, writer, body)
+    expected = interaction.get("expectedLength", "").strip()
+    max_length = int(expected) * ESSAY_LENGTH_FACTOR if expected.isdigit() else 0
+    if int(interaction.get("maxStrings", "1") or 1) > 1:
+        source.report.warn(f"{source.where}: maxStrings > 1: the answer is one text here")
+    if source.max_score is None:
+        source.report.warn(
+            f"{source.where}: no MAXSCORE; the essay is worth 1 point: set its points"
+        )
+    return Item(
+        item_id=source.item_id,
+        type="essay",
+        stem=stem,
+        points=_points(source, None),
+        max_length=max_length,
+    )

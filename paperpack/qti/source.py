@@ -1,0 +1,278 @@
+"""Where QTI files come from: one XML file, a folder, or an IMS content package zip.
+
+A `Package` reads files by their package-relative POSIX name and enforces the two things
+an importer must never get wrong on untrusted input:
+
+- **No escaping.** An `href` or `src` is resolved relative to the file that holds it; a
+  result outside the package root (`../`, an absolute path, a URL, a symlink leading out
+  of the folder) is refused.
+- **Bounded sizes.** Every read is capped (XML files at `MAX_XML_BYTES`, other files at
+  `MAX_FILE_BYTES`, everything one import reads at `MAX_TOTAL_BYTES`), and zip members are
+  read through a bounded stream rather than trusting the sizes in the zip's directory,
+  so a zip bomb stops at the cap.
+
+XML is parsed with defusedxml only: entity declarations (billion laughs) and external
+references are refused, and become a `QtiFileError` naming the file.
+
+`list_item_files` decides which files are items: a manifest's QTI resources when there is
+an `imsmanifest.xml`, else every `.xml` file of a folder, else the single file.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote
+from xml.etree.ElementTree import Element
+
+import defusedxml
+import defusedxml.ElementTree as SafeET
+
+from paperpack.errors import PaperpackError
+from paperpack.qti.report import Report
+
+MIB = 1024 * 1024
+MAX_XML_BYTES = 8 * MIB  # one item or manifest file
+MAX_FILE_BYTES = 64 * MIB  # one image
+MAX_TOTAL_BYTES = 512 * MIB  # everything one import reads
+MAX_ZIP_MEMBERS = 20_000
+
+MANIFEST = "imsmanifest.xml"
+ITEM_RESOURCE_TYPES = frozenset({"imsqti_item_xmlv2p1", "imsqti_item_xmlv2p2"})
+TEST_RESOURCE_TYPES = frozenset({"imsqti_test_xmlv2p1", "imsqti_test_xmlv2p2"})
+
+
+class QtiFileError(PaperpackError):
+    """A file of the package cannot be used (missing, too large, escaping, not XML)."""
+
+
+class Package(Protocol):
+    """Files addressed by package-relative POSIX names ("items/q1.xml")."""
+
+    label: str  # what messages call the package, e.g. "exam.zip"
+
+    def exists(self, name: str) -> bool: ...
+
+    def read(self, name: str, limit: int) -> bytes: ...
+
+    def names(self) -> list[str]: ...
+
+
+@dataclass
+class _Budget:
+    """The total number of bytes one import may still read."""
+
+    left: int = MAX_TOTAL_BYTES
+
+    def take(self, label: str, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise QtiFileError(
+                f"{label}: the package holds more than {MAX_TOTAL_BYTES // MIB} MiB; "
+                "split it into smaller imports"
+            )
+
+
+@dataclass
+class DirPackage:
+    """A folder on disk (a single XML file is a folder package of its parent)."""
+
+    root: Path
+    label: str
+    budget: _Budget = field(default_factory=_Budget)
+
+    def _path(self, name: str) -> Path:
+        path = (self.root / name).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise QtiFileError(f"{name}: leads outside {self.label} (a symlink?); refused")
+        return path
+
+    def exists(self, name: str) -> bool:
+        try:
+            return self._path(name).is_file()
+        except QtiFileError:
+            return False
+
+    def read(self, name: str, limit: int) -> bytes:
+        path = self._path(name)
+        if not path.is_file():
+            raise QtiFileError(f"{name}: not found in {self.label}")
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+        _check_limit(name, len(data), limit)
+        self.budget.take(name, len(data))
+        return data
+
+    def names(self) -> list[str]:
+        return sorted(
+            p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file()
+        )
+
+
+@dataclass
+class ZipPackage:
+    """An IMS content package zip; members are read through bounded streams."""
+
+    archive: zipfile.ZipFile
+    label: str
+    budget: _Budget = field(default_factory=_Budget)
+
+    def _info(self, name: str) -> zipfile.ZipInfo | None:
+        try:
+            return self.archive.getinfo(name)
+        except KeyError:
+            return None
+
+    def exists(self, name: str) -> bool:
+        info = self._info(name)
+        return info is not None and not info.is_dir()
+
+    def read(self, name: str, limit: int) -> bytes:
+        info = self._info(name)
+        if info is None or info.is_dir():
+            raise QtiFileError(f"{name}: not found in {self.label}")
+        _check_limit(name, info.file_size, limit)
+        try:
+            with self.archive.open(info) as handle:
+                data = handle.read(limit + 1)  # the directory's size may lie: cap the stream
+        except (zipfile.BadZipFile, OSError, NotImplementedError) as exc:
+            raise QtiFileError(f"{name}: cannot be read from {self.label}: {exc}") from exc
+        _check_limit(name, len(data), limit)
+        self.budget.take(name, len(data))
+        return data
+
+    def names(self) -> list[str]:
+        return sorted(i.filename for i in self.archive.infolist() if not i.is_dir())
+
+
+def _check_limit(name: str, size: int, limit: int) -> None:
+    if size > limit:
+        raise QtiFileError(
+            f"{name}: larger than {limit // MIB} MiB (unpacked); refused as too large "
+            "(a zip bomb or the wrong file?)"
+        )
+
+
+def open_zip(path: Path) -> ZipPackage:
+    """Open `path` as a content package zip, refusing what is not one."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise QtiFileError(f"{path.name}: not a readable zip file ({exc})") from exc
+    if len(archive.infolist()) > MAX_ZIP_MEMBERS:
+        archive.close()
+        raise QtiFileError(f"{path.name}: more than {MAX_ZIP_MEMBERS} files; refused")
+    return ZipPackage(archive, path.name)
+
+
+def resolve_href(base: str, href: str) -> str:
+    """The package name `href` points to from the file `base`; refuses escapes and URLs."""
+    target = unquote(href.strip())
+    scheme = target.split("/", 1)[0]
+    if not target or ":" in scheme or target.startswith(("/", "\\")):
+        raise QtiFileError(f"{href!r} is not a path inside the package (a URL or absolute path)")
+    joined = posixpath.normpath(posixpath.join(posixpath.dirname(base), target.replace("\\", "/")))
+    if joined == ".." or joined.startswith("../") or joined == ".":
+        raise QtiFileError(f"{href!r} leads outside the package; refused")
+    return joined
+
+
+def parse_xml(package: Package, name: str) -> Element:
+    """Parse one XML file of the package safely (defusedxml: no entities, no external refs)."""
+    data = package.read(name, MAX_XML_BYTES)
+    try:
+        root: Element = SafeET.fromstring(data)
+    except defusedxml.DefusedXmlException as exc:
+        raise QtiFileError(
+            f"{name}: refused: the XML declares entities or external references ({exc}); "
+            "QTI files never need them (a billion-laughs or external-entity attack?)"
+        ) from exc
+    except SafeET.ParseError as exc:
+        raise QtiFileError(f"{name}: not well-formed XML: {exc}") from exc
+    return root
+
+
+def local_name(element: Element) -> str:
+    """The tag without its namespace: `{ns}choiceInteraction` -> `choiceInteraction`."""
+    return element.tag.rsplit("}", 1)[-1] if isinstance(element.tag, str) else ""
+
+
+def namespace(element: Element) -> str:
+    tag = element.tag if isinstance(element.tag, str) else ""
+    return tag[1:].split("}", 1)[0] if tag.startswith("{") else ""
+
+
+def list_item_files(package: Package, report: Report, *, single: str | None = None) -> list[str]:
+    """The package names of the item files to import, in order (problems go to `report`)."""
+    if single is not None:
+        return [single]
+    if package.exists(MANIFEST):
+        return _manifest_items(package, report)
+    if isinstance(package, ZipPackage):
+        report.error(
+            f"{package.label}: not an IMS content package: no {MANIFEST} at the top of the zip; "
+            "zip the package folder's contents, not the folder"
+        )
+        return []
+    names = [n for n in package.names() if n.lower().endswith(".xml")]
+    if not names:
+        report.error(f"{package.label}: no .xml files found; expected QTI item files")
+    return names
+
+
+def _manifest_items(package: Package, report: Report) -> list[str]:
+    """Item files named by the manifest's QTI resources; tests and missing files reported."""
+    try:
+        root = parse_xml(package, MANIFEST)
+    except QtiFileError as exc:
+        report.error(str(exc))
+        return []
+    if local_name(root) != "manifest":
+        report.error(f"{MANIFEST}: root element is <{local_name(root)}>, not an IMS <manifest>")
+        return []
+    items: list[str] = []
+    for resource in (e for e in root.iter() if local_name(e) == "resource"):
+        kind = resource.get("type", "")
+        ident = resource.get("identifier", "?")
+        href = resource.get("href")
+        where = f"{MANIFEST}: resource {ident}"
+        if kind in TEST_RESOURCE_TYPES:
+            report.error(
+                f"{where}: an assessmentTest ({href}) is not supported: "
+                "list its items as imsqti_item resources instead"
+            )
+        elif kind.startswith("imsqti_") and kind not in ITEM_RESOURCE_TYPES:
+            report.error(
+                f"{where}: resource type {kind} is not supported; supported: "
+                + ", ".join(sorted(ITEM_RESOURCE_TYPES))
+            )
+        elif kind in ITEM_RESOURCE_TYPES:
+            name = _manifest_item(package, report, where, href)
+            if name is not None:
+                items.append(name)
+    if not items and not report.errors:
+        report.error(
+            f"{MANIFEST}: lists no QTI item resources ({', '.join(sorted(ITEM_RESOURCE_TYPES))})"
+        )
+    return items
+
+
+def _manifest_item(package: Package, report: Report, where: str, href: str | None) -> str | None:
+    if not href:
+        report.error(f"{where}: has no href naming its item file")
+        return None
+    try:
+        name = resolve_href(MANIFEST, href)
+    except QtiFileError as exc:
+        report.error(f"{where}: href {exc}")
+        return None
+    if not package.exists(name):
+        report.error(
+            f"{where}: item file {name} is listed in the manifest but missing from "
+            f"{package.label}; add the file or remove the resource"
+        )
+        return None
+    return name

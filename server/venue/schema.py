@@ -232,12 +232,14 @@ CREATE TABLE attempts (
 CREATE TABLE journal (
     attempt_id TEXT NOT NULL REFERENCES attempts(attempt_id), -- attempt saved
     seq INTEGER NOT NULL,              -- client sequence number, 1, 2, 3... per attempt
+    position INTEGER NOT NULL,         -- place in the attempt's hash chain (arrival order), 1-based
     saved_at TEXT NOT NULL,            -- server time the save was received (ISO-8601 UTC)
     responses TEXT NOT NULL,           -- canonical JSON {item id: answer} of this save
     size_bytes INTEGER NOT NULL,       -- length of `responses`, bytes
-    prev_hash TEXT NOT NULL,           -- `hash` of the previous seq (64 zeros for seq 1)
+    prev_hash TEXT NOT NULL,           -- `hash` at position - 1 (64 zeros at position 1)
     hash TEXT NOT NULL,                -- hex SHA-256 of canonical JSON, see journal.py
-    PRIMARY KEY (attempt_id, seq)
+    PRIMARY KEY (attempt_id, seq),
+    UNIQUE (attempt_id, position)
 );
 
 -- Current answers, derived from the journal in the same transaction as each save.

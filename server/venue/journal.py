@@ -1,0 +1,191 @@
+"""The journal: every save of every attempt, append-only and hash-chained, and the current
+answers derived from it.
+
+`append_save()` runs inside the Store's writer transaction (`store.write(append_save, ...)`),
+so a save is acknowledged only once it is committed. Saves are idempotent by `seq`: the same
+seq with the same content is acknowledged again; with other content it is a `SeqConflict`.
+Saves may arrive out of order (two autosaves in flight): each is chained in arrival order
+(`position`), and an item's current answer is the one from the highest seq that carried it,
+so a late, older save never overwrites a newer answer. The `responses` table holds those
+current answers and is updated in the same transaction; `derive_responses()` recomputes them
+from the journal alone so the two can be compared.
+
+Chain link: `hash = SHA-256(canonical JSON {attempt_id, seq, position, saved_at, responses,
+prev_hash})`, with `prev_hash` the hash at the previous position (64 zeros at position 1).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from paperpack.canonical import canonical_hash, canonical_json
+from server.clock import iso
+from server.errors import CbtError
+
+GENESIS = "0" * 64
+MAX_SAVE_BYTES = 256 * 1024  # canonical JSON of one save, bytes
+MAX_ITEMS_PER_SAVE = 1000  # answers in one save (count)
+MAX_ANSWER_BYTES = 64 * 1024  # canonical JSON of one answer (an essay), bytes
+
+
+class JournalError(CbtError):
+    """A save cannot be journaled as sent."""
+
+
+class SeqConflict(JournalError):
+    """The seq was already saved with other content."""
+
+
+class SaveTooLarge(JournalError):
+    """A save exceeds a size limit."""
+
+
+class ChainBroken(JournalError):
+    """An attempt's journal does not verify; the message names the first bad position."""
+
+
+def check_save_limits(
+    responses: dict[str, Any],
+    *,
+    max_bytes: int = MAX_SAVE_BYTES,
+    max_items: int = MAX_ITEMS_PER_SAVE,
+    max_answer_bytes: int = MAX_ANSWER_BYTES,
+) -> bytes:
+    """Return the canonical JSON of `responses`, or raise SaveTooLarge saying which limit."""
+    if len(responses) > max_items:
+        raise SaveTooLarge(
+            f"a save carries {len(responses)} answers; at most {max_items} are accepted at once"
+        )
+    for item_id, answer in responses.items():
+        size = len(canonical_json(answer))
+        if size > max_answer_bytes:
+            raise SaveTooLarge(
+                f"the answer to item {item_id} is {size} bytes; at most {max_answer_bytes}"
+            )
+    body = canonical_json(responses)
+    if len(body) > max_bytes:
+        raise SaveTooLarge(f"the save is {len(body)} bytes; at most {max_bytes} are accepted")
+    return body
+
+
+def link_hash(
+    attempt_id: str, seq: int, position: int, saved_at: str, responses: Any, prev_hash: str
+) -> str:
+    """The hash of one journal entry, chained to the one before it."""
+    return canonical_hash(
+        {
+            "attempt_id": attempt_id,
+            "seq": seq,
+            "position": position,
+            "saved_at": saved_at,
+            "responses": responses,
+            "prev_hash": prev_hash,
+        }
+    )
+
+
+def append_save(
+    db: Database, attempt_id: str, seq: int, responses: dict[str, Any], now: datetime
+) -> int:
+    """Journal one save and update the current answers; return the acknowledged seq."""
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        raise JournalError(f"seq must be a whole number from 1 up, not {seq!r}")
+    body = check_save_limits(responses).decode()
+    existing = db.execute(
+        "SELECT responses FROM journal WHERE attempt_id = ? AND seq = ?", (attempt_id, seq)
+    ).fetchone()
+    if existing is not None:
+        if existing[0] != body:
+            raise SeqConflict(
+                f"seq {seq} was already saved with other answers; send new answers with a new seq"
+            )
+        return seq
+    last = db.execute(
+        "SELECT position, hash FROM journal WHERE attempt_id = ? ORDER BY position DESC LIMIT 1",
+        (attempt_id,),
+    ).fetchone()
+    position, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    saved_at = iso(now)
+    digest = link_hash(attempt_id, seq, position, saved_at, responses, prev_hash)
+    db.execute(
+        "INSERT INTO journal (attempt_id, seq, position, saved_at, responses, size_bytes,"
+        " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (attempt_id, seq, position, saved_at, body, len(body), prev_hash, digest),
+    )
+    _apply_to_responses(db, attempt_id, seq, responses, saved_at)
+    db.execute(
+        "UPDATE attempts SET last_seq = MAX(last_seq, ?), last_seen_at = ? WHERE attempt_id = ?",
+        (seq, saved_at, attempt_id),
+    )
+    return seq
+
+
+def _apply_to_responses(
+    db: Database, attempt_id: str, seq: int, responses: dict[str, Any], saved_at: str
+) -> None:
+    """Upsert each answer unless a higher seq already set that item."""
+    db.conn.executemany(
+        "INSERT INTO responses (attempt_id, item_id, answer, seq, updated_at)"
+        " VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (attempt_id, item_id) DO UPDATE SET"
+        " answer = excluded.answer, seq = excluded.seq, updated_at = excluded.updated_at"
+        " WHERE excluded.seq > responses.seq",
+        [
+            (attempt_id, item_id, canonical_json(answer).decode(), seq, saved_at)
+            for item_id, answer in responses.items()
+        ],
+    )
+
+
+def current_responses(db: Database, attempt_id: str) -> dict[str, Any]:
+    """The attempt's current answers {item id: answer}, from the materialised table."""
+    rows = db.execute(
+        "SELECT item_id, answer FROM responses WHERE attempt_id = ? ORDER BY item_id",
+        (attempt_id,),
+    )
+    return {item_id: json.loads(answer) for item_id, answer in rows}
+
+
+def derive_responses(db: Database, attempt_id: str) -> dict[str, Any]:
+    """The current answers recomputed from the journal alone (highest seq per item wins)."""
+    answers: dict[str, Any] = {}
+    for (body,) in db.execute(
+        "SELECT responses FROM journal WHERE attempt_id = ? ORDER BY seq", (attempt_id,)
+    ):
+        answers.update(json.loads(body))
+    return dict(sorted(answers.items()))
+
+
+def verify_chain(db: Database, attempt_id: str) -> int:
+    """Check the attempt's hash chain; return its length or raise ChainBroken."""
+    expected_prev = GENESIS
+    expected_position = 1
+    rows = db.execute(
+        "SELECT seq, position, saved_at, responses, prev_hash, hash FROM journal"
+        " WHERE attempt_id = ? ORDER BY position",
+        (attempt_id,),
+    )
+    for seq, position, saved_at, body, prev_hash, digest in rows:
+        where = f"attempt {attempt_id} journal position {expected_position}"
+        if position != expected_position:
+            raise ChainBroken(f"{where} is missing: an entry was deleted")
+        if prev_hash != expected_prev:
+            raise ChainBroken(f"{where} does not follow the entry before it")
+        if link_hash(attempt_id, seq, position, saved_at, json.loads(body), prev_hash) != digest:
+            raise ChainBroken(f"{where} (seq {seq}) does not match its hash: it was edited")
+        expected_prev = digest
+        expected_position += 1
+    return expected_position - 1
+
+
+def journal_head(db: Database, attempt_id: str) -> tuple[int, str]:
+    """(length, head hash) of the attempt's chain; (0, zeros) when it has no saves."""
+    row = db.execute(
+        "SELECT position, hash FROM journal WHERE attempt_id = ? ORDER BY position DESC LIMIT 1",
+        (attempt_id,),
+    ).fetchone()
+    return (int(row[0]), str(row[1])) if row else (0, GENESIS)

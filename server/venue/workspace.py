@@ -1,0 +1,176 @@
+"""The venue directory: what `cbt venue init DIR` lays out and every other command opens.
+
+```
+DIR/venue.json        venue id, name, format version, the public keys (no secrets)
+DIR/keys/             venue-sign.pem (Ed25519, signs exports and release requests) and
+                      venue-wrap.pem (X25519, receives the wrapped device secret and releases),
+                      mode 0600; *.pub beside them (base64 of the raw 32 bytes)
+DIR/venue.db          the SQLite database (server.venue.schema), WAL, synchronous=FULL
+DIR/backup/           the continuous backup and `cbt venue backup` copies (another disk in
+                      practice: make it a mount point)
+DIR/packages/         imported, verified package fragments (still encrypted)
+DIR/photos/           candidate photos named in the roster
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from paperpack import crypto
+from server.clock import iso
+from server.errors import CbtError
+from server.store import Store, connect, migrate, open_store
+from server.venue.schema import migrations
+
+FORMAT = "cbt-venue/1"
+VENUE_FILE = "venue.json"
+DB_FILE = "venue.db"
+SIGN_KEY = "venue-sign.pem"
+WRAP_KEY = "venue-wrap.pem"
+
+
+class WorkspaceError(CbtError):
+    """The venue directory is missing, incomplete or already initialised."""
+
+
+@dataclass(frozen=True)
+class Venue:
+    """One venue directory as `venue.json` describes it."""
+
+    directory: Path
+    venue_id: str
+    name: str
+    sign_public: str  # Ed25519 public key, base64 of 32 raw bytes
+    wrap_public: str  # X25519 public key, base64 of 32 raw bytes
+    created_at: str
+
+    @property
+    def db_path(self) -> Path:
+        return self.directory / DB_FILE
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.directory / "keys"
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.directory / "backup"
+
+    @property
+    def packages_dir(self) -> Path:
+        return self.directory / "packages"
+
+    @property
+    def photos_dir(self) -> Path:
+        return self.directory / "photos"
+
+
+def init_venue(
+    directory: Path, venue_id: str, name: str = "", now: datetime | None = None
+) -> Venue:
+    """Create the layout, the two key pairs and the migrated database; refuse to overwrite."""
+    _check_venue_id(venue_id)
+    if (directory / VENUE_FILE).exists():
+        raise WorkspaceError(
+            f"{directory} is already a venue directory ({VENUE_FILE} exists): choose an empty one"
+        )
+    for sub in ("", "keys", "backup", "packages", "photos"):
+        (directory / sub).mkdir(parents=True, exist_ok=True)
+    os.chmod(directory / "keys", 0o700)
+    sign_key = crypto.generate_signing_key()
+    wrap_key = crypto.generate_wrapping_key()
+    crypto.write_private_key(directory / "keys" / SIGN_KEY, sign_key)
+    crypto.write_private_key(directory / "keys" / WRAP_KEY, wrap_key)
+    venue = Venue(
+        directory=directory,
+        venue_id=venue_id,
+        name=name or venue_id,
+        sign_public=crypto.public_key_text(sign_key.public_key()),
+        wrap_public=crypto.public_key_text(wrap_key.public_key()),
+        created_at=iso(now or datetime.now(UTC)),
+    )
+    (directory / "keys" / "venue-sign.pub").write_text(venue.sign_public + "\n")
+    (directory / "keys" / "venue-wrap.pub").write_text(venue.wrap_public + "\n")
+    db = open_venue_db(directory)
+    db.close()
+    # venue.json last: its presence means the directory is complete.
+    (directory / VENUE_FILE).write_text(json.dumps(_venue_json(venue), indent=2) + "\n")
+    return venue
+
+
+def _check_venue_id(venue_id: str) -> None:
+    if not venue_id or not all(c.isalnum() or c in "-_." for c in venue_id):
+        raise WorkspaceError(
+            f"venue id {venue_id!r} is not valid: use letters, digits, '-', '_' or '.'"
+        )
+
+
+def _venue_json(venue: Venue) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "venue_id": venue.venue_id,
+        "name": venue.name,
+        "sign_public": venue.sign_public,
+        "wrap_public": venue.wrap_public,
+        "created_at": venue.created_at,
+    }
+
+
+def load_venue(directory: Path) -> Venue:
+    """Read DIR/venue.json, or say how to make one."""
+    path = directory / VENUE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WorkspaceError(
+            f"{directory} is not a venue directory (no {VENUE_FILE}): run `cbt venue init` first"
+        ) from None
+    except ValueError as exc:
+        raise WorkspaceError(f"{path} is not valid JSON ({exc}): restore it from backup") from None
+    if data.get("format") != FORMAT:
+        raise WorkspaceError(f"{path} has format {data.get('format')!r}; this build reads {FORMAT}")
+    return Venue(
+        directory=directory,
+        venue_id=data["venue_id"],
+        name=data.get("name", data["venue_id"]),
+        sign_public=data["sign_public"],
+        wrap_public=data["wrap_public"],
+        created_at=data.get("created_at", ""),
+    )
+
+
+def load_signing_key(venue: Venue) -> crypto.Ed25519PrivateKey:
+    """The venue's Ed25519 private key (signs exports and release requests)."""
+    key = crypto.load_private_key(venue.keys_dir / SIGN_KEY)
+    if not isinstance(key, crypto.Ed25519PrivateKey):
+        raise WorkspaceError(f"{venue.keys_dir / SIGN_KEY} is not an Ed25519 key")
+    return key
+
+
+def load_wrapping_key(venue: Venue) -> crypto.X25519PrivateKey:
+    """The venue's X25519 private key (unwraps the device secret and releases)."""
+    key = crypto.load_private_key(venue.keys_dir / WRAP_KEY)
+    if not isinstance(key, crypto.X25519PrivateKey):
+        raise WorkspaceError(f"{venue.keys_dir / WRAP_KEY} is not an X25519 key")
+    return key
+
+
+def open_venue_db(directory: Path) -> Database:
+    """A migrated, checked (WAL + FULL) connection for command-line tools."""
+    db = connect(directory / DB_FILE)
+    migrate(db, migrations)
+    return db
+
+
+async def open_venue_store(directory: Path, **options: Any) -> Store:
+    """The venue's group-committing Store (the server's one database handle)."""
+    load_venue(directory)
+    return await open_store(directory / DB_FILE, migrations, **options)

@@ -1,0 +1,114 @@
+"""The audit log: hash-chained, append-only, and `cbt audit verify` finds tampering."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlite_utils import Database
+
+from server.audit import AuditBroken, record, verify_audit
+from server.cli import main as cbt
+from server.store import transaction
+from server.venue.workspace import Venue
+
+T = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
+
+
+def write_events(db: Database, n: int) -> None:
+    with transaction(db):
+        for i in range(n):
+            record(
+                db,
+                "chief1",
+                "seat.moved",
+                f"session:S1/ticket:T{i}",
+                {"n": i},
+                now=T + timedelta(seconds=i),
+            )
+
+
+def test_events_form_a_chain_that_verifies(venue_db: Database) -> None:
+    """Recorded events are numbered 1..n, each linked to the one before, and verify."""
+    write_events(venue_db, 5)
+    assert verify_audit(venue_db) == 5
+    rows = list(venue_db.query("SELECT event_id, prev_hash, hash FROM audit_events"))
+    assert [r["event_id"] for r in rows] == [1, 2, 3, 4, 5]
+    assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(rows))
+
+
+def test_an_edited_event_is_named(venue_db: Database) -> None:
+    """Editing one event's details (triggers dropped) is reported at that event."""
+    write_events(venue_db, 5)
+    venue_db.execute("DROP TRIGGER audit_events_no_update")
+    venue_db.execute("""UPDATE audit_events SET details = '{"n":99}' WHERE event_id = 3""")
+    with pytest.raises(AuditBroken, match="audit event 3 does not match its hash") as err:
+        verify_audit(venue_db)
+    assert err.value.event_id == 3
+
+
+def test_a_deleted_event_is_named(venue_db: Database) -> None:
+    """Deleting a middle event is reported as missing at its position."""
+    write_events(venue_db, 5)
+    venue_db.execute("DROP TRIGGER audit_events_no_delete")
+    venue_db.execute("DELETE FROM audit_events WHERE event_id = 2")
+    with pytest.raises(AuditBroken, match="audit event 2 is missing"):
+        verify_audit(venue_db)
+
+
+def test_reordered_events_are_named(venue_db: Database) -> None:
+    """Swapping two events' contents (keeping ids and hashes in place) is caught."""
+    write_events(venue_db, 4)
+    venue_db.execute("DROP TRIGGER audit_events_no_update")
+    venue_db.execute("UPDATE audit_events SET event_id = -2 WHERE event_id = 2")
+    venue_db.execute("UPDATE audit_events SET event_id = 2 WHERE event_id = 3")
+    venue_db.execute("UPDATE audit_events SET event_id = 3 WHERE event_id = -2")
+    with pytest.raises(AuditBroken, match="audit event 2 does not follow"):
+        verify_audit(venue_db)
+
+
+def test_the_audit_table_refuses_updates_and_deletes(venue_db: Database) -> None:
+    """Rows cannot be changed or removed through SQL while the triggers stand."""
+    write_events(venue_db, 1)
+    with pytest.raises(Exception, match="append-only"):
+        venue_db.execute("UPDATE audit_events SET actor = 'x'")
+    with pytest.raises(Exception, match="append-only"):
+        venue_db.execute("DELETE FROM audit_events")
+
+
+def test_secrets_are_refused_as_details(venue_db: Database) -> None:
+    """Details keyed like a secret or personal data are refused before anything is written."""
+    for key in ("password", "share", "token", "id_number", "answers"):
+        with pytest.raises(ValueError, match="must not carry"):
+            record(venue_db, "a", "b", "c", {key: "x"})
+    assert verify_audit(venue_db) == 0
+
+
+def test_an_event_rolls_back_with_its_transaction(venue_db: Database) -> None:
+    """An event written in a transaction that fails is not in the log."""
+    with pytest.raises(RuntimeError), transaction(venue_db):
+        record(venue_db, "admin", "staff.added", "staff:x", {})
+        raise RuntimeError("the change failed")
+    assert verify_audit(venue_db) == 0
+
+
+def test_cbt_audit_verify_reports_intact_and_broken_logs(
+    venue: Venue, venue_db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cbt audit verify DIR` exits 0 on an intact log and 1 naming the edited event."""
+    write_events(venue_db, 3)
+    assert cbt(["audit", "verify", str(venue.directory)]) == 0
+    assert "3 events verified" in capsys.readouterr().out
+    venue_db.execute("DROP TRIGGER audit_events_no_update")
+    venue_db.execute("UPDATE audit_events SET actor = 'someone-else' WHERE event_id = 2")
+    assert cbt(["audit", "verify", str(venue.db_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cbt: error: audit event 2 does not match its hash")
+    assert err.count("\n") == 1
+
+
+def test_cbt_audit_verify_names_a_missing_target(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A path that is not there gives a one-line error and exit 1."""
+    assert cbt(["audit", "verify", str(tmp_path / "nope")]) == 1
+    assert "does not exist" in capsys.readouterr().err

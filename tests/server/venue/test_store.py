@@ -1,0 +1,168 @@
+"""The Store: durable settings checked at start-up, group commit, isolated failures, reads."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from server.store import Store, StoreError, check_durability, connect, open_store
+
+items_migrations = Migrations("store-items")
+
+
+@items_migrations()
+def m001_items(db: Database) -> None:
+    db.execute("CREATE TABLE items (item_id INTEGER PRIMARY KEY, label TEXT NOT NULL UNIQUE)")
+
+
+def insert(db: Database, label: str) -> int:
+    cursor = db.execute("INSERT INTO items (label) VALUES (?)", (label,))
+    return int(cursor.lastrowid or 0)
+
+
+def count(db: Database) -> int:
+    return int(db.execute("SELECT count(*) FROM items").fetchone()[0])
+
+
+@pytest.fixture
+async def items_store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    store = await open_store(tmp_path / "items.db", items_migrations, checkpoint_idle_s=0.2)
+    yield store
+    await store.close()
+
+
+async def test_store_runs_wal_with_synchronous_full(items_store: Store) -> None:
+    """Every connection the store hands out runs WAL with synchronous=FULL."""
+
+    def pragmas(db: Database) -> tuple[str, int]:
+        mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+        return mode, db.execute("PRAGMA synchronous").fetchone()[0]
+
+    assert await items_store.read(pragmas) == ("wal", 2)
+    assert await items_store.write(pragmas) == ("wal", 2)
+
+
+def test_a_database_that_cannot_run_wal_is_refused() -> None:
+    """An in-memory database (no WAL possible) is refused with a reason, not opened."""
+    with pytest.raises(StoreError, match="not 'wal'"):
+        connect(":memory:")
+
+
+def test_a_connection_with_normal_sync_fails_the_full_check(tmp_path: Path) -> None:
+    """check_durability refuses a connection whose synchronous level is not FULL."""
+    db = connect(tmp_path / "x.db", durability="NORMAL")
+    with pytest.raises(StoreError, match="synchronous is 1, not FULL"):
+        check_durability(db.conn, "FULL")
+    db.close()
+
+
+async def test_concurrent_writes_share_commits(items_store: Store) -> None:
+    """200 concurrent writes are all acknowledged in far fewer than 200 commits."""
+    ids = await asyncio.gather(*(items_store.write(insert, f"w{i}") for i in range(200)))
+    assert len(set(ids)) == 200
+    assert items_store.stats.calls == 200
+    assert items_store.stats.commits <= 40
+    assert await items_store.read(count) == 200
+
+
+async def test_a_failing_write_rolls_back_alone(items_store: Store) -> None:
+    """A write that raises loses only its own changes; the others in its batch commit."""
+
+    def insert_then_fail(db: Database, label: str) -> None:
+        insert(db, label)
+        raise ValueError("refused on purpose")
+
+    results = await asyncio.gather(
+        items_store.write(insert, "a"),
+        items_store.write(insert_then_fail, "b"),
+        items_store.write(insert, "a"),  # UNIQUE violation
+        items_store.write(insert, "c"),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], ValueError)
+    assert isinstance(results[2], sqlite3.IntegrityError)
+    labels = await items_store.read(
+        lambda db: [r[0] for r in db.execute("SELECT label FROM items")]
+    )
+    assert sorted(labels) == ["a", "c"]
+    assert items_store.stats.failed_calls == 2
+
+
+async def test_a_write_that_aborts_the_transaction_does_not_lose_the_batch(
+    items_store: Store,
+) -> None:
+    """A RAISE(ROLLBACK) that ends the whole transaction fails only its own caller."""
+    await items_store.write(
+        lambda db: db.execute(
+            "CREATE TRIGGER no_poison BEFORE INSERT ON items WHEN NEW.label = 'poison'"
+            " BEGIN SELECT RAISE(ROLLBACK, 'poison refused'); END"
+        )
+    )
+    results = await asyncio.gather(
+        *(items_store.write(insert, f"ok{i}") for i in range(5)),
+        items_store.write(insert, "poison"),
+        *(items_store.write(insert, f"ok{i}") for i in range(5, 10)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[5], sqlite3.IntegrityError)
+    assert await items_store.read(count) == 10
+
+
+async def test_an_acknowledged_write_is_visible_to_a_fresh_connection(
+    items_store: Store, tmp_path: Path
+) -> None:
+    """Once write() returns, the row is committed: another connection sees it at once."""
+    await items_store.write(insert, "durable")
+    other = sqlite3.connect(tmp_path / "items.db")
+    assert other.execute("SELECT label FROM items").fetchall() == [("durable",)]
+    other.close()
+
+
+async def test_reads_cannot_write(items_store: Store) -> None:
+    """Read connections are query-only."""
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        await items_store.read(insert, "nope")
+
+
+async def test_the_wal_is_truncated_when_the_store_is_idle(
+    items_store: Store, tmp_path: Path
+) -> None:
+    """After a burst of writes and a short idle spell, the WAL file is checkpointed to 0 bytes."""
+    await asyncio.gather(*(items_store.write(insert, f"x{i}") for i in range(300)))
+    wal = tmp_path / "items.db-wal"
+    assert wal.stat().st_size > 0
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        if wal.stat().st_size == 0:
+            break
+    assert wal.stat().st_size == 0
+    assert items_store.stats.checkpoints >= 1
+
+
+async def test_close_finishes_queued_writes(tmp_path: Path) -> None:
+    """Writes queued before close() are committed and acknowledged, then the store refuses."""
+    store = Store(tmp_path / "c.db", items_migrations)
+    tasks = [asyncio.ensure_future(store.write(insert, f"q{i}")) for i in range(50)]
+    await asyncio.sleep(0)
+    await store.close()
+    assert len(await asyncio.gather(*tasks)) == 50
+    with pytest.raises(StoreError, match="closed"):
+        await store.write(insert, "late")
+    db = connect(tmp_path / "c.db")
+    assert count(db) == 50
+    db.close()
+
+
+async def items_migrations_apply_once(tmp_path: Path) -> None:
+    """Opening the same file twice applies each migration once."""
+    for _ in range(2):
+        store = await open_store(tmp_path / "m.db", items_migrations)
+        await store.close()
+    db = connect(tmp_path / "m.db")
+    assert [m.name for m in items_migrations.applied(db)] == ["m001_items"]
+    db.close()

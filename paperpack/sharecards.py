@@ -257,10 +257,14 @@ def check_share(
     parsed: ParsedShare,
     *,
     expected_set_id: str,
-    commitments: Mapping[int, str],
+    commitments: Mapping[int, str] | Mapping[str, str],
     salt: bytes,
 ) -> None:
-    """Raise ShareRejected, naming the holder, unless the share is this package's."""
+    """Raise ShareRejected, naming the holder, unless the share is this package's.
+
+    `commitments` maps holder numbers (int, or str as in the manifest's JSON) to
+    `share_commitment` hex digests.
+    """
     holder = parsed.holder
     if parsed.set_id != expected_set_id:
         raise ShareRejected(
@@ -269,11 +273,13 @@ def check_share(
             f"{expected_set_id}; use this session's card for this venue",
             holder=holder,
         )
-    expected = commitments.get(holder)
+    # The manifest (JSON) keys commitments by "1".."n"; callers may also pass int keys.
+    by_holder = {str(key): value for key, value in commitments.items()}
+    expected = by_holder.get(str(holder))
     if expected is None:
+        holders = ", ".join(sorted(by_holder, key=lambda key: (len(key), key)))
         raise ShareRejected(
-            f"holder {holder} is not one of this package's holders "
-            f"({', '.join(str(h) for h in sorted(commitments))}): check the card",
+            f"holder {holder} is not one of this package's holders ({holders}): check the card",
             holder=holder,
         )
     actual = share_commitment(parsed.set_id, parsed.x, parsed.data, salt)

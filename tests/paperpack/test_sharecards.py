@@ -207,6 +207,27 @@ def test_wrong_salt_rejects(package: tuple[str, list[Share], dict[int, str]]) ->
         )
 
 
+def test_commitments_keyed_by_text_as_in_the_manifest(
+    package: tuple[str, list[Share], dict[int, str]],
+) -> None:
+    """Commitments keyed "1".."5" (the manifest's JSON keys) check shares the same way."""
+    set_id, shares, commitments = package
+    as_text = {str(x): value for x, value in commitments.items()}
+    check_share(
+        parse_card(card_code(set_id, shares[4])),
+        expected_set_id=set_id,
+        commitments=as_text,
+        salt=SALT,
+    )
+    with pytest.raises(ShareRejected, match="holder 5 does not match"):
+        check_share(
+            parse_card(card_code(set_id, Share(5, shares[0].data))),
+            expected_set_id=set_id,
+            commitments=as_text,
+            salt=SALT,
+        )
+
+
 def test_unknown_holder_is_rejected(package: tuple[str, list[Share], dict[int, str]]) -> None:
     """A share for holder 7 of a 5-holder package is rejected naming holder 7."""
     set_id, _, commitments = package

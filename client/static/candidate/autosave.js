@@ -1,0 +1,94 @@
+// Autosave: local journal first, then the server in batches.
+//
+// A change is written to IndexedDB at once; about 1 s after a change (and at least every
+// 10 s) pending entries are frozen into a batch and sent, batches strictly in seq order.
+// A failure backs off (1, 2, 4 ... 15 s) and keeps everything local; the visible status says
+// saved / saving / offline. The server decides what an answer after the end of time means.
+
+import { ApiError, NetworkError } from "./api.js";
+
+const DEBOUNCE_MS = 1000;
+const PERIODIC_MS = 10000;
+const MAX_BACKOFF_MS = 15000;
+
+export class Autosave {
+  constructor(api, journal, { onStatus, onStopped }) {
+    this.api = api;
+    this.journal = journal;
+    this.onStatus = onStatus;
+    this.onStopped = onStopped;
+    this.timer = null;
+    this.flushing = null;
+    this.failures = 0;
+    this.stopped = false;
+    this.dirty = false;
+    this.periodic = setInterval(() => this.flush(), PERIODIC_MS);
+    window.addEventListener("online", () => this.flush());
+  }
+
+  async change(item, answer) {
+    await this.journal.append(item, answer);
+    this.dirty = true;
+    if (this.failures === 0) this.onStatus("saving");
+    this.schedule(DEBOUNCE_MS);
+  }
+
+  schedule(delayMs) {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.flush(), delayMs);
+  }
+
+  // Send everything pending; resolves true when nothing is left unacknowledged.
+  flush() {
+    if (this.stopped) return Promise.resolve(false);
+    if (!this.flushing) {
+      this.flushing = this.sendPending().finally(() => {
+        this.flushing = null;
+      });
+    }
+    return this.flushing;
+  }
+
+  async sendPending() {
+    this.dirty = false;
+    await this.journal.freezeBatch();
+    const batches = await this.journal.pendingBatches();
+    try {
+      for (const batch of batches) {
+        this.onStatus("saving");
+        const reply = await this.api.save(batch.seq, batch.responses);
+        await this.journal.acknowledge(reply.acked_seq);
+      }
+    } catch (err) {
+      return this.failed(err);
+    }
+    this.failures = 0;
+    if (this.dirty) {
+      this.schedule(DEBOUNCE_MS);
+      return false;
+    }
+    this.onStatus("saved");
+    return true;
+  }
+
+  failed(err) {
+    if (err instanceof NetworkError || (err instanceof ApiError && err.status >= 500)) {
+      this.failures += 1;
+      this.onStatus("offline");
+      this.schedule(Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (this.failures - 1)));
+      return false;
+    }
+    // The server refused for good (attempt closed or submitted, login replaced): the local
+    // journal keeps the entries as evidence, and the page shows the server's decision.
+    this.stop();
+    this.onStopped(err);
+    return false;
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearInterval(this.periodic);
+  }
+}

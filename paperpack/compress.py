@@ -65,7 +65,7 @@ def decompress_stream(chunks: Iterable[bytes], exact_output: int) -> Iterator[by
     CompressionError when it is not valid zstd, ends early or has trailing data.
     """
     source = _IterReader(chunks)
-    reader = zstandard.ZstdDecompressor().stream_reader(source, read_size=1 << 16)
+    reader = zstandard.ZstdDecompressor().stream_reader(source, read_size=1 << 16)  # type: ignore[arg-type]  # any .read() works
     produced = 0
     try:
         while True:

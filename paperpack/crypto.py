@@ -80,7 +80,9 @@ def constant_time_equal(a: bytes | bytearray, b: bytes | bytearray) -> bool:
     return hmac.compare_digest(bytes(a), bytes(b))
 
 
-def hkdf(ikm: bytes | bytearray, *, info: bytes, length: int = KEY_SIZE, salt: bytes | None = None) -> bytearray:
+def hkdf(
+    ikm: bytes | bytearray, *, info: bytes, length: int = KEY_SIZE, salt: bytes | None = None
+) -> bytearray:
     """HKDF-SHA256 (RFC 5869) into a bytearray."""
     return bytearray(HKDF(hashes.SHA256(), length, salt, info).derive(bytes(ikm)))
 
@@ -146,7 +148,9 @@ def unwrap(private_key: X25519PrivateKey, blob: bytes, *, context: bytes) -> byt
     key = hkdf(shared, salt=eph_pub + recipient_pub, info=WRAP_INFO + b"|" + context)
     try:
         return bytearray(
-            AESGCM(bytes(key)).decrypt(bytes(NONCE_SIZE), blob[len(WRAP_FORMAT) + 32 :], WRAP_FORMAT)
+            AESGCM(bytes(key)).decrypt(
+                bytes(NONCE_SIZE), blob[len(WRAP_FORMAT) + 32 :], WRAP_FORMAT
+            )
         )
     except InvalidTag:
         raise CryptoError(
@@ -271,7 +275,9 @@ def write_private_key(
         if passphrase
         else serialization.NoEncryption()
     )
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
@@ -289,7 +295,9 @@ def load_private_key(
         key = serialization.load_pem_private_key(pem, passphrase or None)
     except TypeError:
         if passphrase:
-            raise CryptoError(f"{path} is not passphrase-protected: drop --passphrase-file") from None
+            raise CryptoError(
+                f"{path} is not passphrase-protected: drop --passphrase-file"
+            ) from None
         raise CryptoError(f"{path} is passphrase-protected: pass --passphrase-file") from None
     except ValueError:
         raise CryptoError(

@@ -1,0 +1,214 @@
+"""The time release: the centre's S_time for one venue, as a phone code and a signed record.
+
+Central side (`issue_release`): reads the venue's central-only material from the authority
+directory and returns
+- the *code*: S_time (16 bytes) as checked typable groups (`paperpack.typable`), read out
+  over the phone to offline venues;
+- the *record*: JSON signed with the authority key, carrying session, venue, package id, the
+  window and S_time wrapped to the venue server's X25519 key, for the central server to serve
+  online. A copied record is useless on any other machine.
+
+The centre refuses a release only for an unknown session or venue; the window is enforced
+where it matters, at the venue (`check_release_*`), against the signed manifest.
+
+Venue side: `secret_from_code` and `secret_from_record` return S_time after checking it
+against the manifest's release commitment, so a release for another venue, session or
+package is refused when it is entered.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from paperpack import typable
+from paperpack.authority import Authority
+from paperpack.canonical import canonical_json
+from paperpack.crypto import (
+    CryptoError,
+    X25519PrivateKey,
+    constant_time_equal,
+    public_key_text,
+    read_wrapping_public,
+    sign,
+    unwrap,
+    verify,
+    wrap,
+    zeroise,
+)
+from paperpack.errors import PaperpackError, ReleaseRejected, SignatureInvalid
+from paperpack.manifest import Manifest, release_commitment
+from paperpack.pack import central_context
+
+RECORD_FORMAT = "cbt-release"
+RECORD_VERSION = 1
+MAX_RECORD_BYTES = 64 * 1024
+
+
+class ReleaseError(PaperpackError):
+    """The centre cannot issue this release (unknown session or venue)."""
+
+
+@dataclass(frozen=True)
+class Release:
+    session_id: str
+    venue_id: str
+    code: str  # S_time as typable groups: read it out, never log it
+    record: dict[str, Any]  # signed; S_time inside is wrapped to the venue key
+
+
+def release_context(session_id: str, venue_id: str, package_id: str) -> bytes:
+    return b"|".join(
+        [b"cbt-release", session_id.encode(), venue_id.encode(), bytes.fromhex(package_id)]
+    )
+
+
+def _central_material(
+    authority: Authority, session_id: str, venue_id: str
+) -> tuple[dict[str, Any], bytearray]:
+    central = authority.central_dir(session_id, venue_id)
+    record_path = central / "pack-record.json"
+    if not record_path.is_file():
+        sessions = authority.directory / "sessions"
+        if not (sessions / session_id).is_dir():
+            raise ReleaseError(
+                f"session {session_id} was never packed with this authority: check the session id"
+            )
+        known = ", ".join(sorted(p.name for p in (sessions / session_id).iterdir()))
+        raise ReleaseError(
+            f"venue {venue_id} is not in session {session_id} (packed venues: {known})"
+        )
+    pack_record = json.loads(record_path.read_text(encoding="utf-8"))
+    try:
+        secrets_blob = (central / "secrets.sealed").read_bytes()
+        secrets = unwrap(
+            authority.wrapping_key,
+            secrets_blob,
+            context=central_context("secrets", session_id, venue_id),
+        )
+    except (OSError, CryptoError) as exc:
+        raise ReleaseError(
+            f"cannot open the central secrets of {session_id}/{venue_id}: {exc}"
+        ) from None
+    doc = json.loads(bytes(secrets))
+    zeroise(secrets)
+    return pack_record, bytearray(base64.b64decode(doc["release_secret"]))
+
+
+def issue_release(
+    authority: Authority, session_id: str, venue_id: str, *, now: datetime | None = None
+) -> Release:
+    """The code and the signed record releasing S_time for one venue."""
+    pack_record, s_time = _central_material(authority, session_id, venue_id)
+    try:
+        code = typable.encode_groups(bytes(s_time))
+        venue_key = read_wrapping_public(pack_record["venue_public_key"], f"venue {venue_id}")
+        wrapped = wrap(
+            venue_key,
+            s_time,
+            context=release_context(session_id, venue_id, pack_record["package_id"]),
+        )
+    finally:
+        zeroise(s_time)
+    body = {
+        "format": RECORD_FORMAT,
+        "format_version": RECORD_VERSION,
+        "session_id": session_id,
+        "venue_id": venue_id,
+        "package_id": pack_record["package_id"],
+        "manifest_version": pack_record["manifest_version"],
+        "window": pack_record["window"],
+        "wrapped_secret": base64.b64encode(wrapped).decode("ascii"),
+        "issued_at": (now or datetime.now(UTC)).isoformat(),
+        "signing_key": public_key_text(authority.signing_public),
+    }
+    signature = sign(authority.signing_key, canonical_json(body))
+    record = {**body, "signature": base64.b64encode(signature).decode("ascii")}
+    return Release(session_id, venue_id, code, record)
+
+
+# --- venue side -------------------------------------------------------------------------
+
+
+def check_secret(manifest: Manifest, s_time: bytearray, what: str) -> None:
+    """ReleaseRejected unless `s_time` matches the manifest's release commitment."""
+    if not constant_time_equal(
+        release_commitment(manifest.raw, s_time).encode(), manifest.release["commitment"].encode()
+    ):
+        zeroise(s_time)
+        raise ReleaseRejected(
+            f"this {what} is not the release for session {manifest.session_id} at venue"
+            f" {manifest.venue_id}: it belongs to another venue, session or package;"
+            " check it with the centre"
+        )
+
+
+def secret_from_code(manifest: Manifest, code: str) -> bytearray:
+    """S_time from a typed code (typable.Mistyped names a mistyped group)."""
+    data = bytearray(typable.decode_groups(code))
+    if len(data) != 16:
+        raise ReleaseRejected(
+            f"the code carries {len(data)} bytes, a release code 16: is it a share card?"
+        )
+    check_secret(manifest, data, "release code")
+    return data
+
+
+def parse_record(text: str | bytes) -> dict[str, Any]:
+    """Parse a release record's JSON and field types (ReleaseRejected on anything else)."""
+    if len(text) > MAX_RECORD_BYTES:
+        raise ReleaseRejected("the release record is too large to be one")
+    try:
+        record = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise ReleaseRejected("the release record is not valid JSON: fetch it again") from None
+    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
+        raise ReleaseRejected("this is not a cbt release record (format field)")
+    if record.get("format_version") != RECORD_VERSION:
+        raise ReleaseRejected(
+            f"release record version {record.get('format_version')!r} is not supported"
+        )
+    for key in ("session_id", "venue_id", "package_id", "wrapped_secret", "signature", "issued_at"):
+        if not isinstance(record.get(key), str):
+            raise ReleaseRejected(f"the release record's {key} is missing or not text")
+    return record
+
+
+def secret_from_record(
+    manifest: Manifest, record: dict[str, Any], device_key: X25519PrivateKey, authority_key: Any
+) -> bytearray:
+    """S_time from a signed record: signature, binding, then unwrap with the venue key."""
+    body = {k: v for k, v in record.items() if k != "signature"}
+    try:
+        signature = base64.b64decode(record["signature"], validate=True)
+        verify(authority_key, signature, canonical_json(body))
+    except (ValueError, CryptoError):
+        raise SignatureInvalid(
+            "the release record is not signed by the pinned authority key: refuse it"
+        ) from None
+    for field, expected in (
+        ("session_id", manifest.session_id),
+        ("venue_id", manifest.venue_id),
+        ("package_id", manifest.package_id),
+    ):
+        if record[field] != expected:
+            raise ReleaseRejected(
+                f"this release record is for {field.removesuffix('_id')} {record[field]},"
+                f" not {expected}: ask the centre for this venue's release"
+            )
+    try:
+        wrapped = base64.b64decode(record["wrapped_secret"], validate=True)
+        s_time = unwrap(
+            device_key,
+            wrapped,
+            context=release_context(manifest.session_id, manifest.venue_id, manifest.package_id),
+        )
+    except (ValueError, CryptoError):
+        raise ReleaseRejected(
+            "the release record does not open with this venue server's key"
+        ) from None
+    check_secret(manifest, s_time, "release record")
+    return s_time

@@ -1,0 +1,222 @@
+"""The unlock ceremony's object: shares one at a time, the time release, then the paper.
+
+    opened = open_package(package_dir, authority_key, highest_seen_version=seen)
+    unlock = Unlock(opened, device_private_key, now)      # OutsideWindow / WrongVenue here
+    unlock.add_share(card_text, holder_login)            # checked on entry
+    unlock.add_release(code_or_record)                   # checked on entry
+    unlock.progress                                      # "2 of 3"
+    unlocked = unlock.open(now)                          # the paper without keys
+
+Every share is checked against its commitment in the signed manifest as it is entered, so a
+wrong card is named by its holder number at once; each holder and each login counts once.
+Key material (S_dev, S_time, S_sup, K) lives in bytearrays that are overwritten after use.
+The window is checked against the signed manifest with the injected time `now`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from paperpack import shamir, sharecards
+from paperpack.compress import decompress_stream
+from paperpack.crypto import (
+    CryptoError,
+    X25519PrivateKey,
+    constant_time_equal,
+    decrypt_chunks,
+    unwrap,
+    zeroise,
+)
+from paperpack.errors import OutsideWindow, PayloadCorrupt, UnlockIncomplete, WrongVenue
+from paperpack.fragments import read_stripes
+from paperpack.manifest import Manifest, derive_key
+from paperpack.model import Paper, paper_from_dict
+from paperpack.pack import PAYLOAD_FORMAT, device_context
+from paperpack.package import OpenedPackage
+from paperpack.release import parse_record, secret_from_code, secret_from_record
+
+
+@dataclass(frozen=True)
+class UnlockedPaper:
+    """What an unlock yields: the paper (no answer keys), variant secret and rules."""
+
+    paper: Paper
+    variant_secret: bytes  # seeds per-candidate variants (paperpack.variants)
+    rules: dict[str, int]  # the session's rule overrides, in minutes
+    manifest: Manifest
+
+
+def check_window(manifest: Manifest, now: datetime, action: str) -> None:
+    """OutsideWindow unless not_before <= now < not_after (timezone-aware `now`)."""
+    if now.tzinfo is None:
+        raise OutsideWindow("the unlock clock must be timezone-aware")
+    if now < manifest.not_before:
+        raise OutsideWindow(
+            f"cannot {action} before the unlock window opens at {manifest.window['not_before']}"
+            f" (now {now.isoformat()}): wait, or check the server clock"
+        )
+    if now >= manifest.not_after:
+        raise OutsideWindow(
+            f"cannot {action}: the unlock window closed at {manifest.window['not_after']}"
+            f" (now {now.isoformat()}); call the centre"
+        )
+
+
+class Unlock:
+    """One venue's unlock in progress (not thread-safe: one ceremony, one object)."""
+
+    def __init__(
+        self, opened: OpenedPackage, device_private_key: X25519PrivateKey, now: datetime
+    ) -> None:
+        self.opened = opened
+        self.manifest = opened.manifest
+        check_window(self.manifest, now, "start the unlock")
+        self._device_key = device_private_key
+        m = self.manifest
+        try:
+            self._s_dev = unwrap(
+                device_private_key,
+                m.wrapped_device_secret,
+                context=device_context(m.session_id, m.venue_id, m.package_id_bytes),
+            )
+        except CryptoError:
+            raise WrongVenue(
+                f"this server's key does not open the package for venue {m.venue_id}: it was sealed"
+                " to another venue server's key (wrong machine, or the venue key was re-created)"
+            ) from None
+        self._shares: dict[int, shamir.Share] = {}
+        self._logins: dict[str, int] = {}
+        self._s_time: bytearray | None = None
+
+    @property
+    def threshold(self) -> int:
+        return int(self.manifest.shares["threshold"])
+
+    @property
+    def progress(self) -> str:
+        return f"{len(self._shares)} of {self.threshold}"
+
+    @property
+    def holders_entered(self) -> list[int]:
+        return sorted(self._shares)
+
+    @property
+    def has_release(self) -> bool:
+        return self._s_time is not None
+
+    def add_share(self, card_text: str, holder_login: str) -> int:
+        """Check one supervisor's share as it is entered; returns the holder number."""
+        parsed = sharecards.parse_card(card_text)
+        shares = self.manifest.shares
+        sharecards.check_share(
+            parsed,
+            expected_set_id=shares["set_id"],
+            commitments={int(x): c for x, c in shares["commitments"].items()},
+            salt=bytes.fromhex(shares["salt"]),
+        )
+        if parsed.holder in self._shares:
+            raise sharecards.DuplicateShare(
+                f"the share of holder {parsed.holder} is already entered:"
+                " another holder must enter theirs",
+                holder=parsed.holder,
+            )
+        if holder_login in self._logins:
+            raise sharecards.DuplicateShare(
+                f"login {holder_login} already entered the share of holder"
+                f" {self._logins[holder_login]}: each supervisor enters one share"
+                " under their own login (art. 23)",
+                holder=parsed.holder,
+            )
+        self._shares[parsed.holder] = parsed.share
+        self._logins[holder_login] = parsed.holder
+        return parsed.holder
+
+    def add_release(
+        self, code_or_record: str | dict[str, Any], now: datetime | None = None
+    ) -> None:
+        """Take the time release, a typed code or a signed record (JSON text or dict)."""
+        if now is not None:
+            check_window(self.manifest, now, "accept the release")
+        if isinstance(code_or_record, dict) or code_or_record.lstrip().startswith("{"):
+            record = (
+                code_or_record if isinstance(code_or_record, dict) else parse_record(code_or_record)
+            )
+            s_time = secret_from_record(
+                self.manifest, record, self._device_key, self.opened.authority_key
+            )
+        else:
+            s_time = secret_from_code(self.manifest, code_or_record)
+        if self._s_time is not None:
+            zeroise(self._s_time)
+        self._s_time = s_time
+
+    def open(self, now: datetime) -> UnlockedPaper:
+        """Assemble the key, decrypt and decode the paper; refused outside the window."""
+        check_window(self.manifest, now, "open the paper")
+        if len(self._shares) < self.threshold:
+            raise UnlockIncomplete(
+                f"{self.progress} shares entered: {self.threshold} supervisors must enter theirs"
+            )
+        if self._s_time is None:
+            raise UnlockIncomplete(
+                "the time release is missing: enter the code from the centre or fetch it"
+            )
+        s_sup = bytearray(shamir.combine(list(self._shares.values())))
+        key, tag = derive_key(s_sup, self._s_time, self._s_dev, self.manifest.raw)
+        zeroise(s_sup)
+        try:
+            if not constant_time_equal(tag.encode(), self.manifest.key_commitment.encode()):
+                raise PayloadCorrupt(
+                    "the assembled key does not match the manifest's key commitment"
+                )
+            payload = b"".join(self._plaintext(key))
+        finally:
+            zeroise(key)
+        return self._decode(payload)
+
+    def close(self) -> None:
+        """Overwrite the secrets held so far (after open, or when a ceremony is abandoned)."""
+        zeroise(self._s_dev)
+        if self._s_time is not None:
+            zeroise(self._s_time)
+        self._shares.clear()
+
+    def _plaintext(self, key: bytearray) -> Iterator[bytes]:
+        m, opened = self.manifest, self.opened
+        lengths = m.stripe_lengths()
+        stripes = read_stripes(
+            opened.fragments,
+            opened.header_lengths,
+            lengths,
+            m.fragments["needed"],
+            m.fragments["total"],
+        )
+        chunks = ((stripe, i == len(lengths) - 1) for i, stripe in enumerate(stripes))
+        compressed_length = m.payload["compressed_size"] + 16 * m.payload["chunks"]
+        try:
+            yield from decompress_stream(decrypt_chunks(key, chunks), m.payload["plain_size"])
+        except CryptoError as exc:
+            raise PayloadCorrupt(
+                f"the payload ({compressed_length} bytes) fails authentication: {exc}"
+            ) from None
+
+    def _decode(self, payload: bytes) -> UnlockedPaper:
+        m = self.manifest
+        try:
+            doc = json.loads(payload)
+            if doc["format"] != PAYLOAD_FORMAT or (
+                doc["session_id"],
+                doc["venue_id"],
+                doc["package_id"],
+            ) != (m.session_id, m.venue_id, m.package_id):
+                raise PayloadCorrupt("the payload names another session, venue or package")
+            paper = paper_from_dict(doc["paper"])
+            secret = base64.b64decode(doc["variant_secret"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PayloadCorrupt(f"the decrypted payload is not a valid paper: {exc}") from None
+        return UnlockedPaper(paper, secret, dict(doc["rules"]), m)

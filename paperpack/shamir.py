@@ -98,7 +98,9 @@ class Share:
     def __post_init__(self) -> None:
         if isinstance(self.x, bool) or not isinstance(self.x, int) or not 1 <= self.x <= 255:
             raise ShamirError(f"share x-coordinate {self.x!r} is invalid: it must be 1..255")
-        if not isinstance(self.data, bytes) or not self.data:
+        if not isinstance(self.data, bytes):
+            raise ShamirError(f"share {self.x} data must be bytes, not {type(self.data).__name__}")
+        if not self.data:
             raise ShamirError(f"share {self.x} has no data: it must carry one byte per secret byte")
 
     def __repr__(self) -> str:
@@ -182,4 +184,6 @@ def combine(shares: Sequence[Share]) -> bytes:
     for share, weight in zip(shares, basis, strict=True):
         for i, y in enumerate(share.data):
             secret[i] ^= mul(y, weight)
-    return bytes(secret)
+    result = bytes(secret)
+    secret[:] = bytes(len(secret))  # do not leave a second copy of the secret behind
+    return result

@@ -1,9 +1,192 @@
-"""`paperpack` subcommands: sealing (being built; see the issue tracker)."""
+"""`paperpack` subcommands for sealing: authority init, pack, inspect, verify, release.
+
+Thin handlers: parse arguments, call one function of paperpack.authority / pack / package /
+release, print the result. Errors are the library's typed errors, which the CLI runner turns
+into one line `paperpack: error: ...` with exit code 1.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from paperpack.authority import (
+    init_authority,
+    load_authority,
+    read_authority_public,
+    read_passphrase,
+)
+from paperpack.errors import PackageInvalid
+from paperpack.fragments import fragment_name
+from paperpack.manifest import Manifest
+from paperpack.pack import Progress, estimate_plain_size, pack_session
+from paperpack.package import check_fragment, open_package, read_manifest_unverified
+from paperpack.release import issue_release
+from paperpack.session import load_session
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add this area's subcommands to `sub`."""
+    authority = sub.add_parser("authority", help="the centre's signing and upload keys")
+    authority_sub = authority.add_subparsers(dest="authority_command", metavar="ACTION")
+    authority_sub.required = True
+    init = authority_sub.add_parser("init", help="create the authority key pairs in DIR")
+    init.add_argument("directory", metavar="DIR", type=Path)
+    init.add_argument(
+        "--passphrase-file", type=Path, help="encrypt the private keys with this passphrase"
+    )
+    init.set_defaults(func=cmd_authority_init)
+
+    pack = sub.add_parser("pack", help="seal a paper for every venue of a session")
+    pack.add_argument("paper", metavar="PAPER", type=Path)
+    pack.add_argument("--session", required=True, type=Path, help="the session YAML file")
+    pack.add_argument("--authority", required=True, type=Path, help="the authority directory")
+    pack.add_argument("--out", required=True, type=Path, help="where the venue packages go")
+    pack.add_argument("--passphrase-file", type=Path, help="the authority keys' passphrase")
+    pack.add_argument("--chunk-size", type=int, default=1 << 20, help="AEAD chunk size in bytes")
+    pack.set_defaults(func=cmd_pack)
+
+    inspect = sub.add_parser("inspect", help="show what a package holds (no signature check)")
+    inspect.add_argument("package", metavar="PACKAGE_DIR", type=Path)
+    inspect.set_defaults(func=cmd_inspect)
+
+    verify = sub.add_parser("verify", help="check every signature and hash of a package")
+    verify.add_argument("package", metavar="PACKAGE_DIR", type=Path)
+    verify.add_argument(
+        "--authority-pub", required=True, type=Path, help="signing.pub of the authority"
+    )
+    verify.add_argument("--venue", help="refuse a package for another venue")
+    verify.add_argument("--session", help="refuse a package for another session")
+    verify.add_argument(
+        "--highest-seen-version", type=int, default=0, help="refuse older manifests"
+    )
+    verify.set_defaults(func=cmd_verify)
+
+    release = sub.add_parser("release", help="the time release of one venue: code and record")
+    release.add_argument("session_id", metavar="SESSION_ID")
+    release.add_argument("venue_id", metavar="VENUE_ID")
+    release.add_argument("--authority", required=True, type=Path, help="the authority directory")
+    release.add_argument("--passphrase-file", type=Path, help="the authority keys' passphrase")
+    release.add_argument("--out", type=Path, help="directory for the signed release record")
+    release.set_defaults(func=cmd_release)
+
+
+def cmd_authority_init(args: argparse.Namespace) -> int:
+    public = init_authority(args.directory, read_passphrase(args.passphrase_file))
+    print(f"authority keys created in {args.directory} (private keys mode 0600)")
+    print(f"signing public key (pin at every venue): {public['signing_public_key']}")
+    print(f"upload public key: {public['upload_public_key']}")
+    return 0
+
+
+@contextmanager
+def _progress_bar(total: int) -> Iterator[Progress | None]:
+    """A rich progress bar on a terminal; nothing when output is redirected."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+        TransferSpeedColumn(), transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("sealing", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    from paperpack.paperfile import load_paper
+
+    session = load_session(args.session)
+    paper = load_paper(args.paper)
+    authority = load_authority(args.authority, read_passphrase(args.passphrase_file))
+    with _progress_bar(estimate_plain_size(paper) * len(session.venues)) as progress:
+        packs = pack_session(
+            paper, session, authority, args.out, chunk_size=args.chunk_size, progress=progress
+        )
+    for pack in packs:
+        m = pack.manifest
+        print(
+            f"{pack.venue_id}: {pack.package_dir} ({m.fragments['total']} fragments,"
+            f" {m.fragments['needed']} rebuild; {m.payload['plain_size']} bytes ->"
+            f" {m.payload['ciphertext_size']} sealed), share cards in {pack.shares_dir}"
+            f" ({m.shares['threshold']} of {m.shares['holders']})"
+        )
+    print(f"central-only material: {args.authority / 'sessions' / session.session_id}")
+    return 0
+
+
+def _describe(manifest: Manifest) -> list[str]:
+    m = manifest
+    p = m.payload
+    return [
+        f"session:   {m.session_id} ({m.subject_code} {m.subject_name}), paper {m.paper_id}",
+        f"venue:     {m.venue_id} ({m.venue_name})",
+        f"start:     {m.start}, {m.duration_minutes} min, kind {m.kind}",
+        f"window:    {m.window['not_before']} .. {m.window['not_after']}",
+        f"version:   manifest {m.manifest_version}, format {m.format_version},"
+        f" package {m.package_id}",
+        f"shares:    {m.shares['threshold']} of {m.shares['holders']} supervisors,"
+        f" set {m.shares['set_id']}",
+        f"fragments: any {m.fragments['needed']} of {m.fragments['total']} rebuild",
+        f"sizes:     plain {p['plain_size']}, zstd {p['compressed_size']},"
+        f" sealed {p['ciphertext_size']} in {p['chunks']} chunks of {p['chunk_size']}",
+        f"rules:     {json.dumps(m.rules, sort_keys=True)}",
+    ]
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    manifest = read_manifest_unverified(args.package)
+    for line in _describe(manifest):
+        print(line)
+    bad = 0
+    for index, digest in enumerate(manifest.fragments["hashes"]):
+        path = args.package / fragment_name(index)
+        if not path.exists():
+            status = "missing"
+        else:
+            try:
+                check_fragment(manifest, path, index)
+                status = "ok"
+            except PackageInvalid as exc:
+                status, bad = f"BAD: {exc}", bad + 1
+        print(f"  {fragment_name(index)}  sha256 {digest}  {status}")
+    print("signature not checked here: run `paperpack verify` with the authority's signing.pub")
+    return 1 if bad else 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    opened = open_package(
+        args.package,
+        read_authority_public(args.authority_pub),
+        highest_seen_version=args.highest_seen_version,
+        venue_id=args.venue,
+        session_id=args.session,
+    )
+    m = opened.manifest
+    missing = ", ".join(fragment_name(i) for i in opened.missing) or "none"
+    print(
+        f"OK: {args.package} is session {m.session_id} for venue {m.venue_id}, manifest version"
+        f" {m.manifest_version}, signed by the pinned authority key; {len(opened.fragments)} of"
+        f" {m.fragments['total']} fragments intact ({m.fragments['needed']} needed;"
+        f" missing: {missing})"
+    )
+    return 0
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    authority = load_authority(args.authority, read_passphrase(args.passphrase_file))
+    release = issue_release(authority, args.session_id, args.venue_id)
+    out = args.out or authority.central_dir(args.session_id, args.venue_id)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"release-{args.session_id}-{args.venue_id}.json"
+    path.write_text(json.dumps(release.record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"release code for {args.session_id} / {args.venue_id} (read it out, in groups):")
+    print(f"  {release.code}")
+    print(f"signed release record (for the central server): {path}")
+    return 0

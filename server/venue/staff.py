@@ -1,0 +1,365 @@
+"""Staff accounts, logins and the checks every staff endpoint makes (art. 19, 41, 50).
+
+Roles: `chief_examiner`, `system_administrator`, `invigilator`. Passwords are hashed with
+argon2id (argon2-cffi); a login sets an HttpOnly, SameSite=Strict cookie (Secure over TLS)
+holding a random session token, of which only the SHA-256 is stored. CSRF: the login reply
+carries a second random token; every state-changing staff request must echo it in the
+`X-CSRF-Token` header (compared by hash in constant time). Rate limiting: 5 failed logins
+for one login name, or 20 from one address, within 60 s refuse further tries until the
+window has passed (time from the injected clock).
+
+For other modules: `await require_role(request, *roles) -> StaffIdentity` (Problem 401/403),
+or the decorator `@staff_only(*roles)` on a handler taking `(request, staff)`.
+Routes here: POST /api/v1/staff/login, POST /api/v1/staff/logout, GET /api/v1/staff/me.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlite_utils import Database
+
+from server import keys
+from server.audit import record
+from server.clock import iso
+from server.errors import CbtError
+from server.problems import Problem
+
+ROLES = ("chief_examiner", "system_administrator", "invigilator")
+COOKIE = "cbt_staff"
+CSRF_HEADER = "X-CSRF-Token"
+SESSION_TTL = timedelta(hours=12)
+FAILURE_WINDOW = timedelta(seconds=60)
+MAX_FAILURES_PER_LOGIN = 5
+MAX_FAILURES_PER_REMOTE = 20
+MIN_PASSWORD_LENGTH = 10
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# argon2id with OWASP's minimum-memory profile (19 MiB, t=2, p=1): ~20 ms per check here.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+# Verified against when the login does not exist, so both paths take the same time.
+_DUMMY_HASH = _hasher.hash("not a real password, only for timing")
+
+staff_routes = web.RouteTableDef()
+
+
+class StaffError(CbtError):
+    """A staff account cannot be created or changed as asked."""
+
+
+@dataclass(frozen=True)
+class StaffIdentity:
+    """The logged-in staff member behind a request."""
+
+    staff_id: int
+    login: str
+    name: str
+    role: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "staff_id": self.staff_id,
+            "login": self.login,
+            "name": self.name,
+            "role": self.role,
+        }
+
+
+# --- accounts --------------------------------------------------------------------------------
+
+
+def hash_password(password: str) -> str:
+    """An argon2id PHC string for `password` (refusing passwords that are too short)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise StaffError(
+            f"the password is too short: use at least {MIN_PASSWORD_LENGTH} characters"
+        )
+    return _hasher.hash(password)
+
+
+def check_password(password_hash: str, password: str) -> bool:
+    """True when `password` matches the hash (argon2 compares in constant time)."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def add_staff(
+    db: Database,
+    login: str,
+    name: str,
+    role: str,
+    password_hash: str,
+    *,
+    actor: str,
+    now: datetime,
+) -> int:
+    """Create an account (password already hashed by `hash_password`); audited."""
+    if role not in ROLES:
+        raise StaffError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if not login or not all(c.isalnum() or c in "-_." for c in login):
+        raise StaffError(f"login {login!r} is not valid: use letters, digits, '-', '_' or '.'")
+    if not name.strip():
+        raise StaffError("the staff member's name is empty: pass --name")
+    if db.execute("SELECT 1 FROM staff WHERE login = ?", (login,)).fetchone():
+        raise StaffError(f"login {login!r} already exists: choose another login")
+    cursor = db.execute(
+        "INSERT INTO staff (login, name, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+        (login, name.strip(), role, password_hash, iso(now)),
+    )
+    record(db, actor, "staff.added", f"staff:{login}", {"role": role}, now=now)
+    return int(cursor.lastrowid or 0)
+
+
+def list_staff(db: Database) -> list[dict[str, Any]]:
+    """Every account (no hashes), by login."""
+    return list(db.query("SELECT staff_id, login, name, role, active FROM staff ORDER BY login"))
+
+
+# --- logins ----------------------------------------------------------------------------------
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LoginCheck:
+    """What a login needs to know before the (slow) password check, read in one snapshot."""
+
+    staff: StaffIdentity | None
+    password_hash: str
+    locked_for_s: int  # seconds until another try is allowed, 0 = not locked
+
+
+def check_login(db: Database, login: str, remote: str, now: datetime) -> LoginCheck:
+    """Look up the account and whether this login or address is locked out."""
+    since = iso(now - FAILURE_WINDOW)
+    locked = 0
+    for column, limit, value in (
+        ("login", MAX_FAILURES_PER_LOGIN, login),
+        ("remote", MAX_FAILURES_PER_REMOTE, remote),
+    ):
+        rows = db.execute(
+            f"SELECT failed_at FROM login_failures WHERE {column} = ? AND failed_at > ?"  # noqa: S608 - column from the fixed tuple above
+            " ORDER BY failed_at DESC LIMIT ?",
+            (value, since, limit),
+        ).fetchall()
+        if len(rows) >= limit:
+            oldest = datetime.fromisoformat(rows[-1][0].replace("Z", "+00:00"))
+            locked = max(locked, int((oldest + FAILURE_WINDOW - now).total_seconds()) + 1)
+    row = db.execute(
+        "SELECT staff_id, login, name, role, password_hash FROM staff"
+        " WHERE login = ? AND active = 1",
+        (login,),
+    ).fetchone()
+    if row is None:
+        return LoginCheck(None, _DUMMY_HASH, locked)
+    return LoginCheck(StaffIdentity(row[0], row[1], row[2], row[3]), row[4], locked)
+
+
+def record_failure(db: Database, login: str, remote: str, now: datetime) -> None:
+    """Count one failed login (for the rate limit) and audit it."""
+    db.execute(
+        "INSERT INTO login_failures (login, remote, failed_at) VALUES (?, ?, ?)",
+        (login, remote, iso(now)),
+    )
+    record(db, f"anonymous@{remote}", "staff.login_failed", f"staff:{login}", {}, now=now)
+
+
+def open_staff_session(
+    db: Database,
+    staff: StaffIdentity,
+    session_token: str,
+    csrf_token: str,
+    remote: str,
+    now: datetime,
+) -> None:
+    """Store a new login (token hashes only), clear the login's failures, audit it."""
+    db.execute(
+        "INSERT INTO staff_sessions (token_hash, csrf_hash, staff_id, created_at, expires_at,"
+        " last_seen_at, remote) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            token_hash(session_token),
+            token_hash(csrf_token),
+            staff.staff_id,
+            iso(now),
+            iso(now + SESSION_TTL),
+            iso(now),
+            remote,
+        ),
+    )
+    db.execute("DELETE FROM login_failures WHERE login = ?", (staff.login,))
+    record(db, staff.login, "staff.login", f"staff:{staff.login}", {"remote": remote}, now=now)
+
+
+def find_staff_session(
+    db: Database, session_token: str, now: datetime
+) -> tuple[StaffIdentity, str] | None:
+    """The staff member and CSRF hash of a valid (not ended, not expired) session, or None."""
+    row = db.execute(
+        "SELECT s.staff_id, s.login, s.name, s.role, ss.csrf_hash FROM staff_sessions ss"
+        " JOIN staff s ON s.staff_id = ss.staff_id"
+        " WHERE ss.token_hash = ? AND ss.ended_at IS NULL AND ss.expires_at > ? AND s.active = 1",
+        (token_hash(session_token), iso(now)),
+    ).fetchone()
+    if row is None:
+        return None
+    return StaffIdentity(row[0], row[1], row[2], row[3]), row[4]
+
+
+def end_staff_session(
+    db: Database, session_token: str, staff: StaffIdentity, now: datetime
+) -> None:
+    """Log out: end the session and audit it."""
+    db.execute(
+        "UPDATE staff_sessions SET ended_at = ? WHERE token_hash = ? AND ended_at IS NULL",
+        (iso(now), token_hash(session_token)),
+    )
+    record(db, staff.login, "staff.logout", f"staff:{staff.login}", {}, now=now)
+
+
+# --- request checks --------------------------------------------------------------------------
+
+
+async def current_staff(request: web.Request) -> StaffIdentity:
+    """The logged-in staff member; Problem 401 without a valid session, 403 on a bad CSRF token.
+
+    State-changing methods (anything but GET/HEAD/OPTIONS) must carry `X-CSRF-Token`.
+    """
+    token = request.cookies.get(COOKIE, "")
+    if not token:
+        raise Problem(401, "not-logged-in", "log in as staff first (POST /api/v1/staff/login)")
+    now = request.app[keys.CLOCK].now()
+    found = await request.app[keys.STORE].read(find_staff_session, token, now)
+    if found is None:
+        raise Problem(401, "not-logged-in", "the staff session has ended or expired: log in again")
+    staff, csrf_hash = found
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not sent or not hmac.compare_digest(token_hash(sent), csrf_hash):
+            raise Problem(
+                403,
+                "csrf-failed",
+                f"missing or wrong {CSRF_HEADER} header: send the csrf_token the login returned",
+            )
+    return staff
+
+
+async def require_role(request: web.Request, *roles: str) -> StaffIdentity:
+    """The logged-in staff member if their role is one of `roles` (all roles when empty)."""
+    staff = await current_staff(request)
+    if roles and staff.role not in roles:
+        raise Problem(
+            403,
+            "forbidden-role",
+            f"this needs the role {' or '.join(roles)}; you are logged in as {staff.role}",
+        )
+    return staff
+
+
+StaffHandler = Callable[[web.Request, StaffIdentity], Awaitable[web.StreamResponse]]
+
+
+def staff_only(*roles: str) -> Callable[[StaffHandler], Callable[[web.Request], Any]]:
+    """Decorate a handler `(request, staff)` so it runs only for the given roles."""
+
+    def decorate(handler: StaffHandler) -> Callable[[web.Request], Any]:
+        @functools.wraps(handler)
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            return await handler(request, await require_role(request, *roles))
+
+        wrapped.staff_roles = roles  # type: ignore[attr-defined]  # read by the authz matrix test
+        return wrapped
+
+    return decorate
+
+
+def client_address(request: web.Request) -> str:
+    """The peer's address (the venue LAN has no proxy in front, so no forwarded headers)."""
+    return request.remote or "unknown"
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+
+async def _read_credentials(request: web.Request) -> tuple[str, str]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise Problem(400, "malformed-json", "the body must be JSON: {login, password}") from None
+    if not isinstance(body, dict):
+        raise Problem(400, "malformed-json", "the body must be a JSON object: {login, password}")
+    login, password = body.get("login"), body.get("password")
+    if not isinstance(login, str) or not isinstance(password, str) or not login or not password:
+        raise Problem(400, "invalid-body", "login and password must be non-empty strings")
+    if len(login) > 100 or len(password) > 1000:
+        raise Problem(400, "invalid-body", "login or password is too long")
+    return login, password
+
+
+@staff_routes.post("/api/v1/staff/login", name="staff_login")
+async def login(request: web.Request) -> web.Response:
+    """Check the password (rate-limited) and start a staff session; returns the CSRF token."""
+    login_name, password = await _read_credentials(request)
+    store, now, remote = (
+        request.app[keys.STORE],
+        request.app[keys.CLOCK].now(),
+        client_address(request),
+    )
+    check = await store.read(check_login, login_name, remote, now)
+    if check.locked_for_s:
+        raise Problem(
+            429,
+            "login-locked",
+            f"too many failed logins: try again in {check.locked_for_s} s",
+            retry_after_s=check.locked_for_s,
+        )
+    loop = asyncio.get_running_loop()
+    ok = await loop.run_in_executor(None, check_password, check.password_hash, password)
+    if check.staff is None or not ok:
+        await store.write(record_failure, login_name, remote, now)
+        raise Problem(401, "login-failed", "wrong login or password")
+    session_token, csrf_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    await store.write(open_staff_session, check.staff, session_token, csrf_token, remote, now)
+    response = web.json_response({"staff": check.staff.as_json(), "csrf_token": csrf_token})
+    response.set_cookie(
+        COOKIE,
+        session_token,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+        path="/",
+        max_age=int(SESSION_TTL.total_seconds()),
+    )
+    return response
+
+
+@staff_routes.post("/api/v1/staff/logout", name="staff_logout")
+async def logout(request: web.Request) -> web.Response:
+    """End the staff session (CSRF-checked) and clear the cookie."""
+    staff = await current_staff(request)
+    now = request.app[keys.CLOCK].now()
+    await request.app[keys.STORE].write(end_staff_session, request.cookies[COOKIE], staff, now)
+    response = web.json_response({"logged_out": True})
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+@staff_routes.get("/api/v1/staff/me", name="staff_me")
+async def me(request: web.Request) -> web.Response:
+    """Who is logged in."""
+    staff = await current_staff(request)
+    return web.json_response({"staff": staff.as_json()})

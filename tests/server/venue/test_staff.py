@@ -1,0 +1,231 @@
+"""Staff accounts and logins: argon2 passwords, cookie sessions, CSRF, rate limits, roles."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from sqlite_utils import Database
+
+from server import keys
+from server.audit import verify_audit
+from server.clock import SettableClock
+from server.problems import problem_middleware
+from server.store import Store, transaction
+from server.venue.staff import (
+    COOKIE,
+    StaffError,
+    StaffIdentity,
+    add_staff,
+    hash_password,
+    staff_only,
+    staff_routes,
+)
+
+T0 = datetime(2026, 6, 1, 7, 0, tzinfo=UTC)
+PASSWORDS = {"chief": "chief-pass-123", "inv1": "inv1-pass-456", "admin": "admin-pass-789"}
+ROLE_OF = {"chief": "chief_examiner", "inv1": "invigilator", "admin": "system_administrator"}
+
+ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@functools.cache
+def hashed(login: str) -> str:
+    """Each test account's argon2 hash, computed once per run (hashing is slow on purpose)."""
+    return hash_password(PASSWORDS[login])
+
+
+@staff_only("chief_examiner")
+async def chief_action(request: web.Request, staff: StaffIdentity) -> web.Response:
+    return web.json_response({"done_by": staff.login})
+
+
+@pytest.fixture
+def clock() -> SettableClock:
+    return SettableClock(T0)
+
+
+@pytest.fixture
+async def client(
+    store: Store, venue_db: Database, clock: SettableClock, aiohttp_client: ClientFactory
+) -> TestClient[Any, Any]:
+    with transaction(venue_db):
+        for login in PASSWORDS:
+            add_staff(
+                venue_db,
+                login,
+                login.title(),
+                ROLE_OF[login],
+                hash_password(password),
+                actor="cli:test",
+                now=T0,
+            )
+    app = web.Application(middlewares=[problem_middleware])
+    app[keys.STORE] = store
+    app[keys.CLOCK] = clock
+    app.add_routes(staff_routes)
+    app.router.add_post("/test/chief", chief_action)
+    app.router.add_get("/test/chief", chief_action)
+    return await aiohttp_client(app)
+
+
+async def log_in(client: TestClient[Any, Any], login: str, password: str | None = None) -> str:
+    resp = await client.post(
+        "/api/v1/staff/login", json={"login": login, "password": password or PASSWORDS[login]}
+    )
+    assert resp.status == 200, await resp.text()
+    return str((await resp.json())["csrf_token"])
+
+
+async def problem(resp: Any, status: int, slug: str) -> dict[str, Any]:
+    assert resp.status == status, await resp.text()
+    assert resp.content_type == "application/problem+json"
+    body: dict[str, Any] = await resp.json()
+    assert body["type"].endswith("/" + slug)
+    return body
+
+
+async def test_login_sets_a_strict_httponly_cookie_and_me_names_the_user(
+    client: TestClient[Any, Any], venue_db: Database
+) -> None:
+    """A good login sets an HttpOnly SameSite=Strict cookie; /me then says who is logged in."""
+    resp = await client.post(
+        "/api/v1/staff/login", json={"login": "chief", "password": PASSWORDS["chief"]}
+    )
+    assert resp.status == 200
+    cookie = resp.cookies[COOKIE]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict"
+    token = cookie.value
+    me = await (await client.get("/api/v1/staff/me")).json()
+    assert me["staff"]["login"] == "chief" and me["staff"]["role"] == "chief_examiner"
+    dump = "\n".join(venue_db.iterdump())
+    assert token not in dump and PASSWORDS["chief"] not in dump
+
+
+async def test_wrong_password_and_unknown_login_get_the_same_answer(
+    client: TestClient[Any, Any],
+) -> None:
+    """Both failures are 401 login-failed with the same detail (no account probing)."""
+    a = await problem(
+        await client.post("/api/v1/staff/login", json={"login": "chief", "password": "nope"}),
+        401,
+        "login-failed",
+    )
+    b = await problem(
+        await client.post("/api/v1/staff/login", json={"login": "ghost", "password": "nope"}),
+        401,
+        "login-failed",
+    )
+    assert a["detail"] == b["detail"]
+
+
+@pytest.mark.parametrize(
+    "body", ["not json", "[1]", '{"login": "chief"}', '{"login": 1, "password": "x"}']
+)
+async def test_malformed_login_bodies_are_refused(client: TestClient[Any, Any], body: str) -> None:
+    """A body that is not {login, password} strings is a 400 problem."""
+    resp = await client.post("/api/v1/staff/login", data=body)
+    assert resp.status == 400
+    assert resp.content_type == "application/problem+json"
+
+
+async def test_five_failures_lock_the_login_for_sixty_seconds(
+    client: TestClient[Any, Any], clock: SettableClock
+) -> None:
+    """After 5 failures even the right password is refused (429) until 60 s have passed."""
+    for _ in range(5):
+        await client.post("/api/v1/staff/login", json={"login": "inv1", "password": "wrong"})
+    body = await problem(
+        await client.post(
+            "/api/v1/staff/login", json={"login": "inv1", "password": PASSWORDS["inv1"]}
+        ),
+        429,
+        "login-locked",
+    )
+    assert 0 < body["retry_after_s"] <= 61
+    await log_in(client, "chief")  # another login is not affected
+    clock.advance(seconds=59)
+    resp = await client.post(
+        "/api/v1/staff/login", json={"login": "inv1", "password": PASSWORDS["inv1"]}
+    )
+    assert resp.status == 429
+    clock.advance(seconds=2)
+    await log_in(client, "inv1")
+
+
+async def test_many_failures_from_one_address_lock_that_address(
+    client: TestClient[Any, Any],
+) -> None:
+    """20 failures from one address across many logins lock out that address."""
+    for i in range(20):
+        await client.post("/api/v1/staff/login", json={"login": f"guess{i}", "password": "x"})
+    await problem(
+        await client.post(
+            "/api/v1/staff/login", json={"login": "chief", "password": PASSWORDS["chief"]}
+        ),
+        429,
+        "login-locked",
+    )
+
+
+async def test_state_changing_requests_need_the_csrf_token(client: TestClient[Any, Any]) -> None:
+    """A POST without or with a wrong X-CSRF-Token is 403; with the login's token it passes."""
+    csrf = await log_in(client, "chief")
+    await problem(await client.post("/test/chief"), 403, "csrf-failed")
+    await problem(
+        await client.post("/test/chief", headers={"X-CSRF-Token": csrf[:-1] + "A"}),
+        403,
+        "csrf-failed",
+    )
+    ok = await client.post("/test/chief", headers={"X-CSRF-Token": csrf})
+    assert (await ok.json()) == {"done_by": "chief"}
+    assert (await client.get("/test/chief")).status == 200  # reads need no token
+
+
+async def test_roles_are_checked(client: TestClient[Any, Any]) -> None:
+    """Anonymous gets 401; an invigilator on a chief-examiner action gets 403 forbidden-role."""
+    await problem(await client.get("/test/chief"), 401, "not-logged-in")
+    csrf = await log_in(client, "inv1")
+    await problem(
+        await client.post("/test/chief", headers={"X-CSRF-Token": csrf}), 403, "forbidden-role"
+    )
+
+
+async def test_logout_ends_the_session(client: TestClient[Any, Any], venue_db: Database) -> None:
+    """Logout needs the CSRF token; afterwards the old cookie is refused even if replayed."""
+    csrf = await log_in(client, "admin")
+    token = client.session.cookie_jar.filter_cookies(client.make_url("/"))[COOKIE].value
+    await problem(await client.post("/api/v1/staff/logout"), 403, "csrf-failed")
+    resp = await client.post("/api/v1/staff/logout", headers={"X-CSRF-Token": csrf})
+    assert resp.status == 200
+    replay = await client.get("/api/v1/staff/me", cookies={COOKIE: token})
+    await problem(replay, 401, "not-logged-in")
+    actions = [r[0] for r in venue_db.execute("SELECT action FROM audit_events ORDER BY event_id")]
+    assert actions[-2:] == ["staff.login", "staff.logout"]
+    assert verify_audit(venue_db) == len(actions)
+
+
+async def test_sessions_expire_after_twelve_hours(
+    client: TestClient[Any, Any], clock: SettableClock
+) -> None:
+    """The injected clock moving past 12 h ends the session."""
+    await log_in(client, "chief")
+    clock.advance(hours=12)
+    await problem(await client.get("/api/v1/staff/me"), 401, "not-logged-in")
+
+
+def test_accounts_are_validated(venue_db: Database) -> None:
+    """Short passwords, unknown roles and duplicate logins are refused with the reason."""
+    with pytest.raises(StaffError, match="too short"):
+        hash_password("short")
+    good = hash_password("long-enough-pw")
+    add_staff(venue_db, "x1", "X One", "invigilator", good, actor="cli:t", now=T0)
+    with pytest.raises(StaffError, match="already exists"):
+        add_staff(venue_db, "x1", "X Two", "invigilator", good, actor="cli:t", now=T0)
+    with pytest.raises(StaffError, match="not one of"):
+        add_staff(venue_db, "x2", "X Two", "supervisor", good, actor="cli:t", now=T0)

@@ -283,7 +283,7 @@ class PgStorage:
                 )
             position = int(head[0]) + 1
             root = next_log_root(head[1], position, entry.package_sha256, now)
-            receipt = sign(entry, now, position, root)
+            receipt = sign(entry, now, position, head[1], root)
             await conn.execute(
                 "INSERT INTO packages "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL)",

@@ -291,7 +291,7 @@ class SqliteStorage:
             ).fetchone()
             position, previous = (int(head[0]) + 1, head[1]) if head else (1, LOG_GENESIS)
             root = next_log_root(previous, position, entry.package_sha256, now)
-            receipt = sign(entry, now, position, root)
+            receipt = sign(entry, now, position, previous, root)
             db.execute(
                 "INSERT INTO packages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
                 (

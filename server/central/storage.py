@@ -117,9 +117,9 @@ class StoredPackage:
 
 class ReceiptSigner(Protocol):
     def __call__(
-        self, entry: PackageEntry, received_at: str, position: int, root: str
+        self, entry: PackageEntry, received_at: str, position: int, previous_root: str, root: str
     ) -> dict[str, Any]:
-        """Return the signed receipt for `entry` at log `position` with log `root`."""
+        """Return the signed receipt for `entry` at log `position` (root before and after)."""
         ...
 
 

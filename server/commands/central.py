@@ -1,9 +1,148 @@
-"""`cbt central` subcommands (being built; see the issue tracker)."""
+"""`cbt central` subcommands: init, venues add/list, serve (scoring adds its own here).
+
+cbt central init DIR --authority AUTHDIR
+cbt central venues add DIR --venue-id ID --public-key FILE [--wrap-key FILE] [--name NAME]
+cbt central venues list DIR
+cbt central serve DIR [--database PATH_OR_URL] [--host H] [--port P]
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from paperpack import crypto
+from server.central.settings import (
+    CentralConfigError,
+    init_central,
+    read_central,
+    settings_from_env,
+)
+from server.central.storage import VenueRecord
+from server.clock import iso
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add this area's subcommands to `sub`."""
+    central = sub.add_parser("central", help="the central server: registry, uploads, releases")
+    central_sub = central.add_subparsers(dest="central_command", metavar="COMMAND")
+    central_sub.required = True
+
+    init = central_sub.add_parser("init", help="create a central directory bound to an authority")
+    init.add_argument("dir", type=Path)
+    init.add_argument(
+        "--authority", type=Path, required=True, help="directory of `paperpack authority init`"
+    )
+    init.set_defaults(func=cmd_init)
+
+    venues = central_sub.add_parser("venues", help="the venue registry (public keys)")
+    venues_sub = venues.add_subparsers(dest="venues_command", metavar="COMMAND")
+    venues_sub.required = True
+    add = venues_sub.add_parser("add", help="register a venue's public keys (or replace them)")
+    add.add_argument("dir", type=Path)
+    add.add_argument("--venue-id", required=True)
+    add.add_argument(
+        "--public-key", type=Path, required=True,
+        help="the venue's venue.json (both keys), or its Ed25519 public key file",
+    )  # fmt: skip
+    add.add_argument(
+        "--wrap-key", type=Path, help="the venue's X25519 public key file (if not in venue.json)"
+    )
+    add.add_argument("--name", default="", help="the venue's name for the status page")
+    add.add_argument("--database", help="override the database (as for serve)")
+    add.set_defaults(func=cmd_venues_add)
+    listing = venues_sub.add_parser("list", help="list registered venues")
+    listing.add_argument("dir", type=Path)
+    listing.add_argument("--database")
+    listing.set_defaults(func=cmd_venues_list)
+
+    serve = central_sub.add_parser("serve", help="run the central server")
+    serve.add_argument("dir", type=Path)
+    serve.add_argument("--database", help="SQLite path or postgresql:// URL (CBT_CENTRAL_DATABASE)")
+    serve.add_argument("--host", help="listen address (CBT_CENTRAL_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (CBT_CENTRAL_PORT, default 8700)")
+    serve.set_defaults(func=cmd_serve)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    config = init_central(args.dir, args.authority)
+    print(f"central directory {args.dir} ready for authority {config['authority']}")
+    print(f"authority signing key (receipts): {config['signing_public']}")
+    print(f"authority upload key (packages):  {config['wrap_public']}")
+    return 0
+
+
+def _read_keys(args: argparse.Namespace) -> tuple[str, str, str]:
+    """(name, Ed25519 public, X25519 public) from venue.json or key files, each checked."""
+    try:
+        text = args.public_key.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CentralConfigError(f"cannot read {args.public_key}: {exc.strerror}") from None
+    name, sign_text, wrap_text = args.name, text, ""
+    if text.lstrip().startswith("{"):
+        raw = json.loads(text)
+        if raw.get("venue_id", args.venue_id) != args.venue_id:
+            raise CentralConfigError(
+                f"{args.public_key} is venue {raw['venue_id']}, not {args.venue_id}"
+            )
+        name = name or raw.get("name", "")
+        sign_text, wrap_text = raw.get("sign_public", ""), raw.get("wrap_public", "")
+    if args.wrap_key is not None:
+        wrap_text = args.wrap_key.read_text(encoding="ascii")
+    if not wrap_text:
+        raise CentralConfigError(
+            "the venue's X25519 key is missing: pass venue.json or --wrap-key FILE"
+        )
+    signing = crypto.public_key_text(crypto.read_signing_public(sign_text, "venue signing"))
+    wrapping = crypto.public_key_text(crypto.read_wrapping_public(wrap_text, "venue X25519"))
+    return name or args.venue_id, signing, wrapping
+
+
+async def _with_storage(
+    args: argparse.Namespace, action: str, venue: VenueRecord | None
+) -> list[VenueRecord]:
+    from server.central.app import open_storage
+
+    read_central(args.dir)
+    settings = settings_from_env(args.dir, database=args.database)
+    storage = open_storage(settings.database_url())
+    await storage.open()
+    try:
+        if venue is not None:
+            await storage.add_venue(venue)
+            details = {"name": venue.name, "signing_public": venue.signing_public}
+            await storage.audit(
+                "cli", action, f"venue:{venue.venue_id}", details, venue.registered_at
+            )
+        return await storage.list_venues()
+    finally:
+        await storage.close()
+
+
+def cmd_venues_add(args: argparse.Namespace) -> int:
+    name, signing, wrapping = _read_keys(args)
+    record = VenueRecord(args.venue_id, name, signing, wrapping, iso(datetime.now(UTC)))
+    asyncio.run(_with_storage(args, "venue.registered", record))
+    print(f"venue {args.venue_id} registered")
+    return 0
+
+
+def cmd_venues_list(args: argparse.Namespace) -> int:
+    for venue in asyncio.run(_with_storage(args, "", None)):
+        print(f"{venue.venue_id}\t{venue.name}\t{venue.signing_public}\t{venue.registered_at}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from server.central.app import create_app
+
+    read_central(args.dir)
+    settings = settings_from_env(args.dir, database=args.database, host=args.host, port=args.port)
+    print(f"central server on http://{settings.host}:{settings.port}/status", flush=True)
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    return 0

@@ -1,0 +1,88 @@
+"""The central server's aiohttp application: `create_app(settings, clock=..., releases=...)`.
+
+No I/O in the factory: the store (SQLite or PostgreSQL, from `settings.database`) and the
+authority keys open in a cleanup context. Routes: uploads and receipts
+(`server.central.uploads`), the time release (`server.central.release`), the status page
+(`server.central.status`). Errors are RFC 9457 problem details.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from paperpack.authority import Authority
+from server.central import keys, release, status, uploads
+from server.central.release import ReleaseSource
+from server.central.settings import CentralSettings, load_central_keys
+from server.central.storage import CentralStorage
+from server.clock import Clock, SystemClock
+from server.problems import Handler, problem_middleware
+
+log = logging.getLogger("server.central.requests")
+
+
+def open_storage(database: str, *, pg_pool_size: int = 10) -> CentralStorage:
+    """The back-end for `database`: a postgresql:// URL, or else a SQLite file path."""
+    if database.startswith(("postgresql://", "postgres://")):
+        from server.central.pg_store import PgStorage
+
+        return PgStorage(database, pool_size=pg_pool_size)
+    from server.central.sqlite_store import SqliteStorage
+
+    return SqliteStorage(Path(database))
+
+
+@web.middleware
+async def request_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One line per request: method, path, status, milliseconds (never bodies)."""
+    began = time.perf_counter()
+    status_code = 500
+    try:
+        response = await handler(request)
+        status_code = response.status
+        return response
+    finally:
+        if request.app[keys.SETTINGS].log_requests:
+            log.info("request method=%s path=%s status=%d ms=%.1f", request.method, request.path,
+                     status_code, (time.perf_counter() - began) * 1000)  # fmt: skip
+
+
+def create_app(
+    settings: CentralSettings,
+    *,
+    clock: Clock | None = None,
+    releases: ReleaseSource | None = None,
+    authority: Authority | None = None,
+) -> web.Application:
+    """Build the central app; the store opens (and closes) in a cleanup context."""
+    app = web.Application(
+        middlewares=[request_log_middleware, problem_middleware],
+        client_max_size=settings.max_chunk_bytes + 1024,
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.CLOCK] = clock or SystemClock()
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        app[keys.AUTHORITY] = authority or load_central_keys(settings.directory)
+        if releases is None:
+            from server.central.release_source import AuthorityReleaseSource
+
+            app[keys.RELEASES] = AuthorityReleaseSource(app[keys.AUTHORITY])
+        else:
+            app[keys.RELEASES] = releases
+        storage = open_storage(settings.database_url(), pg_pool_size=settings.pg_pool_size)
+        await storage.open()
+        app[keys.STORAGE] = storage
+        yield
+        await storage.close()
+
+    app.cleanup_ctx.append(resources)
+    app.add_routes(uploads.routes)
+    app.add_routes(release.routes)
+    app.add_routes(status.routes)
+    return app

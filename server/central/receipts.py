@@ -1,0 +1,84 @@
+"""Signed upload receipts: what the centre gives a venue for an accepted package.
+
+A receipt is `{"receipt": {...}, "signature": base64}`; the signature is the centre's
+Ed25519 key over `b"cbt-receipt-v1|" + canonical_json(receipt)`. The fields: format and
+version, package SHA-256, session, venue, export_seq, size, received_at, the package's
+position in the centre's append-only log and the log's hash-chain root after it
+(`server.central.storage.next_log_root`). The venue verifies it with `verify_receipt` before
+it marks its copy as delivered.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from paperpack import crypto
+from paperpack.canonical import canonical_json
+from server.central.storage import PackageEntry, next_log_root
+from server.errors import CbtError
+
+RECEIPT_FORMAT = "cbt-receipt"
+RECEIPT_VERSION = 1
+RECEIPT_DOMAIN = b"cbt-receipt-v1|"
+
+
+class ReceiptInvalid(CbtError):
+    """A receipt does not verify, or is for another package."""
+
+
+def sign_receipt(
+    key: crypto.Ed25519PrivateKey,
+    entry: PackageEntry,
+    received_at: str,
+    position: int,
+    previous_root: str,
+    root: str,
+) -> dict[str, Any]:
+    """The signed receipt for `entry`, accepted at log `position` with log `root`."""
+    body = {
+        "format": RECEIPT_FORMAT,
+        "version": RECEIPT_VERSION,
+        "package_sha256": entry.package_sha256,
+        "session_id": entry.session_id,
+        "venue_id": entry.venue_id,
+        "export_seq": entry.export_seq,
+        "size": entry.size,
+        "received_at": received_at,
+        "log_position": position,
+        "log_previous_root": previous_root,
+        "log_root": root,
+    }
+    signature = crypto.sign(key, RECEIPT_DOMAIN + canonical_json(body))
+    return {"receipt": body, "signature": base64.b64encode(signature).decode("ascii")}
+
+
+def verify_receipt(
+    document: Any, central_public: crypto.Ed25519PublicKey, package_sha256: str | None = None
+) -> dict[str, Any]:
+    """Check a receipt's signature (and that it is for `package_sha256`); return its fields."""
+    try:
+        body = document["receipt"]
+        signature = base64.b64decode(document["signature"], validate=True)
+        message = RECEIPT_DOMAIN + canonical_json(body)
+    except (KeyError, TypeError, ValueError):
+        raise ReceiptInvalid("the receipt is malformed: expected {receipt, signature}") from None
+    try:
+        crypto.verify(central_public, signature, message)
+    except crypto.CryptoError:
+        raise ReceiptInvalid(
+            "the receipt's signature does not verify with the centre's public key: "
+            "do not treat the package as delivered; check --central and the pinned key"
+        ) from None
+    if body.get("format") != RECEIPT_FORMAT or body.get("version") != RECEIPT_VERSION:
+        raise ReceiptInvalid(
+            f"receipt format {body.get('format')}/{body.get('version')} is unknown"
+        )
+    if package_sha256 is not None and body.get("package_sha256") != package_sha256:
+        raise ReceiptInvalid("the receipt is for another package: upload again")
+    expected = next_log_root(
+        body["log_previous_root"], body["log_position"], body["package_sha256"], body["received_at"]
+    )
+    if expected != body["log_root"]:
+        raise ReceiptInvalid("the receipt's log root does not follow from its previous root")
+    return dict(body)

@@ -1,0 +1,228 @@
+"""The resumable upload endpoints (in the spirit of tus) and acceptance of packages.
+
+    POST   /api/v1/uploads              {package_sha256, size, venue_id} -> upload state;
+                                        the same hash again returns the same upload (or its receipt)
+    PATCH  /api/v1/uploads/{id}         body = bytes at `Upload-Offset`,
+                                        `Upload-Checksum: sha256 <base64>`
+                                        -> 204 with the new `Upload-Offset`; a wrong offset is 409
+    HEAD   /api/v1/uploads/{id}         -> `Upload-Offset`, `Upload-Length` (resume after a cut)
+    GET    /api/v1/uploads/{id}         -> the state as JSON, with the receipt once accepted
+    POST   /api/v1/uploads/{id}/finish  -> verify hash, signature and payload,
+                                        then the signed receipt
+
+The upload id IS the package's SHA-256, so a retried create, chunk or finish can never make a
+second copy. A chunk is stored whole or not at all (its checksum is checked first), so a cut
+connection leaves the upload at the last whole chunk. Nothing is accepted before the venue's
+signature, the payload hash and decryption with the centre's key have all checked out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import re
+from typing import Any
+
+from aiohttp import web
+
+from paperpack import crypto
+from server import responsepkg
+from server.central import keys
+from server.central.receipts import sign_receipt
+from server.central.storage import (
+    ChunkPastEnd,
+    OffsetConflict,
+    PackageEntry,
+    PackageReplayed,
+    UnknownUpload,
+    UploadState,
+)
+from server.clock import iso
+from server.problems import Problem
+
+routes = web.RouteTableDef()
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+REFUSALS: dict[type[responsepkg.ResponsePackageError], str] = {
+    responsepkg.PackageMalformed: "package-malformed",
+    responsepkg.PackageSignerUnknown: "package-signer-unknown",
+    responsepkg.PackageTampered: "package-tampered",
+    responsepkg.PackageUnreadable: "package-unreadable",
+}
+
+
+def state_json(request: web.Request, state: UploadState) -> dict[str, Any]:
+    return {
+        "upload_id": state.upload_id,
+        "venue_id": state.venue_id,
+        "size": state.size,
+        "offset": state.offset,
+        "complete": state.receipt is not None,
+        "receipt": state.receipt,
+        "location": str(request.app.router["upload"].url_for(upload_id=state.upload_id)),
+    }
+
+
+async def _state(request: web.Request) -> UploadState:
+    upload_id = request.match_info["upload_id"]
+    try:
+        return await request.app[keys.STORAGE].get_upload(upload_id)
+    except UnknownUpload as exc:
+        raise Problem(404, "unknown-upload", str(exc)) from None
+
+
+@routes.post("/api/v1/uploads", name="uploads")
+async def create_upload(request: web.Request) -> web.Response:
+    """Start (or find again) the upload of one package, keyed by its hash."""
+    try:
+        raw = await request.json()
+    except ValueError:
+        raise Problem(400, "bad-upload", "the body is not JSON") from None
+    if not isinstance(raw, dict):
+        raise Problem(400, "bad-upload", "send {package_sha256, size, venue_id}")
+    digest, size, venue_id = raw.get("package_sha256"), raw.get("size"), raw.get("venue_id")
+    limit = request.app[keys.SETTINGS].max_package_bytes
+    if not isinstance(digest, str) or not SHA256_HEX.match(digest):
+        raise Problem(400, "bad-upload", "package_sha256 must be 64 lower-case hex characters")
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= limit:
+        raise Problem(400, "bad-upload", f"size must be a whole number of bytes from 1 to {limit}")
+    if not isinstance(venue_id, str) or await request.app[keys.STORAGE].get_venue(venue_id) is None:
+        raise Problem(403, "unknown-venue", f"venue {venue_id!r} is not registered at this centre")
+    now = iso(request.app[keys.CLOCK].now())
+    state = await request.app[keys.STORAGE].create_upload(digest, venue_id, size, now)
+    if state.size != size:
+        raise Problem(409, "size-mismatch", f"upload {digest} was created with size {state.size}")
+    status = 200 if state.receipt is not None or state.offset else 201
+    return web.json_response(state_json(request, state), status=status)
+
+
+@routes.get("/api/v1/uploads/{upload_id}", name="upload", allow_head=False)
+async def get_upload(request: web.Request) -> web.Response:
+    """The upload's state as JSON, with its receipt once accepted."""
+    return web.json_response(state_json(request, await _state(request)))
+
+
+@routes.head("/api/v1/uploads/{upload_id}")
+async def head_upload(request: web.Request) -> web.Response:
+    """The current offset, to resume after a cut connection."""
+    state = await _state(request)
+    headers = {
+        "Upload-Offset": str(state.offset),
+        "Upload-Length": str(state.size),
+        "Upload-Complete": "1" if state.receipt is not None else "0",
+        "Cache-Control": "no-store",
+    }
+    return web.Response(status=200, headers=headers)
+
+
+def _chunk_headers(request: web.Request) -> tuple[int, bytes]:
+    try:
+        offset = int(request.headers["Upload-Offset"])
+        algorithm, encoded = request.headers["Upload-Checksum"].split(" ", 1)
+        checksum = base64.b64decode(encoded, validate=True)
+    except (KeyError, ValueError):
+        raise Problem(
+            400, "bad-chunk", "send Upload-Offset: <bytes> and Upload-Checksum: sha256 <base64>"
+        ) from None
+    if algorithm != "sha256" or offset < 0:
+        raise Problem(400, "bad-chunk", "Upload-Checksum must be sha256; Upload-Offset >= 0")
+    return offset, checksum
+
+
+@routes.patch("/api/v1/uploads/{upload_id}")
+async def patch_upload(request: web.Request) -> web.Response:
+    """Store one chunk at the upload's current offset, whole or not at all."""
+    upload_id = request.match_info["upload_id"]
+    offset, checksum = _chunk_headers(request)
+    data = await request.read()
+    if not crypto.constant_time_equal(hashlib.sha256(data).digest(), checksum):
+        raise Problem(
+            400, "checksum-mismatch", "the chunk does not match its Upload-Checksum; send it again"
+        )
+    now = iso(request.app[keys.CLOCK].now())
+    try:
+        new_offset = await request.app[keys.STORAGE].append_chunk(upload_id, offset, data, now)
+    except UnknownUpload as exc:
+        raise Problem(404, "unknown-upload", str(exc)) from None
+    except OffsetConflict as exc:
+        raise Problem(409, "offset-mismatch", str(exc), offset=exc.expected) from None
+    except ChunkPastEnd as exc:
+        raise Problem(400, "chunk-past-end", str(exc)) from None
+    return web.Response(status=204, headers={"Upload-Offset": str(new_offset)})
+
+
+async def _open(request: web.Request, data: bytes) -> responsepkg.OpenedPackage:
+    header = responsepkg.read_header(data)
+    venue = await request.app[keys.STORAGE].get_venue(header.venue_id)
+    if venue is None:
+        raise Problem(
+            403, "unknown-venue", f"venue {header.venue_id} is not registered at this centre"
+        )
+    public = crypto.read_signing_public(venue.signing_public)
+    wrapping = request.app[keys.AUTHORITY].wrapping_key
+    return await asyncio.to_thread(responsepkg.open_response_package, data, public, wrapping)
+
+
+def package_entry(opened: responsepkg.OpenedPackage, size: int) -> PackageEntry:
+    """What the store records about a package, from its verified contents."""
+    contents = opened.contents
+    attempts = contents.get("attempts", [])
+    violations = contents.get("violations", [])
+    summary = {
+        "attempts": len(attempts),
+        "submitted": sum(1 for a in attempts if a.get("submission")),
+        "absent": len(contents.get("absences", [])),
+        "violations": len(violations),
+        "incidents": len(contents.get("incidents", [])),
+        "unlocked_at": (contents.get("session") or {}).get("unlocked_at"),
+    }
+    return PackageEntry(
+        package_sha256=opened.package_sha256,
+        session_id=opened.header.session_id,
+        venue_id=opened.header.venue_id,
+        export_seq=opened.header.export_seq,
+        size=size,
+        serious_violation=any(bool(v.get("serious")) for v in violations),
+        summary=summary,
+    )
+
+
+@routes.post("/api/v1/uploads/{upload_id}/finish")
+async def finish_upload(request: web.Request) -> web.Response:
+    """Verify the whole package, append it to the log and return the signed receipt."""
+    app = request.app
+    state = await _state(request)
+    if state.receipt is not None:
+        return web.json_response(state.receipt)
+    if state.offset != state.size:
+        raise Problem(
+            409, "upload-incomplete",
+            f"{state.offset} of {state.size} bytes received; send the rest first",
+            offset=state.offset,
+        )  # fmt: skip
+    data = await app[keys.STORAGE].read_upload(state.upload_id)
+    if hashlib.sha256(data).hexdigest() != state.upload_id:
+        raise Problem(
+            422, "hash-mismatch", "the bytes received do not hash to the upload id; upload again"
+        )
+    try:
+        opened = await _open(request, data)
+    except responsepkg.ResponsePackageError as exc:
+        raise Problem(422, REFUSALS.get(type(exc), "package-refused"), str(exc)) from None
+    if opened.header.venue_id != state.venue_id:
+        raise Problem(422, "package-malformed", "the package names another venue than its upload")
+    authority = app[keys.AUTHORITY].signing_key
+
+    def sign(
+        entry: PackageEntry, received_at: str, position: int, previous_root: str, root: str
+    ) -> dict[str, Any]:
+        return sign_receipt(authority, entry, received_at, position, previous_root, root)
+
+    now = iso(app[keys.CLOCK].now())
+    try:
+        receipt = await app[keys.STORAGE].accept_package(
+            package_entry(opened, len(data)), data, sign, now
+        )
+    except PackageReplayed as exc:
+        raise Problem(409, "package-replayed", str(exc)) from None
+    return web.json_response(receipt)

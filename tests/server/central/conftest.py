@@ -1,0 +1,234 @@
+"""Fixtures for the central server: an authority, venues, packages, and the app on BOTH stores.
+
+`backend` is parametrised over SQLite and PostgreSQL; PostgreSQL uses a fresh database per
+test module (CREATE DATABASE cbt_test_<random>, dropped afterwards) with the schema reset
+before each test, and `require`s a server reachable at CBT_TEST_PG_DSN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from paperpack import crypto
+from paperpack.authority import Authority, init_authority, load_authority
+from server.central import keys
+from server.central.app import create_app
+from server.central.release import ReleaseOffer
+from server.central.settings import CentralSettings
+from server.central.storage import VenueRecord
+from server.clock import SettableClock, iso
+from server.responsepkg import build_response_package
+from tests.conftest import require
+
+PG_DSN = os.environ.get("CBT_TEST_PG_DSN", "postgresql:///postgres?host=/var/run/postgresql")
+START = datetime(2026, 6, 1, 1, 0, tzinfo=UTC)
+
+
+def with_database(dsn: str, name: str) -> str:
+    """The DSN `dsn` pointed at database `name`."""
+    parts = urlsplit(dsn)
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{parts.scheme}://{parts.netloc}/{name}{query}"
+
+
+def _pg_available() -> bool:
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect(PG_DSN, timeout=3)
+        except (OSError, asyncpg.PostgresError):
+            return False
+        await conn.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+@pytest.fixture(scope="module")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test module; dropped at the end."""
+    require(
+        _pg_available(), f"PostgreSQL not reachable at {PG_DSN}: set CBT_TEST_PG_DSN or start it"
+    )
+    name = "cbt_test_" + secrets.token_hex(6)
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    yield with_database(PG_DSN, name)
+    asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+async def reset_pg(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database URL of one back-end, empty."""
+    if request.param == "sqlite":
+        return str(tmp_path / "central.db")
+    dsn: str = request.getfixturevalue("pg_database")
+    asyncio.run(reset_pg(dsn))
+    return dsn
+
+
+@pytest.fixture(scope="session")
+def authority_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("authority") / "auth"
+    init_authority(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def authority(authority_dir: Path) -> Authority:
+    return load_authority(authority_dir)
+
+
+@dataclass(frozen=True)
+class VenueKeys:
+    venue_id: str
+    signing: crypto.Ed25519PrivateKey
+    wrapping: crypto.X25519PrivateKey
+
+    def record(self) -> VenueRecord:
+        return VenueRecord(
+            self.venue_id,
+            f"Venue {self.venue_id}",
+            crypto.public_key_text(self.signing.public_key()),
+            crypto.public_key_text(self.wrapping.public_key()),
+            iso(START),
+        )
+
+
+def new_venue(venue_id: str) -> VenueKeys:
+    return VenueKeys(venue_id, crypto.generate_signing_key(), crypto.generate_wrapping_key())
+
+
+def sample_contents(
+    session_id: str, venue_id: str, candidates: int, seed: int = 0
+) -> dict[str, Any]:
+    """Plain response data as a venue exports it: journals, final answers, seating, events."""
+    attempts = []
+    for n in range(candidates):
+        ticket = f"T{seed:03d}{n:05d}"
+        final = {f"i{k}": [f"o{(n + k + seed) % 4}"] for k in range(20)}
+        journal = [
+            {"seq": s, "position": s, "saved_at": iso(START),
+             "responses": {f"i{s}": final[f"i{s}"]},
+             "prev_hash": "0" * 64, "hash": secrets.token_hex(32)}
+            for s in range(1, 4)
+        ]  # fmt: skip
+        attempts.append(
+            {"attempt_id": f"a{n}", "ticket": ticket, "status": "submitted", "journal": journal,
+             "final_answers": final,
+             "submission": {"submitted_at": iso(START), "how": "candidate", "answers": final},
+             "variant": {"ticket": ticket, "digest": secrets.token_hex(32)}}
+        )  # fmt: skip
+    return {
+        "format": "cbt-response-contents",
+        "session": {"session_id": session_id, "unlocked_at": iso(START)},
+        "attempts": attempts,
+        "seating": [
+            {"ticket": a["ticket"], "room_id": "R1", "seat_no": i + 1}
+            for i, a in enumerate(attempts)
+        ],
+        "absences": [],
+        "incidents": [],
+        "violations": [],
+        "time_grants": [],
+        "pauses": [],
+        "audit": [],
+    }
+
+
+def make_package(
+    venue: VenueKeys,
+    authority: Authority,
+    *,
+    session_id: str = "S1",
+    export_seq: int = 1,
+    candidates: int = 5,
+    seed: int = 0,
+    contents: dict[str, Any] | None = None,
+) -> bytes:
+    return build_response_package(
+        contents or sample_contents(session_id, venue.venue_id, candidates, seed),
+        session_id=session_id,
+        venue_id=venue.venue_id,
+        export_seq=export_seq,
+        created_at=iso(START),
+        venue_key=venue.signing,
+        central_wrap_public=authority.wrapping_public,
+    )
+
+
+class FixedReleases:
+    """Release offers the test sets (the real records come from `paperpack release`)."""
+
+    def __init__(self) -> None:
+        self.offers: dict[tuple[str, str], ReleaseOffer] = {}
+
+    def find(self, session_id: str, venue_id: str) -> ReleaseOffer | None:
+        return self.offers.get((session_id, venue_id))
+
+
+@dataclass
+class Central:
+    client: TestClient[Any, Any]
+    clock: SettableClock
+    releases: FixedReleases
+    database: str
+
+    @property
+    def app(self) -> Any:
+        return self.client.server.app
+
+    @property
+    def storage(self) -> Any:
+        return self.app[keys.STORAGE]
+
+    @property
+    def url(self) -> str:
+        return str(self.client.make_url("")).rstrip("/")
+
+    async def register(self, venue: VenueKeys) -> None:
+        await self.storage.add_venue(venue.record())
+
+
+CentralFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def central(
+    aiohttp_client: Any, database: str, tmp_path: Path, authority: Authority
+) -> AsyncIterator[Central]:
+    """The central app on a real loopback port, on the parametrised back-end."""
+    settings = CentralSettings(
+        directory=tmp_path, database=database, log_requests=False, pg_pool_size=4
+    )
+    clock = SettableClock(START)
+    releases = FixedReleases()
+    app = create_app(settings, clock=clock, releases=releases, authority=authority)
+    client = await aiohttp_client(app)
+    yield Central(client, clock, releases, database)

@@ -54,11 +54,15 @@ def render_page(request: web.Request, template: str, **context: Any) -> web.Resp
     strings = catalogue(lang)
     # The JSON block sits inside a <script> element: "</" must not end it early.
     catalogue_json = json.dumps(strings, ensure_ascii=False).replace("</", "<\\/")
-    html = templates().get_template(template).render(
-        lang=lang,
-        t=lambda key: strings.get(key, key),
-        catalogue_json=catalogue_json,
-        **context,
+    html = (
+        templates()
+        .get_template(template)
+        .render(
+            lang=lang,
+            t=lambda key: strings.get(key, key),
+            catalogue_json=catalogue_json,
+            **context,
+        )
     )
     response = web.Response(text=html, content_type="text/html", charset="utf-8")
     response.headers["Cache-Control"] = "no-store"

@@ -4,16 +4,9 @@
 // the server's, so the timer shows the server's time even if this computer's clock is wrong,
 // and keeps running from the last offset while the network is down.
 
-export class NetworkError extends Error {}
+import { ApiError, NetworkError, sendJson } from "../common/http.js";
 
-export class ApiError extends Error {
-  constructor(status, problem) {
-    super(problem?.detail || `HTTP ${status}`);
-    this.status = status;
-    this.problem = problem || {};
-    this.slug = (this.problem.type || "").split("/").pop();
-  }
-}
+export { ApiError, NetworkError };
 
 const OFFSET_KEY = "cbt.clockOffsetMs";
 
@@ -34,34 +27,9 @@ export class Api {
   }
 
   async request(method, path, body, { timeoutMs = 8000 } = {}) {
-    const headers = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (this.token) headers.Authorization = `Bearer ${this.token}`;
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), timeoutMs);
-    const sentAt = Date.now();
-    let response;
-    try {
-      response = await fetch(path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: controller.signal,
-        cache: "no-store",
-      });
-    } catch (err) {
-      throw new NetworkError(String(err));
-    } finally {
-      clearTimeout(timer);
-    }
-    let data = null;
-    try {
-      data = await response.json();
-    } catch (err) {
-      if (response.ok) throw new NetworkError("unreadable reply");
-    }
-    if (!response.ok) throw new ApiError(response.status, data);
-    this.measureOffset(data, sentAt, Date.now());
+    const headers = this.token ? { Authorization: `Bearer ${this.token}` } : {};
+    const { data, sentAt, receivedAt } = await sendJson(method, path, { body, headers, timeoutMs });
+    this.measureOffset(data, sentAt, receivedAt);
     return data;
   }
 

@@ -6,6 +6,7 @@
 // seat move) it resumes from the server alone.
 
 import { loadCatalogue, t } from "../common/i18n.js";
+import { formatDuration } from "../common/http.js";
 import { Api, ApiError } from "./api.js";
 import { Autosave } from "./autosave.js";
 import { Journal } from "./journal.js";
@@ -39,14 +40,6 @@ function showAlert(text) {
   const box = $("alert");
   box.textContent = text;
   box.hidden = !text;
-}
-
-function formatDuration(ms) {
-  const total = Math.max(0, Math.floor(ms / 1000));
-  const h = String(Math.floor(total / 3600)).padStart(2, "0");
-  const m = String(Math.floor((total % 3600) / 60)).padStart(2, "0");
-  const s = String(total % 60).padStart(2, "0");
-  return `${h}:${m}:${s}`;
 }
 
 // ---- login ---------------------------------------------------------------------------

@@ -1,0 +1,100 @@
+// The venue dashboard: packages (still encrypted) with time to their unlock window, and the
+// rooms with how many candidates are logged in, submitted or absent.
+
+import { t } from "../common/i18n.js";
+import { formatDuration } from "../common/http.js";
+import { staffApi } from "./api.js";
+
+const $ = (id) => document.getElementById(id);
+let timer = null;
+
+function cell(row, text) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  row.append(td);
+}
+
+function table(headings) {
+  const tableNode = document.createElement("table");
+  const head = tableNode.createTHead().insertRow();
+  for (const heading of headings) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = heading;
+    head.append(th);
+  }
+  return { tableNode, body: tableNode.createTBody() };
+}
+
+function windowText(pkg, serverNow) {
+  const opens = Date.parse(pkg.window_not_before);
+  const closes = Date.parse(pkg.window_not_after);
+  if (Number.isNaN(opens)) return "";
+  if (serverNow < opens) return t("dash.window_opens_in", { time: formatDuration(opens - serverNow) });
+  if (serverNow < closes) return t("dash.window_open", { time: formatDuration(closes - serverNow) });
+  return t("dash.window_closed");
+}
+
+function renderPackages(packages, serverNow) {
+  const holder = $("dash-packages");
+  if (!packages.length) {
+    holder.textContent = t("dash.no_packages");
+    return;
+  }
+  const { tableNode, body } = table([
+    t("dash.session"), t("dash.kind"), t("dash.version"), t("dash.fragments"),
+    t("dash.imported"), t("dash.window"),
+  ]);
+  for (const pkg of packages) {
+    const row = body.insertRow();
+    cell(row, pkg.session_id);
+    cell(row, t(pkg.kind === "practice" ? "dash.kind.practice" : "dash.kind.real"));
+    cell(row, String(pkg.manifest_version ?? ""));
+    cell(row, String(pkg.fragment_count ?? ""));
+    cell(row, pkg.imported_at ? new Date(pkg.imported_at).toLocaleString() : "");
+    cell(row, windowText(pkg, serverNow));
+  }
+  holder.replaceChildren(tableNode);
+}
+
+function renderRooms(status) {
+  const rooms = new Map();
+  for (const c of status.candidates) {
+    const key = c.room_id || "—";
+    const room = rooms.get(key) || { total: 0, logged: 0, submitted: 0, absent: 0 };
+    room.total += 1;
+    if (c.logged_in) room.logged += 1;
+    if (c.submitted_at) room.submitted += 1;
+    if (c.status === "absent") room.absent += 1;
+    rooms.set(key, room);
+  }
+  const { tableNode, body } = table([
+    t("dash.room"), t("dash.candidates"), t("dash.logged_in"), t("dash.submitted"), t("dash.absent"),
+  ]);
+  for (const [roomId, room] of rooms) {
+    const row = body.insertRow();
+    for (const value of [roomId, room.total, room.logged, room.submitted, room.absent]) {
+      cell(row, String(value));
+    }
+  }
+  $("dash-rooms").replaceChildren(tableNode);
+  $("dash-paused").hidden = !status.paused;
+}
+
+async function refresh() {
+  const [dashboard, status] = await Promise.all([
+    staffApi.get("/api/v1/staff/dashboard"),
+    staffApi.get("/api/v1/staff/status"),
+  ]);
+  renderPackages(dashboard.packages, Date.parse(dashboard.server_time));
+  renderRooms(status);
+}
+
+export async function enter() {
+  await refresh();
+  timer = setInterval(() => refresh().catch(() => {}), 10000);
+}
+
+export function leave() {
+  clearInterval(timer);
+}

@@ -1,0 +1,110 @@
+// The staff console: sign in, then four views (dashboard, unlock ceremony, room monitor,
+// audit log) chosen by the URL fragment, so every view is a link and the back button works.
+
+import { loadCatalogue, t } from "../common/i18n.js";
+import { ApiError } from "../common/http.js";
+import { staffApi } from "./api.js";
+import * as audit from "./audit.js";
+import * as ceremony from "./ceremony.js";
+import * as dashboard from "./dashboard.js";
+import * as monitor from "./monitor.js";
+
+const VIEWS = { dashboard, ceremony, monitor, audit };
+const $ = (id) => document.getElementById(id);
+let active = null;
+
+export function showAlert(text) {
+  $("alert").textContent = text || "";
+  $("alert").hidden = !text;
+}
+
+export function describe(err) {
+  return err instanceof ApiError ? err.message : String(err.message || err);
+}
+
+function showView(name) {
+  for (const node of document.querySelectorAll(".view")) node.hidden = node.id !== `view-${name}`;
+  for (const link of document.querySelectorAll("#tabs a")) {
+    if (link.dataset.tab === name) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
+async function route() {
+  if (!staffApi.me) return;
+  const name = location.hash.slice(1) in VIEWS ? location.hash.slice(1) : "dashboard";
+  if (active) active.leave?.();
+  active = VIEWS[name];
+  showAlert("");
+  showView(name);
+  try {
+    await active.enter();
+  } catch (err) {
+    handleError(err);
+  }
+}
+
+export function handleError(err) {
+  if (err instanceof ApiError && err.status === 401) {
+    staffApi.me = null;
+    signedOut();
+    return;
+  }
+  showAlert(`${t("common.error")}: ${describe(err)}`);
+}
+
+function signedIn() {
+  const me = staffApi.me;
+  $("staff-who").textContent = `${me.name || me.login} · ${t(`staff.role.${me.role}`)}`;
+  $("tabs").hidden = false;
+  $("sign-out").hidden = false;
+  route();
+}
+
+function signedOut() {
+  if (active) active.leave?.();
+  active = null;
+  $("staff-who").textContent = "";
+  $("tabs").hidden = true;
+  $("sign-out").hidden = true;
+  showView("login");
+  $("staff-login-name").focus();
+}
+
+function setup() {
+  $("staff-login").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = $("staff-login-error");
+    error.hidden = true;
+    try {
+      await staffApi.login($("staff-login-name").value.trim(), $("staff-password").value);
+      $("staff-password").value = "";
+      signedIn();
+    } catch (err) {
+      error.textContent = `${t("staff.login_failed")}: ${describe(err)}`;
+      error.hidden = false;
+    }
+  });
+  $("sign-out").addEventListener("click", async () => {
+    try {
+      await staffApi.logout();
+    } finally {
+      signedOut();
+    }
+  });
+  window.addEventListener("hashchange", route);
+  for (const view of Object.values(VIEWS)) view.setup?.();
+}
+
+async function main() {
+  loadCatalogue();
+  setup();
+  try {
+    await staffApi.whoAmI();
+    signedIn();
+  } catch (err) {
+    signedOut();
+  }
+}
+
+main();

@@ -1,0 +1,138 @@
+// The room monitor: a live grid of seats coloured by status (not logged in, answering,
+// submitted, absent; a ring when not seen recently), with items answered and last seen;
+// and the invigilator's actions on the selected candidate.
+
+import { t } from "../common/i18n.js";
+import { staffApi } from "./api.js";
+import { describe } from "./main.js";
+
+const $ = (id) => document.getElementById(id);
+let poll = null;
+let rooms = [];
+let selected = null; // ticket
+
+function kinds() {
+  return JSON.parse(document.getElementById("kinds").textContent);
+}
+
+function fillKinds(select, list) {
+  select.replaceChildren(
+    ...list.map((kind) => Object.assign(document.createElement("option"), { value: kind, textContent: t(`kind.${kind}`) })),
+  );
+}
+
+function room() {
+  return rooms.find((r) => r.room_id === $("mon-room").value) || rooms[0];
+}
+
+function seatLabel(c) {
+  const lastSeen = c.last_seen_at ? new Date(c.last_seen_at).toLocaleTimeString() : "—";
+  return [
+    t("mon.seat", { n: c.seat_no ?? "?" }),
+    c.name,
+    c.ticket,
+    t(`mon.status.${c.status}`),
+    t("mon.items_answered", { n: c.items_answered }),
+    `${t("mon.last_seen")} ${lastSeen}`,
+  ];
+}
+
+function renderGrid(status) {
+  const current = room();
+  const grid = $("mon-grid");
+  grid.style.setProperty("--columns", String(current?.columns || 6));
+  const bySeat = new Map(status.candidates.map((c) => [c.seat_no, c]));
+  const seats = current ? current.rows * current.columns : status.candidates.length;
+  const cells = [];
+  for (let seat = 1; seat <= seats; seat += 1) {
+    const c = bySeat.get(seat);
+    const node = document.createElement(c ? "button" : "div");
+    node.className = "seat";
+    node.setAttribute("role", "listitem");
+    if (!c) {
+      node.classList.add("empty");
+      node.textContent = String(seat);
+    } else {
+      node.type = "button";
+      node.classList.add(`st-${c.status}`);
+      if (c.logged_in && !c.seen_recently && !c.submitted_at) node.classList.add("stale");
+      if (c.ticket === selected) node.classList.add("selected");
+      const lines = seatLabel(c);
+      node.setAttribute("aria-label", lines.join(", "));
+      node.setAttribute("aria-pressed", String(c.ticket === selected));
+      for (const [i, line] of [lines[0], lines[1], lines[4]].entries()) {
+        node.append(Object.assign(document.createElement("span"), { className: `l${i}`, textContent: line }));
+      }
+      node.addEventListener("click", () => select(c));
+    }
+    cells.push(node);
+  }
+  grid.replaceChildren(...cells);
+  $("mon-paused").hidden = !status.paused;
+}
+
+function select(c) {
+  selected = c.ticket;
+  $("mon-selected").textContent = `${t("mon.selected")}: ${seatLabel(c).join(" · ")}`;
+  $("mon-forms").hidden = false;
+  refresh().catch(() => {});
+}
+
+async function refresh() {
+  const current = room();
+  if (!current) return;
+  renderGrid(await staffApi.get(`/api/v1/staff/rooms/${encodeURIComponent(current.room_id)}/status`));
+}
+
+async function act(path, body) {
+  const note = $("mon-message");
+  try {
+    await staffApi.post(path, body);
+    note.textContent = t("mon.done");
+    note.className = "ok";
+  } catch (err) {
+    note.textContent = describe(err);
+    note.className = "error";
+  }
+  await refresh().catch(() => {});
+}
+
+function onCandidate(formId, build) {
+  $(formId).addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (!selected) return;
+    const [suffix, body] = build();
+    act(`/api/v1/staff/candidates/${encodeURIComponent(selected)}/${suffix}`, body);
+  });
+}
+
+export function setup() {
+  const { incidents, violations } = kinds();
+  fillKinds($("act-incident-kind"), incidents);
+  fillKinds($("act-violation-kind"), violations);
+  $("mon-room").addEventListener("change", () => refresh().catch(() => {}));
+  $("mon-refresh").addEventListener("click", () => refresh().catch(() => {}));
+  $("mon-pause").addEventListener("click", () => act("/api/v1/staff/pauses", { room_id: room().room_id, reason: "room paused from the monitor" }));
+  $("mon-resume").addEventListener("click", () => act("/api/v1/staff/pauses/resume", { room_id: room().room_id }));
+  $("act-absent").addEventListener("click", () => selected && act(`/api/v1/staff/candidates/${encodeURIComponent(selected)}/absent`, {}));
+  onCandidate("act-incident", () => ["incidents", { kind: $("act-incident-kind").value, text: $("act-incident-text").value }]);
+  onCandidate("act-violation", () => ["violations", { kind: $("act-violation-kind").value, text: $("act-violation-text").value }]);
+  onCandidate("act-grant", () => ["time-grants", { granted_ms: Number($("act-grant-minutes").value) * 60000, reason: $("act-grant-reason").value }]);
+  onCandidate("act-move", () => ["seat", { room_id: room().room_id, seat_no: Number($("act-move-seat").value), reason: $("act-move-reason").value }]);
+}
+
+export async function enter() {
+  rooms = await staffApi.get("/api/v1/staff/rooms");
+  const select = $("mon-room");
+  const chosen = select.value;
+  select.replaceChildren(
+    ...rooms.map((r) => Object.assign(document.createElement("option"), { value: r.room_id, textContent: r.name ? `${r.room_id} ${r.name}` : r.room_id })),
+  );
+  if (chosen) select.value = chosen;
+  await refresh();
+  poll = setInterval(() => refresh().catch(() => {}), 5000);
+}
+
+export function leave() {
+  clearInterval(poll);
+}

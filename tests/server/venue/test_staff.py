@@ -61,7 +61,7 @@ async def client(
                 login,
                 login.title(),
                 ROLE_OF[login],
-                hash_password(password),
+                hashed(login),
                 actor="cli:test",
                 now=T0,
             )

@@ -16,17 +16,15 @@ if TYPE_CHECKING:
     from server.clock import Clock
     from server.store import Store
     from server.venue.attempts import AttemptAuth, LoginLimiter
-    from server.venue.ceremony import CeremonyState, ExamState
+    from server.venue.ceremony import LiveState
     from server.venue.settings import Settings
 
 # --- the venue app ------------------------------------------------------------------------
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 STORE: web.AppKey[Store] = web.AppKey("store")
-# The unlock ceremony in progress (shares entered so far), reset on timeout or by hand.
-CEREMONY: web.AppKey[CeremonyState] = web.AppKey("ceremony")
-# The unlocked paper and every candidate's variant: in memory only, never on disk.
-EXAM: web.AppKey[ExamState] = web.AppKey("exam")
+# The ceremony in progress and the unlocked paper with every variant: memory only, never disk.
+LIVE: web.AppKey[LiveState] = web.AppKey("live")
 # The background task that closes attempts at the end of their time.
 CLOSER: web.AppKey[asyncio.Task[Any]] = web.AppKey("closer")
 LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")

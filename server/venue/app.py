@@ -1,0 +1,123 @@
+"""The venue server's aiohttp application: the factory, its middlewares and resources.
+
+`create_app(settings, clock=...)` does no I/O: the database (the group-committing Store)
+opens in a cleanup context, as does the task that closes attempts at the end of their time.
+Middlewares, outermost first: one log line per request (method, path, status, time; never
+bodies, tokens or query strings), security headers on every response (a strict CSP with no
+inline script), and RFC 9457 problem details for every error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from server import keys
+from server.clock import Clock, SystemClock
+from server.problems import Handler, problem_middleware
+from server.venue import attempts, ceremony, invigilate, openapi, staff
+from server.venue.settings import Settings
+
+log = logging.getLogger("server.venue.requests")
+
+SECURITY_HEADERS = {
+    # Scripts and styles only from this server, no inline script, no framing, no plugins.
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        "media-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
+NO_STORE_PREFIXES = ("/api/",)  # answers and papers must never sit in a browser or proxy cache
+
+
+@web.middleware
+async def request_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One line per request: method, path (never the query), status and milliseconds."""
+    began = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        if request.app[keys.SETTINGS].log_requests:
+            log.info(
+                "request method=%s path=%s status=%d ms=%.1f",
+                request.method,
+                request.path,
+                status,
+                (time.perf_counter() - began) * 1000,
+            )
+
+
+@web.middleware
+async def security_headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Add the security headers (and no-store on the API) to every response, errors included."""
+    response = await handler(request)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.path.startswith(NO_STORE_PREFIXES):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def ping(request: web.Request) -> web.Response:
+    """The bare calibration endpoint of the load tests: no database, no auth."""
+    return web.json_response({"ok": True})
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    """Build the venue app; no I/O here, resources open in cleanup contexts."""
+    app = web.Application(
+        middlewares=[request_log_middleware, security_headers_middleware, problem_middleware],
+        client_max_size=settings.max_package_bytes,
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.CLOCK] = clock or SystemClock()
+    app.cleanup_ctx.append(_store_context)
+    app.cleanup_ctx.append(_closer_context)
+    attempts.setup(app)
+    ceremony.setup(app)
+    app.router.add_get("/ping", ping, name="ping")
+    app.add_routes(staff.staff_routes)
+    app.add_routes(attempts.routes)
+    app.add_routes(invigilate.routes)
+    app.add_routes(ceremony.routes)
+    app.add_routes(openapi.routes)
+    return app
+
+
+async def _store_context(app: web.Application) -> AsyncIterator[None]:
+    from server.venue.workspace import open_venue_store
+
+    app[keys.STORE] = await open_venue_store(app[keys.SETTINGS].venue_dir)
+    try:
+        yield
+    finally:
+        await app[keys.STORE].close()
+
+
+async def _closer_context(app: web.Application) -> AsyncIterator[None]:
+    task = attempts.start_closer(app)
+    app[keys.CLOSER] = task
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,438 @@
+"""The invigilator API: room status and the actions staff take on candidates during an exam.
+
+Room status (logged in, answering, last seen, items answered, submitted); mark absent; record
+an incident or a violation (a type from a fixed list plus text); grant lost time with a
+reason; move a candidate to a spare seat (answers and time left are kept: the attempt does
+not change, only its seat); pause and resume a room or the whole venue. Every action is
+role-checked and CSRF-checked (`server.venue.staff.require_role`) and audited in the same
+transaction as the change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from sqlite_utils import Database
+
+from server import audit, keys
+from server.clock import iso
+from server.problems import Problem
+from server.venue import attempts
+from server.venue.staff import require_role
+
+routes = web.RouteTableDef()
+
+STAFF_ROLES = ("chief_examiner", "invigilator", "system_administrator")
+ACTION_ROLES = ("chief_examiner", "invigilator")
+INCIDENT_KINDS = (
+    "machine_failure",
+    "network_failure",
+    "power_cut",
+    "candidate_illness",
+    "disturbance",
+    "paper_display",
+    "other",
+)
+VIOLATION_KINDS = (
+    "unauthorised_material",
+    "communication",
+    "impersonation",
+    "copying",
+    "leaving_seat",
+    "device_misuse",
+    "disruption",
+    "other",
+)
+MAX_TEXT = 4000
+MAX_GRANT_MS = 4 * 3600 * 1000  # one grant cannot exceed four hours
+MAX_BODY = 16 * 1024
+
+
+def actor_of(staff: Any) -> str:
+    return str(staff.login)
+
+
+def current_session(db: Database, ticket: str) -> tuple[str, dict[str, Any]]:
+    """The session the candidate `ticket` sits now (not ended), or Problem 404."""
+    row = db.execute(
+        "SELECT c.session_id FROM candidates c JOIN sessions s USING (session_id) "
+        "WHERE c.ticket = ? AND s.status != 'ended' ORDER BY s.starts_at LIMIT 1",
+        [ticket],
+    ).fetchone()
+    if row is None:
+        raise Problem(404, "unknown-candidate", f"no candidate with ticket {ticket} in a session")
+    attempt = db.execute(
+        "SELECT * FROM attempts WHERE session_id = ? AND ticket = ?", [row[0], ticket]
+    ).fetchone()
+    columns = [d[0] for d in db.execute("SELECT * FROM attempts LIMIT 0").description]
+    return row[0], dict(zip(columns, attempt, strict=True)) if attempt else {}
+
+
+# --- room status --------------------------------------------------------------------------
+
+
+def room_status(db: Database, room_id: str | None, now: datetime, stale_s: int) -> dict[str, Any]:
+    """Each candidate of the room (or the venue) with what the monitor shows."""
+    rows = db.query(
+        "SELECT c.session_id, c.ticket, c.name, st.room_id, st.seat_no, a.status, a.attempt_id,"
+        " a.last_seen_at, a.submitted_at, a.time_granted_ms, a.client,"
+        " (SELECT COUNT(*) FROM responses r WHERE r.attempt_id = a.attempt_id) AS answered,"
+        " EXISTS (SELECT 1 FROM absences ab WHERE ab.session_id = c.session_id"
+        "   AND ab.ticket = c.ticket) AS absent"
+        " FROM candidates c JOIN sessions s ON s.session_id = c.session_id AND s.status != 'ended'"
+        " LEFT JOIN seats st ON st.session_id = c.session_id AND st.ticket = c.ticket"
+        " LEFT JOIN attempts a ON a.session_id = c.session_id AND a.ticket = c.ticket"
+        " WHERE ? IS NULL OR st.room_id = ?"
+        " ORDER BY st.room_id, st.seat_no, c.ticket",
+        [room_id, room_id],
+    )
+    candidates = []
+    for r in rows:
+        seen = r["last_seen_at"]
+        stale = seen is None or (now - attempts.parse_time(seen)).total_seconds() > stale_s
+        candidates.append(
+            {
+                "ticket": r["ticket"],
+                "name": r["name"],
+                "room_id": r["room_id"],
+                "seat_no": r["seat_no"],
+                "status": "absent" if r["absent"] else (r["status"] or "not_logged_in"),
+                "logged_in": r["attempt_id"] is not None,
+                "last_seen_at": seen,
+                "seen_recently": not stale,
+                "items_answered": r["answered"],
+                "submitted_at": r["submitted_at"],
+                "time_granted_ms": r["time_granted_ms"] or 0,
+            }
+        )
+    paused = db.execute(
+        "SELECT COUNT(*) FROM pauses WHERE resumed_at IS NULL AND (room_id IS NULL OR room_id = ?)",
+        [room_id],
+    ).fetchone()[0]
+    return {
+        "room_id": room_id,
+        "server_time": iso(now),
+        "paused": bool(paused),
+        "candidates": candidates,
+    }
+
+
+@routes.get("/api/v1/staff/status", name="venue_status")
+async def get_venue_status(request: web.Request) -> web.Response:
+    """Every candidate of the venue with their status (the chief examiner's view)."""
+    await require_role(request, *STAFF_ROLES)
+    app = request.app
+    now = app[keys.CLOCK].now()
+    body = await app[keys.STORE].read(room_status, None, now, app[keys.SETTINGS].stale_after_s)
+    return web.json_response(body)
+
+
+@routes.get("/api/v1/staff/rooms/{room_id}/status", name="room_status")
+async def get_room_status(request: web.Request) -> web.Response:
+    """The candidates of one room: logged in, answering, last seen, items answered, submitted."""
+    await require_role(request, *STAFF_ROLES)
+    app = request.app
+    now = app[keys.CLOCK].now()
+    room_id = request.match_info["room_id"]
+    body = await app[keys.STORE].read(room_status, room_id, now, app[keys.SETTINGS].stale_after_s)
+    return web.json_response(body)
+
+
+# --- actions on one candidate -------------------------------------------------------------
+
+
+def _text(body: Mapping[str, Any], name: str, *, required: bool = True) -> str:
+    value = body.get(name, "" if not required else None)
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise Problem(422, "invalid-field", f"field {name!r} must be a non-empty string")
+    if len(value) > MAX_TEXT:
+        raise Problem(422, "invalid-field", f"field {name!r} is longer than {MAX_TEXT} characters")
+    return value.strip()
+
+
+def _kind(body: Mapping[str, Any], allowed: tuple[str, ...]) -> str:
+    kind = body.get("kind")
+    if kind not in allowed:
+        raise Problem(422, "invalid-field", f"field 'kind' must be one of: {', '.join(allowed)}")
+    return str(kind)
+
+
+def mark_absent(db: Database, ticket: str, actor: str, now: datetime) -> dict[str, Any]:
+    session_id, attempt = current_session(db, ticket)
+    if attempt:
+        raise Problem(
+            409, "candidate-present", f"candidate {ticket} has logged in and cannot be absent"
+        )
+    db.execute(
+        "INSERT OR IGNORE INTO absences (session_id, ticket, marked_by, marked_at) "
+        "VALUES (?, ?, ?, ?)",
+        [session_id, ticket, actor, iso(now)],
+    )
+    audit.record(
+        db, actor, "candidate.absent", f"session:{session_id}/ticket:{ticket}", {}, now=now
+    )
+    return {"ticket": ticket, "absent": True}
+
+
+def record_incident(
+    db: Database, ticket: str, kind: str, text: str, actor: str, now: datetime
+) -> dict[str, Any]:
+    session_id, _ = current_session(db, ticket)
+    room = db.execute(
+        "SELECT room_id FROM seats WHERE session_id = ? AND ticket = ?", [session_id, ticket]
+    ).fetchone()
+    cursor = db.execute(
+        "INSERT INTO incidents (session_id, ticket, room_id, kind, text, recorded_by, recorded_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [session_id, ticket, room[0] if room else None, kind, text, actor, iso(now)],
+    )
+    incident_id = cursor.lastrowid
+    audit.record(
+        db,
+        actor,
+        "incident.recorded",
+        f"session:{session_id}/ticket:{ticket}",
+        {"incident_id": incident_id, "kind": kind},
+        now=now,
+    )
+    return {"incident_id": incident_id, "ticket": ticket, "kind": kind}
+
+
+def record_violation(
+    db: Database, ticket: str, kind: str, text: str, actor: str, now: datetime
+) -> dict[str, Any]:
+    session_id, _ = current_session(db, ticket)
+    cursor = db.execute(
+        "INSERT INTO violations (session_id, ticket, kind, text, recorded_by, recorded_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [session_id, ticket, kind, text, actor, iso(now)],
+    )
+    violation_id = cursor.lastrowid
+    audit.record(
+        db,
+        actor,
+        "violation.recorded",
+        f"session:{session_id}/ticket:{ticket}",
+        {"violation_id": violation_id, "kind": kind},
+        now=now,
+    )
+    return {"violation_id": violation_id, "ticket": ticket, "kind": kind}
+
+
+def grant_time(
+    db: Database, ticket: str, granted_ms: int, reason: str, actor: str, now: datetime
+) -> dict[str, Any]:
+    """Add lost time to one candidate's attempt; moves only that candidate's end."""
+    session_id, attempt = current_session(db, ticket)
+    if not attempt:
+        raise Problem(409, "not-logged-in", f"candidate {ticket} has not logged in yet")
+    if attempt["status"] in attempts.CLOSED_STATUSES:
+        raise Problem(409, "attempt-submitted", f"candidate {ticket}'s attempt is already closed")
+    db.execute(
+        "INSERT INTO time_grants (attempt_id, granted_ms, reason, granted_by, granted_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [attempt["attempt_id"], granted_ms, reason, actor, iso(now)],
+    )
+    db.execute(
+        "UPDATE attempts SET time_granted_ms = time_granted_ms + ? WHERE attempt_id = ?",
+        [granted_ms, attempt["attempt_id"]],
+    )
+    audit.record(
+        db,
+        actor,
+        "time.granted",
+        f"session:{session_id}/ticket:{ticket}",
+        {"attempt_id": attempt["attempt_id"], "granted_ms": granted_ms, "reason": reason},
+        now=now,
+    )
+    return {"ticket": ticket, "time_granted_ms": attempt["time_granted_ms"] + granted_ms}
+
+
+def move_seat(
+    db: Database, ticket: str, room_id: str, seat_no: int, reason: str, actor: str, now: datetime
+) -> dict[str, Any]:
+    """Move a candidate to a free seat; the attempt (answers, time) stays as it is."""
+    session_id, _ = current_session(db, ticket)
+    seat = db.execute(
+        "SELECT room_id, seat_no, plan_id FROM seats WHERE session_id = ? AND ticket = ?",
+        [session_id, ticket],
+    ).fetchone()
+    if seat is None:
+        raise Problem(409, "no-seat", f"candidate {ticket} has no seat yet: draw the seat plan")
+    room = db.execute("SELECT rows, columns FROM rooms WHERE room_id = ?", [room_id]).fetchone()
+    if room is None:
+        raise Problem(422, "unknown-room", f"there is no room {room_id}")
+    if not 1 <= seat_no <= room[0] * room[1]:
+        raise Problem(422, "unknown-seat", f"room {room_id} has seats 1 to {room[0] * room[1]}")
+    taken = db.execute(
+        "SELECT ticket FROM seats WHERE session_id = ? AND room_id = ? AND seat_no = ?",
+        [session_id, room_id, seat_no],
+    ).fetchone()
+    if taken is not None:
+        raise Problem(409, "seat-taken", f"seat {seat_no} in room {room_id} is taken")
+    row_no, column_no = (seat_no - 1) // room[1] + 1, (seat_no - 1) % room[1] + 1
+    db.execute(
+        "UPDATE seats SET room_id = ?, seat_no = ?, row_no = ?, column_no = ?, moved = 1 "
+        "WHERE session_id = ? AND ticket = ?",
+        [room_id, seat_no, row_no, column_no, session_id, ticket],
+    )
+    db.execute(
+        "INSERT INTO seat_moves (session_id, ticket, from_room_id, from_seat_no, to_room_id,"
+        " to_seat_no, reason, moved_by, moved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [session_id, ticket, seat[0], seat[1], room_id, seat_no, reason, actor, iso(now)],
+    )
+    audit.record(
+        db,
+        actor,
+        "seat.moved",
+        f"session:{session_id}/ticket:{ticket}",
+        {"from": f"{seat[0]}/{seat[1]}", "to": f"{room_id}/{seat_no}", "reason": reason},
+        now=now,
+    )
+    return {"ticket": ticket, "room_id": room_id, "seat_no": seat_no}
+
+
+async def _candidate_action(request: web.Request, roles: tuple[str, ...]) -> tuple[Any, str]:
+    staff = await require_role(request, *roles)
+    return staff, request.match_info["ticket"]
+
+
+@routes.post("/api/v1/staff/candidates/{ticket}/absent", name="mark_absent")
+async def post_absent(request: web.Request) -> web.Response:
+    """Mark a candidate who has not logged in as absent."""
+    staff, ticket = await _candidate_action(request, ACTION_ROLES)
+    now = request.app[keys.CLOCK].now()
+    result = await request.app[keys.STORE].write(mark_absent, ticket, actor_of(staff), now)
+    return web.json_response(result)
+
+
+@routes.post("/api/v1/staff/candidates/{ticket}/incidents", name="record_incident")
+async def post_incident(request: web.Request) -> web.Response:
+    """Record an incident for a candidate: a kind from INCIDENT_KINDS plus text."""
+    staff, ticket = await _candidate_action(request, ACTION_ROLES)
+    body = await attempts.read_json_object(request, MAX_BODY)
+    kind, text = _kind(body, INCIDENT_KINDS), _text(body, "text", required=False)
+    now = request.app[keys.CLOCK].now()
+    result = await request.app[keys.STORE].write(
+        record_incident, ticket, kind, text, actor_of(staff), now
+    )
+    return web.json_response(result, status=201)
+
+
+@routes.post("/api/v1/staff/candidates/{ticket}/violations", name="record_violation")
+async def post_violation(request: web.Request) -> web.Response:
+    """Record a violation (art. 32): a kind from VIOLATION_KINDS plus text."""
+    staff, ticket = await _candidate_action(request, ACTION_ROLES)
+    body = await attempts.read_json_object(request, MAX_BODY)
+    kind, text = _kind(body, VIOLATION_KINDS), _text(body, "text")
+    now = request.app[keys.CLOCK].now()
+    result = await request.app[keys.STORE].write(
+        record_violation, ticket, kind, text, actor_of(staff), now
+    )
+    return web.json_response(result, status=201)
+
+
+@routes.post("/api/v1/staff/candidates/{ticket}/time-grants", name="grant_time")
+async def post_time_grant(request: web.Request) -> web.Response:
+    """Grant lost time to one candidate: {"granted_ms": N, "reason": "..."}."""
+    staff, ticket = await _candidate_action(request, ACTION_ROLES)
+    body = await attempts.read_json_object(request, MAX_BODY)
+    granted = attempts.require_field(body, "granted_ms", int)
+    if not 0 < granted <= MAX_GRANT_MS:
+        raise Problem(422, "invalid-field", f"granted_ms must be from 1 to {MAX_GRANT_MS}")
+    reason = _text(body, "reason")
+    now = request.app[keys.CLOCK].now()
+    result = await request.app[keys.STORE].write(
+        grant_time, ticket, granted, reason, actor_of(staff), now
+    )
+    return web.json_response(result)
+
+
+@routes.post("/api/v1/staff/candidates/{ticket}/seat", name="move_seat")
+async def post_seat_move(request: web.Request) -> web.Response:
+    """Move a candidate to a spare seat: {"room_id", "seat_no", "reason"}."""
+    staff, ticket = await _candidate_action(request, ACTION_ROLES)
+    body = await attempts.read_json_object(request, MAX_BODY)
+    room_id = attempts.require_field(body, "room_id", str)
+    seat_no = attempts.require_field(body, "seat_no", int)
+    reason = _text(body, "reason")
+    now = request.app[keys.CLOCK].now()
+    result = await request.app[keys.STORE].write(
+        move_seat, ticket, room_id, seat_no, reason, actor_of(staff), now
+    )
+    return web.json_response(result)
+
+
+# --- pauses -------------------------------------------------------------------------------
+
+
+def pause(
+    db: Database, room_id: str | None, reason: str, actor: str, now: datetime
+) -> dict[str, Any]:
+    """Pause a room (or the venue, room_id None) in every running session."""
+    open_pause = db.execute(
+        "SELECT pause_id FROM pauses WHERE resumed_at IS NULL AND room_id IS ?", [room_id]
+    ).fetchone()
+    if open_pause is not None:
+        raise Problem(409, "already-paused", f"{_scope(room_id)} is already paused")
+    sessions = [r[0] for r in db.execute("SELECT session_id FROM sessions WHERE status != 'ended'")]
+    for session_id in sessions:
+        db.execute(
+            "INSERT INTO pauses (session_id, room_id, reason, paused_by, paused_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [session_id, room_id, reason, actor, iso(now)],
+        )
+    audit.record(db, actor, "exam.paused", _scope(room_id), {"reason": reason}, now=now)
+    return {"room_id": room_id, "paused": True, "paused_at": iso(now)}
+
+
+def resume(db: Database, room_id: str | None, actor: str, now: datetime) -> dict[str, Any]:
+    changed = db.execute(
+        "UPDATE pauses SET resumed_by = ?, resumed_at = ?"
+        " WHERE resumed_at IS NULL AND room_id IS ?",
+        [actor, iso(now), room_id],
+    ).rowcount
+    if not changed:
+        raise Problem(409, "not-paused", f"{_scope(room_id)} is not paused")
+    audit.record(db, actor, "exam.resumed", _scope(room_id), {}, now=now)
+    return {"room_id": room_id, "paused": False, "resumed_at": iso(now)}
+
+
+def _scope(room_id: str | None) -> str:
+    return f"room:{room_id}" if room_id else "venue"
+
+
+def _room_field(body: Mapping[str, Any]) -> str | None:
+    room_id = body.get("room_id")
+    if room_id is not None and not isinstance(room_id, str):
+        raise Problem(422, "invalid-field", "field 'room_id' must be a string or null (venue)")
+    return room_id
+
+
+@routes.post("/api/v1/staff/pauses", name="pause")
+async def post_pause(request: web.Request) -> web.Response:
+    """Pause a room ({"room_id": "R1", "reason"}) or the whole venue (room_id null)."""
+    staff = await require_role(request, "chief_examiner", "invigilator")
+    body = await attempts.read_json_object(request, MAX_BODY)
+    room_id, reason = _room_field(body), _text(body, "reason")
+    if room_id is None:  # pausing the whole venue is the chief examiner's decision
+        await require_role(request, "chief_examiner")
+    now = request.app[keys.CLOCK].now()
+    result = await request.app[keys.STORE].write(pause, room_id, reason, actor_of(staff), now)
+    return web.json_response(result)
+
+
+@routes.post("/api/v1/staff/pauses/resume", name="resume")
+async def post_resume(request: web.Request) -> web.Response:
+    """Resume a paused room ({"room_id": "R1"}) or the venue (room_id null)."""
+    staff = await require_role(request, "chief_examiner", "invigilator")
+    body = await attempts.read_json_object(request, MAX_BODY)
+    room_id = _room_field(body)
+    if room_id is None:
+        await require_role(request, "chief_examiner")
+    now = request.app[keys.CLOCK].now()
+    result = await request.app[keys.STORE].write(resume, room_id, actor_of(staff), now)
+    return web.json_response(result)

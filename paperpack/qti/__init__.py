@@ -68,14 +68,14 @@ from xml.etree.ElementTree import Element
 from paperpack.errors import PaperInvalid, PaperpackError
 from paperpack.model import Item, Paper, Section
 from paperpack.qti.body import QTI_NAMESPACES, Assets, BodyWriter
-from paperpack.qti.items import (
+from paperpack.qti.declarations import (
     ItemSource,
     child,
-    convert_item,
     read_max_score,
     read_processing,
     read_responses,
 )
+from paperpack.qti.items import convert_item
 from paperpack.qti.report import Report
 from paperpack.qti.source import (
     DirPackage,

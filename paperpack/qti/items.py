@@ -12,137 +12,17 @@ is an error naming the item, so nothing is silently dropped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
 
-from paperpack.model import Blank, Item, MultipleScoring, Normalisation, Option
+from paperpack.model import Blank, Item, Normalisation, Option
 from paperpack.qti.body import BodyWriter
-from paperpack.qti.report import Report
+from paperpack.qti.declarations import ItemSource, MapEntry, Response, child
+from paperpack.qti.scoring import choice_scoring, points_for
 from paperpack.qti.source import local_name
 
 SUPPORTED = ("choiceInteraction", "textEntryInteraction", "extendedTextInteraction")
 ESSAY_LENGTH_FACTOR = 5  # max_length = 5 x expectedLength: a generous bound, never a target
 _EPSILON = 1e-9
-
-
-@dataclass(frozen=True)
-class MapEntry:
-    key: str
-    value: float
-    case_sensitive: bool
-
-
-@dataclass(frozen=True)
-class Mapping:
-    default: float
-    lower: float | None
-    upper: float | None
-    entries: tuple[MapEntry, ...]
-
-    def value(self, key: str) -> float:
-        for entry in self.entries:
-            if entry.key == key:
-                return entry.value
-        return self.default
-
-
-@dataclass(frozen=True)
-class Response:
-    """A responseDeclaration: what the candidate's answer is and what is right."""
-
-    identifier: str
-    cardinality: str
-    base_type: str
-    correct: tuple[str, ...]
-    mapping: Mapping | None
-
-
-@dataclass
-class ItemSource:
-    """Everything read from one assessmentItem that the converters need."""
-
-    item_id: str
-    where: str  # "file.xml: item ID"
-    root: Element
-    responses: dict[str, Response]
-    max_score: float | None  # MAXSCORE outcome default value, if declared
-    processing: str  # "none", "custom" or a template's last path segment, e.g. "map_response"
-    report: Report
-    interactions: list[Element] = field(default_factory=list)
-
-
-def child(element: Element, name: str) -> Element | None:
-    return next((c for c in element if local_name(c) == name), None)
-
-
-def _number(text: str | None, where: str, report: Report) -> float | None:
-    if text is None or not text.strip():
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        report.error(f"{where}: {text!r} is not a number")
-        return None
-
-
-def read_responses(root: Element, where: str, report: Report) -> dict[str, Response]:
-    out: dict[str, Response] = {}
-    for decl in (c for c in root if local_name(c) == "responseDeclaration"):
-        ident = decl.get("identifier", "")
-        correct_el = child(decl, "correctResponse")
-        correct = tuple(
-            (v.text or "").strip()
-            for v in (correct_el if correct_el is not None else ())
-            if local_name(v) == "value"
-        )
-        out[ident] = Response(
-            ident,
-            decl.get("cardinality", "single"),
-            decl.get("baseType", ""),
-            correct,
-            _mapping(child(decl, "mapping"), f"{where}: response {ident}", report),
-        )
-    return out
-
-
-def _mapping(element: Element | None, where: str, report: Report) -> Mapping | None:
-    if element is None:
-        return None
-    entries = tuple(
-        MapEntry(
-            e.get("mapKey", ""),
-            _number(e.get("mappedValue"), where, report) or 0.0,
-            # QTI 2.2 defaults caseSensitive to true; 2.1 requires it, and files omit it.
-            e.get("caseSensitive", "true").strip().lower() != "false",
-        )
-        for e in element
-        if local_name(e) == "mapEntry"
-    )
-    return Mapping(
-        _number(element.get("defaultValue"), where, report) or 0.0,
-        _number(element.get("lowerBound"), where, report),
-        _number(element.get("upperBound"), where, report),
-        entries,
-    )
-
-
-def read_max_score(root: Element, where: str, report: Report) -> float | None:
-    for decl in root:
-        if local_name(decl) == "outcomeDeclaration" and decl.get("identifier") == "MAXSCORE":
-            default = child(decl, "defaultValue")
-            value = child(default, "value") if default is not None else None
-            return _number(value.text if value is not None else None, where, report)
-    return None
-
-
-def read_processing(root: Element) -> str:
-    processing = child(root, "responseProcessing")
-    if processing is None:
-        return "none"
-    template = processing.get("template") or processing.get("templateLocation")
-    if template and len(processing) == 0:
-        return template.rstrip("/").rsplit("/", 1)[-1].removesuffix(".xml")
-    return "custom"
 
 
 def convert_item(source: ItemSource, writer: BodyWriter) -> Item | None:
@@ -315,96 +195,6 @@ def _check_choice_counts(
         source.report.warn(f"{source.where}: minChoices={min_choices} is not enforced here")
 
 
-def choice_scoring(
-    source: ItemSource, response: Response, key: tuple[str, ...], ids: set[str]
-) -> tuple[MultipleScoring, float, float]:
-    """(scoring, points, partial_points) for a choice item; lossy conversions are warned."""
-    mapping = response.mapping
-    if mapping is None or source.processing == "match_correct":
-        if source.processing not in ("match_correct", "none"):
-            source.report.warn(
-                f"{source.where}: responseProcessing ({source.processing}) is not interpreted; "
-                "scored all-or-nothing against correctResponse"
-            )
-        return "all_or_nothing", _points(source, None), 0.0
-    values = {option: mapping.value(option) for option in ids}
-    correct_sum = sum(values[k] for k in key)
-    upper = mapping.upper if mapping.upper is not None else source.max_score
-    if source.processing not in ("map_response",):
-        source.report.warn(
-            f"{source.where}: responseProcessing ({source.processing}) is not interpreted; "
-            "its mapping was used"
-        )
-    if response.cardinality == "single":
-        return "all_or_nothing", _points(source, values[key[0]]), 0.0
-    reason = _partial_refusal(values, key, correct_sum, upper)
-    if reason is not None:
-        points = _points(source, min(correct_sum, upper) if upper is not None else correct_sum)
-        source.report.warn(
-            f"{source.where}: its mapping cannot be expressed as partial credit ({reason}); "
-            f"imported as all-or-nothing for {points:g} points"
-        )
-        return "all_or_nothing", points, 0.0
-    partial = min(values[k] for k in key)
-    _warn_partial_losses(source, mapping, values, key, correct_sum, partial)
-    points = _points(source, correct_sum)
-    if abs(points - correct_sum) > _EPSILON:  # MAXSCORE differs: keep the proportion
-        partial = partial * points / correct_sum
-    return "partial", points, partial
-
-
-def _partial_refusal(
-    values: dict[str, float], key: tuple[str, ...], correct_sum: float, upper: float | None
-) -> str | None:
-    """Why a mapping does not fit the partial rule, or None when it does."""
-    if len(key) < 2:
-        return "only one correct option"
-    if any(values[k] <= 0 for k in key):
-        return "a correct option is worth 0 or less"
-    if any(values[o] > 0 for o in values if o not in key):
-        return "a wrong option earns marks"
-    if upper is not None and abs(upper - correct_sum) > _EPSILON:
-        return f"the upper bound {upper:g} is not the sum {correct_sum:g} of the correct options"
-    return None
-
-
-def _warn_partial_losses(
-    source: ItemSource,
-    mapping: Mapping,
-    values: dict[str, float],
-    key: tuple[str, ...],
-    correct_sum: float,
-    partial: float,
-) -> None:
-    wrong = sorted(o for o in values if o not in key)
-    if (mapping.lower is None or mapping.lower < 0) and any(values[o] < 0 for o in wrong):
-        source.report.warn(
-            f"{source.where}: negative totals (no lowerBound >= 0) cannot be expressed; "
-            "a selection with a wrong option scores 0 here"
-        )
-    softened = [o for o in wrong if correct_sum + values[o] > _EPSILON]
-    if softened:
-        source.report.warn(
-            f"{source.where}: negative marks cannot be expressed: in QTI a selection with "
-            f"{', '.join(softened)} still earns marks; here any wrong option scores 0"
-        )
-    subset_values = {values[k] for k in key}
-    if len(key) > 2 or len(subset_values) > 1:
-        source.report.warn(
-            f"{source.where}: in QTI a partly right answer earns between {partial:g} and "
-            f"{correct_sum - min(subset_values):g}; here always {partial:g}"
-        )
-
-
-def _points(source: ItemSource, from_mapping: float | None) -> float:
-    """MAXSCORE, else what the mapping can award, else 1."""
-    if source.max_score is not None and source.max_score > 0:
-        return source.max_score
-    if from_mapping is not None and from_mapping > 0:
-        return from_mapping
-    return 1.0
-
-
 # --- fill in the blank ----------------------------------------------------------------------
 
 
@@ -440,7 +230,7 @@ def _fill_blank_item(source: ItemSource, writer: BodyWriter, body: Element) -> I
         item_id=source.item_id,
         type="fill_blank",
         stem=stem,
-        points=_points(source, best_total if uses_mapping else None),
+        points=points_for(source, best_total if uses_mapping else None),
         blanks=tuple(blanks),
     )
 
@@ -508,6 +298,6 @@ def _essay_item(source: ItemSource, writer: BodyWriter, body: Element) -> Item |
         item_id=source.item_id,
         type="essay",
         stem=stem,
-        points=_points(source, None),
+        points=points_for(source, None),
         max_length=max_length,
     )

@@ -6,6 +6,7 @@ The shared fixtures ship without their images, so happy-path tests copy an item 
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import struct
 import zipfile
@@ -13,12 +14,16 @@ import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from paperpack.errors import PaperInvalid, PaperpackError
 from paperpack.html import html_problems
 from paperpack.model import Paper
+from paperpack.paperfile import dump_paper, load_paper, paper_problems
 from paperpack.qti import import_qti, load_qti, load_qti_with_warnings
 from paperpack.qti.source import MAX_XML_BYTES
+from paperpack.scoring import score_item
 
 EXTRA = Path(__file__).parent / "qti_extra"
 SINGLE = "qti21_choice_single_img.xml"
@@ -382,3 +387,145 @@ def test_unknown_metadata_and_missing_path_are_errors(tmp_path: Path) -> None:
         import_qti(EXTRA / "qti22_choice_zh.xml", durration=90)
     with pytest.raises(PaperpackError, match="no such file"):
         import_qti(tmp_path / "absent.xml")
+
+
+# --- the imported paper is a valid native paper ------------------------------------------------
+
+
+def test_imported_fixtures_validate_and_round_trip_through_paperfile(
+    qti_fixtures: Path, tmp_path: Path
+) -> None:
+    """The imported fixtures pass native validation, and dump_paper + load_paper give them back."""
+    source = tmp_path / "in"
+    for name in (SHUFFLE_FIXED, MULTIPLE, OPENOLAT, TEXT_ENTRY, ESSAY):
+        copy_item(qti_fixtures / name, source)
+    paper = load_qti(source)
+    assert paper_problems(paper) == []
+    out = tmp_path / "out" / "paper.yaml"
+    out.parent.mkdir()
+    dump_paper(paper, out)
+    assert load_paper(out) == paper
+    assert load_paper(source) == paper  # load_paper hands QTI to the importer
+
+
+# --- the scoring rule against QTI's own map_response ---------------------------------------------
+
+OPTION_IDS = ("A", "B", "C", "D", "E")
+
+
+def mapped_item_xml(
+    options: int,
+    key: list[str],
+    values: dict[str, int],
+    default: int,
+    lower: int | None,
+    upper: int | None,
+) -> str:
+    bounds = "".join(
+        f' {name}="{value}"'
+        for name, value in (("lowerBound", lower), ("upperBound", upper))
+        if value is not None
+    )
+    entries = "".join(f'<mapEntry mapKey="{k}" mappedValue="{v}"/>' for k, v in values.items())
+    correct = "".join(f"<value>{k}</value>" for k in key)
+    choices = "".join(
+        f'<simpleChoice identifier="{o}">{o}</simpleChoice>' for o in OPTION_IDS[:options]
+    )
+    return (
+        '<assessmentItem xmlns="http://www.imsglobal.org/xsd/imsqti_v2p1" identifier="gen" '
+        'title="generated" adaptive="false" timeDependent="false">'
+        '<responseDeclaration identifier="RESPONSE" cardinality="multiple" baseType="identifier">'
+        f'<correctResponse>{correct}</correctResponse><mapping defaultValue="{default}"{bounds}>'
+        f"{entries}</mapping></responseDeclaration>"
+        '<outcomeDeclaration identifier="SCORE" cardinality="single" baseType="float"/>'
+        '<itemBody><choiceInteraction responseIdentifier="RESPONSE" shuffle="true" maxChoices="0">'
+        f"<prompt>Pick.</prompt>{choices}</choiceInteraction></itemBody>"
+        '<responseProcessing template="http://www.imsglobal.org/question/qti_v2p1/rptemplates/'
+        'map_response"/></assessmentItem>'
+    )
+
+
+def qti_map_response(
+    chosen: tuple[str, ...],
+    values: dict[str, int],
+    default: int,
+    lower: int | None,
+    upper: int | None,
+) -> float:
+    """QTI's map_response template: 0 for no answer, else the mapped sum within the bounds."""
+    if not chosen:
+        return 0.0
+    total = float(sum(values.get(o, default) for o in set(chosen)))
+    if lower is not None:
+        total = max(total, lower)
+    if upper is not None:
+        total = min(total, upper)
+    return total
+
+
+Case = tuple[int, list[str], dict[str, int], int, int | None, int | None]
+
+
+@st.composite
+def any_mappings(draw: st.DrawFn) -> Case:
+    """Any mapping at all: mostly ones our rule cannot express."""
+    options = draw(st.integers(2, 5))
+    ids = list(OPTION_IDS[:options])
+    key = draw(st.lists(st.sampled_from(ids), min_size=1, max_size=options, unique=True))
+    mapped = draw(st.lists(st.sampled_from(ids), unique=True))
+    values = {o: draw(st.integers(-3, 3)) for o in mapped}
+    default = draw(st.integers(-3, 1))
+    correct_sum = sum(values.get(k, default) for k in key)
+    lower = draw(st.sampled_from([None, -1, 0, 1]))
+    upper = draw(st.sampled_from([None, correct_sum, correct_sum + 1, 1]))
+    return options, key, values, default, lower, upper
+
+
+@st.composite
+def exam_like_mappings(draw: st.DrawFn) -> Case:
+    """Per-answer mappings as authoring tools write them: near (or at) our partial rule."""
+    options = draw(st.integers(3, 5))
+    ids = list(OPTION_IDS[:options])
+    key = draw(st.lists(st.sampled_from(ids), min_size=2, max_size=options - 1, unique=True))
+    values = {k: draw(st.integers(1, 3)) for k in key}
+    correct_sum = sum(values.values())
+    default = draw(st.sampled_from([-correct_sum, -correct_sum - 1, -1, 0]))
+    for wrong in draw(st.lists(st.sampled_from([o for o in ids if o not in key]), unique=True)):
+        values[wrong] = draw(st.sampled_from([-correct_sum, -1, 0]))
+    lower = draw(st.sampled_from([0, 0, None]))
+    upper = draw(st.sampled_from([correct_sum, correct_sum, None]))
+    return options, key, values, default, lower, upper
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(case=st.one_of(any_mappings(), exam_like_mappings()))
+def test_partial_credit_matches_qti_unless_warned(
+    tmp_path_factory: pytest.TempPathFactory, case: Case
+) -> None:
+    """Without a warning, our score equals QTI map_response for every possible selection;
+    a partly right answer never earns more here than in QTI."""
+    options, key, values, default, lower, upper = case
+    path = tmp_path_factory.mktemp("gen") / "item.xml"
+    path.write_text(mapped_item_xml(options, key, values, default, lower, upper), encoding="utf-8")
+    paper, warnings = load_qti_with_warnings(path)
+    item = only_item(paper)
+    subsets = [
+        tuple(o for o, bit in zip(OPTION_IDS[:options], bits, strict=True) if bit)
+        for bits in itertools.product((0, 1), repeat=options)
+    ]
+    assert score_item(item, tuple(key)) == item.points
+    if item.scoring == "partial":
+        assert qti_map_response(tuple(key), values, default, lower, upper) == item.points
+        for chosen in subsets:
+            if chosen and set(chosen) < set(key):
+                assert score_item(item, chosen) <= qti_map_response(
+                    chosen, values, default, lower, upper
+                )
+    else:
+        assert warnings, "an all-or-nothing import of a mapping always says why"
+    if not warnings:
+        for chosen in subsets:
+            ours = score_item(item, chosen)
+            assert ours == qti_map_response(chosen, values, default, lower, upper), chosen

@@ -25,7 +25,6 @@ from paperpack import crypto
 from paperpack.authority import Authority, init_authority, load_authority
 from server.central import keys
 from server.central.app import create_app
-from server.central.release import ReleaseOffer
 from server.central.settings import CentralSettings
 from server.central.storage import VenueRecord
 from server.clock import SettableClock, iso
@@ -183,21 +182,10 @@ def make_package(
     )
 
 
-class FixedReleases:
-    """Release offers the test sets (the real records come from `paperpack release`)."""
-
-    def __init__(self) -> None:
-        self.offers: dict[tuple[str, str], ReleaseOffer] = {}
-
-    def find(self, session_id: str, venue_id: str) -> ReleaseOffer | None:
-        return self.offers.get((session_id, venue_id))
-
-
 @dataclass
 class Central:
     client: TestClient[Any, Any]
     clock: SettableClock
-    releases: FixedReleases
     database: str
 
     @property
@@ -228,7 +216,6 @@ async def central(
         directory=tmp_path, database=database, log_requests=False, pg_pool_size=4
     )
     clock = SettableClock(START)
-    releases = FixedReleases()
-    app = create_app(settings, clock=clock, releases=releases, authority=authority)
+    app = create_app(settings, clock=clock, authority=authority)
     client = await aiohttp_client(app)
-    yield Central(client, clock, releases, database)
+    yield Central(client, clock, database)

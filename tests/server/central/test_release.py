@@ -1,0 +1,125 @@
+"""The time-release endpoint: inside the window a registered venue gets its record; else 403."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import yaml
+
+from paperpack.authority import Authority
+from paperpack.pack import pack_session
+from paperpack.paperfile import load_paper
+from paperpack.release import parse_record
+from paperpack.session import load_session
+from server.central.release import open_release_response, sign_release_request
+from server.central.storage import verify_audit_chain
+from server.clock import iso
+from tests.conftest import EXAMPLES
+from tests.server.central.conftest import START, Central, VenueKeys, new_venue
+
+SESSION = "S-REL"
+OPENS = START  # the window opens 60 min before a start at START + 60 min
+CLOSES = START + timedelta(minutes=90)
+
+
+@pytest.fixture(scope="module")
+def packed_venue(authority: Authority, tmp_path_factory: pytest.TempPathFactory) -> VenueKeys:
+    """A venue that `paperpack pack` sealed a real session for, with the authority's material."""
+    venue = new_venue("V-REL")
+    folder = tmp_path_factory.mktemp("pack")
+    session = {
+        "session_id": SESSION,
+        "subject": yaml.safe_load((EXAMPLES / "session.yaml").read_text())["subject"],
+        "start": (START + timedelta(minutes=60)).isoformat(),
+        "venues": [{"id": venue.venue_id, "name": "Release venue",
+                    "public_key": venue.record().wrap_public, "supervisors": 3, "threshold": 2}],
+    }  # fmt: skip
+    (folder / "session.yaml").write_text(yaml.safe_dump(session, allow_unicode=True))
+    paper = load_paper(EXAMPLES / "paper.yaml")
+    pack_session(paper, load_session(folder / "session.yaml"), authority, folder / "out")
+    return venue
+
+
+async def ask(central: Central, venue: VenueKeys, venue_id: str | None = None, **over: Any) -> Any:
+    body = sign_release_request(
+        venue.signing, SESSION, venue_id or venue.venue_id, iso(central.clock.now())
+    )
+    return await central.client.post("/api/v1/release", json={**body, **over})
+
+
+async def problem(resp: Any, slug: str) -> str:
+    assert resp.status == 403, await resp.text()
+    assert resp.headers["Content-Type"].startswith("application/problem+json")
+    body = await resp.json(content_type=None)
+    assert body["type"].endswith("/" + slug)
+    return str(body["detail"])
+
+
+async def test_inside_the_window_the_venue_gets_its_signed_record(
+    central: Central, packed_venue: VenueKeys
+) -> None:
+    """A registered venue asking inside the window gets the record, readable only with its key."""
+    await central.register(packed_venue)
+    central.clock.set(OPENS + timedelta(minutes=5))
+    resp = await ask(central, packed_venue)
+    assert resp.status == 200, await resp.text()
+    record = open_release_response(await resp.json(), packed_venue.wrapping)
+    parsed = parse_record(json.dumps(record))
+    assert (parsed["session_id"], parsed["venue_id"]) == (SESSION, packed_venue.venue_id)
+    events = await central.storage.audit_events()
+    assert [e["action"] for e in events] == ["release.served"]
+    verify_audit_chain(events)
+    assert (await central.storage.release_counts()) == {(SESSION, packed_venue.venue_id): 1}
+
+
+@pytest.mark.parametrize("moment", [OPENS - timedelta(seconds=1), CLOSES + timedelta(seconds=1)])
+async def test_outside_the_window_the_release_is_refused(
+    central: Central, packed_venue: VenueKeys, moment: Any
+) -> None:
+    """One second before the window opens or after it closes: 403 naming the window."""
+    await central.register(packed_venue)
+    central.clock.set(moment)
+    detail = await problem(await ask(central, packed_venue), "outside-window")
+    assert "unlock window" in detail
+    assert await central.storage.audit_events() == []
+
+
+async def test_an_unregistered_venue_is_refused(central: Central, packed_venue: VenueKeys) -> None:
+    """A venue the registry does not know gets 403 unknown-venue, even inside the window."""
+    central.clock.set(OPENS + timedelta(minutes=5))
+    detail = await problem(await ask(central, packed_venue), "unknown-venue")
+    assert packed_venue.venue_id in detail
+
+
+async def test_a_request_signed_by_another_key_is_refused(
+    central: Central, packed_venue: VenueKeys
+) -> None:
+    """A request for the venue signed by any other key gets 403 bad-signature."""
+    await central.register(packed_venue)
+    central.clock.set(OPENS + timedelta(minutes=5))
+    intruder = VenueKeys(packed_venue.venue_id, new_venue("X").signing, packed_venue.wrapping)
+    await problem(await ask(central, intruder), "bad-signature")
+
+
+async def test_a_stale_request_is_refused(central: Central, packed_venue: VenueKeys) -> None:
+    """A correctly signed request from an hour ago cannot be replayed."""
+    await central.register(packed_venue)
+    central.clock.set(OPENS + timedelta(minutes=5))
+    old = sign_release_request(
+        packed_venue.signing, SESSION, packed_venue.venue_id, iso(OPENS - timedelta(hours=1))
+    )
+    await problem(await central.client.post("/api/v1/release", json=old), "stale-request")
+
+
+async def test_a_session_the_centre_never_packed_is_refused(
+    central: Central, packed_venue: VenueKeys
+) -> None:
+    """Asking for a session the authority holds nothing for gets 403 no-release."""
+    await central.register(packed_venue)
+    body = sign_release_request(
+        packed_venue.signing, "NOPE", packed_venue.venue_id, iso(central.clock.now())
+    )
+    await problem(await central.client.post("/api/v1/release", json=body), "no-release")

@@ -71,6 +71,7 @@ from paperpack.qti.body import QTI_NAMESPACES, Assets, BodyWriter
 from paperpack.qti.declarations import (
     ItemSource,
     child,
+    id_problem,
     read_max_score,
     read_processing,
     read_responses,
@@ -205,6 +206,10 @@ def _item_identifier(
     if not item_id:
         report.error(f"{name}: assessmentItem has no identifier; give it one")
         return None
+    problem = id_problem(name, "item identifier", item_id)
+    if problem is not None:
+        report.error(problem)
+        return None
     if item_id in seen:
         report.error(
             f"{name}: item {item_id}: the identifier is also used by {seen[item_id]}; "
@@ -277,7 +282,7 @@ def _paper(
     path: Path, items: list[Item], roots: list[Element], assets: Assets, metadata: dict[str, Any]
 ) -> Paper:
     name = path.name if path.is_dir() else path.stem
-    slug = _SLUG.sub("-", name).strip("-") or "qti-import"
+    slug = _SLUG.sub("-", name).strip("-._")[:64].rstrip("-._") or "qti-import"
     title = (roots[0].get("title") or name) if len(items) == 1 else name
     language = next((r.get(XML_LANG) for r in roots if r.get(XML_LANG)), None) or "en"
     title = str(metadata.get("title", title))

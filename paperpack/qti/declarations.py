@@ -8,11 +8,27 @@ one object.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
 
 from paperpack.qti.report import Report
 from paperpack.qti.source import local_name
+
+# The native format's id rule (paper.schema.json, $defs/id). QTI identifiers are wider
+# (a leading "_", any Unicode letter, any length), and ids are never renamed, so a QTI
+# identifier outside this rule is an error the author fixes in the QTI file.
+NATIVE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def id_problem(where: str, what: str, identifier: str) -> str | None:
+    """Why `identifier` cannot be kept as an id here, or None when it can."""
+    if NATIVE_ID.match(identifier):
+        return None
+    return (
+        f"{where}: {what} {identifier!r} cannot be kept as an id (letters, digits, '.', '_', "
+        "'-', starting with a letter or digit, at most 64 characters); rename it in the QTI file"
+    )
 
 
 @dataclass(frozen=True)

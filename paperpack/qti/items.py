@@ -16,7 +16,7 @@ from xml.etree.ElementTree import Element
 
 from paperpack.model import Blank, Item, Normalisation, Option
 from paperpack.qti.body import BodyWriter
-from paperpack.qti.declarations import ItemSource, MapEntry, Response, child
+from paperpack.qti.declarations import ItemSource, MapEntry, Response, child, id_problem
 from paperpack.qti.scoring import choice_scoring, points_for
 from paperpack.qti.source import local_name
 
@@ -134,6 +134,10 @@ def _options(
         if local_name(choice) != "simpleChoice":
             continue
         option_id = choice.get("identifier", "")
+        problem = id_problem(source.where, "simpleChoice identifier", option_id)
+        if option_id and problem is not None:
+            source.report.error(problem)
+            return None
         if not option_id or any(o.option_id == option_id for o in options):
             source.report.error(
                 f"{source.where}: simpleChoice identifier {option_id!r} is empty or repeated; "
@@ -240,6 +244,10 @@ def _blank(
 ) -> tuple[Blank, float] | None:
     """The blank of one textEntryInteraction and the most its mapping awards."""
     where = f"{source.where}: response {response.identifier}"
+    problem = id_problem(source.where, "response identifier (the blank's id)", response.identifier)
+    if problem is not None:
+        source.report.error(problem)
+        return None
     if response.cardinality != "single":
         source.report.error(
             f"{where}: cardinality {response.cardinality} is not supported for a blank"

@@ -529,3 +529,16 @@ def test_partial_credit_matches_qti_unless_warned(
         for chosen in subsets:
             ours = score_item(item, chosen)
             assert ours == qti_map_response(chosen, values, default, lower, upper), chosen
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("bad_identifiers.xml", "item identifier '_item.1' cannot be kept as an id"),
+        ("bad_choice_identifier.xml", "simpleChoice identifier 'Größe' cannot be kept as an id"),
+    ],
+)
+def test_identifiers_outside_our_id_rule_are_reported_not_renamed(name: str, expected: str) -> None:
+    """A QTI identifier our ids cannot hold is an error telling the author to rename it."""
+    (problem,) = problems_of(EXTRA / name)
+    assert expected in problem and "rename it" in problem

@@ -181,7 +181,7 @@ class _Scanner(HTMLParser):
                 self._report(problem)
                 return
             name_ = _asset_name(value)
-            if name_ is not None and name == "src":
+            if name_ is not None and name in ALLOWED_ATTRIBUTES.get(tag, set()):
                 self.assets.add(name_)
         if name == "style":
             self._report(f"HTML attribute style= on <{tag}> is not allowed; styling is the page's")

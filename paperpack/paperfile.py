@@ -154,10 +154,20 @@ def paper_schema() -> dict[str, Any]:
     return schema
 
 
+@cache
+def _schema_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(paper_schema())
+
+
 # --- reading ------------------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's C parser is ~10x faster than pure Python; both give the same data and marks.
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _Loader(_SafeLoader):  # type: ignore[valid-type,misc]
     """A safe YAML loader that refuses duplicate keys (PyYAML would keep the last silently)."""
 
 
@@ -177,7 +187,8 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any
                 f"duplicate key {key!r} (first at line {first + 1})",
                 key_node.start_mark,
             )
-    return loader.construct_mapping(node, deep=True)
+    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=True)
+    return mapping
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -195,7 +206,7 @@ def read_native(path: Path) -> Any:
     if path.suffix.lower() == ".json":
         return _parse_json(text, source)
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a safe loader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -287,7 +298,7 @@ class _Checker:
     # schema
 
     def check_schema(self) -> None:
-        validator = jsonschema.Draft202012Validator(paper_schema())
+        validator = _schema_validator()
         errors = sorted(validator.iter_errors(self.raw), key=lambda e: _path_key(e.absolute_path))
         for error in errors:
             path = list(error.absolute_path)
@@ -790,7 +801,7 @@ def _content_matches(media_type: str, data: bytes) -> bool:
 # --- writing ------------------------------------------------------------------------------
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(_SafeDumper):  # type: ignore[valid-type,misc]
     """Writes multi-line text (long stems) as YAML literal blocks."""
 
 

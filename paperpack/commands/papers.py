@@ -1,9 +1,115 @@
-"""`paperpack` subcommands: papers (being built; see the issue tracker)."""
+"""`paperpack validate` and `paperpack convert`: checking a paper and writing it natively.
+
+`validate PAPER` prints a summary and exits 0, or prints every problem (one per line, to
+stderr) and a last line with the count, and exits 1. `convert QTI --out PAPER.yaml` imports
+QTI (or any paper load_paper reads) and writes the native format, then reads the result
+back to prove it loads.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from paperpack.errors import PaperInvalid
+from paperpack.model import ITEM_TYPES, Paper
+from paperpack.paperfile import dump_paper, load_paper
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add this area's subcommands to `sub`."""
+    validate = sub.add_parser(
+        "validate",
+        help="check a paper (YAML/JSON or QTI) and list every problem",
+        description="Check a paper and print a summary, or every problem with its item and field.",
+    )
+    validate.add_argument(
+        "paper", type=Path, metavar="PAPER", help=".yaml/.yml/.json, or QTI .xml/.zip/folder"
+    )
+    validate.set_defaults(func=run_validate)
+
+    convert = sub.add_parser(
+        "convert",
+        help="convert QTI (or any readable paper) to the native YAML format",
+        description="Import a paper (QTI .xml, .zip or folder, or YAML/JSON); write native YAML.",
+    )
+    convert.add_argument(
+        "source", type=Path, metavar="QTI", help="QTI .xml/.zip/folder, or a paper"
+    )
+    convert.add_argument(
+        "--out", type=Path, required=True, metavar="PAPER.yaml", help="where to write"
+    )
+    convert.add_argument("--paper-id", help="the paper's id")
+    convert.add_argument("--subject-code", help="subject code in the exam catalogue")
+    convert.add_argument("--subject-name", help="subject name")
+    convert.add_argument("--title", help="paper title shown to candidates")
+    convert.add_argument("--language", help="BCP 47 tag, e.g. zh-CN or en")
+    convert.add_argument("--duration", type=int, metavar="MINUTES", help="working time in minutes")
+    convert.set_defaults(func=run_convert)
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    """Handler of `paperpack validate`."""
+    paper = _load_or_report(args.paper)
+    if paper is None:
+        return 1
+    print(f"OK: {args.paper} is a valid paper")
+    print(summary(paper))
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """Handler of `paperpack convert`."""
+    metadata: dict[str, Any] = {
+        "paper_id": args.paper_id,
+        "subject_code": args.subject_code,
+        "subject_name": args.subject_name,
+        "title": args.title,
+        "language": args.language,
+        "duration_minutes": args.duration,
+    }
+    paper = _load_or_report(args.source, **metadata)
+    if paper is None:
+        return 1
+    out: Path = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    dump_paper(paper, out)
+    if _load_or_report(out) is None:
+        return 1
+    print(f"wrote {out}: {len(paper.items())} items, {paper.total_points:g} points")
+    return 0
+
+
+def _load_or_report(path: Path, **metadata: Any) -> Paper | None:
+    """Load a paper, or print every problem and a count to stderr and return None."""
+    try:
+        return load_paper(path, **metadata)
+    except PaperInvalid as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        count = len(exc.problems)
+        print(f"{count} problem{'s' if count != 1 else ''} in {path}", file=sys.stderr)
+        return None
+
+
+def summary(paper: Paper) -> str:
+    """A short human summary: id, subject, title, items by type, points, duration."""
+    counts = Counter(item.type for item in paper.items())
+    by_type = ", ".join(f"{t} {counts[t]}" for t in ITEM_TYPES if counts[t])
+    lines = [
+        f"paper     {paper.paper_id}  ({paper.subject_code} {paper.subject_name})",
+        f"title     {paper.title}",
+        f"language  {paper.language}   kind {paper.kind}   duration {paper.duration_minutes} min"
+        + (f"   forms {', '.join(paper.forms)}" if paper.forms else ""),
+        f"sections  {len(paper.sections)}",
+        f"items     {len(paper.items())}: {by_type}",
+        f"points    total {paper.total_points:g}"
+        + (f", pass mark {paper.pass_mark:g}" if paper.pass_mark is not None else ""),
+    ]
+    if paper.assets:
+        sizes = ", ".join(f"{a.name} {a.media_type} {len(a.data)} B" for a in paper.assets)
+        lines.append(f"assets    {len(paper.assets)}: {sizes}")
+    return "\n".join(lines)

@@ -20,7 +20,7 @@ from aiohttp import web
 from server import keys
 from server.clock import Clock, SystemClock
 from server.problems import Handler, problem_middleware
-from server.venue import attempts, ceremony, invigilate, openapi, staff
+from server.venue import attempts, ceremony, console, invigilate, openapi, pages, staff
 from server.venue.settings import Settings
 
 log = logging.getLogger("server.venue.requests")
@@ -99,6 +99,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(invigilate.routes)
     app.add_routes(ceremony.routes)
     app.add_routes(openapi.routes)
+    app.add_routes(console.routes)  # the staff console page and its read-only API
+    app.add_routes(pages.routes)  # the candidate page and static files
     return app
 
 

@@ -156,10 +156,12 @@ def session_rules(session: Mapping[str, Any]) -> tuple[datetime, ExamRules]:
         raise Problem(
             409, "session-not-ready", "the exam package has not been imported yet; please wait"
         )
-    start = parse_time(session["starts_at"]) + timedelta(milliseconds=session["start_delay_ms"])
+    delay = session.get("start_delay_ms") or 0
+    start = parse_time(session["starts_at"]) + timedelta(milliseconds=delay)
     minutes = int(session["duration_ms"]) // rules.MINUTE_MS
     overrides = json.loads(session.get("rules") or "{}")
-    return start, ExamRules.for_session(session["paper_kind"], minutes, overrides)
+    kind = session.get("paper_kind") or "standard"
+    return start, ExamRules.for_session(kind, minutes, overrides)
 
 
 def candidate_timeline(
@@ -301,9 +303,11 @@ def find_candidate(db: Database, ticket: str) -> dict[str, Any] | None:
     """The roster row for `ticket` in the session that is not over yet (earliest first)."""
     rows = list(
         db.query(
-            "SELECT c.session_id, c.ticket, c.id_number, s.* FROM candidates c "
-            "JOIN sessions s ON s.session_id = c.session_id "
-            "WHERE c.ticket = ? AND s.status != 'ended' ORDER BY s.starts_at LIMIT 1",
+            "SELECT c.session_id, c.ticket, c.id_number, s.starts_at, s.start_delay_ms,"
+            " s.duration_ms, s.paper_kind, s.rules FROM candidates c"
+            " LEFT JOIN sessions s ON s.session_id = c.session_id"
+            " WHERE c.ticket = ? AND COALESCE(s.status, 'scheduled') != 'ended'"
+            " ORDER BY s.starts_at LIMIT 1",
             [ticket],
         )
     )

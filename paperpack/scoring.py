@@ -1,0 +1,227 @@
+"""Objective scoring rules: how one answer to one item earns points, and the fast key table.
+
+Answers here are *canonical*: keyed by the author's item ids and naming option ids, as
+`paperpack.variants.to_canonical` produces them from a candidate's opaque tokens.
+
+Rules (art. 33-35):
+
+- `single_choice`, `true_false`, `multiple_choice` with `all_or_nothing`: the chosen set of
+  options must be exactly the key.
+- `multiple_choice` with `partial`: exactly the key earns the points; a non-empty proper
+  subset of the key with no wrong option earns `partial_points`; anything else earns 0.
+- `fill_blank`: each blank whose normalised answer is among its normalised accepted answers
+  earns `points / len(blanks)` (all blanks right earns exactly `points`).
+- `essay`: 0 here; essays are marked by people later (they are listed as pending).
+
+An answer of the wrong shape (a string for a choice item, a list for an essay) earns 0: the
+shape is checked when the answer is saved (`to_canonical`), scoring never crashes on it.
+
+`score_item` / `score_paper` are the readable reference; `compile_key(paper)` precompiles the
+same rules into a `KeyTable` whose `total` is the central scorer's hot path (see
+`loadtests/bench_scoring_core.py`). A property test holds the two equal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from paperpack.model import CHOICE_TYPES, Blank, Item, Normalisation, Paper
+
+# A canonical answer: option ids (choice), one string per blank (fill_blank), or text (essay).
+Answer = tuple[str, ...] | str
+
+# Full-width ASCII variants U+FF01..U+FF5E map to U+0021..U+007E; the ideographic space
+# U+3000 maps to an ordinary space.
+_HALFWIDTH: Final = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+_WHITESPACE_RUN: Final = re.compile(r"\s+")
+
+
+def normalise_fill(text: str, normalisation: Normalisation) -> str:
+    """`text` as it is compared with a blank's accepted answers under `normalisation`."""
+    if normalisation.fullwidth_to_halfwidth:
+        text = text.translate(_HALFWIDTH)
+    if normalisation.collapse_whitespace:
+        text = _WHITESPACE_RUN.sub(" ", text)
+    if normalisation.trim:
+        text = text.strip()
+    if not normalisation.case_sensitive:
+        text = text.casefold()
+    return text
+
+
+def _chosen(answer: Any) -> frozenset[str] | None:
+    """The set of options an answer chooses, or None when it is not a list of option ids."""
+    if isinstance(answer, str) or not isinstance(answer, Sequence):
+        return None
+    if not all(isinstance(option_id, str) for option_id in answer):
+        return None
+    return frozenset(answer)
+
+
+def _blank_correct(blank: Blank, given: Any) -> bool:
+    if not isinstance(given, str):
+        return False
+    norm = blank.normalisation
+    return normalise_fill(given, norm) in {normalise_fill(a, norm) for a in blank.accepted}
+
+
+def _fill_score(points: float, correct: int, blanks: int) -> float:
+    # All blanks right gives exactly `points` (points * n / n can be off by one ulp).
+    if correct == blanks:
+        return points
+    return points * correct / blanks
+
+
+def score_item(item: Item, answer: Any) -> float:
+    """The points `answer` earns on `item`; None (unanswered) and malformed answers earn 0."""
+    if answer is None or item.type == "essay":
+        return 0.0
+    if item.type in CHOICE_TYPES:
+        chosen = _chosen(answer)
+        key = frozenset(item.key)
+        if chosen is None or not chosen:
+            return 0.0
+        if chosen == key:
+            return item.points
+        if item.type == "multiple_choice" and item.scoring == "partial" and chosen < key:
+            return item.partial_points
+        return 0.0
+    # fill_blank
+    if isinstance(answer, str) or not isinstance(answer, Sequence):
+        return 0.0
+    correct = sum(
+        1
+        for i, blank in enumerate(item.blanks)
+        if i < len(answer) and _blank_correct(blank, answer[i])
+    )
+    return _fill_score(item.points, correct, len(item.blanks))
+
+
+@dataclass(frozen=True)
+class ScoreSheet:
+    """One candidate's objective scores: per item (paper order), the total, and the essays
+    still to be marked by people (their 0 here is not a mark)."""
+
+    items: Mapping[str, float]  # item_id -> points earned
+    total: float  # sum of `items`, in paper order
+    pending: tuple[str, ...] = ()  # essay item ids, marked later
+
+
+def score_paper(paper: Paper, answers: Mapping[str, Any]) -> ScoreSheet:
+    """Score every item of `paper` against `answers` (item_id -> Answer); unanswered is 0."""
+    items: dict[str, float] = {}
+    total = 0.0
+    for item in paper.items():
+        earned = score_item(item, answers.get(item.item_id))
+        items[item.item_id] = earned
+        total += earned
+    pending = tuple(i.item_id for i in paper.items() if i.type == "essay")
+    return ScoreSheet(items=items, total=total, pending=pending)
+
+
+# --- the fast path ------------------------------------------------------------------------
+# Each item becomes one tuple (item_id, rule, points, data) so scoring a candidate is one
+# loop of dict lookups and set comparisons, with no attribute access or per-call setup.
+
+_EXACT: Final = 0  # single_choice, true_false, multiple_choice all_or_nothing
+_PARTIAL: Final = 1  # multiple_choice partial
+_FILL: Final = 2
+_ESSAY: Final = 3
+
+# rule data: _EXACT (key tuple in canonical order, key set); _PARTIAL (key tuple, key set,
+# partial points); _FILL (tuple of (raw accepted set, normalised accepted set, normalisation)).
+_Entry = tuple[str, int, float, Any]
+
+
+def _compile_item(item: Item) -> _Entry:
+    if item.type in CHOICE_TYPES:
+        rank = {o.option_id: n for n, o in enumerate(item.options)}
+        ordered = tuple(sorted(item.key, key=lambda oid: rank.get(oid, len(rank))))
+        keyset = frozenset(item.key)
+        if item.type == "multiple_choice" and item.scoring == "partial":
+            return (item.item_id, _PARTIAL, item.points, (ordered, keyset, item.partial_points))
+        return (item.item_id, _EXACT, item.points, (ordered, keyset))
+    if item.type == "fill_blank":
+        blanks = tuple(
+            (
+                frozenset(b.accepted),
+                frozenset(normalise_fill(a, b.normalisation) for a in b.accepted),
+                b.normalisation,
+            )
+            for b in item.blanks
+        )
+        return (item.item_id, _FILL, item.points, blanks)
+    return (item.item_id, _ESSAY, item.points, None)
+
+
+def _fast_fill(points: float, blanks: Any, answer: Any) -> float:
+    if isinstance(answer, str) or not isinstance(answer, Sequence):
+        return 0.0
+    correct = 0
+    for i, (raw, normalised, norm) in enumerate(blanks):
+        if i >= len(answer):
+            break
+        given = answer[i]
+        # A string equal to an accepted answer is right under any normalisation.
+        if isinstance(given, str) and (given in raw or normalise_fill(given, norm) in normalised):
+            correct += 1
+    return _fill_score(points, correct, len(blanks))
+
+
+def _fast_choice(rule: int, points: float, data: Any, answer: Any) -> float:
+    if answer == data[0] and answer:
+        return points  # the common case: a canonical answer equal to the key
+    chosen = _chosen(answer)
+    if not chosen:
+        return 0.0
+    if chosen == data[1]:
+        return points
+    if rule == _PARTIAL and chosen < data[1]:
+        return float(data[2])
+    return 0.0
+
+
+class KeyTable:
+    """A paper's keys precompiled for scoring many candidates; equal to `score_paper`."""
+
+    def __init__(self, paper: Paper) -> None:
+        self._entries: tuple[_Entry, ...] = tuple(_compile_item(i) for i in paper.items())
+        self.pending: tuple[str, ...] = tuple(e[0] for e in self._entries if e[1] == _ESSAY)
+        self.objective_points: float = sum(e[2] for e in self._entries if e[1] != _ESSAY)
+
+    def _earned(self, rule: int, points: float, data: Any, answer: Any) -> float:
+        if answer is None or rule == _ESSAY:
+            return 0.0
+        if rule == _FILL:
+            return _fast_fill(points, data, answer)
+        return _fast_choice(rule, points, data, answer)
+
+    def total(self, answers: Mapping[str, Any]) -> float:
+        """The candidate's objective total (the scorer's hot path)."""
+        get = answers.get
+        earned = self._earned
+        total = 0.0
+        for item_id, rule, points, data in self._entries:
+            answer = get(item_id)
+            if answer is not None:
+                total += earned(rule, points, data, answer)
+        return total
+
+    def score(self, answers: Mapping[str, Any]) -> ScoreSheet:
+        """Per-item scores and total, exactly as `score_paper` gives them."""
+        get = answers.get
+        items: dict[str, float] = {}
+        total = 0.0
+        for item_id, rule, points, data in self._entries:
+            value = self._earned(rule, points, data, get(item_id))
+            items[item_id] = value
+            total += value
+        return ScoreSheet(items=items, total=total, pending=self.pending)
+
+
+def compile_key(paper: Paper) -> KeyTable:
+    """Precompile `paper`'s keys (the paper must carry its keys) for fast scoring."""
+    return KeyTable(paper)

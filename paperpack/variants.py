@@ -1,0 +1,553 @@
+"""Per-candidate variants (art. 20, 24): item and option order, opaque tokens, and the inverse.
+
+A candidate's variant is a pure function of the paper's structure (never its keys, so the
+venue can build it from a paper without keys), the session's variant secret, the session id,
+the candidate's ticket and, for papers with parallel forms, the candidate's form:
+
+    seed   = HMAC-SHA256(variant_secret, "cbt-variant-seed-v1" | len | session_id | len | ticket)
+    stream = SHAKE-256("cbt-variant-stream-v1" | seed | len | form), as many bytes as the plan needs
+
+The seed is the HMAC the architecture names; the stream expands it into every decision of the
+variant with one call of a keyed extendable-output function (the construction KMAC uses).
+One HMAC per item and option would cost several seconds for 3,000 candidates; the stream costs
+tens of microseconds per candidate. Positions in the stream are fixed by the paper's structure:
+
+- item order in a section with `shuffle`: sort by 64-bit keys from the stream;
+- option order in a choice item with `shuffle_options`: the movable (non-`fixed`) options are
+  permuted among their own slots, fixed options keep their index; the permutation is picked
+  from the table of all permutations by a 64-bit number mod k! (k <= 5; bias below 2^-56),
+  or for more options by sorting 64-bit keys;
+- tokens: 9 stream bytes each, as 12 URL-safe base64 characters, for every item, option
+  slot and blank. They are unlinkable between candidates because every candidate's seed differs.
+
+`to_canonical` maps a browser's answer (item token -> option tokens / strings / text) back to
+canonical ids and checks its shape; `to_display` is the forward map. `render_variant` is what
+the candidate's paper endpoint returns: never keys, canonical ids or scoring details.
+"""
+
+from __future__ import annotations
+
+import base64
+import gc
+import hashlib
+import hmac
+import itertools
+import struct
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache, cached_property
+from typing import Any, NamedTuple
+
+from paperpack.canonical import canonical_hash
+from paperpack.errors import PaperpackError
+from paperpack.model import CHOICE_TYPES, Item, Paper, Section
+from paperpack.scoring import Answer
+
+SEED_LABEL = b"cbt-variant-seed-v1"
+STREAM_LABEL = b"cbt-variant-stream-v1"
+DIGEST_LABEL = "cbt-variant-v1"
+TOKEN_BYTES = 9  # 72 bits -> 12 URL-safe base64 characters
+TOKEN_CHARS = 12
+MIN_SECRET_BYTES = 16
+_TABLE_MAX = 5  # up to 5! = 120 arrangements are tabulated per item; more options sort keys
+_LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+class VariantError(PaperpackError):
+    """A variant cannot be built from these inputs (secret, form); the message says why."""
+
+
+class UnknownToken(PaperpackError):
+    """A response names a token this candidate's paper does not have, or has the wrong shape.
+
+    `role` is "item", "option", "blank" or "answer"; the message never names a canonical id
+    (nor the token itself: tokens stay out of logs).
+    """
+
+    def __init__(self, role: str, message: str) -> None:
+        self.role = role
+        super().__init__(message)
+
+
+def _length_prefixed(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    return struct.pack(">I", len(raw)) + raw
+
+
+def variant_seed(variant_secret: bytes, session_id: str, ticket: str) -> bytes:
+    """HMAC-SHA256(secret, session | ticket), each part length-prefixed so no two inputs collide."""
+    if len(variant_secret) < MIN_SECRET_BYTES:
+        raise VariantError(
+            f"variant secret has {len(variant_secret)} bytes; "
+            f"use at least {MIN_SECRET_BYTES} random bytes"
+        )
+    message = SEED_LABEL + _length_prefixed(session_id) + _length_prefixed(ticket)
+    return hmac.digest(variant_secret, message, "sha256")
+
+
+# --- what a variant is --------------------------------------------------------------------
+
+
+class VariantItem(NamedTuple):
+    """One item as one candidate sees it. Options are in display order."""
+
+    token: str  # the item's opaque id for this candidate
+    item_id: str  # canonical id (central side and venue only, never sent to the browser)
+    type: str
+    option_tokens: tuple[str, ...]  # display order
+    option_ids: tuple[str, ...]  # canonical option ids, aligned with option_tokens
+    option_order: tuple[int, ...]  # canonical index of the option in each display slot
+    blank_tokens: tuple[str, ...]  # blanks keep their authored order
+    canonical_option_ids: tuple[str, ...]  # the item's option ids in paper order
+
+
+class VariantSection(NamedTuple):
+    """One section (sections keep the paper's order) with its items in display order."""
+
+    section_id: str
+    items: tuple[VariantItem, ...]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One candidate's variant; `digest` binds every order and token of it."""
+
+    ticket: str
+    form: str | None
+    digest: str
+    sections: tuple[VariantSection, ...]
+
+    @cached_property
+    def items_by_token(self) -> dict[str, VariantItem]:
+        """Inverse map: item token -> item."""
+        return {vi.token: vi for s in self.sections for vi in s.items}
+
+    @cached_property
+    def items_by_id(self) -> dict[str, VariantItem]:
+        """Forward map: canonical item id -> item."""
+        return {vi.item_id: vi for s in self.sections for vi in s.items}
+
+    @cached_property
+    def option_index(self) -> dict[str, tuple[str, int]]:
+        """Inverse map: option token -> (its item's token, canonical option index)."""
+        return {
+            tok: (vi.token, q)
+            for s in self.sections
+            for vi in s.items
+            for tok, q in zip(vi.option_tokens, vi.option_order, strict=True)
+        }
+
+    def items(self) -> list[VariantItem]:
+        """All items in display order."""
+        return [vi for s in self.sections for vi in s.items]
+
+
+# --- the plan: the paper's structure, compiled once for many candidates ------------------
+
+
+class _Arrangement(NamedTuple):
+    order: tuple[int, ...]  # canonical option index per display slot
+    ids: tuple[str, ...]  # option ids per display slot
+    trace: bytes  # item position + order, as the digest records them
+
+
+class _ItemPlan(NamedTuple):
+    item_id: str
+    type: str
+    option_ids: tuple[str, ...]  # paper order
+    slots: tuple[int, ...]  # canonical indices of the movable options
+    perm_offset: int  # stream offset of the option permutation, -1 = options keep their order
+    table: tuple[_Arrangement, ...]  # every arrangement, indexed by permutation number
+    fixed: _Arrangement  # the arrangement when options keep their order
+    token_index: int  # the item token; its option slot tokens and blank tokens follow
+    blanks: int
+
+
+class _SectionPlan(NamedTuple):
+    section_id: str
+    items: tuple[_ItemPlan, ...]
+    order_offset: int  # stream offset of the item sort keys, -1 = authored order
+    order_format: str  # struct format of the sort keys
+
+
+@cache
+def _permutations(k: int) -> tuple[tuple[int, ...], ...]:
+    return tuple(itertools.permutations(range(k)))
+
+
+def _display_order(n: int, slots: tuple[int, ...], perm: Sequence[int]) -> tuple[int, ...]:
+    """Canonical option index per display slot: movable options permuted among their slots."""
+    if len(slots) == n:
+        return tuple(perm)
+    order = list(range(n))
+    for j, p in enumerate(perm):
+        order[slots[j]] = slots[p]
+    return tuple(order)
+
+
+def _arrangement(
+    option_ids: tuple[str, ...], order: tuple[int, ...], position: int
+) -> _Arrangement:
+    trace = position.to_bytes(2, "big") + bytes(order)
+    return _Arrangement(order, tuple(option_ids[q] for q in order), trace)
+
+
+def _option_table(
+    option_ids: tuple[str, ...], slots: tuple[int, ...], position: int
+) -> tuple[_Arrangement, ...]:
+    """Every arrangement an item can take, indexed by permutation number (small k only)."""
+    if len(slots) > _TABLE_MAX:
+        return ()
+    n = len(option_ids)
+    return tuple(
+        _arrangement(option_ids, _display_order(n, slots, perm), position)
+        for perm in _permutations(len(slots))
+    )
+
+
+def _structure(paper: Paper) -> list[Any]:
+    return [
+        paper.paper_id,
+        [
+            [
+                s.section_id,
+                s.shuffle,
+                [
+                    [i.item_id, i.type, [[o.option_id, o.fixed] for o in i.options], len(i.blanks)]
+                    for i in s.items
+                ],
+            ]
+            for s in paper.sections
+        ],
+    ]
+
+
+class VariantPlan:
+    """A paper's structure compiled for building many candidates' variants quickly.
+
+    Keys play no part: a paper with keys and the same paper without them give one plan.
+    """
+
+    def __init__(self, paper: Paper) -> None:
+        self.paper_id = paper.paper_id
+        self.forms = paper.forms
+        # Binds the digest to the structure (ids, types, fixed flags, shuffle flags).
+        self.fingerprint = canonical_hash(_structure(paper))
+        self._offset = 0
+        self._tokens = 0
+        self._sections = tuple(self._plan_section(s) for s in paper.sections)
+        self._token_offset = self._offset
+        self.stream_bytes = self._offset + TOKEN_BYTES * self._tokens
+
+    def _plan_section(self, section: Section) -> _SectionPlan:
+        items = tuple(self._plan_item(item, n) for n, item in enumerate(section.items))
+        order_offset = -1
+        if section.shuffle and len(items) >= 2:
+            order_offset = self._offset
+            self._offset += 8 * len(items)
+        return _SectionPlan(section.section_id, items, order_offset, f">{len(items)}Q")
+
+    def _plan_item(self, item: Item, position: int) -> _ItemPlan:
+        option_ids = tuple(o.option_id for o in item.options)
+        if len(option_ids) > 255 or position > 0xFFFF:
+            raise VariantError(f"item {item.item_id}: too many options or items for a variant")
+        slots = tuple(n for n, o in enumerate(item.options) if not o.fixed)
+        perm_offset = -1
+        table: tuple[_Arrangement, ...] = ()
+        if item.type in CHOICE_TYPES and item.shuffle_options and len(slots) >= 2:
+            perm_offset = self._offset
+            self._offset += 8 if len(slots) <= _TABLE_MAX else 8 * len(slots)
+            table = _option_table(option_ids, slots, position)
+        blanks = len(item.blanks) if item.type == "fill_blank" else 0
+        token_index = self._tokens
+        self._tokens += 1 + len(option_ids) + blanks
+        return _ItemPlan(
+            item.item_id,
+            item.type,
+            option_ids,
+            slots,
+            perm_offset,
+            table,
+            _arrangement(option_ids, tuple(range(len(option_ids))), position),
+            token_index,
+            blanks,
+        )
+
+    def _check_form(self, form: str | None) -> None:
+        if form is not None and form not in self.forms:
+            known = ", ".join(self.forms) or "none"
+            raise VariantError(
+                f"form {form!r} is not one of paper {self.paper_id}'s forms ({known}); "
+                "assign forms with paperpack.forms.assign_forms"
+            )
+
+    def build(
+        self, variant_secret: bytes, session_id: str, ticket: str, form: str | None = None
+    ) -> Variant:
+        """The variant of candidate `ticket` in session `session_id` (and `form`, if any)."""
+        self._check_form(form)
+        seed = variant_seed(variant_secret, session_id, ticket)
+        form_bytes = b"\x00" if form is None else b"\x01" + _length_prefixed(form)
+        stream = hashlib.shake_256(STREAM_LABEL + seed + form_bytes).digest(self.stream_bytes)
+        text = base64.urlsafe_b64encode(stream[self._token_offset :]).decode("ascii")
+        tokens = [text[i : i + TOKEN_CHARS] for i in range(0, len(text), TOKEN_CHARS)]
+        if len(set(tokens)) != len(tokens):
+            raise VariantError(
+                f"two tokens of ticket {ticket!r} coincide (a 2^-60 event); "
+                "draw a new variant secret for the session"
+            )
+        orders = bytearray()
+        sections = tuple(
+            VariantSection(sp.section_id, _build_section(sp, stream, tokens, orders))
+            for sp in self._sections
+        )
+        digest = hashlib.sha256(
+            DIGEST_LABEL.encode()
+            + self.fingerprint.encode()
+            + _length_prefixed(ticket)
+            + form_bytes
+            + bytes(orders)
+            + text.encode("ascii")
+        ).hexdigest()
+        return Variant(ticket, form, digest, sections)
+
+
+def _build_section(
+    sp: _SectionPlan, stream: bytes, tokens: list[str], orders: bytearray
+) -> tuple[VariantItem, ...]:
+    plans = sp.items
+    if sp.order_offset >= 0:
+        keys = struct.unpack_from(sp.order_format, stream, sp.order_offset)
+        plans = tuple([plans[i] for i in sorted(range(len(plans)), key=keys.__getitem__)])
+    out = []
+    for ip in plans:
+        n = len(ip.option_ids)
+        t = ip.token_index + 1
+        if ip.perm_offset < 0:
+            arrangement = ip.fixed
+        elif ip.table:
+            number = int.from_bytes(stream[ip.perm_offset : ip.perm_offset + 8], "big")
+            arrangement = ip.table[number % len(ip.table)]
+        else:
+            k = len(ip.slots)
+            keys = struct.unpack_from(f">{k}Q", stream, ip.perm_offset)
+            perm = sorted(range(k), key=keys.__getitem__)
+            arrangement = _arrangement(
+                ip.option_ids, _display_order(n, ip.slots, perm), int.from_bytes(ip.fixed.trace[:2])
+            )
+        orders += arrangement.trace
+        out.append(
+            VariantItem(
+                tokens[t - 1],
+                ip.item_id,
+                ip.type,
+                tuple(tokens[t : t + n]),
+                arrangement.ids,
+                arrangement.order,
+                tuple(tokens[t + n : t + n + ip.blanks]) if ip.blanks else (),
+                ip.option_ids,
+            )
+        )
+    return tuple(out)
+
+
+def build_variant(
+    paper: Paper, variant_secret: bytes, session_id: str, ticket: str, form: str | None = None
+) -> Variant:
+    """One candidate's variant (compiles the paper each call: use `VariantPlan` for many)."""
+    return VariantPlan(paper).build(variant_secret, session_id, ticket, form)
+
+
+def build_variants(
+    paper: Paper,
+    variant_secret: bytes,
+    session_id: str,
+    tickets: Iterable[str],
+    forms: Mapping[str, str] | None = None,
+) -> dict[str, Variant]:
+    """Every candidate's variant, by ticket; `forms` maps ticket -> form (papers with forms)."""
+    plan = VariantPlan(paper)
+    forms = forms or {}
+    with paused_gc():
+        return {t: plan.build(variant_secret, session_id, t, forms.get(t)) for t in tickets}
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many variants.
+
+    Variants hold only tuples and strings (no reference cycles), but building thousands of
+    them triggers full collections that walk every object already built; pausing it roughly
+    halves the time for 3,000 candidates.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def variant_digest(variants: Iterable[Variant]) -> str:
+    """One hash over all variants (sorted by ticket), for `prove` and the venue's records."""
+    return canonical_hash([DIGEST_LABEL, sorted([v.ticket, v.digest] for v in variants)])
+
+
+# --- answers: tokens <-> canonical ids ----------------------------------------------------
+
+
+def _strings(value: Any, role: str, what: str) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise UnknownToken(role, f"{what} must be a list of strings")
+    if not all(isinstance(v, str) for v in value):
+        raise UnknownToken(role, f"{what} must be a list of strings")
+    return list(value)
+
+
+def _canonical_choice(
+    vi: VariantItem, answer: Any, options: dict[str, tuple[str, int]]
+) -> tuple[str, ...]:
+    if type(answer) is not list and type(answer) is not tuple:
+        raise UnknownToken("answer", "a choice answer must be a list of option tokens")
+    chosen = []
+    for tok in answer:
+        hit = options.get(tok) if type(tok) is str else None
+        if hit is None or hit[0] != vi.token:
+            raise UnknownToken(
+                "option", "a choice answer names an option token that item does not have"
+            )
+        chosen.append(hit[1])
+    if len(chosen) > 1:
+        if len(set(chosen)) != len(chosen):
+            raise UnknownToken("option", "a choice answer names the same option token twice")
+        chosen.sort()
+    ids = vi.canonical_option_ids
+    return tuple([ids[q] for q in chosen])
+
+
+def _canonical_answer(vi: VariantItem, answer: Any, options: dict[str, tuple[str, int]]) -> Answer:
+    if vi.type in CHOICE_TYPES:
+        return _canonical_choice(vi, answer, options)
+    if vi.type == "fill_blank":
+        given = _strings(answer, "answer", "a fill-in answer")
+        if len(given) != len(vi.blank_tokens):
+            raise UnknownToken(
+                "blank", f"a fill-in answer needs {len(vi.blank_tokens)} strings, one per blank"
+            )
+        return tuple(given)
+    if not isinstance(answer, str):
+        raise UnknownToken("answer", "an essay answer must be a string")
+    return answer
+
+
+def to_canonical(variant: Variant, responses: Mapping[str, Any]) -> dict[str, Answer]:
+    """Map a browser's responses (item token -> answer) to canonical item id -> Answer.
+
+    Choice answers become option ids in the paper's order; raises `UnknownToken` for an
+    unknown item or option token or an answer of the wrong shape.
+    """
+    items = variant.items_by_token
+    options = variant.option_index
+    out: dict[str, Answer] = {}
+    for token, answer in responses.items():
+        vi = items.get(token) if type(token) is str else None
+        if vi is None:
+            raise UnknownToken("item", "the responses name an item token that is not in this paper")
+        out[vi.item_id] = _canonical_answer(vi, answer, options)
+    return out
+
+
+def to_display(variant: Variant, canonical: Mapping[str, Answer]) -> dict[str, Any]:
+    """The forward map: canonical answers as the browser would send them (tokens, display order)."""
+    items = variant.items_by_id
+    out: dict[str, Any] = {}
+    for item_id, answer in canonical.items():
+        vi = items.get(item_id)
+        if vi is None:
+            raise UnknownToken("item", "a canonical answer names an item that is not in this paper")
+        if vi.type in CHOICE_TYPES:
+            chosen = set(_strings(answer, "answer", "a choice answer"))
+            out[vi.token] = [
+                t for t, o in zip(vi.option_tokens, vi.option_ids, strict=True) if o in chosen
+            ]
+        elif vi.type == "fill_blank":
+            out[vi.token] = _strings(answer, "answer", "a fill-in answer")
+        else:
+            out[vi.token] = answer
+    return out
+
+
+# --- what the candidate's browser receives -------------------------------------------------
+
+
+def _label(n: int) -> str:
+    return _LABELS[n] if n < len(_LABELS) else str(n + 1)
+
+
+def _render_item(item: Item, vi: VariantItem, number: int) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": vi.token,
+        "number": number,
+        "type": item.type,
+        "stem": item.stem,
+        "points": item.points,
+    }
+    if item.type in CHOICE_TYPES:
+        html = [item.options[q].html for q in vi.option_order]
+        out["options"] = [
+            {"id": tok, "label": _label(j), "html": h}
+            for j, (tok, h) in enumerate(zip(vi.option_tokens, html, strict=True))
+        ]
+    elif item.type == "fill_blank":
+        out["blanks"] = list(vi.blank_tokens)
+    elif item.type == "essay":
+        out["max_length"] = item.max_length
+    return out
+
+
+def render_variant(paper: Paper, variant: Variant) -> dict[str, Any]:
+    """The candidate's paper as JSON: display order, tokens only; no keys or canonical ids."""
+    sections = {s.section_id: s for s in paper.sections}
+    items = {i.item_id: i for i in paper.items()}
+    rendered = []
+    number = 0
+    for vs in variant.sections:
+        section = sections[vs.section_id]
+        out_items = []
+        for vi in vs.items:
+            number += 1
+            out_items.append(_render_item(items[vi.item_id], vi, number))
+        rendered.append(
+            {"title": section.title, "instructions": section.instructions, "items": out_items}
+        )
+    return {
+        "title": paper.title,
+        "subject_code": paper.subject_code,
+        "subject_name": paper.subject_name,
+        "language": paper.language,
+        "kind": paper.kind,
+        "duration_minutes": paper.duration_minutes,
+        "form": variant.form,
+        "sections": rendered,
+    }
+
+
+def key_in_display_order(paper: Paper, variant: Variant) -> dict[str, Any]:
+    """The key answered as a candidate would send it (tokens, display order); essays left out.
+
+    Needs a paper with keys (central side: prove and tests).
+    """
+    items = {i.item_id: i for i in paper.items()}
+    out: dict[str, Any] = {}
+    for vi in variant.items():
+        item = items[vi.item_id]
+        if item.type in CHOICE_TYPES:
+            key = set(item.key)
+            out[vi.token] = [
+                t for t, o in zip(vi.option_tokens, vi.option_ids, strict=True) if o in key
+            ]
+        elif item.type == "fill_blank":
+            out[vi.token] = [b.accepted[0] for b in item.blanks]
+    return out

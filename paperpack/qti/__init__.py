@@ -79,6 +79,7 @@ from paperpack.qti.declarations import (
 from paperpack.qti.items import convert_item
 from paperpack.qti.report import Report
 from paperpack.qti.source import (
+    MANIFEST,
     DirPackage,
     Package,
     QtiFileError,
@@ -103,6 +104,7 @@ METADATA_FIELDS = (
 DEFAULT_DURATION_MINUTES = 60
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _SLUG = re.compile(r"[^A-Za-z0-9_-]+")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")  # as paper.schema.json
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,8 @@ def import_qti(path: Path, **metadata: Any) -> QtiImport:
 def _open(path: Path, stack: contextlib.ExitStack) -> tuple[Package, str | None]:
     if path.is_dir():
         return DirPackage(path, path.name or str(path)), None
+    if path.name == MANIFEST:  # the manifest itself names the package it heads
+        return DirPackage(path.parent, path.parent.name or str(path.parent)), None
     if path.suffix.lower() == ".zip" or zipfile.is_zipfile(path):
         package = open_zip(path)
         stack.callback(package.archive.close)
@@ -284,7 +288,9 @@ def _paper(
     name = path.name if path.is_dir() else path.stem
     slug = _SLUG.sub("-", name).strip("-._")[:64].rstrip("-._") or "qti-import"
     title = (roots[0].get("title") or name) if len(items) == 1 else name
-    language = next((r.get(XML_LANG) for r in roots if r.get(XML_LANG)), None) or "en"
+    language = next((r.get(XML_LANG, "") for r in roots if r.get(XML_LANG)), "").replace("_", "-")
+    if not _LANGUAGE.match(language):
+        language = "en"  # absent or not a BCP 47 tag; the caller may pass language=...
     title = str(metadata.get("title", title))
     section = Section(section_id="qti", title=title, items=tuple(items), shuffle=False)
     return Paper(

@@ -53,6 +53,15 @@ _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _EMPTY = frozenset({"hr", "col", "colgroup"})  # nothing a candidate needs
 _FEEDBACK = frozenset({"feedbackInline", "feedbackBlock", "modalFeedback"})
 _TEMPLATED = frozenset({"templateInline", "templateBlock", "printedVariable"})
+# Elements rendered as blocks (or containing blocks): whitespace between them is layout.
+_BLOCKS = frozenset(
+    {
+        "itemBody", "simpleChoice", "prompt", "div", "p", "ul", "ol", "li", "table", "thead",
+        "tbody", "tfoot", "tr", "th", "td", "pre", "hr", "col", "colgroup", "choiceInteraction",
+        "extendedTextInteraction", "feedbackBlock", "modalFeedback", "templateBlock",
+        *_AS_DIV, *_HEADINGS,
+    }
+)  # fmt: skip
 _ASSET_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _SPACE = re.compile(r"\s+")
 
@@ -128,10 +137,19 @@ class BodyWriter:
         return sanitise(self._children(element, pre=False).strip())
 
     def _children(self, element: Element, *, pre: bool) -> str:
-        parts = [self._text(element.text, pre)]
-        for child in element:
-            parts.append(self._element(child, pre=pre))
-            parts.append(self._text(child.tail, pre))
+        children = list(element)
+        # Text segment i lies between edge i and edge i + 1 (the parent's start and end
+        # count as edges of a block parent). Whitespace alone between two block edges is
+        # indentation of the XML file, not content: it is dropped.
+        parent_block = local_name(element) in _BLOCKS
+        edges = [parent_block, *(local_name(c) in _BLOCKS for c in children), parent_block]
+        segments = [element.text, *(c.tail for c in children)]
+        parts: list[str] = []
+        for index, segment in enumerate(segments):
+            if pre or (segment and segment.strip()) or not (edges[index] and edges[index + 1]):
+                parts.append(self._text(segment, pre))
+            if index < len(children):
+                parts.append(self._element(children[index], pre=pre))
         return "".join(parts)
 
     @staticmethod

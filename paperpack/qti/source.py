@@ -39,6 +39,7 @@ MAX_XML_BYTES = 8 * MIB  # one item or manifest file
 MAX_FILE_BYTES = 64 * MIB  # one image
 MAX_TOTAL_BYTES = 512 * MIB  # everything one import reads
 MAX_ZIP_MEMBERS = 20_000
+MAX_XML_DEPTH = 100  # real items nest a dozen levels; the body writer recurses per level
 
 MANIFEST = "imsmanifest.xml"
 ITEM_RESOURCE_TYPES = frozenset({"imsqti_item_xmlv2p1", "imsqti_item_xmlv2p2"})
@@ -192,7 +193,20 @@ def parse_xml(package: Package, name: str) -> Element:
         ) from exc
     except SafeET.ParseError as exc:
         raise QtiFileError(f"{name}: not well-formed XML: {exc}") from exc
+    _check_depth(name, root)
     return root
+
+
+def _check_depth(name: str, root: Element) -> None:
+    """Refuse absurd nesting, which no real item has and which would exhaust recursion."""
+    stack = [(root, 1)]
+    while stack:
+        element, depth = stack.pop()
+        if depth > MAX_XML_DEPTH:
+            raise QtiFileError(
+                f"{name}: elements nested more than {MAX_XML_DEPTH} deep; refused as malformed"
+            )
+        stack.extend((child, depth + 1) for child in element)
 
 
 def local_name(element: Element) -> str:

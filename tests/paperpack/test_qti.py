@@ -542,3 +542,37 @@ def test_identifiers_outside_our_id_rule_are_reported_not_renamed(name: str, exp
     """A QTI identifier our ids cannot hold is an error telling the author to rename it."""
     (problem,) = problems_of(EXTRA / name)
     assert expected in problem and "rename it" in problem
+
+
+def test_absurdly_nested_xml_is_refused_cleanly(tmp_path: Path) -> None:
+    """Thousands of nested elements are refused as malformed, not a RecursionError."""
+    depth = 5000
+    body = "<span>" * depth + "x" + "</span>" * depth
+    path = tmp_path / "deep.xml"
+    path.write_text(
+        '<assessmentItem xmlns="http://www.imsglobal.org/xsd/imsqti_v2p1" identifier="deep">'
+        f"<itemBody><p>{body}</p></itemBody></assessmentItem>",
+        encoding="utf-8",
+    )
+    (problem,) = problems_of(path)
+    assert "deep.xml" in problem and "nested more than" in problem
+
+
+def test_manifest_given_directly_reads_its_package(qti_fixtures: Path, tmp_path: Path) -> None:
+    """Pointing at imsmanifest.xml itself imports the package it heads."""
+    shutil.copyfile(qti_fixtures / MANIFEST, tmp_path / "imsmanifest.xml")
+    copy_item(qti_fixtures / OPENOLAT, tmp_path, MANIFEST_ITEM)
+    paper = load_qti(tmp_path / "imsmanifest.xml")
+    assert only_item(paper).item_id == "mcbe900fffcb49f08698b349e7b832e0"
+
+
+def test_unusable_language_tag_falls_back_to_english(tmp_path: Path) -> None:
+    """An xml:lang that is not a BCP 47 tag does not make an invalid paper."""
+    text = (EXTRA / "qti22_choice_zh.xml").read_text(encoding="utf-8")
+    path = tmp_path / "item.xml"
+    path.write_text(
+        text.replace('xml:lang="zh-CN"', 'xml:lang="Chinese (Simplified)"'), encoding="utf-8"
+    )
+    assert load_qti(path).language == "en"
+    path.write_text(text.replace('xml:lang="zh-CN"', 'xml:lang="zh_CN"'), encoding="utf-8")
+    assert load_qti(path).language == "zh-CN"

@@ -542,26 +542,30 @@ def open_exam(state: CeremonyState, roster: Mapping[str, str | None], now: datet
     return exam
 
 
-def _current(app: web.Application, now: datetime) -> CeremonyState:
+async def _expire_if_due(app: web.Application, now: datetime) -> bool:
+    """End the ceremony if it has timed out (its shares are forgotten); True if it did."""
     state = app[keys.LIVE].ceremony
-    if state is None:
-        raise Problem(409, "no-ceremony", "no unlock ceremony is open: the administrator opens one")
-    if now >= state.expires_at:
+    if state is None or now < state.expires_at:
+        return False
+    app[keys.LIVE].ceremony = None
+    state.unlocker.close()
+    await app[keys.STORE].write(end_ceremony, state.ceremony_id, "expired", "system", now)
+    return True
+
+
+async def _current(app: web.Application, now: datetime) -> CeremonyState:
+    """The open ceremony, or Problem 409 saying it timed out or was never opened."""
+    if await _expire_if_due(app, now):
         raise Problem(
             409,
             "ceremony-expired",
-            "the ceremony timed out and every entered share was "
-            "forgotten: the administrator opens a new one",
+            "the ceremony timed out and every entered share was forgotten: the administrator "
+            "opens a new one",
         )
-    return state
-
-
-async def _expire_if_due(app: web.Application, now: datetime) -> None:
     state = app[keys.LIVE].ceremony
-    if state is not None and now >= state.expires_at:
-        app[keys.LIVE].ceremony = None
-        state.unlocker.close()
-        await app[keys.STORE].write(end_ceremony, state.ceremony_id, "expired", "system", now)
+    if state is None:
+        raise Problem(409, "no-ceremony", "no unlock ceremony is open: the administrator opens one")
+    return state
 
 
 async def _finish_if_complete(app: web.Application, state: CeremonyState) -> dict[str, Any]:
@@ -662,8 +666,7 @@ async def post_share(request: web.Request) -> web.Response:
     body = await attempts.read_json_object(request, MAX_BODY)
     card = attempts.require_field(body, "share", str)
     now = app[keys.CLOCK].now()
-    await _expire_if_due(app, now)
-    state = _current(app, now)
+    state = await _current(app, now)
     if staff.login in state.holders.values():
         raise Problem(
             409,
@@ -689,8 +692,7 @@ async def post_release(request: web.Request) -> web.Response:
     app = request.app
     body = await attempts.read_json_object(request, MAX_BODY)
     now = app[keys.CLOCK].now()
-    await _expire_if_due(app, now)
-    state = _current(app, now)
+    state = await _current(app, now)
     code = body.get("code")
     if code is not None and not isinstance(code, str):
         raise Problem(422, "invalid-field", "field 'code' must be a string")

@@ -24,7 +24,7 @@ from paperpack.model import (
     Section,
     paper_to_dict,
 )
-from paperpack.paperfile import dump_paper, load_paper, paper_problems
+from paperpack.paperfile import dump_paper, load_paper, paper_problems, paper_schema
 from tests.paperpack.conftest import bad_paper_files, expected_problems, minimal_paper
 
 BAD = bad_paper_files()
@@ -328,3 +328,39 @@ def test_convert_of_a_missing_file_exits_1(
     assert main(["convert", str(tmp_path / "none.xml"), "--out", str(out)]) == 1
     assert "none.xml: paper: file: not found" in capsys.readouterr().err
     assert not out.exists()
+
+
+# --- the documentation ----------------------------------------------------------------------
+
+DOC = Path(__file__).parents[2] / "docs" / "paper-format.md"
+
+
+def schema_field_names(node: object) -> set[str]:
+    """Every property name defined anywhere in the schema."""
+    names: set[str] = set()
+    if isinstance(node, dict):
+        names |= set(node.get("properties", {}))
+        for value in node.values():
+            names |= schema_field_names(value)
+    elif isinstance(node, list):
+        for value in node:
+            names |= schema_field_names(value)
+    return names
+
+
+def test_every_schema_field_is_documented() -> None:
+    """docs/paper-format.md explains every field the schema allows."""
+    text = DOC.read_text(encoding="utf-8")
+    missing = sorted(n for n in schema_field_names(paper_schema()) if f"`{n}`" not in text)
+    assert missing == []
+
+
+def test_documented_example_paper_validates(tmp_path: Path) -> None:
+    """The complete example paper in the documentation loads without problems."""
+    blocks = DOC.read_text(encoding="utf-8").split("```yaml\n")[1:]
+    papers_in_doc = [b.split("```")[0] for b in blocks if b.startswith("paper_id:")]
+    assert papers_in_doc
+    for n, text in enumerate(papers_in_doc):
+        path = tmp_path / f"doc{n}.yaml"
+        path.write_text(text, encoding="utf-8")
+        assert {item.type for item in load_paper(path).items()} == set(ITEM_TYPES)

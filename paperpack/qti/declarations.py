@@ -8,6 +8,7 @@ one object.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
@@ -85,10 +86,25 @@ def _number(text: str | None, where: str, report: Report) -> float | None:
     if text is None or not text.strip():
         return None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
         report.error(f"{where}: {text!r} is not a number")
         return None
+    return value
+
+
+def int_attribute(element: Element, name: str, default: int, where: str, report: Report) -> int:
+    """A whole-number attribute such as maxChoices; a bad value is reported, default used."""
+    text = (element.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        report.error(f"{where}: {name}={text!r} is not a whole number")
+        return default
 
 
 def read_responses(root: Element, where: str, report: Report) -> dict[str, Response]:

@@ -16,7 +16,14 @@ from xml.etree.ElementTree import Element
 
 from paperpack.model import Blank, Item, Normalisation, Option
 from paperpack.qti.body import BodyWriter
-from paperpack.qti.declarations import ItemSource, MapEntry, Response, child, id_problem
+from paperpack.qti.declarations import (
+    ItemSource,
+    MapEntry,
+    Response,
+    child,
+    id_problem,
+    int_attribute,
+)
 from paperpack.qti.scoring import choice_scoring, points_for
 from paperpack.qti.source import local_name
 
@@ -186,8 +193,8 @@ def _choice_key(source: ItemSource, response: Response, ids: set[str]) -> tuple[
 def _check_choice_counts(
     source: ItemSource, interaction: Element, keys: int, options: int, single: bool
 ) -> None:
-    max_choices = int(interaction.get("maxChoices", "1") or 1)
-    min_choices = int(interaction.get("minChoices", "0") or 0)
+    max_choices = int_attribute(interaction, "maxChoices", 1, source.where, source.report)
+    min_choices = int_attribute(interaction, "minChoices", 0, source.where, source.report)
     if not single and 0 < max_choices < keys:
         source.report.error(
             f"{source.where}: maxChoices={max_choices} but the key has {keys} options; "
@@ -296,7 +303,7 @@ def _essay_item(source: ItemSource, writer: BodyWriter, body: Element) -> Item |
     stem = _stem(source, writer, body)
     expected = interaction.get("expectedLength", "").strip()
     max_length = int(expected) * ESSAY_LENGTH_FACTOR if expected.isdigit() else 0
-    if int(interaction.get("maxStrings", "1") or 1) > 1:
+    if int_attribute(interaction, "maxStrings", 1, source.where, source.report) > 1:
         source.report.warn(f"{source.where}: maxStrings > 1: the answer is one text here")
     if source.max_score is None:
         source.report.warn(

@@ -86,7 +86,10 @@ class DirPackage:
     budget: _Budget = field(default_factory=_Budget)
 
     def _path(self, name: str) -> Path:
-        path = (self.root / name).resolve()
+        try:
+            path = (self.root / name).resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+            raise QtiFileError(f"{name}: cannot be opened in {self.label} ({exc})") from exc
         if not path.is_relative_to(self.root.resolve()):
             raise QtiFileError(f"{name}: leads outside {self.label} (a symlink?); refused")
         return path
@@ -94,15 +97,18 @@ class DirPackage:
     def exists(self, name: str) -> bool:
         try:
             return self._path(name).is_file()
-        except QtiFileError:
+        except (QtiFileError, OSError):
             return False
 
     def read(self, name: str, limit: int) -> bytes:
         path = self._path(name)
-        if not path.is_file():
-            raise QtiFileError(f"{name}: not found in {self.label}")
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)
+        try:
+            with path.open("rb") as handle:
+                data = handle.read(limit + 1)
+        except FileNotFoundError as exc:
+            raise QtiFileError(f"{name}: not found in {self.label}") from exc
+        except OSError as exc:
+            raise QtiFileError(f"{name}: cannot be read in {self.label} ({exc})") from exc
         _check_limit(name, len(data), limit)
         self.budget.take(name, len(data))
         return data
@@ -139,7 +145,7 @@ class ZipPackage:
         try:
             with self.archive.open(info) as handle:
                 data = handle.read(limit + 1)  # the directory's size may lie: cap the stream
-        except (zipfile.BadZipFile, OSError, NotImplementedError) as exc:
+        except Exception as exc:  # decompressors raise many exception types on bad data
             raise QtiFileError(f"{name}: cannot be read from {self.label}: {exc}") from exc
         _check_limit(name, len(data), limit)
         self.budget.take(name, len(data))
@@ -161,7 +167,7 @@ def open_zip(path: Path) -> ZipPackage:
     """Open `path` as a content package zip, refusing what is not one."""
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except Exception as exc:  # a corrupt zip directory raises many exception types
         raise QtiFileError(f"{path.name}: not a readable zip file ({exc})") from exc
     if len(archive.infolist()) > MAX_ZIP_MEMBERS:
         archive.close()
@@ -173,6 +179,8 @@ def resolve_href(base: str, href: str) -> str:
     """The package name `href` points to from the file `base`; refuses escapes and URLs."""
     target = unquote(href.strip())
     scheme = target.split("/", 1)[0]
+    if any(ord(c) < 0x20 for c in target):
+        raise QtiFileError(f"{href!r} contains control characters; refused")
     if not target or ":" in scheme or target.startswith(("/", "\\")):
         raise QtiFileError(f"{href!r} is not a path inside the package (a URL or absolute path)")
     joined = posixpath.normpath(posixpath.join(posixpath.dirname(base), target.replace("\\", "/")))
@@ -193,6 +201,8 @@ def parse_xml(package: Package, name: str) -> Element:
         ) from exc
     except SafeET.ParseError as exc:
         raise QtiFileError(f"{name}: not well-formed XML: {exc}") from exc
+    except (LookupError, ValueError) as exc:  # e.g. encoding="no-such-encoding"
+        raise QtiFileError(f"{name}: cannot be read as XML: {exc}") from exc
     _check_depth(name, root)
     return root
 

@@ -576,3 +576,49 @@ def test_unusable_language_tag_falls_back_to_english(tmp_path: Path) -> None:
     assert load_qti(path).language == "en"
     path.write_text(text.replace('xml:lang="zh-CN"', 'xml:lang="zh_CN"'), encoding="utf-8")
     assert load_qti(path).language == "zh-CN"
+
+
+# --- robustness: mangled input gives a paper or a PaperInvalid, nothing else -------------------
+
+SNIPPETS = (
+    "<", ">", '"', "</p>", "<p>", "&amp;", "&#0;", "<orderInteraction/>", ' maxChoices="x"',
+    ' mappedValue="nan"', ' upperBound="-1"', '<img src="%00.png"/>', '<img src="../x.png"/>',
+    '<object type="audio/mpeg" data="a.mp3"/>', ' identifier=""', ' identifier="A"',
+    '<simpleChoice identifier="A">A</simpleChoice>', "<value>nope</value>", ' fixed="true"',
+    ' cardinality="ordered"', '<textEntryInteraction responseIdentifier="RESPONSE"/>',
+    '<!DOCTYPE a [<!ENTITY e "x">]>', "<math xmlns='http://www.w3.org/1998/Math/MathML'/>",
+    "<printedVariable identifier='X'/>", " 中文 ", ' expectedLength="abc"',
+)  # fmt: skip
+MANGLED_SOURCES = (SHUFFLE_FIXED, MULTIPLE, OPENOLAT, TEXT_ENTRY, ESSAY)
+
+
+@st.composite
+def mangled(draw: st.DrawFn, text: str) -> str:
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(text)))
+        if draw(st.booleans()):
+            text = text[:at] + draw(st.sampled_from(SNIPPETS)) + text[at:]
+        else:
+            text = text[:at] + text[at + draw(st.integers(1, 40)) :]
+    return text
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_mangled_items_import_or_fail_with_paper_invalid(
+    qti_fixtures: Path, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    """Any mangled item either imports as a paper that passes native validation or is refused
+    with the project's own error; no other exception escapes."""
+    name = data.draw(st.sampled_from(MANGLED_SOURCES))
+    text = data.draw(mangled((qti_fixtures / name).read_text(encoding="utf-8")))
+    folder = with_images(tmp_path_factory.mktemp("mangled"))
+    path = folder / "item.xml"
+    path.write_text(text, encoding="utf-8")
+    try:
+        paper = load_qti(path)
+    except PaperpackError:
+        return
+    assert paper_problems(paper) == []

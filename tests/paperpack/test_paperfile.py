@@ -22,9 +22,16 @@ from paperpack.model import (
     Option,
     Paper,
     Section,
+    paper_from_dict,
     paper_to_dict,
 )
-from paperpack.paperfile import dump_paper, load_paper, paper_problems, paper_schema
+from paperpack.paperfile import (
+    check_paper_data,
+    dump_paper,
+    load_paper,
+    paper_problems,
+    paper_schema,
+)
 from tests.paperpack.conftest import bad_paper_files, expected_problems, minimal_paper
 
 BAD = bad_paper_files()
@@ -364,3 +371,52 @@ def test_documented_example_paper_validates(tmp_path: Path) -> None:
         path = tmp_path / f"doc{n}.yaml"
         path.write_text(text, encoding="utf-8")
         assert {item.type for item in load_paper(path).items()} == set(ITEM_TYPES)
+
+
+# --- robustness -----------------------------------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 700) | st.floats(-2, 5) | st.sampled_from(
+        ["", "A", "q1", "essay", "partial", "<p>x</p>", '<img src="asset:z">', "asset:z"]
+    ),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["id", "type", "key", "points", "html", "options", "blanks", "accepted",
+                         "items", "stem", "scoring", "partial_points", "x"]), inner, max_size=4),
+    max_leaves=8,
+)  # fmt: skip
+
+
+def paths_of(node: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Every path to a value inside plain data."""
+    found = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            found += paths_of(v, (*prefix, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            found += paths_of(v, (*prefix, i))
+    return found
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_any_damage_is_reported_never_a_crash(data: st.DataObject) -> None:
+    """Replacing any value of a paper with arbitrary data gives problems, never an exception."""
+    raw = minimal_paper()
+    raw["sections"][0]["items"].append(
+        {
+            "id": "q2",
+            "type": "fill_blank",
+            "stem": "<p>(1)</p>",
+            "blanks": [{"id": "b", "accepted": ["x"]}],
+        }
+    )
+    path = data.draw(st.sampled_from(paths_of(raw)))
+    node = raw
+    for step in path[:-1]:
+        node = node[step]  # type: ignore[index]
+    node[path[-1]] = data.draw(JSON_VALUES)  # type: ignore[index]
+    normalised, problems = check_paper_data(raw, "x.yaml", None)
+    assert all(p.startswith("x.yaml: ") for p in problems)
+    if not problems:
+        paper_from_dict(normalised)

@@ -105,6 +105,13 @@ class Assets:
         except QtiFileError as exc:
             self.report.error(f"{where}: image {exc}")
             return None
+        # The bytes decide the type: a JPEG saved as .png is still a JPEG.
+        kind = sniff_image(data) or ""
+        if not kind:
+            self.report.error(
+                f"{where}: image {ref!r} is not a PNG, JPEG, GIF or WebP file; convert it"
+            )
+            return None
         asset_name = self._unique_name(name)
         self.by_file[name] = asset_name
         self.assets.append(Asset(asset_name, kind, data))
@@ -234,6 +241,19 @@ class BodyWriter:
         # The fallback content describes the picture: it becomes the alt text.
         alt = _SPACE.sub(" ", "".join(element.itertext())).strip()
         return _img_tag(name, alt, element.get("width"), element.get("height"))
+
+
+def sniff_image(data: bytes) -> str | None:
+    """The media type of an image the paper format accepts, from its first bytes."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith(b"GIF8"):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
 
 
 def _img_tag(name: str, alt: str, width: str | None, height: str | None) -> str:

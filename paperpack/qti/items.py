@@ -261,7 +261,9 @@ def _blank(
         )
         return None
     accepted = list(response.correct)
-    entries = response.mapping.entries if response.mapping is not None else ()
+    # match_correct compares with correctResponse only; the mapping plays no part.
+    mapped = response.mapping is not None and source.processing != "match_correct"
+    entries = response.mapping.entries if response.mapping is not None and mapped else ()
     best = max((e.value for e in entries), default=0.0)
     for entry in entries:
         if entry.value >= best - _EPSILON and entry.value > 0 and entry.key not in accepted:

@@ -622,3 +622,21 @@ def test_mangled_items_import_or_fail_with_paper_invalid(
     except PaperpackError:
         return
     assert paper_problems(paper) == []
+
+
+def test_image_type_comes_from_its_bytes(qti_fixtures: Path, tmp_path: Path) -> None:
+    """A JPEG saved as sign.png is embedded as image/jpeg; a text file posing as PNG is refused."""
+    item = copy_item(qti_fixtures / SINGLE, tmp_path)
+    jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 32
+    (tmp_path / "images" / "sign.png").write_bytes(jpeg)
+    paper = load_qti(item)
+    assert (paper.asset("sign.png").media_type, paper.asset("sign.png").data) == (
+        "image/jpeg",
+        jpeg,
+    )
+    assert paper_problems(paper) == []
+    (tmp_path / "images" / "sign.png").write_text("not a picture", encoding="utf-8")
+    (problem,) = problems_of(item)
+    assert (
+        "item choice" in problem and "'images/sign.png' is not a PNG, JPEG, GIF or WebP" in problem
+    )

@@ -327,6 +327,12 @@ def test_convert_writes_a_paper_that_validates(
     assert main(["validate", str(out)]) == 0
 
 
+def test_validate_reads_qti(qti_fixtures: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`paperpack validate` hands a QTI file to the importer and summarises the result."""
+    assert main(["validate", str(qti_fixtures / "qti21_text_entry_mapping.xml")]) == 0
+    assert "items     1: fill_blank 1" in capsys.readouterr().out
+
+
 def test_convert_of_a_missing_file_exits_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -16,18 +16,25 @@ from paperpack.errors import PaperInvalid
 class Report:
     """Ordered, de-duplicated errors and warnings of one import."""
 
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    # dicts used as ordered sets: a package of thousands of items stays linear
+    _errors: dict[str, None] = field(default_factory=dict)
+    _warnings: dict[str, None] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[str]:
+        return list(self._errors)
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self._warnings)
 
     def error(self, message: str) -> None:
-        if message not in self.errors:
-            self.errors.append(message)
+        self._errors.setdefault(message)
 
     def warn(self, message: str) -> None:
-        if message not in self.warnings:
-            self.warnings.append(message)
+        self._warnings.setdefault(message)
 
     def raise_errors(self) -> None:
         """Raise one PaperInvalid listing every error, if there is any."""
-        if self.errors:
-            raise PaperInvalid(self.errors)
+        if self._errors:
+            raise PaperInvalid(list(self._errors))

@@ -640,3 +640,34 @@ def test_image_type_comes_from_its_bytes(qti_fixtures: Path, tmp_path: Path) -> 
     assert (
         "item choice" in problem and "'images/sign.png' is not a PNG, JPEG, GIF or WebP" in problem
     )
+
+
+def test_manifest_order_and_item_relative_images_in_subfolders(
+    qti_fixtures: Path, tmp_path: Path
+) -> None:
+    """Items come in manifest order, and an item's image resolves beside the item file."""
+    resources = "".join(
+        f'<resource identifier="r{n}" type="{kind}" href="{href}"/>'
+        for n, (kind, href) in enumerate(
+            [
+                ("imsqti_item_xmlv2p2", "items/zz_essay.xml"),
+                ("webcontent", "items/images/postcard.png"),
+                ("imsqti_item_xmlv2p1", "items/aa_choice.xml"),
+            ]
+        )
+    )
+    manifest = (
+        '<manifest xmlns="http://www.imsglobal.org/xsd/imscp_v1p1">'
+        f"<resources>{resources}</resources></manifest>"
+    )
+    package = tmp_path / "nested.zip"
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("imsmanifest.xml", manifest)
+        archive.write(qti_fixtures / ESSAY, "items/zz_essay.xml")
+        archive.write(qti_fixtures / SINGLE, "items/aa_choice.xml")
+        archive.writestr("items/images/postcard.png", STAND_IN)
+        archive.writestr("items/images/sign.png", png(2, 2))
+    paper = load_qti(package)
+    assert [i.item_id for i in paper.items()] == ["extendedText", "choice"]
+    assert paper.asset("sign.png").data == png(2, 2)
+    assert paper_problems(paper) == []

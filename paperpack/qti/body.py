@@ -9,7 +9,7 @@ maps every element to the allowlist instead of letting validation refuse it late
   headings become a bold paragraph;
 - `<img src>` and `<object type="image/..." data>` become `<img src="asset:NAME">` with the
   file embedded as an Asset (an object's fallback content becomes the alt text);
-- QTI's `prompt` becomes a paragraph; `rubricBlock` for candidates a div (others dropped);
+- QTI's `prompt` becomes a div; `rubricBlock` for candidates a div (others dropped);
   feedback is dropped with a warning (an exam shows no feedback);
 - templates, printed variables, MathML, includes and unknown elements are errors, never
   silently dropped. Interactions are handed to the caller (`paperpack.qti.items`).
@@ -48,7 +48,7 @@ _AS_DIV = frozenset({"blockquote", "address", "dl", "dt", "dd", "caption", "rubr
 _AS_SPAN = frozenset(
     {"a", "abbr", "acronym", "cite", "q", "dfn", "kbd", "samp", "var", "big", "small", "tt"}
 )
-_AS_OTHER = {"tfoot": "tbody", "prompt": "p"}
+_AS_OTHER = {"tfoot": "tbody", "prompt": "div"}
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _EMPTY = frozenset({"hr", "col", "colgroup"})  # nothing a candidate needs
 _FEEDBACK = frozenset({"feedbackInline", "feedbackBlock", "modalFeedback"})

@@ -13,7 +13,13 @@ import zstandard
 
 from paperpack.errors import DecompressionBomb, PayloadCorrupt
 
-__all__ = ["CompressionError", "DecompressionBomb", "compress_stream", "decompress_stream"]
+__all__ = [
+    "CompressionError",
+    "DecompressionBomb",
+    "compress_chunks",
+    "compress_stream",
+    "decompress_stream",
+]
 
 LEVEL = 3  # zstd's default: fast, and media assets do not compress much further anyway
 # Larger than the read size so one call never holds more than this much output.
@@ -34,6 +40,25 @@ def compress_stream(chunks: Iterable[bytes], level: int = LEVEL) -> Iterator[byt
     tail = compressor.flush()
     if tail:
         yield tail
+
+
+def compress_chunks(
+    pieces: Iterable[bytes | memoryview], chunk_size: int, level: int = LEVEL
+) -> Iterator[tuple[bytes, bool]]:
+    """zstd-compress `pieces` into chunks of exactly `chunk_size` bytes (the final one
+    shorter), each with a flag saying whether it is the final one (for STREAM)."""
+    chunker = zstandard.ZstdCompressor(level=level).chunker(chunk_size=chunk_size)
+    held: bytes | None = None
+    for piece in pieces:
+        for chunk in chunker.compress(piece):
+            if held is not None:
+                yield held, False
+            held = chunk
+    for chunk in chunker.finish():  # type: ignore[no-untyped-call]  # zstandard's stub lacks it
+        if held is not None:
+            yield held, False
+        held = chunk
+    yield (held if held is not None else b""), True
 
 
 class _IterReader:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -87,13 +88,19 @@ def block_size(stripe_length: int, needed: int) -> int:
 
 
 class FragmentWriter:
-    """Write m fragment files stripe by stripe, hashing each as it is written."""
+    """Write m fragment files stripe by stripe, hashing each as it is written.
+
+    Hashing and writing run on one background thread (both release the GIL), overlapping
+    with the caller's compression, encryption and coding of the next stripe. At most one
+    stripe's blocks wait there, so memory stays bounded by two stripes.
+    """
 
     def __init__(self, directory: Path, header: FragmentHeader) -> None:
         self._encoder = easyfec.Encoder(header.needed, header.total)
-        self._needed = header.needed
         self._files: list[BinaryIO] = []
         self._hashes: list[hashlib._Hash] = []
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fragment-writer")
+        self._pending: Future[None] | None = None
         self.sizes = [0] * header.total
         for index in range(header.total):
             head = FragmentHeader(
@@ -110,17 +117,30 @@ class FragmentWriter:
             self._hashes.append(hashlib.sha256(head))
             self.sizes[index] = len(head)
 
-    def write_stripe(self, stripe: bytes) -> None:
-        blocks = self._encoder.encode(stripe)
+    def _write(self, blocks: Sequence[bytes]) -> None:
         for index, block in enumerate(blocks):
             self._files[index].write(block)
             self._hashes[index].update(block)
             self.sizes[index] += len(block)
 
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()  # re-raises a write error here, in the caller
+
+    def write_stripe(self, stripe: bytes) -> None:
+        blocks = self._encoder.encode(stripe)
+        self._wait()
+        self._pending = self._pool.submit(self._write, blocks)
+
     def close(self) -> list[str]:
-        """Flush and close every file; returns the hex SHA-256 of each fragment, by index."""
-        for handle in self._files:
-            handle.close()
+        """Finish writing, close every file; returns the hex SHA-256 of each fragment."""
+        try:
+            self._wait()
+        finally:
+            self._pool.shutdown(wait=True)
+            for handle in self._files:
+                handle.close()
         return [h.hexdigest() for h in self._hashes]
 
 

@@ -16,6 +16,7 @@ The window is checked against the signed manifest with the injected time `now`.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,8 +36,8 @@ from paperpack.crypto import (
 from paperpack.errors import OutsideWindow, PayloadCorrupt, UnlockIncomplete, WrongVenue
 from paperpack.fragments import read_stripes
 from paperpack.manifest import Manifest, derive_key
-from paperpack.model import Paper, paper_from_dict
-from paperpack.pack import PAYLOAD_FORMAT, device_context
+from paperpack.model import Asset, Paper, paper_from_dict
+from paperpack.pack import PAYLOAD_FORMAT, PAYLOAD_MAGIC, device_context
 from paperpack.package import OpenedPackage
 from paperpack.release import parse_record, secret_from_code, secret_from_record
 
@@ -174,10 +175,9 @@ class Unlock:
                 raise PayloadCorrupt(
                     "the assembled key does not match the manifest's key commitment"
                 )
-            payload = b"".join(self._plaintext(key))
+            return decode_payload(self._plaintext(key), self.manifest)
         finally:
             zeroise(key)
-        return self._decode(payload)
 
     def close(self) -> None:
         """Overwrite the secrets held so far (after open, or when a ceremony is abandoned)."""
@@ -205,18 +205,53 @@ class Unlock:
                 f"the payload ({compressed_length} bytes) fails authentication: {exc}"
             ) from None
 
-    def _decode(self, payload: bytes) -> UnlockedPaper:
-        m = self.manifest
-        try:
-            doc = json.loads(payload)
-            if doc["format"] != PAYLOAD_FORMAT or (
-                doc["session_id"],
-                doc["venue_id"],
-                doc["package_id"],
-            ) != (m.session_id, m.venue_id, m.package_id):
-                raise PayloadCorrupt("the payload names another session, venue or package")
-            paper = paper_from_dict(doc["paper"])
-            secret = base64.b64decode(doc["variant_secret"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise PayloadCorrupt(f"the decrypted payload is not a valid paper: {exc}") from None
-        return UnlockedPaper(paper, secret, dict(doc["rules"]), m)
+
+class _Reader:
+    """Exact-length reads over an iterator of byte pieces (the decompressed payload)."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+        self._buffer = bytearray()
+
+    def read(self, size: int) -> bytes:
+        while len(self._buffer) < size:
+            piece = next(self._pieces, None)
+            if piece is None:
+                raise PayloadCorrupt("the payload ends early: it is shorter than its head says")
+            self._buffer += piece
+        out = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return out
+
+    def at_end(self) -> bool:
+        return not self._buffer and next(self._pieces, None) is None
+
+
+def decode_payload(pieces: Iterator[bytes], manifest: Manifest) -> UnlockedPaper:
+    """Decode `CBTPAYL1 | u64 head length | head | assets` (see paperpack.pack)."""
+    reader = _Reader(pieces)
+    if reader.read(len(PAYLOAD_MAGIC)) != PAYLOAD_MAGIC:
+        raise PayloadCorrupt("the decrypted payload is not a cbt payload (bad magic)")
+    length = int.from_bytes(reader.read(8), "big")
+    if length > manifest.payload["plain_size"]:
+        raise PayloadCorrupt("the payload head is longer than the whole payload")
+    try:
+        head = json.loads(reader.read(length))
+        ids = (head["session_id"], head["venue_id"], head["package_id"])
+        if head["format"] != PAYLOAD_FORMAT or ids != (
+            manifest.session_id,
+            manifest.venue_id,
+            manifest.package_id,
+        ):
+            raise PayloadCorrupt("the payload names another session, venue or package")
+        assets = tuple(
+            Asset(a["name"], a["media_type"], reader.read(int(a["size"]))) for a in head["assets"]
+        )
+        paper = dataclasses.replace(paper_from_dict(head["paper"]), assets=assets)
+        secret = base64.b64decode(head["variant_secret"])
+        rules = dict(head["rules"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PayloadCorrupt(f"the decrypted payload is not a valid paper: {exc}") from None
+    if not reader.at_end():
+        raise PayloadCorrupt("the payload has bytes after its last asset")
+    return UnlockedPaper(paper, secret, rules, manifest)

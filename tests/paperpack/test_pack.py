@@ -15,8 +15,14 @@ from paperpack.authority import read_authority_public
 from paperpack.canonical import canonical_json
 from paperpack.crypto import unwrap
 from paperpack.errors import SessionInvalid
-from paperpack.model import paper_from_dict, paper_to_dict
-from paperpack.pack import PackError, central_context, iter_canonical, pack_session, venue_paper
+from paperpack.model import Asset, paper_from_dict, paper_to_dict
+from paperpack.pack import (
+    PAYLOAD_MAGIC,
+    PackError,
+    central_context,
+    iter_payload,
+    pack_session,
+)
 from paperpack.package import open_package
 from paperpack.release import issue_release
 from paperpack.session import session_from_dict
@@ -89,8 +95,13 @@ def test_missing_fragment_files_within_tolerance_still_open(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(("m", "rebuild"), [(1, 1), (3, 2), (4, 4), (7, 3)])
 def test_multi_chunk_payload_round_trips(tmp_path: Path, m: int, rebuild: int) -> None:
-    """A payload of many 1 KiB chunks rebuilds from the last `rebuild` of `m` fragments."""
-    paper = keyed_paper(asset_bytes=os.urandom(40_000))
+    """Many 1 KiB chunks and three assets rebuild from the last `rebuild` of `m` fragments."""
+    media = (
+        Asset("z-chart.png", "image/png", os.urandom(20_000)),
+        Asset("a-photo.jpg", "image/jpeg", os.urandom(15_000)),
+        Asset("m-clip.mp3", "audio/mpeg", os.urandom(9_000)),
+    )
+    paper = dataclasses.replace(keyed_paper(), assets=media)
     authority_dir = tmp_path
     from tests.paperpack.sealing_fixtures import generate_wrapping_key, make_authority
 
@@ -108,10 +119,18 @@ def test_multi_chunk_payload_round_trips(tmp_path: Path, m: int, rebuild: int) -
     assert unlock_with(packed, (3, 1), opened=opened).paper == without_keys(paper)
 
 
-def test_streamed_payload_is_exactly_the_canonical_json(packed: Packed) -> None:
-    """The streaming encoder writes the same bytes as canonical_json of the keyless paper."""
-    streamed = b"".join(iter_canonical(venue_paper(packed.paper)))
-    assert streamed == canonical_json(paper_to_dict(packed.paper, with_keys=False))
+def test_payload_is_a_canonical_head_then_the_raw_assets(packed: Packed) -> None:
+    """The payload: magic, head length, canonical JSON of the keyless paper, asset bytes."""
+    raw = packed.packs["V1"].manifest.raw
+    payload = b"".join(iter_payload(packed.paper, raw, bytes(32)))
+    assert payload.startswith(PAYLOAD_MAGIC)
+    length = int.from_bytes(payload[8:16], "big")
+    head = json.loads(payload[16 : 16 + length])
+    assert canonical_json(head) == payload[16 : 16 + length]
+    assert head["paper"] == paper_to_dict(packed.paper, with_keys=False, with_assets=False)
+    assert head["assets"] == [{"media_type": "image/png", "name": "chart.png", "size": 2056}]
+    assert payload[16 + length :] == packed.paper.assets[0].data
+    assert len(payload) == raw["payload"]["plain_size"]
 
 
 def test_no_answer_key_is_in_the_package_or_the_decrypted_paper(packed: Packed) -> None:

@@ -1,0 +1,233 @@
+"""Benchmark: pack a large paper with media, against the raw pipeline, and unlock a venue.
+
+    python loadtests/bench_pack.py --size-mb 200 [--candidates 3000] [--out FILE.json]
+
+Measures, in one run on the same bytes:
+- pack: `paperpack.pack.pack_venue` (canonical JSON streamed, zstd level 3, AES-256-GCM
+  STREAM chunks of 1 MiB, zfec 3-of-5 fragments written and hashed) against the raw pipeline
+  (zstandard + AESGCM + zfec called directly on the same payload bytes, in memory, nothing
+  written): throughput ratio, target >= 0.7;
+- peak RSS growth while packing (VmHWM reset before the pack): bounded by the chunk size, not
+  the paper size;
+- unlock of a 3,000-candidate venue: verify, 3 shares + release, reassemble, decrypt,
+  decompress, decode, and every candidate's variant (`paperpack.variants.VariantPlan`):
+  target <= 2 s and <= 1.5x the raw decrypt + decompress + variant generation alone.
+
+This script imports `cryptography` and `zstandard` directly for the raw baseline only: the
+point is to measure the library against the primitives it wraps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import zstandard
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from zfec import easyfec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from paperpack.authority import init_authority, load_authority
+from paperpack.crypto import generate_wrapping_key, public_key_text
+from paperpack.model import Asset, Paper
+from paperpack.pack import CHUNK_SIZE, iter_payload, pack_venue
+from paperpack.package import open_package
+from paperpack.release import issue_release
+from paperpack.session import session_from_dict
+from paperpack.synthetic import synthetic_paper
+from paperpack.unlock import Unlock
+from paperpack.variants import VariantPlan
+
+START = datetime(2026, 11, 7, 1, 0, tzinfo=UTC)
+NOW = START - timedelta(minutes=5)
+MIB = 1 << 20
+
+
+def rss_kib(field: str) -> int:
+    """VmRSS / VmHWM from /proc/self/status, in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux: write 5 to /proc/self/clear_refs)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def media_paper(size_mb: int, n_items: int = 100) -> Paper:
+    """A synthetic paper plus `size_mb` MB of incompressible media, in 4 MiB assets."""
+    base = synthetic_paper(n_items=n_items, seed=7)
+    assets = []
+    remaining = size_mb * MIB
+    index = 0
+    while remaining > 0:
+        size = min(4 * MIB, remaining)
+        kind = ("audio/mpeg", "mp3") if index % 3 == 2 else ("image/jpeg", "jpg")
+        assets.append(Asset(f"media-{index:03d}.{kind[1]}", kind[0], os.urandom(size)))
+        remaining -= size
+        index += 1
+    return Paper(**{**base.__dict__, "assets": tuple(assets)})
+
+
+def session_for(paper: Paper, venue_key: str) -> object:
+    venue = {"id": "V1", "name": "Bench venue", "public_key": venue_key, "supervisors": 5,
+             "threshold": 3, "fragments": 5, "rebuild": 3}  # fmt: skip
+    return session_from_dict({
+        "session_id": "BENCH", "subject": {"code": paper.subject_code, "name": "bench"},
+        "start": START.isoformat(), "venues": [venue],
+    })  # fmt: skip
+
+
+def raw_pipeline(payload: bytes, chunk: int = CHUNK_SIZE) -> float:
+    """zstd + AES-256-GCM chunks + zfec 3-of-5 on `payload` in memory; seconds."""
+    began = time.perf_counter()
+    compressor = zstandard.ZstdCompressor(level=3).compressobj()
+    aead = AESGCM(AESGCM.generate_key(bit_length=256))
+    encoder = easyfec.Encoder(3, 5)
+    pending = bytearray()
+    counter = 0
+
+    def seal(piece: bytes, last: bool) -> None:
+        nonlocal counter
+        nonce = counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
+        encoder.encode(aead.encrypt(nonce, piece, None))
+        counter += 1
+
+    view = memoryview(payload)
+    for start in range(0, len(view), chunk):
+        pending += compressor.compress(view[start : start + chunk])
+        while len(pending) > chunk:
+            seal(bytes(pending[:chunk]), False)
+            del pending[:chunk]
+    pending += compressor.flush()
+    while len(pending) > chunk:
+        seal(bytes(pending[:chunk]), False)
+        del pending[:chunk]
+    seal(bytes(pending), True)
+    return time.perf_counter() - began
+
+
+def raw_unlock(payload: bytes, plan: VariantPlan, secret: bytes, tickets: list[str]) -> float:
+    """Raw decrypt + decompress of the same payload, plus variant generation; seconds."""
+    compressed = zstandard.ZstdCompressor(level=3).compress(payload)
+    aead = AESGCM(AESGCM.generate_key(bit_length=256))
+    chunks = [compressed[i : i + CHUNK_SIZE] for i in range(0, len(compressed), CHUNK_SIZE)]
+    sealed = [aead.encrypt(i.to_bytes(12, "big"), c, None) for i, c in enumerate(chunks)]
+    began = time.perf_counter()
+    plain = b"".join(aead.decrypt(i.to_bytes(12, "big"), c, None) for i, c in enumerate(sealed))
+    zstandard.ZstdDecompressor().decompress(plain, max_output_size=len(payload))
+    for ticket in tickets:
+        plan.build(secret, "BENCH", ticket)
+    return time.perf_counter() - began
+
+
+def bench_pack(size_mb: int, work: Path) -> dict[str, float]:
+    paper = media_paper(size_mb)
+    init_authority(work / "auth")
+    authority = load_authority(work / "auth")
+    venue_key = generate_wrapping_key()
+    session = session_for(paper, public_key_text(venue_key.public_key()))
+    rss_before = rss_kib("VmRSS")
+    reset = reset_peak_rss()
+    began = time.perf_counter()
+    pack = pack_venue(paper, session, session.venues[0], authority, work / "out")  # type: ignore[attr-defined]
+    pack_s = time.perf_counter() - began
+    peak = rss_kib("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    plain = pack.manifest.payload["plain_size"]
+    payload = b"".join(iter_payload(paper, pack.manifest.raw, bytes(32)))
+    raw_s = min(raw_pipeline(payload) for _ in range(1))
+    del payload
+    return {
+        "paper_mb": size_mb,
+        "payload_bytes": plain,
+        "pack_s": round(pack_s, 3),
+        "pack_mb_s": round(plain / MIB / pack_s, 1),
+        "raw_s": round(raw_s, 3),
+        "raw_mb_s": round(plain / MIB / raw_s, 1),
+        "pack_vs_raw": round(raw_s / pack_s, 3),
+        "rss_before_pack_mib": round(rss_before / 1024, 1),
+        "peak_rss_growth_mib": round((peak - rss_before) / 1024, 1),
+        "chunk_mib": CHUNK_SIZE / MIB,
+    }
+
+
+def bench_unlock(size_mb: int, candidates: int, work: Path) -> dict[str, float]:
+    paper = media_paper(size_mb)
+    init_authority(work / "auth")
+    authority = load_authority(work / "auth")
+    venue_key = generate_wrapping_key()
+    session = session_for(paper, public_key_text(venue_key.public_key()))
+    pack = pack_venue(paper, session, session.venues[0], authority, work / "out")  # type: ignore[attr-defined]
+    cards = [(pack.shares_dir / f"holder-{h}.txt").read_text() for h in (1, 3, 5)]
+    code = issue_release(authority, "BENCH", "V1").code
+    tickets = [f"T{n:06d}" for n in range(candidates)]
+    began = time.perf_counter()
+    opened = open_package(pack.package_dir, authority.signing_public, venue_id="V1")
+    unlock = Unlock(opened, venue_key, NOW)
+    for holder, card in zip((1, 3, 5), cards, strict=True):
+        unlock.add_share(card, f"supervisor-{holder}")
+    unlock.add_release(code)
+    unlocked = unlock.open(NOW)
+    unlock.close()
+    opened_s = time.perf_counter() - began
+    plan = VariantPlan(unlocked.paper)
+    for ticket in tickets:
+        plan.build(unlocked.variant_secret, "BENCH", ticket)
+    unlock_s = time.perf_counter() - began
+    payload = b"".join(iter_payload(paper, pack.manifest.raw, bytes(32)))
+    raw_s = raw_unlock(payload, VariantPlan(unlocked.paper), unlocked.variant_secret, tickets)
+    return {
+        "paper_mb": size_mb,
+        "candidates": candidates,
+        "unlock_s": round(unlock_s, 3),
+        "open_without_variants_s": round(opened_s, 3),
+        "raw_decrypt_decompress_variants_s": round(raw_s, 3),
+        "unlock_vs_raw": round(unlock_s / raw_s, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=200, help="media in the packed paper")
+    parser.add_argument(
+        "--unlock-size-mb", type=int, default=20, help="media in the unlocked paper"
+    )
+    parser.add_argument("--candidates", type=int, default=3000)
+    parser.add_argument("--out", type=Path, default=Path("loadtests/results/bench_pack.json"))
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-pack-") as tmp:
+        packed = bench_pack(args.size_mb, Path(tmp) / "pack")
+    with tempfile.TemporaryDirectory(prefix="bench-unlock-") as tmp:
+        unlocked = bench_unlock(args.unlock_size_mb, args.candidates, Path(tmp) / "unlock")
+    results = {"pack": packed, "unlock": unlocked, "measured_at": datetime.now(UTC).isoformat()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    for section, figures in (("pack", packed), ("unlock", unlocked)):
+        print(f"[{section}]")
+        for key, value in figures.items():
+            print(f"  {key:36} {value}")
+    ok = (
+        packed["pack_vs_raw"] >= 0.7
+        and unlocked["unlock_s"] <= 2.0
+        and unlocked["unlock_vs_raw"] <= 1.5
+    )
+    print("targets met" if ok else "TARGETS MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,6 +23,7 @@ same rules into a `KeyTable` whose `total` is the central scorer's hot path (see
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -106,34 +107,36 @@ class ScoreSheet:
     still to be marked by people (their 0 here is not a mark)."""
 
     items: Mapping[str, float]  # item_id -> points earned
-    total: float  # sum of `items`, in paper order
+    total: float  # exact (math.fsum) sum of `items`
     pending: tuple[str, ...] = ()  # essay item ids, marked later
 
 
 def score_paper(paper: Paper, answers: Mapping[str, Any]) -> ScoreSheet:
     """Score every item of `paper` against `answers` (item_id -> Answer); unanswered is 0."""
-    items: dict[str, float] = {}
-    total = 0.0
-    for item in paper.items():
-        earned = score_item(item, answers.get(item.item_id))
-        items[item.item_id] = earned
-        total += earned
+    items = {item.item_id: score_item(item, answers.get(item.item_id)) for item in paper.items()}
     pending = tuple(i.item_id for i in paper.items() if i.type == "essay")
-    return ScoreSheet(items=items, total=total, pending=pending)
+    return ScoreSheet(items=items, total=math.fsum(items.values()), pending=pending)
 
 
 # --- the fast path ------------------------------------------------------------------------
 # Each item becomes one tuple (item_id, rule, points, data) so scoring a candidate is one
-# loop of dict lookups and set comparisons, with no attribute access or per-call setup.
+# loop of dict lookups and tuple comparisons, with no attribute access or per-call setup.
+# A canonical answer equal to the key (the common case for a right answer) is one tuple
+# comparison; anything else falls back to set logic.
 
 _EXACT: Final = 0  # single_choice, true_false, multiple_choice all_or_nothing
 _PARTIAL: Final = 1  # multiple_choice partial
 _FILL: Final = 2
 _ESSAY: Final = 3
+# Fill-in verdicts are remembered per blank (thousands of candidates type the same few
+# strings); the bound keeps memory flat on an adversarial answer set.
+_VERDICTS_PER_BLANK: Final = 4096
 
 # rule data: _EXACT (key tuple in canonical order, key set); _PARTIAL (key tuple, key set,
-# partial points); _FILL (tuple of (raw accepted set, normalised accepted set, normalisation)).
+# partial points); _FILL (per blank: raw accepted set, normalised accepted set,
+# normalisation, verdict cache).
 _Entry = tuple[str, int, float, Any]
+_BlankKey = tuple[frozenset[str], frozenset[str], Normalisation, dict[str, bool]]
 
 
 def _compile_item(item: Item) -> _Entry:
@@ -145,11 +148,12 @@ def _compile_item(item: Item) -> _Entry:
             return (item.item_id, _PARTIAL, item.points, (ordered, keyset, item.partial_points))
         return (item.item_id, _EXACT, item.points, (ordered, keyset))
     if item.type == "fill_blank":
-        blanks = tuple(
+        blanks: tuple[_BlankKey, ...] = tuple(
             (
                 frozenset(b.accepted),
                 frozenset(normalise_fill(a, b.normalisation) for a in b.accepted),
                 b.normalisation,
+                {},
             )
             for b in item.blanks
         )
@@ -161,19 +165,27 @@ def _fast_fill(points: float, blanks: Any, answer: Any) -> float:
     if isinstance(answer, str) or not isinstance(answer, Sequence):
         return 0.0
     correct = 0
-    for i, (raw, normalised, norm) in enumerate(blanks):
-        if i >= len(answer):
+    given_count = len(answer)
+    for i, (raw, normalised, norm, verdicts) in enumerate(blanks):
+        if i >= given_count:
             break
         given = answer[i]
-        # A string equal to an accepted answer is right under any normalisation.
-        if isinstance(given, str) and (given in raw or normalise_fill(given, norm) in normalised):
+        if not isinstance(given, str):
+            continue
+        if given in raw:  # equal to an accepted answer: right under any normalisation
+            correct += 1
+            continue
+        verdict = verdicts.get(given)
+        if verdict is None:
+            verdict = normalise_fill(given, norm) in normalised
+            if len(verdicts) < _VERDICTS_PER_BLANK:
+                verdicts[given] = verdict
+        if verdict:
             correct += 1
     return _fill_score(points, correct, len(blanks))
 
 
-def _fast_choice(rule: int, points: float, data: Any, answer: Any) -> float:
-    if answer == data[0] and answer:
-        return points  # the common case: a canonical answer equal to the key
+def _slow_choice(rule: int, points: float, data: Any, answer: Any) -> float:
     chosen = _chosen(answer)
     if not chosen:
         return 0.0
@@ -189,37 +201,39 @@ class KeyTable:
 
     def __init__(self, paper: Paper) -> None:
         self._entries: tuple[_Entry, ...] = tuple(_compile_item(i) for i in paper.items())
+        self._ids = tuple(e[0] for e in self._entries)
         self.pending: tuple[str, ...] = tuple(e[0] for e in self._entries if e[1] == _ESSAY)
-        self.objective_points: float = sum(e[2] for e in self._entries if e[1] != _ESSAY)
+        self.objective_points: float = math.fsum(e[2] for e in self._entries if e[1] != _ESSAY)
 
-    def _earned(self, rule: int, points: float, data: Any, answer: Any) -> float:
-        if answer is None or rule == _ESSAY:
-            return 0.0
-        if rule == _FILL:
-            return _fast_fill(points, data, answer)
-        return _fast_choice(rule, points, data, answer)
+    def earned(self, answers: Mapping[str, Any]) -> list[float]:
+        """Points earned per item, in paper order."""
+        get = answers.get
+        out: list[float] = []
+        append = out.append
+        for item_id, rule, points, data in self._entries:
+            answer = get(item_id)
+            if answer is None or rule == _ESSAY:
+                append(0.0)
+            elif rule == _FILL:
+                append(_fast_fill(points, data, answer))
+            elif answer == data[0] and answer:
+                append(points)
+            else:
+                append(_slow_choice(rule, points, data, answer))
+        return out
 
     def total(self, answers: Mapping[str, Any]) -> float:
         """The candidate's objective total (the scorer's hot path)."""
-        get = answers.get
-        earned = self._earned
-        total = 0.0
-        for item_id, rule, points, data in self._entries:
-            answer = get(item_id)
-            if answer is not None:
-                total += earned(rule, points, data, answer)
-        return total
+        return math.fsum(self.earned(answers))
 
     def score(self, answers: Mapping[str, Any]) -> ScoreSheet:
         """Per-item scores and total, exactly as `score_paper` gives them."""
-        get = answers.get
-        items: dict[str, float] = {}
-        total = 0.0
-        for item_id, rule, points, data in self._entries:
-            value = self._earned(rule, points, data, get(item_id))
-            items[item_id] = value
-            total += value
-        return ScoreSheet(items=items, total=total, pending=self.pending)
+        earned = self.earned(answers)
+        return ScoreSheet(
+            items=dict(zip(self._ids, earned, strict=True)),
+            total=math.fsum(earned),
+            pending=self.pending,
+        )
 
 
 def compile_key(paper: Paper) -> KeyTable:

@@ -128,16 +128,6 @@ class Variant:
         """Forward map: canonical item id -> item."""
         return {vi.item_id: vi for s in self.sections for vi in s.items}
 
-    @cached_property
-    def option_index(self) -> dict[str, tuple[str, int]]:
-        """Inverse map: option token -> (its item's token, canonical option index)."""
-        return {
-            tok: (vi.token, q)
-            for s in self.sections
-            for vi in s.items
-            for tok, q in zip(vi.option_tokens, vi.option_order, strict=True)
-        }
-
     def items(self) -> list[VariantItem]:
         """All items in display order."""
         return [vi for s in self.sections for vi in s.items]
@@ -291,7 +281,7 @@ class VariantPlan:
         form_bytes = b"\x00" if form is None else b"\x01" + _length_prefixed(form)
         stream = hashlib.shake_256(STREAM_LABEL + seed + form_bytes).digest(self.stream_bytes)
         text = base64.urlsafe_b64encode(stream[self._token_offset :]).decode("ascii")
-        tokens = [text[i : i + TOKEN_CHARS] for i in range(0, len(text), TOKEN_CHARS)]
+        tokens = tuple([text[i : i + TOKEN_CHARS] for i in range(0, len(text), TOKEN_CHARS)])
         if len(set(tokens)) != len(tokens):
             raise VariantError(
                 f"two tokens of ticket {ticket!r} coincide (a 2^-60 event); "
@@ -314,39 +304,42 @@ class VariantPlan:
 
 
 def _build_section(
-    sp: _SectionPlan, stream: bytes, tokens: list[str], orders: bytearray
+    sp: _SectionPlan, stream: bytes, tokens: tuple[str, ...], orders: bytearray
 ) -> tuple[VariantItem, ...]:
     plans = sp.items
     if sp.order_offset >= 0:
         keys = struct.unpack_from(sp.order_format, stream, sp.order_offset)
         plans = tuple([plans[i] for i in sorted(range(len(plans)), key=keys.__getitem__)])
     out = []
-    for ip in plans:
-        n = len(ip.option_ids)
-        t = ip.token_index + 1
-        if ip.perm_offset < 0:
-            arrangement = ip.fixed
-        elif ip.table:
-            number = int.from_bytes(stream[ip.perm_offset : ip.perm_offset + 8], "big")
-            arrangement = ip.table[number % len(ip.table)]
+    new = tuple.__new__  # VariantItem's own __new__ is a Python function; this is the hot loop
+    for item_id, kind, option_ids, slots, perm_offset, table, fixed, t, blanks in plans:
+        n = len(option_ids)
+        if perm_offset < 0:
+            arrangement = fixed
+        elif table:
+            number = int.from_bytes(stream[perm_offset : perm_offset + 8], "big")
+            arrangement = table[number % len(table)]
         else:
-            k = len(ip.slots)
-            keys = struct.unpack_from(f">{k}Q", stream, ip.perm_offset)
+            k = len(slots)
+            keys = struct.unpack_from(f">{k}Q", stream, perm_offset)
             perm = sorted(range(k), key=keys.__getitem__)
-            arrangement = _arrangement(
-                ip.option_ids, _display_order(n, ip.slots, perm), int.from_bytes(ip.fixed.trace[:2])
-            )
+            order = _display_order(n, slots, perm)
+            arrangement = _arrangement(option_ids, order, int.from_bytes(fixed.trace[:2]))
         orders += arrangement.trace
+        first = t + 1 + n
         out.append(
-            VariantItem(
-                tokens[t - 1],
-                ip.item_id,
-                ip.type,
-                tuple(tokens[t : t + n]),
-                arrangement.ids,
-                arrangement.order,
-                tuple(tokens[t + n : t + n + ip.blanks]) if ip.blanks else (),
-                ip.option_ids,
+            new(
+                VariantItem,
+                (
+                    tokens[t],
+                    item_id,
+                    kind,
+                    tokens[t + 1 : first],
+                    arrangement.ids,
+                    arrangement.order,
+                    tokens[first : first + blanks] if blanks else (),
+                    option_ids,
+                ),
             )
         )
     return tuple(out)
@@ -406,30 +399,31 @@ def _strings(value: Any, role: str, what: str) -> list[str]:
     return list(value)
 
 
-def _canonical_choice(
-    vi: VariantItem, answer: Any, options: dict[str, tuple[str, int]]
-) -> tuple[str, ...]:
+def _option_index(vi: VariantItem, token: Any) -> int:
+    """The canonical index of the option `token` names in item `vi`."""
+    try:
+        return vi.option_order[vi.option_tokens.index(token)]
+    except ValueError:
+        raise UnknownToken(
+            "option", "a choice answer names an option token that item does not have"
+        ) from None
+
+
+def _canonical_choice(vi: VariantItem, answer: Any) -> tuple[str, ...]:
     if type(answer) is not list and type(answer) is not tuple:
         raise UnknownToken("answer", "a choice answer must be a list of option tokens")
-    chosen = []
-    for tok in answer:
-        hit = options.get(tok) if type(tok) is str else None
-        if hit is None or hit[0] != vi.token:
-            raise UnknownToken(
-                "option", "a choice answer names an option token that item does not have"
-            )
-        chosen.append(hit[1])
-    if len(chosen) > 1:
-        if len(set(chosen)) != len(chosen):
-            raise UnknownToken("option", "a choice answer names the same option token twice")
-        chosen.sort()
     ids = vi.canonical_option_ids
+    if len(answer) == 1:  # the common case (single choice, true/false)
+        return (ids[_option_index(vi, answer[0])],)
+    chosen = sorted(_option_index(vi, token) for token in answer)
+    if len(set(chosen)) != len(chosen):
+        raise UnknownToken("option", "a choice answer names the same option token twice")
     return tuple([ids[q] for q in chosen])
 
 
-def _canonical_answer(vi: VariantItem, answer: Any, options: dict[str, tuple[str, int]]) -> Answer:
+def _canonical_answer(vi: VariantItem, answer: Any) -> Answer:
     if vi.type in CHOICE_TYPES:
-        return _canonical_choice(vi, answer, options)
+        return _canonical_choice(vi, answer)
     if vi.type == "fill_blank":
         given = _strings(answer, "answer", "a fill-in answer")
         if len(given) != len(vi.blank_tokens):
@@ -449,13 +443,12 @@ def to_canonical(variant: Variant, responses: Mapping[str, Any]) -> dict[str, An
     unknown item or option token or an answer of the wrong shape.
     """
     items = variant.items_by_token
-    options = variant.option_index
     out: dict[str, Answer] = {}
     for token, answer in responses.items():
         vi = items.get(token) if type(token) is str else None
         if vi is None:
             raise UnknownToken("item", "the responses name an item token that is not in this paper")
-        out[vi.item_id] = _canonical_answer(vi, answer, options)
+        out[vi.item_id] = _canonical_answer(vi, answer)
     return out
 
 

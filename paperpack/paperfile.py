@@ -431,6 +431,8 @@ class _Checker:
 
     def decode_asset(self, field: str, entry: dict[str, Any]) -> tuple[str, bytes] | None:
         media_type = entry.get("media_type")
+        if not isinstance(media_type, str):
+            return None  # the schema has reported it
         if media_type not in EXTENSIONS:
             self.report(
                 "paper",
@@ -447,7 +449,7 @@ class _Checker:
         if len(data) > MAX_ASSET_BYTES:
             self.report("paper", f"{field}.data", f"larger than {MAX_ASSET_BYTES >> 20} MiB")
             return None
-        return self.checked_asset(field, str(media_type), data)
+        return self.checked_asset(field, media_type, data)
 
     def checked_asset(self, field: str, media_type: str, data: bytes) -> tuple[str, bytes] | None:
         if not _content_matches(media_type, data):

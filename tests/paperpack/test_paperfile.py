@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -417,6 +418,9 @@ def test_any_damage_is_reported_never_a_crash(data: st.DataObject) -> None:
             "blanks": [{"id": "b", "accepted": ["x"]}],
         }
     )
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n not a full picture").decode()
+    raw["assets"] = {"z": {"media_type": "image/png", "data": png}}
+    raw["sections"][0]["items"][0]["stem"] = '<p>Pick <img src="asset:z"></p>'
     path = data.draw(st.sampled_from(paths_of(raw)))
     node = raw
     for step in path[:-1]:

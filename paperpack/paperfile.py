@@ -678,7 +678,9 @@ def _explain(error: jsonschema.ValidationError) -> Iterator[tuple[list[Any], str
         expected = error.validator_value
         names = [expected] if isinstance(expected, str) else list(expected)
         wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
-        hint = "; put it in quotes" if "string" in names and instance is not None else ""
+        hint = (
+            "; put it in quotes" if "string" in names and isinstance(instance, int | float) else ""
+        )
         yield path, f"expected {wanted}, got {_describe(instance)}{hint}"
     elif kind == "enum":
         choices = [str(c) for c in error.validator_value]

@@ -10,7 +10,8 @@ what they may contain:
   remove (scripts, event handlers, `javascript:`/remote/`data:` URLs, frames, forms, elements
   and attributes outside the allowlist). Validation *refuses* such a paper with these messages
   instead of silently changing what the author wrote.
-- `asset_references(html)` lists the asset names a fragment uses (`src="asset:NAME"`).
+- `asset_references(html)` lists the asset names a fragment uses (`<img src="asset:NAME">`,
+  `<audio src="asset:NAME">`).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def html_problems(html: str) -> list[str]:
 
 
 def asset_references(html: str) -> set[str]:
-    """The asset names referenced as `src="asset:NAME"` anywhere in `html`."""
+    """The asset names used as `src="asset:NAME"` on `<img>` and `<audio>` in `html`."""
     scanner = _Scanner()
     scanner.feed(html)
     scanner.close()

@@ -78,6 +78,7 @@ def test_asset_references_lists_names() -> None:
     html = '<p><img src="asset:a.png"><img src="asset:b_2.png"></p><audio src="asset:c"></audio>'
     assert asset_references(html) == {"a.png", "b_2.png", "c"}
     assert asset_references("<p>no pictures</p>") == set()
+    assert asset_references('<iframe src="asset:x"></iframe>') == set()  # removed, so not used
 
 
 @settings(max_examples=100, deadline=None)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from datetime import timedelta
 from typing import Any
 
+from server import keys
 from tests.server.conftest import CANDIDATES, START, VenueKit
 
 
@@ -42,3 +45,60 @@ async def test_unlock_then_fifty_candidates_answer_and_submit(venue_kit: VenueKi
     assert len(receipts) > 1  # answers differ in canonical ids, so receipts differ
     status = await (await kit.client.get("/api/v1/attempt", headers=candidates[0].auth)).json()
     assert status["status"] == "submitted"
+
+
+def walk(value: Any, path: str = "") -> list[tuple[str, Any]]:
+    """Every (dotted key path, leaf value) of a JSON document."""
+    if isinstance(value, dict):
+        return [pair for k, v in value.items() for pair in walk(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [pair for v in value for pair in walk(v, f"{path}[]")]
+    return [(path, value)]
+
+
+async def test_paper_carries_no_keys_and_no_canonical_ids(venue_kit: VenueKit) -> None:
+    """The paper endpoint sends opaque tokens only: no canonical item, option or blank id, no
+    key or accepted answer; two candidates' tokens have nothing in common."""
+    kit = venue_kit
+    await kit.unlock()
+    one, two = await kit.login_candidate(1), await kit.login_candidate(2)
+    kit.clock.set(START)
+    paper = kit.app[keys.LIVE].exam.paper  # type: ignore[union-attr]
+    canonical = {i.item_id for i in paper.items()}
+    canonical |= {b.blank_id for i in paper.items() for b in i.blanks}
+    canonical |= {s.section_id for s in paper.sections}
+    token_sets = []
+    for c in (one, two):
+        resp = await kit.client.get("/api/v1/attempt/paper", headers=c.auth)
+        text = await resp.text()
+        found = [x for x in canonical if re.search(rf"(?<![\w-]){re.escape(x)}(?![\w-])", text)]
+        assert not found
+        leaves = walk(json.loads(text))
+        names = {p.rsplit(".", 1)[-1].rstrip("[]") for p, _ in leaves}
+        assert not names & {
+            "key",
+            "accepted",
+            "normalise",
+            "scoring",
+            "partial_points",
+            "pass_mark",
+        }
+        ids = [v for p, v in leaves if p.endswith(".id") or p.endswith(".blanks[]")]
+        assert all(len(v) == 12 for v in ids)  # opaque tokens, never "a", "true", ...
+        token_sets.append(set(ids))
+    assert not token_sets[0] & token_sets[1]
+
+
+async def test_heartbeat_reports_the_servers_time(venue_kit: VenueKit) -> None:
+    """A heartbeat records the candidate as seen and returns the status with server_time."""
+    kit = venue_kit
+    await kit.unlock()
+    c = await kit.login_candidate(1)
+    kit.clock.set(START + timedelta(minutes=3))
+    resp = await kit.client.post("/api/v1/attempt/heartbeat", headers=c.auth)
+    body = await resp.json()
+    assert body["server_time"] == "2026-06-01T09:03:00.000Z"
+    assert body["time_left_ms"] == 117 * 60_000
+    room = await kit.client.get("/api/v1/staff/rooms/R1/status", headers=await kit.as_staff("inv1"))
+    seat = next(x for x in (await room.json())["candidates"] if x["ticket"] == c.ticket)
+    assert (seat["last_seen_at"], seat["seen_recently"]) == ("2026-06-01T09:03:00.000Z", True)

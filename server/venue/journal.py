@@ -10,19 +10,22 @@ so a late, older save never overwrites a newer answer. The `responses` table hol
 current answers and is updated in the same transaction; `derive_responses()` recomputes them
 from the journal alone so the two can be compared.
 
-Chain link: `hash = SHA-256(canonical JSON {attempt_id, seq, position, saved_at, responses,
-prev_hash})`, with `prev_hash` the hash at the previous position (64 zeros at position 1).
+Chain link: `hash = SHA-256(canonical JSON {attempt_id, seq, position, saved_at,
+responses_sha256, prev_hash})`, where `responses_sha256` is the hex SHA-256 of the stored
+canonical JSON of the save and `prev_hash` the hash at the previous position (64 zeros at
+position 1).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from typing import Any
 
 from sqlite_utils import Database
 
-from paperpack.canonical import canonical_hash, canonical_json
+from paperpack.canonical import canonical_hash
 from server.clock import iso
 from server.errors import CbtError
 
@@ -30,6 +33,16 @@ GENESIS = "0" * 64
 MAX_SAVE_BYTES = 256 * 1024  # canonical JSON of one save, bytes
 MAX_ITEMS_PER_SAVE = 1000  # answers in one save (count)
 MAX_ANSWER_BYTES = 64 * 1024  # canonical JSON of one answer (an essay), bytes
+
+# The same bytes as paperpack.canonical.canonical_json, with one encoder built once: saves are
+# the hot path and building an encoder per call costs more than encoding a small answer.
+_encoder = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
+def _canonical(value: Any) -> str:
+    return _encoder.encode(value)
 
 
 class JournalError(CbtError):
@@ -54,35 +67,38 @@ def check_save_limits(
     max_bytes: int = MAX_SAVE_BYTES,
     max_items: int = MAX_ITEMS_PER_SAVE,
     max_answer_bytes: int = MAX_ANSWER_BYTES,
-) -> bytes:
+) -> str:
     """Return the canonical JSON of `responses`, or raise SaveTooLarge saying which limit."""
     if len(responses) > max_items:
         raise SaveTooLarge(
             f"a save carries {len(responses)} answers; at most {max_items} are accepted at once"
         )
-    for item_id, answer in responses.items():
-        size = len(canonical_json(answer))
-        if size > max_answer_bytes:
-            raise SaveTooLarge(
-                f"the answer to item {item_id} is {size} bytes; at most {max_answer_bytes}"
-            )
-    body = canonical_json(responses)
-    if len(body) > max_bytes:
-        raise SaveTooLarge(f"the save is {len(body)} bytes; at most {max_bytes} are accepted")
+    body = _canonical(responses)
+    size = len(body.encode())
+    if size > max_answer_bytes:  # only then can one answer be over its own limit
+        for item_id, answer in responses.items():
+            answer_size = len(_canonical(answer).encode())
+            if answer_size > max_answer_bytes:
+                raise SaveTooLarge(
+                    f"the answer to item {item_id} is {answer_size} bytes; "
+                    f"at most {max_answer_bytes}"
+                )
+    if size > max_bytes:
+        raise SaveTooLarge(f"the save is {size} bytes; at most {max_bytes} are accepted")
     return body
 
 
 def link_hash(
-    attempt_id: str, seq: int, position: int, saved_at: str, responses: Any, prev_hash: str
+    attempt_id: str, seq: int, position: int, saved_at: str, body: str, prev_hash: str
 ) -> str:
-    """The hash of one journal entry, chained to the one before it."""
+    """The hash of one journal entry (`body`: the save's canonical JSON), chained to the last."""
     return canonical_hash(
         {
             "attempt_id": attempt_id,
             "seq": seq,
             "position": position,
             "saved_at": saved_at,
-            "responses": responses,
+            "responses_sha256": hashlib.sha256(body.encode()).hexdigest(),
             "prev_hash": prev_hash,
         }
     )
@@ -94,8 +110,9 @@ def append_save(
     """Journal one save and update the current answers; return the acknowledged seq."""
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
         raise JournalError(f"seq must be a whole number from 1 up, not {seq!r}")
-    body = check_save_limits(responses).decode()
-    existing = db.execute(
+    body = check_save_limits(responses)
+    conn = db.conn  # the sqlite3 connection directly: this is the hot path
+    existing = conn.execute(
         "SELECT responses FROM journal WHERE attempt_id = ? AND seq = ?", (attempt_id, seq)
     ).fetchone()
     if existing is not None:
@@ -104,20 +121,20 @@ def append_save(
                 f"seq {seq} was already saved with other answers; send new answers with a new seq"
             )
         return seq
-    last = db.execute(
+    last = conn.execute(
         "SELECT position, hash FROM journal WHERE attempt_id = ? ORDER BY position DESC LIMIT 1",
         (attempt_id,),
     ).fetchone()
     position, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
     saved_at = iso(now)
-    digest = link_hash(attempt_id, seq, position, saved_at, responses, prev_hash)
-    db.execute(
+    digest = link_hash(attempt_id, seq, position, saved_at, body, prev_hash)
+    conn.execute(
         "INSERT INTO journal (attempt_id, seq, position, saved_at, responses, size_bytes,"
         " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (attempt_id, seq, position, saved_at, body, len(body), prev_hash, digest),
+        (attempt_id, seq, position, saved_at, body, len(body.encode()), prev_hash, digest),
     )
     _apply_to_responses(db, attempt_id, seq, responses, saved_at)
-    db.execute(
+    conn.execute(
         "UPDATE attempts SET last_seq = MAX(last_seq, ?), last_seen_at = ? WHERE attempt_id = ?",
         (seq, saved_at, attempt_id),
     )
@@ -135,7 +152,7 @@ def _apply_to_responses(
         " answer = excluded.answer, seq = excluded.seq, updated_at = excluded.updated_at"
         " WHERE excluded.seq > responses.seq",
         [
-            (attempt_id, item_id, canonical_json(answer).decode(), seq, saved_at)
+            (attempt_id, item_id, _canonical(answer), seq, saved_at)
             for item_id, answer in responses.items()
         ],
     )
@@ -175,7 +192,7 @@ def verify_chain(db: Database, attempt_id: str) -> int:
             raise ChainBroken(f"{where} is missing: an entry was deleted")
         if prev_hash != expected_prev:
             raise ChainBroken(f"{where} does not follow the entry before it")
-        if link_hash(attempt_id, seq, position, saved_at, json.loads(body), prev_hash) != digest:
+        if link_hash(attempt_id, seq, position, saved_at, body, prev_hash) != digest:
             raise ChainBroken(f"{where} (seq {seq}) does not match its hash: it was edited")
         expected_prev = digest
         expected_position += 1

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlite_utils import Database
 
+from paperpack.canonical import canonical_json
 from server.store import Store, migrate, transaction
 from server.venue.journal import (
     ChainBroken,
@@ -47,6 +48,16 @@ def test_a_save_sets_the_current_answers() -> None:
     assert append_save(db, "A1", 1, {"i1": ["o2"], "i2": "essay"}, NOW) == 1
     assert current_responses(db, "A1") == {"i1": ["o2"], "i2": "essay"}
     assert db.execute("SELECT last_seq FROM attempts").fetchone()[0] == 1
+
+
+def test_the_journal_stores_the_canonical_json_of_each_save() -> None:
+    """The stored body is paperpack's canonical JSON, whatever the key order sent."""
+    db = memory_db()
+    body = {"i2": {"b": 1, "a": "答"}, "i1": ["o2", "o1"]}
+    append_save(db, "A1", 1, body, NOW)
+    stored = db.execute("SELECT responses, size_bytes FROM journal").fetchone()
+    assert stored[0].encode() == canonical_json(body)
+    assert stored[1] == len(canonical_json(body))
 
 
 def test_the_same_seq_with_the_same_content_is_acknowledged_again() -> None:

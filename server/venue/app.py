@@ -20,7 +20,7 @@ from aiohttp import web
 from server import keys
 from server.clock import Clock, SystemClock
 from server.problems import Handler, problem_middleware
-from server.venue import attempts, ceremony, console, invigilate, openapi, pages, staff
+from server.venue import attempts, ceremony, console, invigilate, openapi, pages, resume, staff
 from server.venue.settings import Settings
 
 log = logging.getLogger("server.venue.requests")
@@ -96,6 +96,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.router.add_get("/ping", ping, name="ping")
     app.add_routes(staff.staff_routes)
     app.add_routes(attempts.routes)
+    app.add_routes(resume.routes)  # resuming a page (acknowledged answers) and paper media
     app.add_routes(invigilate.routes)
     app.add_routes(ceremony.routes)
     app.add_routes(openapi.routes)

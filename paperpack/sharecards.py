@@ -44,6 +44,7 @@ __all__ = [
 CARD_FORMAT_VERSION = 1  # first byte of every card code's payload
 SET_ID_LENGTH = 8  # characters of Crockford base32 = 40 bits
 MIN_SALT_BYTES = 16
+MAX_CARD_CHARS = 20_000  # a card is about 1,500 characters; longer input is not a card
 _SET_DOMAIN = b"paperpack share set v1\x00"
 _COMMITMENT_DOMAIN = b"paperpack share commitment v1\x00"
 _BEGIN = "----- BEGIN SHARE CODE / 份额代码开始 -----"
@@ -238,6 +239,10 @@ def _code_text(text: str) -> str:
 
 def parse_card(text: str) -> ParsedShare:
     """Read a share from a whole card's text or from the typed code alone."""
+    if len(text) > MAX_CARD_CHARS:
+        raise ShareMalformed(
+            f"the text is longer than a card ({MAX_CARD_CHARS} characters at most)"
+        )
     payload = decode_groups(_code_text(text))
     if payload[0] != CARD_FORMAT_VERSION:
         raise ShareMalformed(

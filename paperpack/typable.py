@@ -30,6 +30,8 @@ ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 GROUP_DATA = 4  # data symbols per group; each group then gets one check character
 GROUP_SIZE = GROUP_DATA + 1
 WHOLE_CHECK_SYMBOLS = 2  # 10 bits of SHA-256 over the data
+MAX_TEXT_CHARS = 10_000  # typed text longer than this is refused before any work is done
+MAX_CODE_CHARS = 2_000  # code characters (about 1,000 bytes of data) at most
 _WHOLE_CHECK_DOMAIN = b"paperpack typable v1"
 _GF32_POLYNOMIAL = 0b100101  # x^5 + x^2 + 1, primitive, so alpha = x has order 31
 
@@ -184,9 +186,13 @@ def _symbols_to_bytes(symbols: list[int], groups: int) -> bytes:
 
 def decode_groups(text: str) -> bytes:
     """Decode a typed code; raise Mistyped naming the group at fault when it does not check."""
+    if isinstance(text, str) and len(text) > MAX_TEXT_CHARS:
+        raise Mistyped(f"the text is longer than {MAX_TEXT_CHARS} characters: it is not a code")
     canonical, chunk_lengths = _normalise(text)
     if not canonical:
         raise Mistyped("the code is empty: type the code from the card")
+    if len(canonical) > MAX_CODE_CHARS:
+        raise Mistyped(f"the code is longer than {MAX_CODE_CHARS} characters: it is not a code")
     groups = (len(canonical) + GROUP_SIZE - 1) // GROUP_SIZE
     _check_chunk_lengths(chunk_lengths, groups)
     if len(canonical) % GROUP_SIZE == 1:

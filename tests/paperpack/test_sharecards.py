@@ -261,6 +261,12 @@ def test_well_typed_but_malformed_codes_are_refused(payload: bytes, message: str
         parse_card(encode_groups(payload))
 
 
+def test_overlong_card_text_is_refused() -> None:
+    """Text longer than any card is refused as ShareMalformed without decoding it."""
+    with pytest.raises(ShareMalformed, match="longer than a card"):
+        parse_card("A" * 30_000)
+
+
 def test_card_refuses_inconsistent_requests() -> None:
     """format_card refuses a holder number that is not the share's x, or k outside 2..n."""
     share = Share(2, bytes(4))

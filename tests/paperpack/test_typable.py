@@ -174,6 +174,14 @@ def test_a_foreign_character_is_named_without_echoing_it() -> None:
     assert chars[:4] not in str(caught.value)
 
 
+def test_overlong_input_is_refused_cheaply() -> None:
+    """Text far longer than any code is refused as Mistyped before decoding it."""
+    with pytest.raises(Mistyped, match="longer than"):
+        decode_groups("0" * 5_000)
+    with pytest.raises(Mistyped, match="longer than"):
+        decode_groups(" " * 20_000)
+
+
 def test_empty_code_is_refused() -> None:
     """An empty or blank code is Mistyped, with a message saying to type the card's code."""
     for text in ("", "   ", "- -"):

@@ -99,6 +99,12 @@ def load_paper(path: Path, **metadata: Any) -> Paper:
     `metadata` (paper_id, subject_code, subject_name, title, language, duration_minutes)
     overrides or supplies the paper's metadata; None values are ignored.
     """
+    return load_paper_with_warnings(path, **metadata)[0]
+
+
+def load_paper_with_warnings(path: Path, **metadata: Any) -> tuple[Paper, list[str]]:
+    """`load_paper`, plus the warnings of a lossy import (QTI scoring we cannot express);
+    a native paper has none."""
     path = Path(path)
     source = str(path)
     given = {k: v for k, v in metadata.items() if v is not None}
@@ -122,7 +128,7 @@ def load_paper(path: Path, **metadata: Any) -> Paper:
     normalised, problems = check_paper_data(raw, source, path.parent)
     if problems:
         raise PaperInvalid(problems)
-    return paper_from_dict(normalised)
+    return paper_from_dict(normalised), []
 
 
 def paper_problems(paper: Paper, source: str = "paper") -> list[str]:
@@ -257,14 +263,16 @@ def _parse_json(text: str, source: str) -> Any:
         raise PaperInvalid([f"{source}: paper: json: malformed JSON: {exc}"]) from exc
 
 
-def _load_qti(path: Path, metadata: dict[str, Any]) -> Paper:
+def _load_qti(path: Path, metadata: dict[str, Any]) -> tuple[Paper, list[str]]:
     # Imported here so that native papers work even while QTI import is unavailable.
     qti = importlib.import_module("paperpack.qti")
-    paper: Paper = qti.load_qti(path, **metadata)
+    paper: Paper
+    warnings: list[str]
+    paper, warnings = qti.load_qti_with_warnings(path, **metadata)
     problems = paper_problems(paper, str(path))
     if problems:
         raise PaperInvalid(problems)
-    return paper
+    return paper, warnings
 
 
 # --- checking -----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 
 from paperpack.errors import PaperInvalid
 from paperpack.model import ITEM_TYPES, Paper
-from paperpack.paperfile import dump_paper, load_paper
+from paperpack.paperfile import dump_paper, load_paper_with_warnings
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -84,9 +84,15 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def _load_or_report(path: Path, **metadata: Any) -> Paper | None:
-    """Load a paper, or print every problem and a count to stderr and return None."""
+    """Load a paper, or print every problem and a count to stderr and return None.
+
+    Warnings of a lossy import (QTI scoring our rules cannot express) go to stderr too: the
+    paper is valid, but the operator must know what changed."""
     try:
-        return load_paper(path, **metadata)
+        paper, warnings = load_paper_with_warnings(path, **metadata)
+        for line in warnings:
+            print(f"warning: {line}", file=sys.stderr)
+        return paper
     except PaperInvalid as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)

@@ -430,3 +430,13 @@ def test_any_damage_is_reported_never_a_crash(data: st.DataObject) -> None:
     assert all(p.startswith("x.yaml: ") for p in problems)
     if not problems:
         paper_from_dict(normalised)
+
+
+def test_validate_prints_qti_import_warnings(
+    qti_fixtures: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`paperpack validate` of a QTI item with negative marks passes but warns what changed."""
+    code = main(["validate", str(qti_fixtures / "qti21_choice_multiple_mapping.xml")])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "negative marks" in err

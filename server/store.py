@@ -24,6 +24,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -123,6 +124,8 @@ class StoreStats:
     calls: int = 0
     failed_calls: int = 0
     checkpoints: int = 0
+    run_s: float = 0.0  # seconds the writer spent running calls
+    commit_s: float = 0.0  # seconds the writer spent in COMMIT (the fsync)
 
 
 _STOP = object()
@@ -260,7 +263,10 @@ class Store:
         """Run `calls` in one transaction, one savepoint each; resolve them after COMMIT."""
         pending = list(calls)
         while pending:
+            began = time.perf_counter()
             outcomes, retry = self._run_calls(db, pending)
+            ran = time.perf_counter()
+            self.stats.run_s += ran - began
             if retry is None:
                 try:
                     db.conn.execute("COMMIT")
@@ -270,6 +276,7 @@ class Store:
                     outcomes = [(c, False, commit_error) for c in pending]
                 else:
                     self.stats.commits += 1
+                self.stats.commit_s += time.perf_counter() - ran
                 self._deliver(outcomes)
                 return
             # A failing call destroyed the whole transaction (e.g. RAISE(ROLLBACK)): it gets

@@ -223,6 +223,8 @@ class PgStorage:
         self, upload_id: str, venue_id: str, size: int, now: str
     ) -> UploadState:
         async with self.pool.acquire() as conn:
+            if await conn.fetchval("SELECT 1 FROM packages WHERE package_sha256 = $1", upload_id):
+                return await self._upload_state(conn, upload_id)
             await conn.execute(
                 "INSERT INTO uploads VALUES ($1, $2, $3, 0, $4, $4) "
                 "ON CONFLICT (upload_id) DO NOTHING",

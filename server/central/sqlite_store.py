@@ -232,6 +232,10 @@ class SqliteStorage:
         self, upload_id: str, venue_id: str, size: int, now: str
     ) -> UploadState:
         def create(db: sqlite3.Connection) -> UploadState:
+            if db.execute(
+                "SELECT 1 FROM packages WHERE package_sha256 = ?", (upload_id,)
+            ).fetchone():
+                return self._upload_state(db, upload_id)
             db.execute(
                 "INSERT INTO uploads VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT(upload_id) DO NOTHING",
                 (upload_id, venue_id, size, now, now),

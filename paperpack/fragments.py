@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import zfec
 from zfec import easyfec
 
 from paperpack.errors import FragmentCorrupt
@@ -87,6 +88,18 @@ def block_size(stripe_length: int, needed: int) -> int:
     return -(-stripe_length // needed)
 
 
+def primary_blocks(stripe: bytes, needed: int) -> list[bytes | memoryview]:
+    """Cut a stripe into `needed` equal blocks, zero-padding the last (as easyfec does, but
+    as views of the stripe rather than copies: zfec's encoder reads them in place)."""
+    size = block_size(len(stripe), needed)
+    view = memoryview(stripe)
+    blocks: list[bytes | memoryview] = []
+    for index in range(needed):
+        block = view[index * size : (index + 1) * size]
+        blocks.append(block if len(block) == size else bytes(block) + bytes(size - len(block)))
+    return blocks
+
+
 class FragmentWriter:
     """Write m fragment files stripe by stripe, hashing each as it is written.
 
@@ -96,7 +109,8 @@ class FragmentWriter:
     """
 
     def __init__(self, directory: Path, header: FragmentHeader) -> None:
-        self._encoder = easyfec.Encoder(header.needed, header.total)
+        self._encoder = zfec.Encoder(header.needed, header.total)
+        self._needed = header.needed
         self._files: list[BinaryIO] = []
         self._hashes: list[hashlib._Hash] = []
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fragment-writer")
@@ -117,7 +131,7 @@ class FragmentWriter:
             self._hashes.append(hashlib.sha256(head))
             self.sizes[index] = len(head)
 
-    def _write(self, blocks: Sequence[bytes]) -> None:
+    def _write(self, blocks: Sequence[bytes | memoryview]) -> None:
         for index, block in enumerate(blocks):
             self._files[index].write(block)
             self._hashes[index].update(block)
@@ -129,7 +143,7 @@ class FragmentWriter:
             pending.result()  # re-raises a write error here, in the caller
 
     def write_stripe(self, stripe: bytes) -> None:
-        blocks = self._encoder.encode(stripe)
+        blocks = self._encoder.encode(primary_blocks(stripe, self._needed))
         self._wait()
         self._pending = self._pool.submit(self._write, blocks)
 

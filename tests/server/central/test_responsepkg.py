@@ -95,8 +95,10 @@ def test_a_package_signed_by_another_venue_names_the_signer(authority: Authority
 def test_a_package_for_another_centre_does_not_open(authority: Authority) -> None:
     """Sealed to another authority's X25519 key, the package verifies but does not decrypt here."""
     elsewhere = crypto.generate_wrapping_key()
-    data = build_response_package({}, session_id="S1", venue_id="V1", export_seq=1, created_at="t",
-                                  venue_key=VENUE.signing, central_wrap_public=elsewhere.public_key())  # fmt: skip
+    data = build_response_package(
+        {}, session_id="S1", venue_id="V1", export_seq=1, created_at="t",
+        venue_key=VENUE.signing, central_wrap_public=elsewhere.public_key(),
+    )  # fmt: skip
     verify_response_package(data, VENUE.signing.public_key())
     with pytest.raises(PackageUnreadable, match="another authority"):
         open_response_package(data, VENUE.signing.public_key(), authority.wrapping_key)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,6 +65,7 @@ class VenueTemplate:
     release_code: str
     release_record: dict[str, Any]
     duration_minutes: int
+    authority_dir: Path  # the centre's keys (for a real central server in tests)
 
 
 def _pack(root: Path, wrap_public: str, duration: int) -> tuple[Path, dict[int, str], Any]:
@@ -145,7 +145,13 @@ def build_template(root: Path, duration: int = 120) -> VenueTemplate:
     shutil.copy(root / "authority-sign.pub", venue.keys_dir / "authority-sign.pub")
     _populate(venue.directory)
     return VenueTemplate(
-        venue.directory, package_dir, cards, release.code, release.record, duration
+        venue.directory,
+        package_dir,
+        cards,
+        release.code,
+        release.record,
+        duration,
+        root / "authority",
     )
 
 
@@ -250,14 +256,19 @@ class VenueKit:
         return Candidate(ticket(n), body["token"], body["attempt"])
 
 
-@pytest.fixture
-async def venue_kit(
-    venue_template: VenueTemplate, tmp_path: Path, aiohttp_client: Any
-) -> AsyncIterator[VenueKit]:
+async def start_venue(
+    template: VenueTemplate, tmp_path: Path, aiohttp_client: Any, **settings: Any
+) -> VenueKit:
     """A fresh copy of the template venue served by the real app; the clock at 08:30."""
     directory = tmp_path / "venue"
-    shutil.copytree(venue_template.directory, directory)
+    shutil.copytree(template.directory, directory)
     clock = SettableClock(IN_WINDOW)
-    settings = Settings(venue_dir=directory, log_requests=False, close_interval_s=3600)
-    client = await aiohttp_client(create_app(settings, clock=clock))
-    yield VenueKit(client, clock, venue_template, directory)
+    options = {"log_requests": False, "close_interval_s": 3600, **settings}
+    client = await aiohttp_client(create_app(Settings(venue_dir=directory, **options), clock=clock))
+    return VenueKit(client, clock, template, directory)
+
+
+@pytest.fixture
+async def venue_kit(venue_template: VenueTemplate, tmp_path: Path, aiohttp_client: Any) -> VenueKit:
+    """A fresh copy of the template venue served by the real app; the clock at 08:30."""
+    return await start_venue(venue_template, tmp_path, aiohttp_client)

@@ -25,7 +25,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +153,7 @@ class Store:
         self.stats = StoreStats()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
+        self._before_close: list[Callable[[], Awaitable[None]]] = []
         self._writer_db = connect(self.path, durability=durability)
         migrate(self._writer_db, migrations)
         self._local = threading.local()
@@ -180,10 +181,17 @@ class Store:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self._run_read, fn, args)
 
+    def before_close(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run `callback` (last added, first run) when close() starts, while writes still work."""
+        self._before_close.append(callback)
+
     async def close(self) -> None:
-        """Finish every queued write, stop the threads and close the connections."""
+        """Run the before-close callbacks, finish every queued write, stop threads, close."""
         if self._closed:
             return
+        for callback in reversed(self._before_close):
+            await callback()
+        self._before_close.clear()
         self._closed = True
         self._queue.put(_STOP)
         await asyncio.get_running_loop().run_in_executor(None, self._thread.join)

@@ -5,7 +5,8 @@ Continuous: `ContinuousBackup` copies every new row of the append-only tables (`
 (another disk in practice: mount one there), every `interval_s` seconds. Rows are found by
 rowid, so a pass copies only what is new; the backup runs WAL + synchronous=FULL too, so a
 copied row survives a power cut. Each backup table has the source's columns plus `src_rowid`.
-The server runs it as a cleanup context: `app.cleanup_ctx.append(backup_context)`.
+`server.venue.workspace.open_venue_store` starts it with the store and stops it (after a last
+pass) when the store closes, so every venue server runs one.
 
 On demand: `full_backup()` (`cbt venue backup DIR`) uses SQLite's online backup API for a
 complete, consistent copy while the server keeps running, then checks the copy
@@ -18,17 +19,14 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from sqlite_utils import Database
 
-from server import keys
 from server.audit import verify_audit
 from server.errors import CbtError
 from server.store import Store, connect
@@ -167,19 +165,22 @@ class ContinuousBackup:
         self._thread.shutdown(wait=True)
 
 
-async def backup_context(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: continuous backup of the venue store into DIR/backup/continuous.db."""
-    target = Path(app[keys.SETTINGS].venue_dir) / "backup" / CONTINUOUS_FILE
-    backup = ContinuousBackup(app[keys.STORE], target)
+async def start_continuous_backup(
+    store: Store, target: Path, *, interval_s: float = 1.0
+) -> ContinuousBackup:
+    """Open the backup, run it in a task, and stop it (after a last pass) when `store` closes."""
+    backup = ContinuousBackup(store, target, interval_s=interval_s)
     await backup.open()
     task = asyncio.create_task(backup.run(), name="venue-backup")
-    try:
-        yield
-    finally:
+
+    async def stop() -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await backup.close()
+
+    store.before_close(stop)
+    return backup
 
 
 # --- on demand -------------------------------------------------------------------------------

@@ -170,7 +170,22 @@ def open_venue_db(directory: Path) -> Database:
     return db
 
 
-async def open_venue_store(directory: Path, **options: Any) -> Store:
-    """The venue's group-committing Store (the server's one database handle)."""
-    load_venue(directory)
-    return await open_store(directory / DB_FILE, migrations, **options)
+async def open_venue_store(
+    directory: Path, *, continuous_backup: bool = True, **options: Any
+) -> Store:
+    """The venue's group-committing Store (the server's one database handle).
+
+    With `continuous_backup` (the default) the store also runs the continuous backup into
+    DIR/backup/ (server.venue.backup) until it is closed, so every server has one.
+    """
+    venue = load_venue(directory)
+    store = await open_store(directory / DB_FILE, migrations, **options)
+    if continuous_backup:
+        from server.venue.backup import start_continuous_backup
+
+        try:
+            await start_continuous_backup(store, venue.backup_dir / "continuous.db")
+        except BaseException:
+            await store.close()
+            raise
+    return store

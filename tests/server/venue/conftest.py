@@ -32,8 +32,8 @@ def venue_db(venue: Venue) -> Iterator[Database]:
 
 @pytest.fixture
 async def store(venue: Venue) -> AsyncIterator[Store]:
-    """The venue's group-committing Store, closed after the test."""
-    opened = await open_venue_store(venue.directory)
+    """The venue's group-committing Store (no continuous backup), closed after the test."""
+    opened = await open_venue_store(venue.directory, continuous_backup=False)
     yield opened
     await opened.close()
 

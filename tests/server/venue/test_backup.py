@@ -16,7 +16,7 @@ from server.cli import main as cbt
 from server.store import Store
 from server.venue.backup import BackupError, ContinuousBackup, full_backup
 from server.venue.journal import append_save
-from server.venue.workspace import Venue
+from server.venue.workspace import Venue, open_venue_store
 
 NOW = datetime(2026, 6, 1, 9, 10, tzinfo=UTC)
 
@@ -112,3 +112,15 @@ def test_cbt_venue_backup_writes_a_checked_copy(
     out = capsys.readouterr().out
     assert "backup written to" in out and "audit events verified" in out
     assert len(list(venue.backup_dir.glob("venue-*.db"))) == 1
+
+
+async def test_the_venue_store_runs_the_backup_and_passes_once_more_on_close(
+    venue: Venue, make_attempts: Callable[[int], list[str]]
+) -> None:
+    """open_venue_store starts the continuous backup; a save just before close is copied too."""
+    (attempt,) = make_attempts(1)
+    store = await open_venue_store(venue.directory)
+    await store.write(save_and_audit, attempt, 1)
+    await store.close()
+    target = venue.backup_dir / "continuous.db"
+    assert rows(target, "SELECT seq FROM journal") == [(1,)]

@@ -177,7 +177,7 @@ def verify_manifest(data: bytes, signature_file: bytes, authority: Ed25519Public
 def _declared_signer(data: bytes) -> str | None:
     try:
         signer = json.loads(data)["authority"]["signing_key"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None
     return signer if isinstance(signer, str) else None
 
@@ -239,7 +239,7 @@ def parse_manifest(data: bytes) -> Manifest:
         raise ManifestInvalid(f"manifest.json is {len(data)} bytes: too large for a manifest")
     try:
         raw = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise ManifestInvalid(
             "manifest.json is not valid UTF-8 JSON: the file is damaged"
         ) from None

@@ -137,7 +137,11 @@ def check_fragment(
     size = 0
     header: FragmentHeader | None = None
     header_length = 0
-    with path.open("rb") as handle:
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise FragmentCorrupt(f"{name} cannot be read: {exc.strerror}") from None
+    with handle:
         first = handle.read(_READ)
         header, header_length = parse_header(first, name)
         _check_header(manifest, header, name)

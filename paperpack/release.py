@@ -29,6 +29,7 @@ from paperpack.authority import Authority
 from paperpack.canonical import canonical_json
 from paperpack.crypto import (
     CryptoError,
+    Ed25519PublicKey,
     X25519PrivateKey,
     constant_time_equal,
     public_key_text,
@@ -163,7 +164,7 @@ def parse_record(text: str | bytes) -> dict[str, Any]:
         raise ReleaseRejected("the release record is too large to be one")
     try:
         record = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         raise ReleaseRejected("the release record is not valid JSON: fetch it again") from None
     if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
         raise ReleaseRejected("this is not a cbt release record (format field)")
@@ -178,7 +179,10 @@ def parse_record(text: str | bytes) -> dict[str, Any]:
 
 
 def secret_from_record(
-    manifest: Manifest, record: dict[str, Any], device_key: X25519PrivateKey, authority_key: Any
+    manifest: Manifest,
+    record: dict[str, Any],
+    device_key: X25519PrivateKey,
+    authority_key: Ed25519PublicKey,
 ) -> bytearray:
     """S_time from a signed record: signature, binding, then unwrap with the venue key."""
     body = {k: v for k, v in record.items() if k != "signature"}

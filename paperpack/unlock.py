@@ -250,7 +250,7 @@ def decode_payload(pieces: Iterator[bytes], manifest: Manifest) -> UnlockedPaper
         paper = dataclasses.replace(paper_from_dict(head["paper"]), assets=assets)
         secret = base64.b64decode(head["variant_secret"])
         rules = dict(head["rules"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise PayloadCorrupt(f"the decrypted payload is not a valid paper: {exc}") from None
     if not reader.at_end():
         raise PayloadCorrupt("the payload has bytes after its last asset")

@@ -526,3 +526,11 @@ def test_fuzz_share_and_release_codes(kit: Kit, text: str) -> None:
     for enter in (lambda: unlock.add_share(text, "fuzzer"), lambda: unlock.add_release(text)):
         with contextlib.suppress(PaperpackError):
             enter()
+
+
+def test_deeply_nested_json_is_refused_not_crashed() -> None:
+    """A manifest or release record nested 60,000 deep raises its typed error, not a crash."""
+    with pytest.raises(ManifestInvalid, match="not valid UTF-8 JSON"):
+        parse_manifest(b"[" * 60_000)
+    with pytest.raises(ReleaseRejected, match="not valid JSON"):
+        parse_record("[" * 60_000)

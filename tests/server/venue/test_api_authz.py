@@ -36,6 +36,8 @@ MATRIX: dict[str, tuple[str, str, Any, set[str]]] = {
     "paper": ("GET", "/api/v1/attempt/paper", None, {CAND}),
     "responses": ("PUT", "/api/v1/attempt/responses", {"seq": 1, "responses": {}}, {CAND}),
     "submit": ("POST", "/api/v1/attempt/submit", {}, {CAND}),
+    "saved_responses": ("GET", "/api/v1/attempt/responses", None, {CAND}),
+    "attempt_asset": ("GET", "/api/v1/attempt/assets/none.png", None, {CAND}),
     "venue_status": ("GET", "/api/v1/staff/status", None, STAFF_ALL),
     "room_status": ("GET", "/api/v1/staff/rooms/R1/status", None, STAFF_ALL),
     "mark_absent": ("POST", "/api/v1/staff/candidates/T0050/absent", {}, {CHIEF, INV}),

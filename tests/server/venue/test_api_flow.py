@@ -84,7 +84,7 @@ async def test_paper_carries_no_keys_and_no_canonical_ids(venue_kit: VenueKit) -
             "pass_mark",
         }
         ids = [v for p, v in leaves if p.endswith(".id") or p.endswith(".blanks[]")]
-        assert all(len(v) == 12 for v in ids)  # opaque tokens, never "a", "true", ...
+        assert len({len(v) for v in ids}) == 1 and len(ids[0]) >= 12  # opaque, never "a", "true"
         token_sets.append(set(ids))
     assert not token_sets[0] & token_sets[1]
 

@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _register_seats(venue_sub)
     _register_backup(venue_sub)
     register_api_commands(venue_sub)
+    register_answer_commands(venue_sub)
 
 
 def _actor() -> str:
@@ -297,3 +298,10 @@ def register_api_commands(venue_sub: argparse._SubParsersAction) -> None:  # typ
     from server.commands import venue_api  # the venue API part's commands
 
     venue_api.register(venue_sub)
+
+
+def register_answer_commands(venue_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """`cbt venue export` and `cbt venue upload` (owned by the answers-home part)."""
+    from server.commands import venue_answers
+
+    venue_answers.register(venue_sub)

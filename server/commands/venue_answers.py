@@ -1,0 +1,104 @@
+"""`cbt venue export` and `cbt venue upload`: the answers' way home (art. 35(1)).
+
+    cbt venue export DIR [--session ID] [--out FILE] [--central-key UPLOAD_PUB]
+    cbt venue upload DIR --central URL [--central-pub SIGNING_PUB]
+
+`export` seals a session into DIR/outbox/ (and copies it to --out); `upload` sends every
+package in the outbox that has no verified receipt, with a progress bar on a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+from pathlib import Path
+
+from paperpack import crypto
+from server.errors import CbtError
+from server.venue.export import export_session
+from server.venue.upload import Progress, drain_outbox, pending
+
+AUTHORITY_SIGN_FILE = "authority-sign.pub"  # DIR/keys/: the pinned central signing key
+
+
+def register(venue_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add `export` and `upload` to `cbt venue`."""
+    export = venue_sub.add_parser("export", help="seal a session's answers for the centre")
+    export.add_argument("dir", type=Path)
+    export.add_argument("--session", help="session id (needed when the venue has several)")
+    export.add_argument("--out", type=Path, help="also copy the package here")
+    export.add_argument(
+        "--central-key", type=Path,
+        help="the authority's upload.pub (X25519) or its directory; pinned after first use",
+    )  # fmt: skip
+    export.set_defaults(func=run_export)
+
+    upload = venue_sub.add_parser("upload", help="send the outbox to the central server")
+    upload.add_argument("dir", type=Path)
+    upload.add_argument("--central", required=True, help="the central server's base URL")
+    upload.add_argument(
+        "--central-pub", type=Path,
+        help=f"the authority's signing.pub (default DIR/keys/{AUTHORITY_SIGN_FILE})",
+    )  # fmt: skip
+    upload.set_defaults(func=run_upload)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    result = export_session(args.dir, args.session, central_key=args.central_key, actor="cli")
+    if args.out is not None:
+        shutil.copyfile(result.path, args.out)
+    print(
+        f"exported session {result.session_id}: {result.attempts} attempts, export "
+        f"{result.export_seq}, sha256 {result.package_sha256} -> {args.out or result.path}"
+    )
+    return 0
+
+
+def _central_public(args: argparse.Namespace) -> crypto.Ed25519PublicKey:
+    path = args.central_pub or args.dir / "keys" / AUTHORITY_SIGN_FILE
+    if path.is_dir():
+        path = path / "signing.pub"
+    try:
+        return crypto.read_signing_public(path.read_text(encoding="ascii"), "centre signing")
+    except OSError:
+        raise CbtError(
+            f"cannot read the centre's signing key {path}: pass --central-pub FILE"
+        ) from None
+
+
+def _progress_bar(total_files: int) -> tuple[Progress | None, object | None]:
+    if not sys.stderr.isatty():
+        return None, None
+    from rich.progress import Progress as RichProgress
+
+    bar = RichProgress(transient=True)
+    task = bar.add_task("uploading", total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    bar.start()
+    return update, bar
+
+
+def run_upload(args: argparse.Namespace) -> int:
+    public = _central_public(args)
+    waiting = pending(args.dir)
+    if not waiting:
+        print("nothing to upload: every package in the outbox has a verified receipt")
+        return 0
+    progress, bar = _progress_bar(len(waiting))
+    try:
+        results = asyncio.run(drain_outbox(args.dir, args.central, public, progress=progress))
+    finally:
+        if bar is not None:
+            bar.stop()  # type: ignore[attr-defined]
+    for result in results:
+        fields = result.fields
+        print(
+            f"delivered {result.package_sha256}: log position {fields['log_position']}, "
+            f"root {fields['log_root'][:16]}, received {fields['received_at']}"
+        )
+    return 0

@@ -1,0 +1,295 @@
+"""Exporting a session's answers at the venue: the venue tables -> one response package.
+
+`collect_session(db, session_id)` gathers, as plain data: every attempt with its whole
+journal (hash chain as stored, and whether it verified here), its final answers and
+submission; the variants served (seed inputs: session, ticket, form; plus each variant's
+digest when the unlocked exam is at hand), the seating plan and moves, absences, incidents,
+violations (flagged `serious` for the 5-year retention of art. 23(7)), time grants, pauses
+and the venue's audit chain. No names or ID numbers: the centre holds the registration data.
+
+`export_session(...)` seals that (`server.responsepkg`), writes it to the outbox
+(`server.venue.upload`), and records the export and an audit event in one transaction.
+The export number is the `exports` row number, so it rises with every export and the centre
+refuses a replayed older package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from paperpack import crypto
+from server import audit
+from server.clock import iso
+from server.errors import CbtError
+from server.responsepkg import build_response_package
+from server.store import transaction
+from server.venue import journal
+from server.venue.upload import Backoff, drain_outbox, put_in_outbox
+from server.venue.workspace import load_signing_key, load_venue, open_venue_db
+
+log = logging.getLogger(__name__)
+
+CONTENTS_FORMAT = "cbt-response-contents"
+CONTENTS_VERSION = 1
+CENTRAL_KEY_FILE = "authority-upload.pub"  # in DIR/keys/: the centre's X25519 key (upload.pub)
+# Violations that keep the records 5 years (art. 23(7)): cheating with help or for another.
+SERIOUS_VIOLATION_KINDS = frozenset({"impersonation", "communication", "device_misuse"})
+
+
+class ExportError(CbtError):
+    """A session cannot be exported; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path  # the package in DIR/outbox/
+    package_sha256: str
+    export_seq: int
+    session_id: str
+    attempts: int
+
+
+def _rows(db: Database, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+    cursor = db.execute(sql, params)
+    names = [c[0] for c in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _attempt(db: Database, row: dict[str, Any], digests: Mapping[str, str]) -> dict[str, Any]:
+    attempt_id = row.pop("attempt_id")
+    row.pop("token_hash", None)  # a bearer token hash has no business at the centre
+    row.pop("client", None)
+    saves = _rows(
+        db,
+        "SELECT seq, position, saved_at, responses, prev_hash, hash FROM journal"
+        " WHERE attempt_id = ? ORDER BY position",
+        (attempt_id,),
+    )
+    for save in saves:
+        save["responses"] = json.loads(save["responses"])
+    try:
+        journal.verify_chain(db, attempt_id)
+        chain_ok = True
+    except journal.ChainBroken:
+        chain_ok = False  # exported anyway: the centre must see it, and the flag says why
+    submission = _rows(
+        db,
+        "SELECT submitted_at, how, final_seq, answers, receipt FROM submissions"
+        " WHERE attempt_id = ?",
+        (attempt_id,),
+    )
+    if submission:
+        submission[0]["answers"] = json.loads(submission[0]["answers"])
+    final = submission[0]["answers"] if submission else journal.current_responses(db, attempt_id)
+    grants = _rows(
+        db,
+        "SELECT granted_ms, reason, granted_by, granted_at FROM time_grants WHERE attempt_id = ?"
+        " ORDER BY grant_id",
+        (attempt_id,),
+    )
+    return {
+        "attempt_id": attempt_id,
+        **row,
+        "journal": saves,
+        "journal_chain_verified": chain_ok,
+        "final_answers": final,
+        "submission": submission[0] if submission else None,
+        "time_grants": grants,
+        "variant": {"ticket": row["ticket"], "digest": digests.get(row["ticket"])},
+    }
+
+
+def collect_session(
+    db: Database, session_id: str, *, variant_digests: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Everything the centre needs about one session at this venue, as plain data."""
+    sessions = _rows(db, "SELECT * FROM sessions WHERE session_id = ?", (session_id,))
+    if not sessions:
+        raise ExportError(f"session {session_id} is not known at this venue: check --session")
+    session = sessions[0]
+    session["rules"] = json.loads(session["rules"] or "{}")
+    forms = dict(
+        db.execute(
+            "SELECT ticket, form_id FROM candidates WHERE session_id = ?", (session_id,)
+        ).fetchall()
+    )
+    attempts = [
+        _attempt(db, row, variant_digests or {})
+        for row in _rows(
+            db, "SELECT * FROM attempts WHERE session_id = ? ORDER BY ticket", (session_id,)
+        )
+    ]
+    for attempt in attempts:
+        attempt["variant"].update(session_id=session_id, form_id=forms.get(attempt["ticket"]))
+    violations = _rows(
+        db,
+        "SELECT ticket, kind, text, recorded_by, recorded_at FROM violations"
+        " WHERE session_id = ? ORDER BY violation_id",
+        (session_id,),
+    )
+    for violation in violations:
+        violation["serious"] = violation["kind"] in SERIOUS_VIOLATION_KINDS
+    by_session = (session_id,)
+    return {
+        "format": CONTENTS_FORMAT,
+        "version": CONTENTS_VERSION,
+        "session": session,
+        "candidates": [{"ticket": t, "form_id": f} for t, f in sorted(forms.items())],
+        "attempts": attempts,
+        "seating": {
+            "plans": _rows(
+                db, "SELECT * FROM seat_plans WHERE session_id = ? ORDER BY plan_id", by_session
+            ),
+            "seats": _rows(
+                db,
+                "SELECT ticket, room_id, seat_no, row_no, column_no, moved FROM seats"
+                " WHERE session_id = ? ORDER BY room_id, seat_no",
+                by_session,
+            ),
+            "moves": _rows(
+                db, "SELECT * FROM seat_moves WHERE session_id = ? ORDER BY move_id", by_session
+            ),
+        },
+        "absences": _rows(
+            db, "SELECT * FROM absences WHERE session_id = ? ORDER BY ticket", by_session
+        ),
+        "incidents": _rows(
+            db, "SELECT * FROM incidents WHERE session_id = ? ORDER BY incident_id", by_session
+        ),
+        "violations": violations,
+        "time_grants": [g | {"ticket": a["ticket"]} for a in attempts for g in a["time_grants"]],
+        "pauses": _rows(
+            db, "SELECT * FROM pauses WHERE session_id = ? ORDER BY pause_id", by_session
+        ),
+        "audit": _rows(db, "SELECT * FROM audit_events ORDER BY event_id", ()),
+    }
+
+
+def central_wrap_key(venue_dir: Path, override: Path | None = None) -> crypto.X25519PublicKey:
+    """The centre's X25519 key: `override` (copied into DIR/keys/), else DIR/keys/ (pinned)."""
+    pinned = venue_dir / "keys" / CENTRAL_KEY_FILE
+    if override is not None:
+        text = override.read_text(encoding="ascii") if override.is_file() else ""
+        if override.is_dir():
+            text = (override / "upload.pub").read_text(encoding="ascii")
+        key = crypto.read_wrapping_public(text, "centre upload")
+        pinned.write_text(crypto.public_key_text(key) + "\n", encoding="ascii")
+        return key
+    if not pinned.is_file():
+        raise ExportError(
+            f"the centre's upload key is not pinned ({pinned}): pass --central-key with the "
+            "authority's upload.pub once"
+        )
+    return crypto.read_wrapping_public(pinned.read_text(encoding="ascii"), "centre upload")
+
+
+def pick_session(db: Database, session_id: str | None) -> str:
+    if session_id is not None:
+        return session_id
+    known = [row[0] for row in db.execute("SELECT session_id FROM sessions ORDER BY starts_at")]
+    if len(known) != 1:
+        raise ExportError(
+            f"this venue has {len(known)} sessions ({', '.join(known) or 'none'}): "
+            "name one with --session"
+        )
+    return str(known[0])
+
+
+def export_session(
+    venue_dir: Path,
+    session_id: str | None = None,
+    *,
+    central_key: Path | None = None,
+    actor: str = "system",
+    now: datetime | None = None,
+    variant_digests: Mapping[str, str] | None = None,
+) -> ExportResult:
+    """Seal one session's answers into DIR/outbox/ and record the export. Returns where."""
+    venue = load_venue(venue_dir)
+    wrap_public = central_wrap_key(venue_dir, central_key)
+    signing = load_signing_key(venue)
+    moment = now or datetime.now(UTC)
+    db = open_venue_db(venue_dir)
+    try:
+        chosen = pick_session(db, session_id)
+        contents = collect_session(db, chosen, variant_digests=variant_digests)
+        export_seq = int(
+            db.execute("SELECT COALESCE(MAX(export_id), 0) + 1 FROM exports").fetchone()[0]
+        )
+        data = build_response_package(
+            contents,
+            session_id=chosen,
+            venue_id=venue.venue_id,
+            export_seq=export_seq,
+            created_at=iso(moment),
+            venue_key=signing,
+            central_wrap_public=wrap_public,
+        )
+        path = put_in_outbox(venue_dir, data)
+        result = ExportResult(
+            path, path.name.split(".")[0], export_seq, chosen, len(contents["attempts"])
+        )
+        with transaction(db):
+            if (
+                int(db.execute("SELECT COALESCE(MAX(export_id), 0) FROM exports").fetchone()[0])
+                >= export_seq
+            ):
+                raise ExportError("another export of this venue ran at the same time: export again")
+            db.execute(
+                "INSERT INTO exports (export_id, session_id, file, package_hash, attempts,"
+                " created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (export_seq, chosen, str(path.relative_to(venue_dir)), result.package_sha256,
+                 result.attempts, iso(moment), actor),
+            )  # fmt: skip
+            details = {"package_sha256": result.package_sha256, "export_seq": export_seq,
+                       "attempts": result.attempts}  # fmt: skip
+            audit.record(db, actor, "responses.exported", f"session:{chosen}", details, now=moment)
+        return result
+    finally:
+        db.close()
+
+
+def sessions_to_export(venue_dir: Path) -> list[str]:
+    """Sessions that have ended and have no export yet (the outbox worker exports them)."""
+    db = open_venue_db(venue_dir)
+    try:
+        rows = db.execute(
+            "SELECT session_id FROM sessions WHERE status = 'ended'"
+            " AND session_id NOT IN (SELECT session_id FROM exports) ORDER BY ended_at"
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+    finally:
+        db.close()
+
+
+async def export_and_upload_worker(
+    venue_dir: Path,
+    central_url: str,
+    central_public: crypto.Ed25519PublicKey,
+    *,
+    idle_s: float = 10.0,
+) -> None:
+    """Once a session ends, export it and send the outbox; retry with backoff (cancel to stop).
+
+    The venue server runs this as a background task when a central URL is configured."""
+    failures = 0
+    while True:
+        try:
+            for session_id in sessions_to_export(venue_dir):
+                await asyncio.to_thread(export_session, venue_dir, session_id)
+            await drain_outbox(venue_dir, central_url, central_public, backoff=Backoff(attempts=3))
+            failures = 0
+            await asyncio.sleep(idle_s)
+        except CbtError as exc:
+            failures += 1
+            log.warning("export.outbox_failed error=%s", exc)
+            await asyncio.sleep(Backoff().delay(min(failures, 10)))

@@ -12,6 +12,7 @@ the package was tampered with or mixed up, and the operator must know.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from paperpack.errors import (
     WrongVenue,
 )
 from paperpack.fragments import FragmentHeader, fragment_name, parse_header
-from paperpack.manifest import Manifest, parse_manifest, verify_manifest
+from paperpack.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest, verify_manifest
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
@@ -56,6 +57,8 @@ def read_manifest_file(directory: Path) -> tuple[bytes, bytes]:
     if not directory.is_dir():
         raise ManifestInvalid(f"{directory} is not a directory: give the package directory")
     try:
+        if (directory / MANIFEST).stat().st_size > MAX_MANIFEST_BYTES:
+            raise ManifestInvalid(f"{MANIFEST} is too large to be a manifest: refuse the package")
         data = (directory / MANIFEST).read_bytes()
     except OSError:
         raise ManifestInvalid(
@@ -134,9 +137,6 @@ def check_fragment(
     """
     name = path.name
     digest = hashlib.sha256()
-    size = 0
-    header: FragmentHeader | None = None
-    header_length = 0
     try:
         handle = path.open("rb")
     except OSError as exc:
@@ -150,17 +150,20 @@ def check_fragment(
                 f"{name} holds fragment {header.index}, not {expected_index}:"
                 " fragments were swapped or renamed"
             )
+        # The size is checked before hashing, so a truncated or padded file fails at once.
+        size, expected_size = (
+            os.fstat(handle.fileno()).st_size,
+            manifest.fragments["sizes"][header.index],
+        )
+        if size != expected_size:
+            raise FragmentCorrupt(
+                f"{name} is {size} bytes, the manifest says {expected_size}: truncated or padded"
+            )
         block = first
         while block:
             digest.update(block)
-            size += len(block)
             block = handle.read(_READ)
     index = header.index
-    expected_size = manifest.fragments["sizes"][index]
-    if size != expected_size:
-        raise FragmentCorrupt(
-            f"{name} is {size} bytes, the manifest says {expected_size}: truncated or padded"
-        )
     if digest.hexdigest() != manifest.fragments["hashes"][index]:
         raise FragmentCorrupt(
             f"{name} does not match its SHA-256 in the manifest: the fragment is corrupt"

@@ -93,6 +93,7 @@ class Unlock:
         self._shares: dict[int, shamir.Share] = {}
         self._logins: dict[str, int] = {}
         self._s_time: bytearray | None = None
+        self._opened = False
 
     @property
     def threshold(self) -> int:
@@ -167,6 +168,8 @@ class Unlock:
             raise UnlockIncomplete(
                 "the time release is missing: enter the code from the centre or fetch it"
             )
+        if self._opened:
+            raise UnlockIncomplete("this unlock has already opened the paper: start a new one")
         s_sup = bytearray(shamir.combine(list(self._shares.values())))
         key, tag = derive_key(s_sup, self._s_time, self._s_dev, self.manifest.raw)
         zeroise(s_sup)
@@ -175,9 +178,12 @@ class Unlock:
                 raise PayloadCorrupt(
                     "the assembled key does not match the manifest's key commitment"
                 )
-            return decode_payload(self._plaintext(key), self.manifest)
+            unlocked = decode_payload(self._plaintext(key), self.manifest)
         finally:
             zeroise(key)
+        self._opened = True
+        self.close()  # the held secrets are not needed again
+        return unlocked
 
     def close(self) -> None:
         """Overwrite the secrets held so far (after open, or when a ceremony is abandoned)."""

@@ -189,3 +189,16 @@ def test_the_centre_refuses_a_release_only_for_unknown_session_or_venue(packed: 
     with pytest.raises(ReleaseError, match="venue V9 is not in session"):
         issue_release(packed.authority, packed.session.session_id, "V9")
     assert len(code(packed).split("-")) >= 5
+
+
+def test_open_overwrites_the_secrets_and_cannot_run_twice(packed: Packed) -> None:
+    """After the paper is opened the held secrets are zero and a second open is refused."""
+    unlock = new_unlock(packed)
+    for holder, login in ((2, "a"), (3, "b"), (5, "c")):
+        unlock.add_share(packed.card(holder), login)
+    unlock.add_release(code(packed))
+    device, time_secret = unlock._s_dev, unlock._s_time
+    assert unlock.open(IN_WINDOW).paper.paper_id == "P-TEST"
+    assert device == bytearray(32) and time_secret == bytearray(16)
+    with pytest.raises(UnlockIncomplete, match="already opened"):
+        unlock.open(IN_WINDOW)

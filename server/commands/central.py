@@ -66,6 +66,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     serve.add_argument("--port", type=int, help="listen port (CBT_CENTRAL_PORT, default 8700)")
     serve.set_defaults(func=cmd_serve)
 
+    from server.scoring.cli import register_scoring  # score, essays, marks, changes
+
+    register_scoring(central_sub)
+
 
 def cmd_init(args: argparse.Namespace) -> int:
     config = init_central(args.dir, args.authority)

@@ -1,0 +1,192 @@
+"""Objective scoring of a session: variant check, inverse map, key table, absences, violations.
+
+For each candidate of each venue's response package:
+
+1. recompute the variant (variant secret, session, ticket, form) with paperpack's
+   `VariantPlan` and compare its digest with the one the venue recorded; a mismatch (or a
+   missing record, or an answer naming a token the recomputed variant does not have) puts the
+   candidate on **hold**: flagged in the report, never silently scored;
+2. map the answers back to canonical ids (`paperpack.variants.to_canonical`);
+3. apply every item's rule through the compiled `KeyTable` (`paperpack.scoring`);
+4. mark absences; cancel the score of a candidate whose violation was handled by cancelling
+   it (status `cancelled`, total 0, with the violation's reference).
+
+Totals and pass/fail against the paper's published `pass_mark` are finished in
+`server.scoring.results`, once human marks and approved changes are in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from paperpack.canonical import canonical_hash
+from paperpack.model import Paper
+from paperpack.scoring import Answer, KeyTable, compile_key
+from paperpack.variants import UnknownToken, VariantError, VariantPlan, to_canonical
+from server.scoring.material import VenueMaterial
+from server.scoring.packages import VenuePackage
+
+# A violation whose handling result is one of these cancels the candidate's score.
+CANCELLING_HANDLINGS = frozenset({"cancel", "cancelled", "cancel_score", "score_cancelled"})
+
+SCORED, ABSENT, CANCELLED, HELD = "scored", "absent", "cancelled", "held"
+
+
+@dataclass
+class CandidateScore:
+    """One candidate's objective result (names and ID numbers travel with it, never logged)."""
+
+    venue_id: str
+    ticket: str
+    name: str = ""
+    id_number: str = ""
+    form: str | None = None
+    status: str = SCORED  # scored / absent / cancelled / held (then pending or final later)
+    flags: list[str] = field(default_factory=list)  # why held, in words (no answers in them)
+    references: list[str] = field(default_factory=list)  # violation / change references
+    submitted: bool = False
+    earned: list[float] = field(default_factory=list)  # per item, paper order
+    answers: dict[str, Answer] = field(default_factory=dict)  # canonical, for stats only
+    answer_count: int = 0  # answers as received from the venue
+    receipt_venue: str = ""  # the receipt the venue gave the candidate at submission
+    receipt_centre: str = ""  # the same hash recomputed here over the answers received
+
+    @property
+    def objective(self) -> float:
+        return math.fsum(self.earned) if self.status == SCORED else 0.0
+
+
+class AttemptScorer:
+    """Scores attempts of one paper: the hot path (variant, inverse, key table)."""
+
+    def __init__(self, paper: Paper, variant_secret: bytes, session_id: str) -> None:
+        self.paper = paper
+        self.plan = VariantPlan(paper)
+        self.table: KeyTable = compile_key(paper)
+        self.secret = variant_secret
+        self.session_id = session_id
+
+    def score(self, attempt: Mapping[str, Any], out: CandidateScore) -> None:
+        """Fill `out` from one attempt record; on any mismatch set status HELD with a flag."""
+        recorded = attempt.get("variant") or {}
+        form = recorded.get("form")
+        out.form = form
+        try:
+            variant = self.plan.build(self.secret, self.session_id, out.ticket, form)
+        except VariantError as exc:
+            return _hold(out, f"variant cannot be rebuilt: {exc}")
+        if not recorded.get("digest"):
+            return _hold(out, "the venue recorded no variant digest for this candidate")
+        if recorded["digest"] != variant.digest:
+            return _hold(
+                out,
+                "variant mismatch: the variant the venue recorded is not the one recomputed "
+                "from the session's variant secret",
+            )
+        responses = _final_answers(attempt)
+        out.answer_count = len(responses)
+        try:
+            if attempt.get("answers_form") == "canonical":
+                canonical = _check_canonical(self.paper, responses)
+            else:
+                canonical = to_canonical(variant, responses)
+        except UnknownToken as exc:
+            return _hold(out, f"answers do not fit the recomputed variant ({exc.role}): {exc}")
+        out.answers = canonical
+        out.earned = self.table.earned(canonical)
+
+    def total(self, ticket: str, form: str | None, digest: str, responses: Any) -> float:
+        """Variant check, inverse and key table for one candidate: what the benchmark times."""
+        variant = self.plan.build(self.secret, self.session_id, ticket, form)
+        if variant.digest != digest:
+            raise UnknownToken("item", "variant mismatch")
+        return self.table.total(to_canonical(variant, responses))
+
+
+def _hold(out: CandidateScore, why: str) -> None:
+    out.status = HELD
+    out.flags.append(why)
+
+
+def _final_answers(attempt: Mapping[str, Any]) -> dict[str, Any]:
+    submission = attempt.get("submission") or {}
+    answers = submission.get("answers")
+    if answers is None:
+        answers = attempt.get("final_answers") or {}
+    return dict(answers)
+
+
+def _check_canonical(paper: Paper, responses: Mapping[str, Any]) -> dict[str, Answer]:
+    known = {item.item_id for item in paper.items()}
+    for item_id in responses:
+        if item_id not in known:
+            raise UnknownToken("item", "the answers name an item that is not in this paper")
+    return {
+        k: (v if isinstance(v, str) else tuple(v)) for k, v in responses.items() if v is not None
+    }
+
+
+def _roster(contents: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    rows = contents.get("candidates") or contents.get("roster") or []
+    return {str(r["ticket"]): dict(r) for r in rows if "ticket" in r}
+
+
+def violation_reference(venue_id: str, violation: Mapping[str, Any]) -> str:
+    """How a violation is cited in results: venue and the venue's violation number."""
+    return f"violation:{venue_id}/{violation.get('violation_id', '?')}"
+
+
+def score_venue(
+    package: VenuePackage, material: VenueMaterial, session_id: str
+) -> list[CandidateScore]:
+    """Every candidate of one venue: present ones scored (or held), the others absent."""
+    contents = package.contents
+    scorer = AttemptScorer(material.paper, material.variant_secret, session_id)
+    roster = _roster(contents)
+    absent = {str(a["ticket"]) for a in contents.get("absences", []) if "ticket" in a}
+    results: dict[str, CandidateScore] = {}
+    for attempt in contents.get("attempts", []):
+        ticket = str(attempt["ticket"])
+        person = roster.get(ticket, {})
+        out = CandidateScore(
+            package.venue_id, ticket, str(person.get("name", "")), str(person.get("id_number", ""))
+        )
+        submission = attempt.get("submission") or {}
+        out.submitted = bool(submission)
+        out.receipt_venue = str(submission.get("receipt", ""))
+        if submission.get("answers") is not None:
+            out.receipt_centre = canonical_hash(submission["answers"])
+        scorer.score(attempt, out)
+        if ticket in absent:
+            _hold(out, "marked absent by the venue yet has an attempt with answers")
+        results[ticket] = out
+    for ticket in sorted((set(roster) | absent) - set(results)):
+        person = roster.get(ticket, {})
+        results[ticket] = CandidateScore(
+            package.venue_id,
+            ticket,
+            str(person.get("name", "")),
+            str(person.get("id_number", "")),
+            status=ABSENT,
+        )
+    _apply_violations(package, results)
+    return list(results.values())
+
+
+def _apply_violations(package: VenuePackage, results: dict[str, CandidateScore]) -> None:
+    for violation in package.contents.get("violations", []):
+        out = results.get(str(violation.get("ticket")))
+        if out is None:
+            continue
+        reference = violation_reference(package.venue_id, violation)
+        out.references.append(reference)
+        handling = str(violation.get("handling") or violation.get("result") or "")
+        if handling not in CANCELLING_HANDLINGS:
+            continue
+        if out.status == SCORED:
+            out.status = CANCELLED
+        elif out.status == HELD:
+            out.flags.append(f"its score is also cancelled by {reference}")

@@ -1,0 +1,85 @@
+"""Scoring one session end to end: packages from the store, keys after the end, results.
+
+`score_session` is what `cbt central score`, the essay export, the report route and the
+benchmark all call. It reads (never writes) the central store; results and marks live as
+files in `DIR/results/<session>/` and changes as events in the store's audit chain, so the
+same code runs unchanged on SQLite and PostgreSQL (see docs/scoring.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from paperpack.authority import Authority
+from paperpack.model import Paper
+from server.central.storage import CentralStorage
+from server.scoring.changes import Change, load_changes
+from server.scoring.engine import CandidateScore, score_venue
+from server.scoring.marks import load_marks
+from server.scoring.material import ScoringError, VenueMaterial, packed_venues, release_keys
+from server.scoring.packages import VenuePackage, read_session_packages
+from server.scoring.results import FinalResult, apply_changes, apply_marks, finalise
+
+RESULTS = "results"
+
+
+def results_dir(central_dir: Path, session_id: str) -> Path:
+    """Where a session's results, marks and secrets live."""
+    return central_dir / RESULTS / session_id
+
+
+@dataclass
+class ScoredSession:
+    """Everything one scoring run produced."""
+
+    session_id: str
+    paper: Paper
+    material: dict[str, VenueMaterial]
+    packages: dict[str, VenuePackage]
+    scores: list[CandidateScore]
+    results: list[FinalResult]
+    changes: list[Change]
+
+
+def _venue_ends(packages: dict[str, VenuePackage]) -> dict[str, datetime]:
+    ends = {}
+    for venue_id, package in packages.items():
+        ended = (package.contents.get("session") or {}).get("ended_at")
+        if ended:
+            ends[venue_id] = datetime.fromisoformat(str(ended).replace("Z", "+00:00"))
+    return ends
+
+
+def _one_paper(material: dict[str, VenueMaterial], session_id: str) -> Paper:
+    hashes = {m.paper_sha256 for m in material.values()}
+    if len(hashes) != 1:
+        raise ScoringError(
+            f"session {session_id} was packed with {len(hashes)} different papers across its "
+            "venues; score each paper as its own session"
+        )
+    return next(iter(material.values())).paper
+
+
+async def score_session(
+    storage: CentralStorage,
+    authority: Authority,
+    session_id: str,
+    now: datetime,
+    folder: Path,
+) -> ScoredSession:
+    """Score every venue of `session_id`; `folder` is the session's results directory."""
+    venues = packed_venues(authority, session_id)
+    packages = await read_session_packages(storage, authority, session_id, venues)
+    material = release_keys(authority, session_id, now, _venue_ends(packages))
+    paper = _one_paper(material, session_id)
+    scores: list[CandidateScore] = []
+    for venue_id in venues:
+        scores.extend(score_venue(packages[venue_id], material[venue_id], session_id))
+    marks = load_marks(folder)
+    changes = await load_changes(storage, session_id)
+    apply_marks(scores, paper, marks)
+    apply_changes(scores, changes, paper, folder)
+    results = finalise(scores, paper, marks)
+    return ScoredSession(session_id, paper, material, packages, scores, results, changes)

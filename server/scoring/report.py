@@ -1,0 +1,259 @@
+"""The verification report of art. 35(5): reconciliation, item statistics, anomalies, copying.
+
+`build_report(scored)` returns plain JSON-able data; `render_report_html(report)` renders it
+with the jinja2 template `templates/report.html` and inline SVG charts (`charts.py`).
+The report carries tickets, never names or ID numbers, and no answers.
+
+- Per venue: candidates expected (roster), present, absent, submitted, held, cancelled; the
+  answers the venue says it received (count, and a hash over the receipts it gave candidates)
+  against what the centre recomputed over the answers that arrived.
+- Per item: difficulty (p-value: mean share of the item's points earned) and discrimination
+  (corrected point-biserial: correlation of the item score with the rest of the total);
+  negative discrimination is flagged as a likely key error.
+- Anomalies: present candidates with a zero total, candidates who gave one answer to every
+  choice item, items every candidate answered the same way.
+- Held candidates (variant mismatch) with the reason.
+- Similar-answer pairs (`server.scoring.similarity`), neighbours in the seating plan marked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+from markupsafe import Markup
+
+from paperpack.canonical import canonical_hash
+from paperpack.model import CHOICE_TYPES, Paper
+from server.clock import iso
+from server.scoring import charts
+from server.scoring.engine import ABSENT, CANCELLED, HELD
+from server.scoring.pipeline import ScoredSession
+from server.scoring.results import PENDING, FinalResult
+from server.scoring.similarity import WrongAnswer, find_similar_pairs
+
+MIN_SAME_ANSWER = 10  # choice items a candidate must answer before "one answer everywhere" counts
+MIN_ITEM_ANSWERS = 5  # answers an item needs before "everyone answered alike" counts
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def _present(results: Sequence[FinalResult]) -> list[FinalResult]:
+    return [r for r in results if r.status not in (ABSENT, HELD)]
+
+
+def venue_rows(scored: ScoredSession) -> list[dict[str, Any]]:
+    """Counts and hashes per venue, venue's records against the centre's."""
+    rows = []
+    for venue_id, package in sorted(scored.packages.items()):
+        mine = [r for r in scored.results if r.score.venue_id == venue_id]
+        attempts = [r.score for r in mine if r.status != ABSENT]
+        venue_receipts = sorted([s.ticket, s.receipt_venue] for s in attempts if s.submitted)
+        centre_receipts = sorted([s.ticket, s.receipt_centre] for s in attempts if s.submitted)
+        mismatched = [
+            t for (t, v), (_, c) in zip(venue_receipts, centre_receipts, strict=True) if v != c
+        ]
+        rows.append(
+            {
+                "venue_id": venue_id,
+                "package_sha256": package.package_sha256,
+                "export_seq": package.export_seq,
+                "expected": len(mine),
+                "present": len(attempts),
+                "absent": sum(1 for r in mine if r.status == ABSENT),
+                "submitted": sum(1 for s in attempts if s.submitted),
+                "held": sum(1 for r in mine if r.status == HELD),
+                "cancelled": sum(1 for r in mine if r.status == CANCELLED),
+                "answers_venue": sum(s.answer_count for s in attempts),
+                "answers_centre": sum(len(s.answers) for s in attempts if s.answers),
+                "hash_venue": canonical_hash(venue_receipts),
+                "hash_centre": canonical_hash(centre_receipts),
+                "hashes_match": not mismatched,
+                "receipt_mismatches": mismatched,
+            }
+        )
+    return rows
+
+
+def _matrix(paper: Paper, present: Sequence[FinalResult]) -> np.ndarray[Any, Any]:
+    points = np.array([i.points for i in paper.items()], dtype=np.float64)
+    earned = np.array([r.score.earned for r in present], dtype=np.float64)
+    return earned / points if len(present) else np.zeros((0, len(points)))
+
+
+def item_rows(paper: Paper, results: Sequence[FinalResult]) -> list[dict[str, Any]]:
+    """Difficulty and discrimination of every objective item over the present candidates."""
+    present = [r for r in _present(results) if r.score.earned]
+    share = _matrix(paper, present)
+    totals = np.array([sum(r.score.earned) for r in present], dtype=np.float64)
+    rows = []
+    for n, item in enumerate(paper.items()):
+        if item.type == "essay":
+            continue
+        column = share[:, n] if len(present) else np.zeros(0)
+        rest = totals - column * item.points
+        disc = _correlation(column, rest)
+        rows.append(
+            {
+                "item_id": item.item_id,
+                "type": item.type,
+                "points": item.points,
+                "candidates": len(present),
+                "p_value": round(float(column.mean()), 4) if len(present) else None,
+                "discrimination": None if disc is None else round(disc, 4),
+                "flag": "negative discrimination: check the key"
+                if disc is not None and disc < 0
+                else "",
+            }
+        )
+    return rows
+
+
+def _correlation(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> float | None:
+    if len(x) < 3 or float(x.std()) == 0.0 or float(y.std()) == 0.0:
+        return None
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def anomalies(paper: Paper, results: Sequence[FinalResult]) -> dict[str, list[str]]:
+    """Zero totals, one answer to every choice item, items everyone answered alike."""
+    present = [r for r in _present(results) if r.status != CANCELLED]
+    choice = [i.item_id for i in paper.items() if i.type in CHOICE_TYPES]
+    same: list[str] = []
+    for r in present:
+        given = [r.score.answers[i] for i in choice if i in r.score.answers]
+        if len(given) >= MIN_SAME_ANSWER and len(set(given)) == 1:
+            same.append(r.score.ticket)
+    alike = []
+    for item in paper.items():
+        given = [r.score.answers[item.item_id] for r in present if item.item_id in r.score.answers]
+        if len(given) >= MIN_ITEM_ANSWERS and len(set(map(repr, given))) == 1:
+            alike.append(item.item_id)
+    return {
+        "zero_scores": sorted(r.score.ticket for r in present if r.total == 0),
+        "one_answer_everywhere": sorted(same),
+        "items_answered_alike": alike,
+    }
+
+
+def wrong_answers(paper: Paper, results: Sequence[FinalResult]) -> dict[str, list[WrongAnswer]]:
+    """Per present candidate, per objective item: the wrong answer given, else None."""
+    items = [(n, i) for n, i in enumerate(paper.items()) if i.type != "essay"]
+    out: dict[str, list[WrongAnswer]] = {}
+    for r in _present(results):
+        s = r.score
+        if not s.earned:
+            continue
+        row: list[WrongAnswer] = []
+        for n, item in items:
+            answer = s.answers.get(item.item_id)
+            wrong = answer is not None and answer != () and s.earned[n] < item.points
+            row.append(answer if wrong else None)
+        out[s.ticket] = row
+    return out
+
+
+def seat_map(scored: ScoredSession) -> dict[str, tuple[str, str, int, int]]:
+    """ticket -> (venue, room, row, column); seat number alone counts as one row."""
+    seats = {}
+    for venue_id, package in scored.packages.items():
+        for seat in package.contents.get("seating", []):
+            row = int(seat.get("row_no") or 1)
+            column = int(seat.get("column_no") or seat.get("seat_no") or 0)
+            seats[str(seat["ticket"])] = (venue_id, str(seat.get("room_id", "")), row, column)
+    return seats
+
+
+def are_neighbours(
+    a: tuple[str, str, int, int] | None, b: tuple[str, str, int, int] | None
+) -> bool:
+    """Same venue and room, seats touching (row and column differ by at most one)."""
+    if a is None or b is None or a[:2] != b[:2]:
+        return False
+    return abs(a[2] - b[2]) <= 1 and abs(a[3] - b[3]) <= 1
+
+
+def similar_rows(scored: ScoredSession) -> list[dict[str, Any]]:
+    answers = wrong_answers(scored.paper, scored.results)
+    seats = seat_map(scored)
+    rows = []
+    for pair in find_similar_pairs(answers):
+        rows.append(
+            {
+                "first": pair.first,
+                "second": pair.second,
+                "identical_wrong": pair.identical_wrong,
+                "both_wrong": pair.both_wrong,
+                "expected": round(pair.expected, 3),
+                "p_value": pair.p_value,
+                "neighbours": are_neighbours(seats.get(pair.first), seats.get(pair.second)),
+            }
+        )
+    return rows
+
+
+def distribution(
+    paper: Paper, results: Sequence[FinalResult], bins: int = 10
+) -> list[dict[str, Any]]:
+    """Totals of final and pending candidates in `bins` equal bands of the paper's points."""
+    totals = [
+        r.total for r in results if r.total is not None and r.status not in (ABSENT, CANCELLED)
+    ]
+    top = paper.total_points or 1.0
+    counts = [0] * bins
+    for total in totals:
+        counts[min(bins - 1, int(total / top * bins))] += 1
+    width = top / bins
+    return [
+        {"from": round(k * width, 2), "to": round((k + 1) * width, 2), "count": c}
+        for k, c in enumerate(counts)
+    ]
+
+
+def build_report(scored: ScoredSession, now: datetime | None = None) -> dict[str, Any]:
+    """The whole report as JSON-able data."""
+    results = scored.results
+    return {
+        "format": "cbt-verification-report",
+        "format_version": 1,
+        "session_id": scored.session_id,
+        "paper_id": scored.paper.paper_id,
+        "generated_at": iso(now or datetime.now(UTC)),
+        "pass_mark": scored.paper.pass_mark,
+        "total_points": scored.paper.total_points,
+        "summary": {
+            status: sum(1 for r in results if r.status == status)
+            for status in ("scored", PENDING, ABSENT, CANCELLED, HELD)
+        },
+        "venues": venue_rows(scored),
+        "items": item_rows(scored.paper, results),
+        "anomalies": anomalies(scored.paper, results),
+        "held": [
+            {"venue_id": r.score.venue_id, "ticket": r.score.ticket, "flags": r.score.flags}
+            for r in results
+            if r.status == HELD
+        ],
+        "similar_pairs": similar_rows(scored),
+        "distribution": distribution(scored.paper, results),
+        "changes": [c.to_dict() for c in scored.changes if c.kind != "personal"],
+    }
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def render_report_html(report: Mapping[str, Any]) -> str:
+    """The report as one self-contained HTML page (inline CSS and SVG, no scripts)."""
+    svg = {
+        "histogram": Markup(charts.histogram_svg(report["distribution"])),  # noqa: S704 - our own SVG, numbers only
+        "difficulty": Markup(charts.difficulty_svg(report["items"])),  # noqa: S704 - our own SVG, numbers only
+    }
+    return _environment().get_template("report.html").render(report=report, charts=svg)

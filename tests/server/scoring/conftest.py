@@ -1,0 +1,393 @@
+"""A realistic scored session, built the way the real system builds one.
+
+`packed_session` (once per run) packs a 100-item synthetic paper with paperpack for two venues
+(three share cards each, any two unlock), unlocks each venue's package as the venue does
+(shares + the time-release code + the venue's device key) to get the paper without keys and
+the variant secret, and simulates candidates under a simple ability model. Their answers are
+mapped to each candidate's variant tokens (`to_display`, the forward map) and sealed in a
+response package per venue with `server.responsepkg`, signed by the venue's key.
+
+Planted on purpose: one item whose packed key is wrong (able candidates choose the true
+answer, weak ones the keyed distractor), one candidate whose recorded variant digest is not the
+real one, two copiers seated beside their sources, one candidate whose violation was handled
+by cancelling the score, one marked absent and one who never came.
+
+`central_store` hands the packages to a fresh central store as an upload would (verified,
+opened, appended to the log with a signed receipt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import numpy as np
+import pytest
+
+from paperpack import crypto
+from paperpack.authority import Authority, init_authority, load_authority
+from paperpack.canonical import canonical_hash
+from paperpack.model import CHOICE_TYPES, Item, Paper
+from paperpack.pack import pack_session
+from paperpack.package import open_package
+from paperpack.release import issue_release
+from paperpack.scoring import Answer
+from paperpack.session import session_from_dict
+from paperpack.synthetic import synthetic_paper
+from paperpack.unlock import Unlock
+from paperpack.variants import VariantPlan, to_display
+from server import responsepkg
+from server.central.receipts import sign_receipt
+from server.central.storage import CentralStorage, PackageEntry, VenueRecord
+from server.central.uploads import package_entry
+from server.clock import iso
+from tests.conftest import require
+
+SESSION_ID = "S2026-ECON"
+START = datetime(2026, 6, 13, 1, 0, tzinfo=UTC)
+AFTER_END = START + timedelta(days=1)
+VENUES = ("V001", "V002")
+PER_VENUE = 60
+COLUMNS = 6
+PG_DSN = os.environ.get("CBT_TEST_PG_DSN", "postgresql:///postgres?host=/var/run/postgresql")
+
+
+@dataclass(frozen=True)
+class Plants:
+    wrong_key_item: str  # the item packed with a wrong key
+    mismatch_ticket: str  # recorded digest altered
+    copiers: tuple[tuple[str, str], ...]  # (source, copier), seated side by side
+    cancelled_ticket: str  # violation handled by cancelling the score
+    absent_marked: str  # marked absent by the venue
+    absent_unmarked: str  # on the roster, never came
+
+
+@dataclass(frozen=True)
+class PackedSession:
+    authority_dir: Path
+    paper: Paper  # as packed (with the planted wrong key)
+    true_paper: Paper  # the same paper with the right key
+    packages: dict[str, bytes]  # venue id -> response package bytes
+    venue_keys: dict[str, crypto.Ed25519PrivateKey]
+    canonical: dict[str, dict[str, Answer]]  # ticket -> what the candidate answered
+    plants: Plants
+    people: dict[str, tuple[str, str]]  # ticket -> (name, id number)
+
+
+def ticket_of(venue: int, n: int) -> str:
+    return f"{venue + 1}{n:04d}"
+
+
+def _session(wrap_keys: dict[str, str]) -> Any:
+    return session_from_dict(
+        {
+            "session_id": SESSION_ID,
+            "subject": {"code": "9001", "name": "Management"},
+            "start": START.isoformat(),
+            "venues": [
+                {"id": v, "name": f"Centre {v}", "public_key": wrap_keys[v],
+                 "supervisors": 3, "threshold": 2}
+                for v in VENUES
+            ],
+        }
+    )  # fmt: skip
+
+
+def _unlock(package_dir: Path, shares_dir: Path, authority: Authority, device: Any) -> Any:
+    """What the venue does in its ceremony: two shares and the release code."""
+    now = START - timedelta(minutes=30)
+    opened = open_package(package_dir, authority.signing_public)
+    unlock = Unlock(opened, device, now)
+    for login, card in zip(
+        ("chief", "inv1"), sorted(shares_dir.glob("holder-*.txt")), strict=False
+    ):
+        unlock.add_share(card.read_text(encoding="utf-8"), login)
+    venue_id = opened.manifest.raw["venue_id"]
+    unlock.add_release(issue_release(authority, SESSION_ID, venue_id, now=now).code, now)
+    return unlock.open(now)
+
+
+def _plant_wrong_key(paper: Paper) -> tuple[Paper, str, str]:
+    """Re-key the fifth single-choice item to a distractor; returns paper, item, keyed option."""
+    singles = [i for i in paper.items() if i.type == "single_choice"]
+    target = singles[4]
+    wrong = next(
+        o.option_id for o in target.options if o.option_id not in target.key and not o.fixed
+    )
+    sections = tuple(
+        dataclasses.replace(
+            s,
+            items=tuple(
+                dataclasses.replace(i, key=(wrong,)) if i.item_id == target.item_id else i
+                for i in s.items
+            ),
+        )
+        for s in paper.sections
+    )
+    return dataclasses.replace(paper, sections=sections), target.item_id, wrong
+
+
+def _answer(item: Item, right: bool, rng: np.random.Generator, lure: str | None) -> Answer:
+    if item.type == "essay":
+        return "答：" + "要点" * int(rng.integers(1, 5))
+    if item.type == "fill_blank":
+        return tuple(
+            b.accepted[0] if right else "错" + str(rng.integers(0, 3)) for b in item.blanks
+        )
+    ids = [o.option_id for o in item.options]
+    if right:
+        return item.key
+    wrong = [i for i in ids if (i,) != item.key]
+    if lure is not None and rng.random() < 0.7:
+        return (lure,)
+    if item.type == "multiple_choice":
+        while True:
+            chosen = set(rng.choice(ids, size=int(rng.integers(1, len(ids))), replace=False))
+            if chosen != set(item.key):
+                return tuple(i for i in ids if i in chosen)
+    return (wrong[int(rng.integers(0, len(wrong)))],)
+
+
+def simulate(
+    true_paper: Paper, tickets: list[str], lure_item: str, lure: str, seed: int
+) -> dict[str, dict[str, Answer]]:
+    """Independent candidates: P(right) = logistic(ability - difficulty)."""
+    rng = np.random.default_rng(seed)
+    items = true_paper.items()
+    difficulty = rng.uniform(-1.0, 1.0, len(items))
+    out: dict[str, dict[str, Answer]] = {}
+    for ticket in tickets:
+        ability = rng.normal(0.0, 2.0)
+        answers: dict[str, Answer] = {}
+        for n, item in enumerate(items):
+            if rng.random() < 0.03:
+                continue  # left unanswered
+            right = rng.random() < 1.0 / (1.0 + np.exp(-(ability - difficulty[n])))
+            answers[item.item_id] = _answer(
+                item, bool(right), rng, lure if item.item_id == lure_item else None
+            )
+        out[ticket] = answers
+    return out
+
+
+def _plant_copiers(
+    canonical: dict[str, dict[str, Answer]], true_paper: Paper, venue: int, rng: np.random.Generator
+) -> tuple[tuple[str, str], ...]:
+    """The weakest candidate of seats 1 and 13 is copied by the one beside them (90%)."""
+    pairs = []
+    for source_n in (1, 13):
+        source, copier = ticket_of(venue, source_n), ticket_of(venue, source_n + 1)
+        for item in true_paper.items():
+            if rng.random() < 0.9 and item.item_id in canonical[source]:
+                canonical[copier][item.item_id] = canonical[source][item.item_id]
+        pairs.append((source, copier))
+    return tuple(pairs)
+
+
+def _weaken(canonical: dict[str, Answer], true_paper: Paper, rng: np.random.Generator) -> None:
+    """Make a copying source weak enough to leave evidence: ~45% of choice items wrong."""
+    for item in true_paper.items():
+        if item.type in CHOICE_TYPES and item.type != "true_false" and rng.random() < 0.45:
+            canonical[item.item_id] = _answer(item, False, rng, None)
+
+
+def _contents(
+    venue_index: int,
+    venue_id: str,
+    unlocked: Any,
+    canonical: dict[str, dict[str, Answer]],
+    plants: Plants,
+    people: dict[str, tuple[str, str]],
+) -> dict[str, Any]:
+    roster = [ticket_of(venue_index, n) for n in range(1, PER_VENUE + 1)]
+    attempts, seating, absences, violations = [], [], [], []
+    plan = VariantPlan(unlocked.paper)
+    for n, ticket in enumerate(roster, start=1):
+        row, column = (n - 1) // COLUMNS + 1, (n - 1) % COLUMNS + 1
+        seating.append(
+            {"ticket": ticket, "room_id": "R1", "seat_no": n, "row_no": row, "column_no": column}
+        )
+        if ticket == plants.absent_marked:
+            absences.append({"ticket": ticket, "marked_by": "inv1", "marked_at": iso(START)})
+            continue
+        if ticket == plants.absent_unmarked:
+            continue
+        variant = plan.build(unlocked.variant_secret, SESSION_ID, ticket)
+        tokens = to_display(variant, canonical[ticket])
+        digest = variant.digest if ticket != plants.mismatch_ticket else "f" * 64
+        attempts.append(
+            {"attempt_id": secrets.token_hex(8), "ticket": ticket, "status": "submitted",
+             "variant": {"ticket": ticket, "digest": digest, "form": None},
+             "final_answers": tokens,
+             "submission": {"submitted_at": iso(START + timedelta(minutes=140)),
+                            "how": "candidate", "answers": tokens,
+                            "receipt": canonical_hash(tokens)}}
+        )  # fmt: skip
+        if ticket == plants.cancelled_ticket:
+            violations.append({"violation_id": 7, "ticket": ticket, "kind": "phone",
+                               "text": "phone in use", "handling": "cancel_score",
+                               "serious": False})  # fmt: skip
+    return {
+        "format": "cbt-response-contents",
+        "session": {"session_id": SESSION_ID, "unlocked_at": iso(START - timedelta(minutes=30))},
+        "candidates": [
+            {"ticket": t, "name": people[t][0], "id_number": people[t][1]} for t in roster
+        ],
+        "attempts": attempts,
+        "seating": seating,
+        "absences": absences,
+        "incidents": [],
+        "violations": violations,
+        "time_grants": [],
+        "pauses": [],
+        "audit": [],
+    }
+
+
+def build_packed_session(root: Path) -> PackedSession:
+    init_authority(root / "authority")
+    authority = load_authority(root / "authority")
+    true_paper = dataclasses.replace(synthetic_paper(100, seed=5), duration_minutes=120)
+    true_paper = dataclasses.replace(true_paper, pass_mark=round(true_paper.total_points * 0.6))
+    paper, wrong_item, lure = _plant_wrong_key(true_paper)
+    devices = {v: crypto.generate_wrapping_key() for v in VENUES}
+    signing = {v: crypto.generate_signing_key() for v in VENUES}
+    session = _session({v: crypto.public_key_text(devices[v].public_key()) for v in VENUES})
+    packed = pack_session(paper, session, authority, root / "out", now=START - timedelta(days=3))
+    tickets = [ticket_of(v, n) for v in range(len(VENUES)) for n in range(1, PER_VENUE + 1)]
+    people = {t: (f"考生{t}", f"11010119900101{int(t) % 10000:04d}") for t in tickets}
+    canonical = simulate(true_paper, tickets, wrong_item, lure, seed=21)
+    rng = np.random.default_rng(99)
+    for source_n in (1, 13):
+        _weaken(canonical[ticket_of(0, source_n)], true_paper, rng)
+    copiers = _plant_copiers(canonical, true_paper, 0, rng)
+    plants = Plants(
+        wrong_key_item=wrong_item,
+        mismatch_ticket=ticket_of(1, 30),
+        copiers=copiers,
+        cancelled_ticket=ticket_of(1, 40),
+        absent_marked=ticket_of(0, 50),
+        absent_unmarked=ticket_of(1, 55),
+    )
+    packages = {}
+    for v, (venue_id, pack) in enumerate(zip(VENUES, packed, strict=True)):
+        unlocked = _unlock(pack.package_dir, pack.shares_dir, authority, devices[venue_id])
+        contents = _contents(v, venue_id, unlocked, canonical, plants, people)
+        packages[venue_id] = responsepkg.build_response_package(
+            contents, session_id=SESSION_ID, venue_id=venue_id, export_seq=1,
+            created_at=iso(START + timedelta(hours=3)), venue_key=signing[venue_id],
+            central_wrap_public=authority.wrapping_public,
+        )  # fmt: skip
+    return PackedSession(
+        root / "authority", paper, true_paper, packages, signing, canonical, plants, people
+    )
+
+
+@pytest.fixture(scope="session")
+def packed_session(tmp_path_factory: pytest.TempPathFactory) -> PackedSession:
+    """The packed, sat and exported session (built once per test run)."""
+    return build_packed_session(tmp_path_factory.mktemp("scoring-session"))
+
+
+@pytest.fixture(scope="session")
+def authority(packed_session: PackedSession) -> Authority:
+    return load_authority(packed_session.authority_dir)
+
+
+async def hand_in(
+    storage: CentralStorage, authority: Authority, packed: PackedSession, data: bytes, venue: str
+) -> None:
+    """Register the venue (once) and accept its package as the upload endpoint does."""
+    if await storage.get_venue(venue) is None:
+        key = packed.venue_keys[venue]
+        await storage.add_venue(
+            VenueRecord(venue, f"Centre {venue}", crypto.public_key_text(key.public_key()),
+                        crypto.public_key_text(crypto.generate_wrapping_key().public_key()),
+                        iso(START))
+        )  # fmt: skip
+    opened = responsepkg.open_response_package(
+        data, packed.venue_keys[venue].public_key(), authority.wrapping_key
+    )
+
+    def sign(entry: PackageEntry, received_at: str, position: int, prev: str, root: str) -> Any:
+        return sign_receipt(authority.signing_key, entry, received_at, position, prev, root)
+
+    await storage.accept_package(
+        package_entry(opened, len(data)), data, sign, iso(START + timedelta(hours=4))
+    )
+
+
+def _pg_available() -> bool:
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect(PG_DSN, timeout=3)
+        except (OSError, asyncpg.PostgresError):
+            return False
+        await conn.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+@pytest.fixture(scope="module")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this module, dropped afterwards."""
+    require(
+        _pg_available(), f"PostgreSQL not reachable at {PG_DSN}: set CBT_TEST_PG_DSN or start it"
+    )
+    name = "cbt_scoring_" + secrets.token_hex(6)
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    parts = urlsplit(PG_DSN)
+    query = f"?{parts.query}" if parts.query else ""
+    yield f"{parts.scheme}://{parts.netloc}/{name}{query}"
+    asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty central database on one back-end."""
+    if request.param == "sqlite":
+        return str(tmp_path / "central.db")
+    dsn: str = request.getfixturevalue("pg_database")
+
+    async def reset() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        finally:
+            await conn.close()
+
+    asyncio.run(reset())
+    return dsn
+
+
+@pytest.fixture
+async def central_store(
+    packed_session: PackedSession, authority: Authority, tmp_path: Path
+) -> AsyncIterator[CentralStorage]:
+    """A fresh SQLite central store holding both venues' packages."""
+    from server.central.app import open_storage
+
+    storage = open_storage(str(tmp_path / "central.db"))
+    await storage.open()
+    for venue, data in packed_session.packages.items():
+        await hand_in(storage, authority, packed_session, data, venue)
+    yield storage
+    await storage.close()

@@ -1,0 +1,212 @@
+"""Scoring at the centre: whole chain against a simple scorer, holds, absences, cancellations."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from paperpack.authority import Authority
+from paperpack.model import CHOICE_TYPES, Item, Paper
+from paperpack.variants import build_variant, to_display
+from server.central.storage import CentralStorage
+from server.scoring.engine import HELD, AttemptScorer, CandidateScore, score_venue
+from server.scoring.material import KeysNotReleased, VenueMaterial
+from server.scoring.packages import VenuePackage
+from server.scoring.pipeline import score_session
+from server.scoring.results import mask_id, write_results
+from tests.server.scoring.conftest import (
+    AFTER_END,
+    SESSION_ID,
+    START,
+    PackedSession,
+    hand_in,
+)
+from tests.strategies import answers, papers, secrets, strip_keys, tickets
+
+# --- a deliberately simple scorer, sharing nothing with paperpack.scoring -------------------
+
+
+def _plain(text: str, item_blank: Any) -> str:
+    n = item_blank.normalisation
+    if n.fullwidth_to_halfwidth:
+        text = "".join(
+            " " if ch == "\u3000" else chr(ord(ch) - 0xFEE0) if 0xFF01 <= ord(ch) <= 0xFF5E else ch
+            for ch in text
+        )
+    if n.collapse_whitespace:
+        text = re.sub(r"\s+", " ", text)
+    if n.trim:
+        text = text.strip()
+    if not n.case_sensitive:
+        text = text.casefold()
+    return text
+
+
+def simple_item(item: Item, answer: Any) -> float:
+    if answer is None or item.type == "essay":
+        return 0.0
+    if item.type in CHOICE_TYPES:
+        chosen, key = set(answer), set(item.key)
+        if chosen == key and chosen:
+            return item.points
+        partial = item.type == "multiple_choice" and item.scoring == "partial"
+        if partial and chosen and chosen < key:
+            return item.partial_points
+        return 0.0
+    right = 0
+    for blank, text in zip(item.blanks, answer, strict=False):
+        if _plain(text, blank) in {_plain(a, blank) for a in blank.accepted}:
+            right += 1
+    return item.points * right / len(item.blanks)
+
+
+def simple_total(paper: Paper, canonical: dict[str, Any]) -> float:
+    return sum(simple_item(item, canonical.get(item.item_id)) for item in paper.items())
+
+
+# --- the whole chain over generated papers --------------------------------------------------
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), paper=papers(), secret=secrets(), ticket=tickets())
+def test_whole_chain_equals_simple_scorer(
+    data: st.DataObject, paper: Paper, secret: bytes, ticket: str
+) -> None:
+    """Variant, tokens, inverse and rules give the simple scorer's total for any paper."""
+    form = data.draw(st.sampled_from(paper.forms)) if paper.forms else None
+    canonical = data.draw(answers(paper))
+    # The venue builds the variant from the paper without keys and records its digest.
+    venue_variant = build_variant(strip_keys(paper), secret, "S-h", ticket, form)
+    attempt = {
+        "ticket": ticket,
+        "variant": {"digest": venue_variant.digest, "form": form},
+        "final_answers": to_display(venue_variant, canonical),
+    }
+    out = CandidateScore("V", ticket)
+    AttemptScorer(paper, secret, "S-h").score(attempt, out)
+    assert out.status != HELD, out.flags
+    assert math.fsum(out.earned) == pytest.approx(simple_total(paper, canonical), abs=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(paper=papers(), secret=secrets(), other=secrets(), ticket=tickets())
+def test_variant_from_another_secret_is_held(
+    paper: Paper, secret: bytes, other: bytes, ticket: str
+) -> None:
+    """A variant the venue built with another secret is held, never scored."""
+    if secret == other:
+        return
+    venue_variant = build_variant(strip_keys(paper), other, "S-h", ticket)
+    attempt = {"ticket": ticket, "variant": {"digest": venue_variant.digest},
+               "final_answers": to_display(venue_variant, {})}  # fmt: skip
+    out = CandidateScore("V", ticket)
+    AttemptScorer(paper, secret, "S-h").score(attempt, out)
+    assert out.status == HELD and "variant mismatch" in out.flags[0]
+    assert out.earned == []
+
+
+def test_answer_naming_a_foreign_token_is_held(packed_session: PackedSession) -> None:
+    """An answer naming a token the recomputed variant lacks puts the candidate on hold."""
+    paper, secret = packed_session.paper, b"k" * 32
+    variant = build_variant(paper, secret, SESSION_ID, "T1")
+    item = next(vi for vi in variant.items() if vi.type == "single_choice")
+    attempt = {"ticket": "T1", "variant": {"digest": variant.digest},
+               "final_answers": {item.token: ["AAAAAAAAAAAA"]}}  # fmt: skip
+    material = VenueMaterial("V9", "p", paper, "h", secret, START)
+    contents = {"attempts": [attempt], "candidates": [{"ticket": "T1"}, {"ticket": "T2"}]}
+    scores = score_venue(VenuePackage("V9", "x", 1, "", contents), material, SESSION_ID)
+    by_ticket = {s.ticket: s for s in scores}
+    assert by_ticket["T1"].status == HELD
+    assert "option" in by_ticket["T1"].flags[0]
+    assert by_ticket["T2"].status == "absent"
+
+
+# --- a realistic session, end to end --------------------------------------------------------
+
+
+async def test_session_scores_equal_simple_scorer(
+    central_store: CentralStorage,
+    authority: Authority,
+    packed_session: PackedSession,
+    tmp_path: Path,
+) -> None:
+    """Every present candidate's objective score equals the simple scorer's over their answers."""
+    scored = await score_session(central_store, authority, SESSION_ID, AFTER_END, tmp_path)
+    plants = packed_session.plants
+    statuses = {r.score.ticket: r.status for r in scored.results}
+    checked = 0
+    for result in scored.results:
+        ticket = result.score.ticket
+        if result.status != "pending":
+            continue
+        expected = simple_total(packed_session.paper, packed_session.canonical[ticket])
+        assert result.objective == pytest.approx(expected, abs=1e-9), ticket
+        checked += 1
+    assert checked == 116
+    assert statuses[plants.mismatch_ticket] == HELD
+    assert statuses[plants.cancelled_ticket] == "cancelled"
+    assert statuses[plants.absent_marked] == statuses[plants.absent_unmarked] == "absent"
+    cancelled = next(r for r in scored.results if r.score.ticket == plants.cancelled_ticket)
+    assert cancelled.total == 0.0 and cancelled.score.references == ["violation:V002/7"]
+
+
+async def test_scoring_before_the_end_is_refused(
+    central_store: CentralStorage, authority: Authority, tmp_path: Path
+) -> None:
+    """Before the session's end the answer keys stay sealed and scoring is refused."""
+    with pytest.raises(KeysNotReleased, match="released to scoring only after the end"):
+        await score_session(central_store, authority, SESSION_ID, START, tmp_path)
+
+
+async def test_both_backends_score_alike(
+    database: str, authority: Authority, packed_session: PackedSession, tmp_path: Path
+) -> None:
+    """The same packages give the same results on SQLite and on PostgreSQL."""
+    from server.central.app import open_storage
+
+    storage = open_storage(database, pg_pool_size=2)
+    await storage.open()
+    try:
+        for venue, data in packed_session.packages.items():
+            await hand_in(storage, authority, packed_session, data, venue)
+        scored = await score_session(storage, authority, SESSION_ID, AFTER_END, tmp_path)
+    finally:
+        await storage.close()
+    totals = {r.score.ticket: r.total for r in scored.results}
+    assert len(totals) == 120
+    assert totals[packed_session.plants.mismatch_ticket] is None
+    reference = simple_total(packed_session.paper, packed_session.canonical["10003"])
+    assert totals["10003"] == pytest.approx(reference, abs=1e-9)
+
+
+async def test_publication_files_mask_id_numbers_and_omit_names(
+    central_store: CentralStorage,
+    authority: Authority,
+    packed_session: PackedSession,
+    tmp_path: Path,
+) -> None:
+    """The publication CSV (UTF-8 with BOM) masks ID numbers and holds no names."""
+    scored = await score_session(central_store, authority, SESSION_ID, AFTER_END, tmp_path)
+    out_csv, out_json = tmp_path / "pub.csv", tmp_path / "pub.json"
+    write_results(tmp_path, SESSION_ID, scored.paper, scored.results, out_csv, out_json)
+    data = out_csv.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")
+    text = data.decode("utf-8-sig") + out_json.read_text(encoding="utf-8")
+    for name, id_number in packed_session.people.values():
+        assert name not in text and id_number not in text
+    assert "110101********0001" in text
+    internal = (tmp_path / "scores-internal.csv").read_text(encoding="utf-8-sig")
+    assert "考生10001" in internal and "110101199001010001" in internal
+
+
+def test_mask_id_keeps_region_and_last_four() -> None:
+    """An 18-digit ID number keeps its first 6 and last 4 digits."""
+    assert mask_id("110101199001011234") == "110101********1234"
+    assert mask_id("A1234567") == "****4567"
+    assert mask_id("123") == "***"

@@ -159,6 +159,8 @@ class Unlock:
 
     def open(self, now: datetime) -> UnlockedPaper:
         """Assemble the key, decrypt and decode the paper; refused outside the window."""
+        if self._opened:
+            raise UnlockIncomplete("this unlock has already opened the paper: start a new one")
         check_window(self.manifest, now, "open the paper")
         if len(self._shares) < self.threshold:
             raise UnlockIncomplete(
@@ -168,8 +170,6 @@ class Unlock:
             raise UnlockIncomplete(
                 "the time release is missing: enter the code from the centre or fetch it"
             )
-        if self._opened:
-            raise UnlockIncomplete("this unlock has already opened the paper: start a new one")
         s_sup = bytearray(shamir.combine(list(self._shares.values())))
         key, tag = derive_key(s_sup, self._s_time, self._s_dev, self.manifest.raw)
         zeroise(s_sup)

@@ -5,20 +5,25 @@ venue can build it from a paper without keys), the session's variant secret, the
 the candidate's ticket and, for papers with parallel forms, the candidate's form:
 
     seed   = HMAC-SHA256(variant_secret, "cbt-variant-seed-v1" | len | session_id | len | ticket)
-    stream = SHAKE-256("cbt-variant-stream-v1" | seed | len | form), as many bytes as the plan needs
+    stream = SHAKE-256("cbt-variant-stream-v1" | seed | form), as many bytes as the plan needs
+             (form: 0x00 for none, else 0x01 | len | form; len = 4-byte big-endian UTF-8 length)
 
 The seed is the HMAC the architecture names; the stream expands it into every decision of the
 variant with one call of a keyed extendable-output function (the construction KMAC uses).
-One HMAC per item and option would cost several seconds for 3,000 candidates; the stream costs
-tens of microseconds per candidate. Positions in the stream are fixed by the paper's structure:
+One HMAC per item and option would cost seconds for 3,000 candidates; the stream costs tens
+of microseconds per candidate. Positions in the stream are fixed by the paper's structure:
 
 - item order in a section with `shuffle`: sort by 64-bit keys from the stream;
 - option order in a choice item with `shuffle_options`: the movable (non-`fixed`) options are
   permuted among their own slots, fixed options keep their index; the permutation is picked
   from the table of all permutations by a 64-bit number mod k! (k <= 5; bias below 2^-56),
   or for more options by sorting 64-bit keys;
-- tokens: 9 stream bytes each, as 12 URL-safe base64 characters, for every item, option
-  slot and blank. They are unlinkable between candidates because every candidate's seed differs.
+- tokens: 8 stream bytes each, as 16 lowercase hex characters, for every item, option slot
+  and blank. They are unlinkable between candidates because every candidate's seed differs.
+
+A variant's `digest` is SHA-256 over the plan's structure fingerprint, ticket, form, every
+item's position and option order in display order, and every token; `variant_digest` hashes
+all candidates' digests (sorted by ticket) into one value the venue records and `prove` prints.
 
 `to_canonical` maps a browser's answer (item token -> option tokens / strings / text) back to
 canonical ids and checks its shape; `to_display` is the forward map. `render_variant` is what
@@ -27,7 +32,6 @@ the candidate's paper endpoint returns: never keys, canonical ids or scoring det
 
 from __future__ import annotations
 
-import base64
 import gc
 import hashlib
 import hmac
@@ -47,8 +51,7 @@ from paperpack.scoring import Answer
 SEED_LABEL = b"cbt-variant-seed-v1"
 STREAM_LABEL = b"cbt-variant-stream-v1"
 DIGEST_LABEL = "cbt-variant-v1"
-TOKEN_BYTES = 9  # 72 bits -> 12 URL-safe base64 characters
-TOKEN_CHARS = 12
+TOKEN_BYTES = 8  # 64 bits -> 16 lowercase hex characters
 MIN_SECRET_BYTES = 16
 _TABLE_MAX = 5  # up to 5! = 120 arrangements are tabulated per item; more options sort keys
 _LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -280,11 +283,11 @@ class VariantPlan:
         seed = variant_seed(variant_secret, session_id, ticket)
         form_bytes = b"\x00" if form is None else b"\x01" + _length_prefixed(form)
         stream = hashlib.shake_256(STREAM_LABEL + seed + form_bytes).digest(self.stream_bytes)
-        text = base64.urlsafe_b64encode(stream[self._token_offset :]).decode("ascii")
-        tokens = tuple([text[i : i + TOKEN_CHARS] for i in range(0, len(text), TOKEN_CHARS)])
+        text = stream[self._token_offset :].hex(" ", TOKEN_BYTES)
+        tokens = tuple(text.split(" "))
         if len(set(tokens)) != len(tokens):
             raise VariantError(
-                f"two tokens of ticket {ticket!r} coincide (a 2^-60 event); "
+                f"two tokens of ticket {ticket!r} coincide (a 2^-50 event); "
                 "draw a new variant secret for the session"
             )
         orders = bytearray()

@@ -2,7 +2,7 @@
 
 Canonical ids are made recognisable on purpose: item ids look like `item.3`, option ids
 `opt.3.1`, section ids `section.0`, accepted fill-in answers start with `~`. None of `.` and
-`~` can occur in a variant token (URL-safe base64) or in the generated HTML, so a test can
+`~` can occur in a variant token (hex) or in the generated HTML, so a test can
 search rendered output for them and any hit is a leak.
 """
 

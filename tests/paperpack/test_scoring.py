@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -132,6 +134,6 @@ def test_unanswered_items_score_zero():
     sheet = compile_key(paper).score({})
     assert sheet.total == 0.0 and set(sheet.items.values()) == {0.0}
     assert sheet.pending == tuple(i.item_id for i in paper.items() if i.type == "essay")
-    assert compile_key(paper).objective_points == sum(
+    assert compile_key(paper).objective_points == math.fsum(
         i.points for i in paper.items() if i.type != "essay"
     )

@@ -110,8 +110,14 @@ def read_authority_public(path: Path) -> Ed25519PublicKey:
         path = path / SIGNING_PUB
     try:
         text = path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AuthorityError(f"cannot read the authority public key {path}: {exc}") from None
+    except OSError as exc:
+        raise AuthorityError(
+            f"cannot read the authority public key {path}: {exc.strerror}"
+        ) from None
+    except UnicodeDecodeError:
+        raise AuthorityError(
+            f"{path} is not a public key file: give the authority's signing.pub"
+        ) from None
     try:
         return read_signing_public(text, "authority signing")
     except CryptoError as exc:

@@ -57,9 +57,11 @@ def _chosen(answer: Any) -> frozenset[str] | None:
     """The set of options an answer chooses, or None when it is not a list of option ids."""
     if isinstance(answer, str) or not isinstance(answer, Sequence):
         return None
-    if not all(isinstance(option_id, str) for option_id in answer):
+    try:
+        # Non-string ids can never equal a key option, so they need no check of their own.
+        return frozenset(answer)
+    except TypeError:  # an unhashable element: not a list of option ids
         return None
-    return frozenset(answer)
 
 
 def _blank_correct(blank: Blank, given: Any) -> bool:

@@ -72,6 +72,8 @@ def test_fullwidth_text_equals_its_halfwidth_form(text: str):
         (choice("single_choice", ("b",)), ("a", "b"), 0.0),
         (choice("single_choice", ("b",)), (), 0.0),
         (choice("single_choice", ("b",)), "b", 0.0),
+        (choice("single_choice", ("b",)), (["b"],), 0.0),
+        (choice("multiple_choice", ("a", "c"), "partial"), ("a", 1), 0.0),
         (choice("true_false", ("a",)), ("a",), 2.0),
         (choice("multiple_choice", ("a", "c")), ("c", "a"), 2.0),
         (choice("multiple_choice", ("a", "c")), ("a",), 0.0),

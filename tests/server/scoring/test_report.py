@@ -1,0 +1,90 @@
+"""The verification report (art. 35(5)) finds what was planted in the session and leaks nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paperpack.authority import Authority
+from server.central.storage import CentralStorage
+from server.scoring.pipeline import score_session
+from server.scoring.report import are_neighbours, build_report, render_report_html
+from tests.server.scoring.conftest import AFTER_END, SESSION_ID, PackedSession
+
+
+@pytest.fixture
+async def report(
+    central_store: CentralStorage, authority: Authority, tmp_path: Path
+) -> dict[str, Any]:
+    scored = await score_session(central_store, authority, SESSION_ID, AFTER_END, tmp_path)
+    return build_report(scored, AFTER_END)
+
+
+async def test_planted_wrong_key_is_the_only_flagged_item(
+    report: dict[str, Any], packed_session: PackedSession
+) -> None:
+    """The item packed with a wrong key has negative discrimination and is the one flagged."""
+    flagged = [i for i in report["items"] if i["flag"]]
+    assert [i["item_id"] for i in flagged] == [packed_session.plants.wrong_key_item]
+    assert flagged[0]["discrimination"] < -0.2
+    others = [i["discrimination"] for i in report["items"] if not i["flag"]]
+    assert min(d for d in others if d is not None) > 0.1
+
+
+async def test_planted_variant_mismatch_is_held_in_the_report(
+    report: dict[str, Any], packed_session: PackedSession
+) -> None:
+    """The candidate whose recorded variant is not the recomputed one is listed as held."""
+    held = report["held"]
+    assert [h["ticket"] for h in held] == [packed_session.plants.mismatch_ticket]
+    assert "variant mismatch" in held[0]["flags"][0]
+    v2 = next(v for v in report["venues"] if v["venue_id"] == "V002")
+    assert v2["held"] == 1 and v2["cancelled"] == 1
+
+
+async def test_planted_copiers_are_found_and_seated_together(
+    report: dict[str, Any], packed_session: PackedSession
+) -> None:
+    """Exactly the planted copier pairs are flagged, each marked as seating neighbours."""
+    pairs = {(p["first"], p["second"]): p for p in report["similar_pairs"]}
+    assert set(pairs) == set(packed_session.plants.copiers)
+    assert all(p["neighbours"] for p in pairs.values())
+
+
+async def test_venue_counts_and_hashes_reconcile(report: dict[str, Any]) -> None:
+    """Expected, present, absent and submitted add up; venue and centre hashes agree."""
+    for venue in report["venues"]:
+        assert venue["expected"] == 60
+        assert venue["present"] + venue["absent"] == venue["expected"]
+        assert venue["submitted"] == venue["present"] == 59
+        assert venue["hashes_match"] and venue["hash_venue"] == venue["hash_centre"]
+        assert venue["answers_venue"] > 0
+    assert report["summary"] == {
+        "scored": 0, "pending": 116, "absent": 2, "cancelled": 1, "held": 1,
+    }  # fmt: skip
+
+
+async def test_report_leaks_no_personal_data_and_renders_charts(
+    report: dict[str, Any], packed_session: PackedSession
+) -> None:
+    """JSON and HTML carry tickets only (no names, no ID numbers) and inline SVG, no script."""
+    html = render_report_html(report)
+    text = json.dumps(report, ensure_ascii=False) + html
+    for name, id_number in packed_session.people.values():
+        assert name not in text and id_number not in text
+    assert html.count("<svg") == 2 and "<script" not in html
+    assert packed_session.plants.wrong_key_item in html
+    assert "negative discrimination: check the key" in html
+
+
+def test_neighbours_touch_in_the_same_room() -> None:
+    """Seats touching in row or column (diagonals too) in one room are neighbours; others not."""
+    seat = ("V1", "R1", 2, 2)
+    assert are_neighbours(seat, ("V1", "R1", 3, 3))
+    assert are_neighbours(seat, ("V1", "R1", 2, 1))
+    assert not are_neighbours(seat, ("V1", "R1", 2, 4))
+    assert not are_neighbours(seat, ("V1", "R2", 2, 2))
+    assert not are_neighbours(seat, None)

@@ -94,9 +94,9 @@ def session_for(paper: Paper, venue_key: str) -> object:
     })  # fmt: skip
 
 
-def raw_pipeline(payload: bytes, chunk: int = CHUNK_SIZE) -> float:
-    """zstd + AES-256-GCM chunks + zfec 3-of-5 on `payload` in memory; seconds."""
-    began = time.perf_counter()
+def raw_pipeline(payload: bytes, chunk: int = CHUNK_SIZE) -> tuple[float, float]:
+    """zstd + AES-256-GCM chunks + zfec 3-of-5 on `payload` in memory; (wall, CPU) seconds."""
+    began, cpu = time.perf_counter(), time.process_time()
     compressor = zstandard.ZstdCompressor(level=3).compressobj()
     aead = AESGCM(AESGCM.generate_key(bit_length=256))
     encoder = zfec.Encoder(3, 5)
@@ -124,7 +124,7 @@ def raw_pipeline(payload: bytes, chunk: int = CHUNK_SIZE) -> float:
         seal(bytes(pending[:chunk]), False)
         del pending[:chunk]
     seal(bytes(pending), True)
-    return time.perf_counter() - began
+    return time.perf_counter() - began, time.process_time() - cpu
 
 
 def raw_unlock(payload: bytes, plan: VariantPlan, secret: bytes, tickets: list[str]) -> float:
@@ -151,19 +151,22 @@ def bench_pack(size_mb: int, work: Path, repeat: int) -> dict[str, float]:
     venue = session.venues[0]  # type: ignore[attr-defined]
     rss_before = rss_kib("VmRSS")
     reset = reset_peak_rss()
-    pack_times, raw_times, growth = [], [], 0.0
+    pack_times, raw_times, pack_cpu, raw_cpu, growth = [], [], [], [], 0.0
     payload = b""
     for run in range(repeat):
         session = dataclasses.replace(session, manifest_version=run + 1)  # type: ignore[type-var]
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         pack = pack_venue(paper, session, venue, authority, work / f"out-{run}")  # type: ignore[arg-type]
         pack_times.append(time.perf_counter() - began)
+        pack_cpu.append(time.process_time() - cpu)
         if run == 0:
             peak = rss_kib("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             growth = (peak - rss_before) / 1024
             payload = b"".join(iter_payload(paper, pack.manifest.raw, bytes(32)))
         shutil.rmtree(work / f"out-{run}")
-        raw_times.append(raw_pipeline(payload))
+        wall, cpu_s = raw_pipeline(payload)
+        raw_times.append(wall)
+        raw_cpu.append(cpu_s)
     plain = len(payload)
     pack_s, raw_s = min(pack_times), min(raw_times)
     return {
@@ -175,6 +178,10 @@ def bench_pack(size_mb: int, work: Path, repeat: int) -> dict[str, float]:
         "raw_s": round(raw_s, 3),
         "raw_mb_s": round(plain / MIB / raw_s, 1),
         "pack_vs_raw": round(raw_s / pack_s, 3),
+        "pack_cpu_s": round(min(pack_cpu), 3),
+        "raw_cpu_s": round(min(raw_cpu), 3),
+        "pack_vs_raw_cpu": round(min(raw_cpu) / min(pack_cpu), 3),
+        "load_average": os.getloadavg()[0],
         "rss_before_pack_mib": round(rss_before / 1024, 1),
         "peak_rss_growth_mib": round(growth, 1),
         "chunk_mib": CHUNK_SIZE / MIB,

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from server.store import transaction
 from server.venue.app import create_app
-from server.venue.ceremony import import_package, pin_authority_key
+from server.venue.packages import import_package, pin_authority_key
 from server.venue.settings import Settings
 from server.venue.workspace import load_venue, open_venue_db
 

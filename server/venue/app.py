@@ -20,7 +20,18 @@ from aiohttp import web
 from server import keys
 from server.clock import Clock, SystemClock
 from server.problems import Handler, problem_middleware
-from server.venue import attempts, ceremony, console, invigilate, openapi, pages, resume, staff
+from server.venue import (
+    attempts,
+    ceremony,
+    console,
+    invigilate,
+    openapi,
+    packages,
+    pages,
+    resume,
+    schedule,
+    staff,
+)
 from server.venue.settings import Settings
 
 log = logging.getLogger("server.venue.requests")
@@ -98,7 +109,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(attempts.routes)
     app.add_routes(resume.routes)  # resuming a page (acknowledged answers) and paper media
     app.add_routes(invigilate.routes)
+    app.add_routes(packages.routes)
     app.add_routes(ceremony.routes)
+    app.add_routes(schedule.routes)
     app.add_routes(openapi.routes)
     app.add_routes(console.routes)  # the staff console page and its read-only API
     app.add_routes(pages.routes)  # the candidate page and static files

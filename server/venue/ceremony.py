@@ -1,9 +1,6 @@
-"""Package import and the unlock ceremony (art. 23-24), routes and domain.
+"""The unlock ceremony (art. 23-24), routes and domain; the imported package comes from
+`server.venue.packages`.
 
-- Import: a package directory (uploaded as a tar or zip, or a server-side path) is verified
-  with `paperpack.unlock.open_package` against the pinned authority key: signature, venue
-  binding, fragment hashes, manifest version. Nothing is decrypted. The verified files are
-  copied to DIR/packages/<package id>/ and the session row is filled from the manifest.
 - Ceremony: the system administrator opens it (inside the unlock window); each supervisor,
   logged in under their own account, enters their share card, checked on entry (a wrong share
   is named by its holder number; the same person twice is refused); the time release is
@@ -18,51 +15,39 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 import json
 import logging
-import shutil
-import tarfile
-import tempfile
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from sqlite_utils import Database
 
-from paperpack import crypto, unlock, variants
-from paperpack.canonical import canonical_hash, canonical_json
+from paperpack import unlock, variants
+from paperpack.canonical import canonical_hash
 from paperpack.errors import PaperpackError
 from paperpack.model import Paper, paper_to_dict
-from paperpack.package import open_package, read_manifest_unverified
 from paperpack.variants import Variant
 from server import audit, keys
 from server.central.release import open_release_response, sign_release_request
 from server.clock import iso
-from server.errors import CbtError
 from server.problems import Problem
 from server.venue import attempts
-from server.venue.rules import RuleViolation, check_start_delay
+from server.venue.packages import ImportRefused, verify_package
+from server.venue.packages import import_package as import_package  # moved: still importable here
+from server.venue.packages import pin_authority_key as pin_authority_key  # ditto
 from server.venue.staff import require_role
-from server.venue.workspace import Venue, load_signing_key, load_venue, load_wrapping_key
+from server.venue.workspace import load_signing_key, load_venue, load_wrapping_key
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-AUTHORITY_KEY_FILE = "authority-sign.pub"  # in DIR/keys/: the pinned central signing key
 ADMIN = "system_administrator"
 SUPERVISORS = ("chief_examiner", "invigilator")
 MAX_BODY = 64 * 1024
-
-
-class ImportRefused(CbtError):
-    """A package cannot be imported; the message says why and what to do."""
 
 
 # --- the unlocked exam, in memory only ----------------------------------------------------
@@ -152,236 +137,6 @@ class CeremonyState:
             "release": self.release_source,
             "server_time": iso(now),
         }
-
-
-def authority_key_path(venue: Venue) -> Path:
-    return venue.keys_dir / AUTHORITY_KEY_FILE
-
-
-def pin_authority_key(venue: Venue, public_key_file: Path) -> None:
-    """Pin the centre's signing key (first import); a different key later is refused."""
-    text = public_key_file.read_text(encoding="utf-8").strip()
-    crypto.read_signing_public(text, "authority signing key")
-    target = authority_key_path(venue)
-    if target.exists() and target.read_text(encoding="utf-8").strip() != text:
-        raise ImportRefused(
-            f"{public_key_file} differs from the authority key pinned in {target}: a venue "
-            "trusts one authority; check where this key came from"
-        )
-    target.write_text(text + "\n", encoding="utf-8")
-
-
-def authority_key(venue: Venue) -> crypto.Ed25519PublicKey:
-    path = authority_key_path(venue)
-    if not path.exists():
-        raise ImportRefused(
-            "no authority key is pinned yet: run `cbt venue import DIR PACKAGE --authority-pub "
-            "FILE` once with the centre's public signing key"
-        )
-    return crypto.read_signing_public(path.read_text(encoding="utf-8").strip(), "authority key")
-
-
-# --- import -------------------------------------------------------------------------------
-
-
-def highest_version(db: Database, session_id: str) -> int:
-    """The highest manifest version this venue has imported for `session_id` (0: none)."""
-    row = db.execute(
-        "SELECT MAX(manifest_version) FROM packages WHERE session_id = ?", [session_id]
-    ).fetchone()
-    return int(row[0] or 0)
-
-
-def claimed_session(source: Path) -> str:
-    """The session the (not yet verified) manifest names: only to look up versions seen."""
-    try:
-        return str(read_manifest_unverified(source).session_id)
-    except PaperpackError as exc:
-        raise ImportRefused(f"the package was refused: {exc}") from None
-
-
-def verify_package(venue: Venue, source: Path, highest_seen: int) -> Any:
-    """Open (verify) a package directory: signature, venue binding, fragments. No decryption."""
-    try:
-        return open_package(
-            source,
-            authority_key(venue),
-            highest_seen_version=highest_seen,
-            venue_id=venue.venue_id,
-        )
-    except PaperpackError as exc:
-        raise ImportRefused(f"the package was refused: {exc}") from None
-
-
-def store_package_files(venue: Venue, source: Path, package_id: str) -> Path:
-    """Copy the verified package files to DIR/packages/<package id>/ (still encrypted)."""
-    target = venue.packages_dir / package_id
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(source, target)
-    return target
-
-
-def record_import(
-    db: Database,
-    manifest: Mapping[str, Any],
-    directory: str,
-    count: int,
-    size: int,
-    practice: bool,
-    actor: str,
-    now: datetime,
-) -> dict[str, Any]:
-    """The packages row and the session's schedule from the manifest, audited."""
-    package_id = manifest["package_id"]
-    db.table("packages").upsert(
-        {
-            "package_id": package_id,
-            "session_id": manifest["session_id"],
-            "venue_id": manifest["venue_id"],
-            "kind": "practice" if practice else "real",
-            "manifest_version": manifest["manifest_version"],
-            "manifest": canonical_json(dict(manifest)).decode(),
-            "directory": directory,
-            "fragment_count": count,
-            "size_bytes": size,
-            "imported_at": iso(now),
-            "imported_by": actor,
-        },
-        pk="package_id",
-    )
-    schedule = {
-        "session_id": manifest["session_id"],
-        "subject": manifest["subject_code"],
-        "title": manifest["subject_name"],
-        "paper_kind": manifest["kind"],
-        "package_id": package_id,
-        "window_not_before": iso(datetime.fromisoformat(manifest["window"]["not_before"])),
-        "window_not_after": iso(datetime.fromisoformat(manifest["window"]["not_after"])),
-        "starts_at": iso(datetime.fromisoformat(manifest["start"])),
-        "duration_ms": manifest["duration_minutes"] * 60_000,
-        "rules": canonical_json(manifest.get("rules") or {}).decode(),
-    }
-    db.table("sessions").upsert(schedule, pk="session_id")
-    audit.record(
-        db,
-        actor,
-        "package.imported",
-        f"session:{manifest['session_id']}",
-        {
-            "package_id": package_id,
-            "manifest_version": manifest["manifest_version"],
-            "fragments": count,
-            "practice": practice,
-        },
-        now=now,
-    )
-    return {
-        "package_id": package_id,
-        "session_id": manifest["session_id"],
-        "practice": practice,
-        "starts_at": schedule["starts_at"],
-        "window": {
-            "not_before": schedule["window_not_before"],
-            "not_after": schedule["window_not_after"],
-        },
-    }
-
-
-def import_package(
-    venue: Venue, db: Database, source: Path, *, practice: bool, actor: str, now: datetime
-) -> dict[str, Any]:
-    """Verify `source` and store it: the one import path of the CLI and the API."""
-    opened = verify_package(venue, source, highest_version(db, claimed_session(source)))
-    manifest = opened.manifest.raw
-    target = store_package_files(venue, source, manifest["package_id"])
-    files = [p for p in target.iterdir() if p.is_file()]
-    size = sum(p.stat().st_size for p in files if p.name.startswith("fragment"))
-    count = sum(1 for p in files if p.name.startswith("fragment"))
-    directory = str(target.relative_to(venue.directory))
-    return record_import(db, manifest, directory, count, size, practice, actor, now)
-
-
-def unpack_upload(data: bytes, into: Path) -> Path:
-    """Extract an uploaded tar or zip safely (no absolute paths, no '..', no links)."""
-    if zipfile.is_zipfile(io.BytesIO(data)):
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            for info in archive.infolist():
-                _check_member(info.filename)
-            archive.extractall(into)  # noqa: S202 - every member name was checked above
-    else:
-        try:
-            with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-                archive.extractall(into, filter="data")
-        except tarfile.TarError as exc:
-            raise ImportRefused(f"the upload is neither a zip nor a tar archive ({exc})") from None
-    manifests = list(into.rglob("manifest.json"))
-    if len(manifests) != 1:
-        raise ImportRefused("the archive must hold exactly one package (one manifest.json)")
-    return manifests[0].parent
-
-
-def _check_member(name: str) -> None:
-    if name.startswith(("/", "\\")) or ".." in Path(name).parts:
-        raise ImportRefused(f"the archive member {name!r} points outside the package")
-
-
-async def _import_via_thread(
-    app: web.Application, source: Path, practice: bool, actor: str
-) -> dict[str, Any]:
-    venue = load_venue(app[keys.SETTINGS].venue_dir)
-    now = app[keys.CLOCK].now()
-    session_id = await asyncio.to_thread(claimed_session, source)
-    version = await app[keys.STORE].read(highest_version, session_id)
-    opened = await asyncio.to_thread(verify_package, venue, source, version)
-    manifest = opened.manifest.raw
-    target = await asyncio.to_thread(store_package_files, venue, source, manifest["package_id"])
-    fragments = [p for p in target.iterdir() if p.is_file() and p.name.startswith("fragment")]
-    size = sum(p.stat().st_size for p in fragments)
-    directory = str(target.relative_to(venue.directory))
-    return await app[keys.STORE].write(
-        record_import, manifest, directory, len(fragments), size, practice, actor, now
-    )
-
-
-@routes.post("/api/v1/staff/packages", name="import_package")
-async def post_package(request: web.Request) -> web.Response:
-    """Import a package: an uploaded tar/zip body, or JSON {"path": "...", "practice": bool}
-    naming a directory on this server. Verified only; nothing is decrypted."""
-    staff = await require_role(request, ADMIN)
-    practice = request.query.get("practice") in {"1", "true"}
-    try:
-        if request.content_type == "application/json":
-            body = await attempts.read_json_object(request, MAX_BODY)
-            path = Path(attempts.require_field(body, "path", str))
-            practice = bool(body.get("practice", practice))
-            if not (path / "manifest.json").is_file():
-                raise ImportRefused(f"{path} is not a package directory (no manifest.json)")
-            result = await _import_via_thread(request.app, path, practice, staff.login)
-        else:
-            data = await request.read()
-            with tempfile.TemporaryDirectory() as tmp:
-                source = await asyncio.to_thread(unpack_upload, data, Path(tmp))
-                result = await _import_via_thread(request.app, source, practice, staff.login)
-    except ImportRefused as exc:
-        raise Problem(422, "package-refused", str(exc)) from None
-    return web.json_response(result, status=201)
-
-
-def list_packages(db: Database) -> list[dict[str, Any]]:
-    return list(
-        db.query(
-            "SELECT package_id, session_id, kind, manifest_version, fragment_count, size_bytes,"
-            " imported_at, imported_by FROM packages ORDER BY imported_at"
-        )
-    )
-
-
-@routes.get("/api/v1/staff/packages", name="packages")
-async def get_packages(request: web.Request) -> web.Response:
-    """Imported packages (still encrypted)."""
-    await require_role(request, ADMIN, *SUPERVISORS)
-    return web.json_response(await request.app[keys.STORE].read(list_packages))
 
 
 # --- the ceremony -------------------------------------------------------------------------
@@ -781,78 +536,6 @@ async def fetch_release_for(app: web.Application, session_id: str, now: datetime
             f"the central server's answer cannot be opened by this "
             f"venue ({type(exc).__name__}); ask for the release code by phone",
         ) from None
-
-
-# --- start delays (art. 31) ---------------------------------------------------------------
-
-
-def set_delay(
-    db: Database,
-    session_id: str,
-    delay_ms: int,
-    reason: str,
-    approval: str | None,
-    actor: str,
-    now: datetime,
-) -> dict[str, Any]:
-    changed = db.execute(
-        "UPDATE sessions SET start_delay_ms = ? WHERE session_id = ?", [delay_ms, session_id]
-    ).rowcount
-    if not changed:
-        raise Problem(404, "unknown-session", f"there is no session {session_id}")
-    db.execute(
-        "INSERT INTO start_delays (session_id, delay_ms, reason, approval, decided_by,"
-        " decided_at) VALUES (?, ?, ?, ?, ?, ?)",
-        [session_id, delay_ms, reason, approval, actor, iso(now)],
-    )
-    audit.record(
-        db,
-        actor,
-        "session.delayed",
-        f"session:{session_id}",
-        {"delay_ms": delay_ms, "reason": reason, "approved_by_centre": approval is not None},
-        now=now,
-    )
-    return {"session_id": session_id, "start_delay_ms": delay_ms}
-
-
-@routes.post("/api/v1/staff/sessions/{session_id}/delay", name="delay_start")
-async def post_delay(request: web.Request) -> web.Response:
-    """Delay the start: {"delay_minutes", "reason", "approval"?}; over 30 min needs the
-    centre's signed approval code (base64 Ed25519 signature, see rules.delay_approval_message)."""
-    staff = await require_role(request, "chief_examiner")
-    app = request.app
-    session_id = request.match_info["session_id"]
-    body = await attempts.read_json_object(request, MAX_BODY)
-    minutes = attempts.require_field(body, "delay_minutes", int)
-    reason = attempts.require_field(body, "reason", str)
-    approval = body.get("approval")
-    if approval is not None and not isinstance(approval, str):
-        raise Problem(422, "invalid-field", "field 'approval' must be a string")
-    venue = load_venue(app[keys.SETTINGS].venue_dir)
-    signature = _decode_approval(approval)
-
-    def verify(message: bytes, sig: bytes) -> None:
-        crypto.verify(authority_key(venue), sig, message)
-
-    try:
-        check_start_delay(session_id, venue.venue_id, minutes, signature, verify)
-    except RuleViolation as exc:
-        raise Problem(403, exc.slug, str(exc)) from None
-    now = app[keys.CLOCK].now()
-    result = await app[keys.STORE].write(
-        set_delay, session_id, minutes * 60_000, reason, approval, staff.login, now
-    )
-    return web.json_response(result)
-
-
-def _decode_approval(approval: str | None) -> bytes | None:
-    if not approval:
-        return None
-    try:
-        return base64.b64decode(approval.strip(), validate=True)
-    except ValueError:
-        return b"not-base64"
 
 
 def setup(app: web.Application) -> None:

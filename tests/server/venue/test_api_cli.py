@@ -85,12 +85,12 @@ def test_serve_answers_on_a_real_port(venue_template: VenueTemplate, tmp_path: P
 
 
 def wait_for_ping(port: int, log: Path) -> None:
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60  # a busy CI machine can be slow to start Python
     while True:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
                 assert json.load(r) == {"ok": True}
                 return
         except OSError:
-            assert time.monotonic() < deadline, f"no answer in 15 s: {log.read_text()}"
+            assert time.monotonic() < deadline, f"no answer in 60 s: {log.read_text()}"
             time.sleep(0.2)

@@ -39,7 +39,7 @@ import itertools
 import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import Any, NamedTuple
 
@@ -119,7 +119,8 @@ class Variant:
     ticket: str
     form: str | None
     digest: str
-    sections: tuple[VariantSection, ...]
+    # Not in repr: tokens stay out of logs and tracebacks.
+    sections: tuple[VariantSection, ...] = field(repr=False)
 
     @cached_property
     def items_by_token(self) -> dict[str, VariantItem]:

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from server import keys
-from tests.server.conftest import CANDIDATES, START, VenueKit
+from tests.server.conftest import (
+    CANDIDATES,
+    START,
+    VenueKit,
+    VenueTemplate,
+    id_number,
+    start_venue,
+)
 
 
 async def test_unlock_then_fifty_candidates_answer_and_submit(venue_kit: VenueKit) -> None:
@@ -102,3 +113,33 @@ async def test_heartbeat_reports_the_servers_time(venue_kit: VenueKit) -> None:
     room = await kit.client.get("/api/v1/staff/rooms/R1/status", headers=await kit.as_staff("inv1"))
     seat = next(x for x in (await room.json())["candidates"] if x["ticket"] == c.ticket)
     assert (seat["last_seen_at"], seat["seen_recently"]) == ("2026-06-01T09:03:00.000Z", True)
+
+
+async def test_request_log_has_one_line_per_request_and_no_secrets(
+    venue_template: VenueTemplate,
+    tmp_path: Path,
+    aiohttp_client: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each request logs one line with method, path and status; never the token, the ID
+    number or an answer."""
+    kit = await start_venue(venue_template, tmp_path, aiohttp_client, log_requests=True)
+    await kit.unlock()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="server.venue.requests"):
+        c = await kit.login_candidate(3)
+        kit.clock.set(START)
+        paper = await (await kit.client.get("/api/v1/attempt/paper", headers=c.auth)).json()
+        essay = next(i for s in paper["sections"] for i in s["items"] if i["type"] == "essay")
+        answer = "my secret essay answer"
+        resp = await kit.client.put(
+            "/api/v1/attempt/responses",
+            json={"seq": 1, "responses": {essay["id"]: answer}},
+            headers=c.auth,
+        )
+        assert resp.status == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "server.venue.requests"]
+    assert len(lines) == 3
+    assert "method=PUT path=/api/v1/attempt/responses status=200" in lines[2]
+    for secret in (c.token, c.token.split(".")[1], id_number(3), answer, essay["id"]):
+        assert secret not in caplog.text

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlite_utils import Database
@@ -112,3 +114,24 @@ def test_cbt_audit_verify_names_a_missing_target(tmp_path, capsys) -> None:  # t
     """A path that is not there gives a one-line error and exit 1."""
     assert cbt(["audit", "verify", str(tmp_path / "nope")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+async def test_cbt_audit_verify_reads_a_central_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A central.db (its own chain format) verifies, and an edited event is named."""
+    from server.central.sqlite_store import SqliteStorage
+
+    storage = SqliteStorage(tmp_path / "central.db")
+    await storage.open()
+    for i in range(3):
+        await storage.audit("operator", "venue.added", f"venue:V{i}", {"n": i}, f"2026-06-0{i + 1}")
+    await storage.close()
+    assert cbt(["audit", "verify", str(tmp_path)]) == 0
+    assert "3 events verified" in capsys.readouterr().out
+    conn = sqlite3.connect(tmp_path / "central.db")
+    conn.execute("UPDATE audit_events SET actor = 'intruder' WHERE seq = 2")
+    conn.commit()
+    conn.close()
+    assert cbt(["audit", "verify", str(tmp_path / "central.db")]) == 1
+    assert "audit event 2 was edited" in capsys.readouterr().err

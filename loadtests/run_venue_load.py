@@ -208,7 +208,9 @@ class Phase:
     exit_code: int
     rows: dict[str, dict[str, str]]
     seconds: float
-    cpu_percent: float
+    cpu_percent: float  # server process CPU, % of one core, over the phase
+    locust_cpu_percent: float  # the load generator's CPU, % of one core
+    load_average: float  # the machine's 1-minute load average at the end of the phase
     events: dict[str, Any]
 
 
@@ -234,17 +236,29 @@ def run_locust(
     ]  # fmt: skip
     cpu_before, began = server.cpu_times(), time.perf_counter()
     with (out / f"{name}.log").open("w") as log:
-        code = subprocess.run(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=seconds + 120,
-            check=False, cwd=ROOT,
-        ).returncode  # fmt: skip
+        locust = psutil.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+        )  # fmt: skip
+        locust_cpu = 0.0
+        try:
+            deadline = time.monotonic() + seconds + 120
+            while locust.poll() is None and time.monotonic() < deadline:
+                with contextlib.suppress(psutil.Error):
+                    times = locust.cpu_times()
+                    locust_cpu = times.user + times.system
+                time.sleep(0.5)
+        finally:
+            if locust.poll() is None:
+                locust.kill()
+            code = locust.wait()
     wall = time.perf_counter() - began
     cpu_after = server.cpu_times()
     cpu = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) / wall * 100
     with (out / f"{name}_stats.csv").open() as handle:
         rows = {row["Name"]: row for row in csv.DictReader(handle)}
     events = json.loads(events_file.read_text()) if events_file.exists() else {}
-    return Phase(name, code, rows, wall, cpu, events)
+    locust_percent = locust_cpu / wall * 100
+    return Phase(name, code, rows, wall, cpu, locust_percent, os.getloadavg()[0], events)
 
 
 def number(row: dict[str, str], column: str) -> float:
@@ -303,6 +317,9 @@ def summarise(phases: dict[str, Phase], fsync: float, unlock_s: float, rss: dict
         f"{number(save, '99%'):.0f} ms; failures "
         f"{number(steady.rows['Aggregated'], 'Failure Count'):.0f}; server CPU "
         f"{steady.cpu_percent:.0f}% of one core |",
+        f"| what else ran: load generator CPU in herd / steady; machine load average (2 cores) | "
+        f"{herd.locust_cpu_percent:.0f}% / {steady.locust_cpu_percent:.0f}% of one core; "
+        f"load average {herd.load_average:.1f} / {steady.load_average:.1f} |",
         f"| capacity: {args.capacity_users} users saving back to back | {cap_rps:,.0f} "
         f"acknowledged durable saves/s = {cap_rps / max(ping_rps, 1):.2f}x ping, "
         f"{cap_rps / max(fsync, 1):.1f}x fsync; p99 {number(capacity, '99%'):.0f} ms |",

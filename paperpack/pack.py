@@ -1,9 +1,9 @@
 """Packing: a paper and a session become, per venue, a sealed package plus share cards, and
 central-only material kept in the authority directory.
 
-The pipeline streams: canonical JSON pieces -> zstd -> STREAM AEAD chunks of `chunk_size`
--> zfec stripes appended to m fragment files. Only one chunk (and its m blocks) is in memory
-at a time, whatever the size of the paper's media.
+The pipeline streams: payload (canonical JSON head, then raw asset bytes) -> zstd -> STREAM
+AEAD chunks of `chunk_size` -> zfec stripes appended to m fragment files. At most two stripes
+(one being coded, one being written) are in memory, whatever the size of the paper's media.
 
 Per venue the output is
 

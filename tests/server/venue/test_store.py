@@ -7,6 +7,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -166,3 +168,43 @@ async def items_migrations_apply_once(tmp_path: Path) -> None:
     db = connect(tmp_path / "m.db")
     assert [m.name for m in items_migrations.applied(db)] == ["m001_items"]
     db.close()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=60))
+def test_each_caller_gets_its_own_outcome_in_any_mix(
+    tmp_path_factory: pytest.TempPathFactory, plan: list[tuple[bool, bool]]
+) -> None:
+    """Any mix of succeeding and failing concurrent writes: exactly the good ones are stored,
+    and every caller gets its own result or its own exception."""
+
+    def act(db: Database, i: int, fail: bool, abort: bool) -> int:
+        insert(db, f"row{i}")
+        if abort:
+            db.conn.execute("ROLLBACK")  # a call that ends the transaction itself
+        if fail:
+            raise ValueError(f"fail {i}")
+        return i
+
+    async def run() -> None:
+        store = await open_store(tmp_path_factory.mktemp("mix") / "m.db", items_migrations)
+        try:
+            calls = [store.write(act, i, fail, abort) for i, (fail, abort) in enumerate(plan)]
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            labels = await store.read(
+                lambda db: {r[0] for r in db.execute("SELECT label FROM items")}
+            )
+        finally:
+            await store.close()
+        for i, ((fail, abort), result) in enumerate(zip(plan, results, strict=True)):
+            if abort:
+                assert isinstance(result, StoreError | ValueError)
+            elif fail:
+                assert isinstance(result, ValueError) and str(result) == f"fail {i}"
+            else:
+                assert result == i
+        assert labels == {
+            f"row{i}" for i, (fail, abort) in enumerate(plan) if not fail and not abort
+        }
+
+    asyncio.run(run())

@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlite_utils import Database
 
 from paperpack import crypto
 from paperpack.authority import Authority
 from server import audit
+from server.central.packages import JournalMismatch, check_journals, session_packages
 from server.central.storage import VenueRecord
 from server.clock import iso
 from server.responsepkg import open_response_package
@@ -107,6 +109,12 @@ async def test_a_venue_exports_uploads_and_the_centre_reads_its_final_answers(
     assert contents["attempts"][0]["variant"]["session_id"] == "S1"
     package = await central.storage.get_package(result.package_sha256)
     assert package is not None and package.serious_violation
+    assert check_journals(contents) == 3 * (len(TICKETS) - 1)
+    opened_again = await session_packages(central.storage, authority, "S1")
+    assert opened_again["V1"].contents == contents
+    contents["attempts"][2]["journal"][1]["responses"] = {"q2": ["forged"]}
+    with pytest.raises(JournalMismatch, match="does not chain"):
+        check_journals(contents)
 
     db = open_venue_db(venue_dir)
     row = db.execute(
@@ -116,6 +124,7 @@ async def test_a_venue_exports_uploads_and_the_centre_reads_its_final_answers(
     assert json.loads(row[0])["receipt"]["package_sha256"] == result.package_sha256 and row[1]
 
 
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # the CLI, not the store, is tested
 async def test_the_cli_exports_and_uploads(
     central: Central, authority_dir: Path, tmp_path: Path
 ) -> None:

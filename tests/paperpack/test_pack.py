@@ -309,3 +309,22 @@ def test_cli_authority_pack_verify_inspect_release(
     unlock.add_release(record)
     assert main(["release", "S-2026-27", "NOPE", *release_args[3:]]) == 1
     assert "venue NOPE is not in session S-2026-27" in capsys.readouterr().err
+
+
+def test_packing_allocates_per_chunk_not_per_paper(tmp_path: Path) -> None:
+    """Sealing 24 MiB of media allocates a few chunks' worth of memory, not the paper's size."""
+    import tracemalloc
+
+    from tests.paperpack.sealing_fixtures import generate_wrapping_key, make_authority
+
+    media = tuple(Asset(f"m{i}.jpg", "image/jpeg", os.urandom(4 << 20)) for i in range(6))
+    paper = dataclasses.replace(keyed_paper(), assets=media)
+    authority = make_authority(tmp_path)
+    session = session_from_dict(session_data([venue_data("V1", generate_wrapping_key())]))
+    tracemalloc.start()
+    try:
+        pack_session(paper, session, authority, tmp_path / "out", chunk_size=1 << 20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 << 20, f"peak {peak / 2**20:.1f} MiB for 24 MiB of media"

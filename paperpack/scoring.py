@@ -53,9 +53,17 @@ def normalise_fill(text: str, normalisation: Normalisation) -> str:
     return text
 
 
+def _is_list(answer: Any) -> bool:
+    """Whether `answer` is a list-like answer (not a string): the shape of choice and fill-in."""
+    kind = type(answer)
+    if kind is tuple or kind is list:  # the usual shapes, without the slower ABC check
+        return True
+    return not isinstance(answer, str) and isinstance(answer, Sequence)
+
+
 def _chosen(answer: Any) -> frozenset[str] | None:
     """The set of options an answer chooses, or None when it is not a list of option ids."""
-    if isinstance(answer, str) or not isinstance(answer, Sequence):
+    if not _is_list(answer):
         return None
     try:
         # Non-string ids can never equal a key option, so they need no check of their own.
@@ -93,7 +101,7 @@ def score_item(item: Item, answer: Any) -> float:
             return item.partial_points
         return 0.0
     # fill_blank
-    if isinstance(answer, str) or not isinstance(answer, Sequence):
+    if not _is_list(answer):
         return 0.0
     correct = sum(
         1
@@ -164,7 +172,7 @@ def _compile_item(item: Item) -> _Entry:
 
 
 def _fast_fill(points: float, blanks: Any, answer: Any) -> float:
-    if isinstance(answer, str) or not isinstance(answer, Sequence):
+    if not _is_list(answer):
         return 0.0
     correct = 0
     given_count = len(answer)

@@ -389,7 +389,12 @@ def paused_gc() -> Iterator[None]:
 
 def variant_digest(variants: Iterable[Variant]) -> str:
     """One hash over all variants (sorted by ticket), for `prove` and the venue's records."""
-    return canonical_hash([DIGEST_LABEL, sorted([v.ticket, v.digest] for v in variants)])
+    return combine_digests((v.ticket, v.digest) for v in variants)
+
+
+def combine_digests(pairs: Iterable[tuple[str, str]]) -> str:
+    """`variant_digest` from (ticket, variant digest) pairs, without the variants themselves."""
+    return canonical_hash([DIGEST_LABEL, sorted([ticket, digest] for ticket, digest in pairs)])
 
 
 # --- answers: tokens <-> canonical ids ----------------------------------------------------
@@ -452,7 +457,11 @@ def to_canonical(variant: Variant, responses: Mapping[str, Any]) -> dict[str, An
         vi = items.get(token) if type(token) is str else None
         if vi is None:
             raise UnknownToken("item", "the responses name an item token that is not in this paper")
-        out[vi.item_id] = _canonical_answer(vi, answer)
+        if type(answer) is list and len(answer) == 1 and vi.type in CHOICE_TYPES:
+            # The usual answer (one option), inline: this runs for every item of every save.
+            out[vi.item_id] = (vi.canonical_option_ids[_option_index(vi, answer[0])],)
+        else:
+            out[vi.item_id] = _canonical_answer(vi, answer)
     return out
 
 

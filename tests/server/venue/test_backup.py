@@ -14,7 +14,7 @@ import pytest
 from server.audit import record
 from server.cli import main as cbt
 from server.store import Store
-from server.venue.backup import BackupError, ContinuousBackup, full_backup
+from server.venue.backup import BackupError, ContinuousBackup, backup_status, full_backup
 from server.venue.journal import append_save
 from server.venue.workspace import Venue, open_venue_store
 
@@ -124,3 +124,21 @@ async def test_the_venue_store_runs_the_backup_and_passes_once_more_on_close(
     await store.close()
     target = venue.backup_dir / "continuous.db"
     assert rows(target, "SELECT seq FROM journal") == [(1,)]
+
+
+async def test_backup_status_counts_rows_behind(
+    store: Store, venue: Venue, make_attempts: Callable[[int], list[str]]
+) -> None:
+    """The status says how many rows the backup lacks, and complete once a pass has run."""
+    (attempt,) = make_attempts(1)
+    target = venue.backup_dir / "continuous.db"
+    backup = ContinuousBackup(store, target)
+    await backup.open()
+    for seq in range(1, 4):
+        await store.write(save_and_audit, attempt, seq)
+    before = await backup_status(store, target)
+    assert before["tables"]["journal"]["behind"] == 3 and not before["complete"]
+    await backup.sync_once()
+    after = await backup_status(store, target)
+    assert after["complete"] and after["tables"]["audit_events"]["copied"] == 3
+    await backup.close()

@@ -5,12 +5,13 @@ For each candidate (ticket) `prove_paper`:
 1. builds the candidate's variant from the paper, the variant secret and the ticket;
 2. answers it with the key in display order, as the browser would send it (tokens), maps it
    back with `to_canonical` and scores it with the key table: every objective item must earn
-   its full points (essays are left out: people mark them);
+   its full points (essays are left out: people mark them); fill-in answers are typed the
+   way each blank's normalisation forgives (full-width, other case, padded), so the
+   normalisation is proved too;
 3. answers it with planted wrong answers and checks each item earns what the rules say:
    the first wrong option in display order (0), the first key option alone of a
-   multiple-choice item (its partial points, or 0 when all-or-nothing), one wrong blank of a
-   fill-in item (points * (n - 1) / n, with the right blanks typed in full-width, upper case
-   and padded where the blank's normalisation allows), an essay (0, pending);
+   multiple-choice item (its partial points, or 0 when all-or-nothing), the first blank of a
+   fill-in item wrong and the others right (points * (n - 1) / n), an essay (0, pending);
 4. checks no two candidates share an item token.
 
 The first few variants are also rendered and checked for leaks (no canonical id, no key).
@@ -131,7 +132,7 @@ class _Expectations:
                 tokens = vi.option_tokens
                 out[vi.token] = [tokens[j] for j in self._slots(vi, self._key_slots)]
             elif vi.type == "fill_blank":
-                out[vi.token] = self.fill_right[vi.item_id]
+                out[vi.token] = self.fill_disguised[vi.item_id]
         return out
 
     def planted_answers(self, variant: Variant) -> dict[str, Any]:
@@ -142,7 +143,7 @@ class _Expectations:
                 tokens = vi.option_tokens
                 out[vi.token] = [tokens[j] for j in self._slots(vi, self._planted_slots)]
             elif vi.type == "fill_blank":
-                right = self.fill_disguised[vi.item_id]
+                right = self.fill_right[vi.item_id]
                 out[vi.token] = [PLANTED_WRONG, *right[1:]] if right else []
             else:
                 out[vi.token] = "planted essay text"

@@ -273,3 +273,67 @@ def import_roster_file(
     expected = session_subject(db, session_id) or subject
     candidates = parse_roster(data, str(path), expected)
     return store_roster(db, session_id, candidates, actor=actor, now=now, subject=subject)
+
+
+CORRECTABLE = ("name", "id_number")
+
+
+def correct_candidate(
+    db: Database,
+    session_id: str,
+    ticket: str,
+    field: str,
+    value: str,
+    reason: str,
+    *,
+    actor: str,
+    now: datetime,
+) -> None:
+    """Correct one registered field of one candidate (art. 42), audited with a reason.
+
+    The name and the ID number are never both changed: once one of them has been corrected
+    for a candidate, a change of the other is refused (that would be another person).
+    """
+    if field not in CORRECTABLE:
+        raise CbtError(
+            f"field {field!r} cannot be corrected; correctable: {', '.join(CORRECTABLE)}"
+        )
+    if not reason.strip():
+        raise CbtError("a correction needs a reason (and the evidence it rests on)")
+    row = db.execute(
+        "SELECT id_type FROM candidates WHERE session_id = ? AND ticket = ?", (session_id, ticket)
+    ).fetchone()
+    if row is None:
+        raise CbtError(f"ticket {ticket} is not in the roster of session {session_id}")
+    value = value.strip()
+    if not value:
+        raise CbtError(f"the new {field} is empty")
+    if field == "id_number" and row[0] == "resident_id":
+        why = resident_id_problem(value)
+        if why:
+            raise CbtError(f"the new id_number {why}")
+        value = value.upper()
+    other = "id_number" if field == "name" else "name"
+    earlier = db.execute(
+        "SELECT count(*) FROM audit_events WHERE action = 'roster.corrected' AND object = ?"
+        " AND json_extract(details, '$.field') = ?",
+        (f"session:{session_id}/ticket:{ticket}", other),
+    ).fetchone()[0]
+    if earlier:
+        raise CbtError(
+            f"the {other} of {ticket} was already corrected: name and ID number are never both "
+            "changed (art. 42); register the candidate anew through the centre"
+        )
+    db.execute(
+        f"UPDATE candidates SET {field} = ? WHERE session_id = ? AND ticket = ?",  # noqa: S608 - field from CORRECTABLE
+        (value, session_id, ticket),
+    )
+    record(
+        db,
+        actor,
+        "roster.corrected",
+        f"session:{session_id}/ticket:{ticket}",
+        # The value is personal data: neither it nor a (guessable) hash of it goes in the log.
+        {"field": field, "reason": reason},
+        now=now,
+    )

@@ -15,6 +15,7 @@ from server.errors import CbtError
 from server.store import transaction
 from server.venue.roster import (
     RosterInvalid,
+    correct_candidate,
     gb11643_check_digit,
     import_roster_file,
     parse_roster,
@@ -154,3 +155,37 @@ def test_an_unknown_session_needs_a_subject(venue_db: Database) -> None:
     """Without an imported package the subject must be given."""
     with pytest.raises(CbtError, match="pass --subject"), transaction(venue_db):
         import_roster_file(venue_db, EXAMPLES / "roster.csv", "S9", actor="cli:t", now=NOW)
+
+
+def test_a_correction_is_audited_and_name_and_id_never_both_change(venue_db: Database) -> None:
+    """Correcting the name is audited (without the value); then the ID number is refused."""
+    with transaction(venue_db):
+        import_roster_file(
+            venue_db, EXAMPLES / "roster.csv", "S1", actor="cli:t", now=NOW, subject="27"
+        )
+    ticket = "2627BJ0010101"
+    with transaction(venue_db):
+        correct_candidate(
+            venue_db, "S1", ticket, "name", "唐皓然", "typo; ID card seen", actor="chief", now=NOW
+        )
+    name = venue_db.execute("SELECT name FROM candidates WHERE ticket = ?", (ticket,)).fetchone()
+    assert name == ("唐皓然",)
+    details = venue_db.execute(
+        "SELECT details FROM audit_events WHERE action = 'roster.corrected'"
+    ).fetchone()[0]
+    assert "唐皓然" not in details and "typo" in details
+    with pytest.raises(CbtError, match="never both"):
+        correct_candidate(venue_db, "S1", ticket, "id_number", GOOD_ID, "x", actor="c", now=NOW)
+    with pytest.raises(CbtError, match="wrong check digit"):
+        correct_candidate(
+            venue_db,
+            "S1",
+            "2627BJ0010102",
+            "id_number",
+            GOOD_ID[:17] + "1",
+            "x",
+            actor="c",
+            now=NOW,
+        )
+    with pytest.raises(CbtError, match="needs a reason"):
+        correct_candidate(venue_db, "S1", ticket, "name", "X", " ", actor="c", now=NOW)

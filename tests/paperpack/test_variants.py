@@ -31,7 +31,7 @@ from paperpack.variants import (
 from tests.strategies import answers, papers, secrets, session_ids, strip_keys, tickets
 
 SECRET = bytes(range(32))
-PROPS = settings(max_examples=60, deadline=None)
+PROPS = settings(max_examples=50, deadline=None)
 
 
 def all_tokens(variant: Variant) -> list[str]:
@@ -263,3 +263,15 @@ def test_bad_responses_raise_unknown_token_naming_the_role(make, role):
     assert caught.value.role == role
     message = str(caught.value)
     assert not any(i.item_id in message for i in paper.items())
+
+
+def test_option_tokens_in_any_order_map_to_the_same_answer():
+    """A candidate's choices map to option ids in paper order, whatever order they were clicked."""
+    paper, variant = _variant()
+    vi = next(v for v in variant.items() if v.type == "multiple_choice")
+    clicked = list(reversed(vi.option_tokens[:3]))
+    canonical = to_canonical(variant, {vi.token: clicked})[vi.item_id]
+    ids = [o.option_id for o in paper.item(vi.item_id).options]
+    assert list(canonical) == sorted(canonical, key=ids.index)
+    assert set(canonical) == {vi.option_ids[j] for j in range(3)}
+    assert to_canonical(variant, {vi.token: []})[vi.item_id] == ()

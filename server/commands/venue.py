@@ -90,6 +90,13 @@ def _register_staff(venue_sub: argparse._SubParsersAction) -> None:  # type: ign
     add.add_argument("--name", required=True, help="full name")
     add.add_argument("--password-file", type=Path, help="file whose first line is the password")
     add.set_defaults(func=run_staff_add)
+    disable = staff_sub.add_parser(
+        "disable", help="disable an account and end its sessions (audited, with a reason)"
+    )
+    disable.add_argument("dir", type=Path, metavar="DIR")
+    disable.add_argument("--login", required=True)
+    disable.add_argument("--reason", required=True)
+    disable.set_defaults(func=run_staff_disable)
     show = staff_sub.add_parser("list", help="list staff accounts")
     show.add_argument("dir", type=Path, metavar="DIR")
     show.set_defaults(func=run_staff_list)
@@ -130,6 +137,18 @@ def run_staff_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_staff_disable(args: argparse.Namespace) -> int:
+    load_venue(args.dir)
+    db = open_venue_db(args.dir)
+    try:
+        with transaction(db):
+            staff.disable_staff(db, args.login, args.reason, actor=_actor(), now=_now())
+    finally:
+        db.close()
+    print(f"staff account {args.login} disabled; its sessions have ended")
+    return 0
+
+
 def run_staff_list(args: argparse.Namespace) -> int:
     load_venue(args.dir)
     db = open_venue_db(args.dir)
@@ -162,6 +181,20 @@ def _register_roster(venue_sub: argparse._SubParsersAction) -> None:  # type: ig
         "--subject", help="the subject code, needed when no package for the session is imported"
     )
     imp.set_defaults(func=run_roster_import)
+    fix = roster_sub.add_parser(
+        "correct",
+        help="correct one candidate's name or ID number (audited, with a reason; art. 42)",
+        description="Correct ONE field of one roster entry. The name and the ID number of a "
+        "candidate are never both changed: after one has been corrected the other is refused.",
+    )
+    fix.add_argument("dir", type=Path, metavar="DIR")
+    fix.add_argument("--session", required=True, help="the session id")
+    fix.add_argument("--ticket", required=True)
+    which = fix.add_mutually_exclusive_group(required=True)
+    which.add_argument("--name", help="the corrected name")
+    which.add_argument("--id-number", help="the corrected ID number")
+    fix.add_argument("--reason", required=True, help="why, and the evidence seen")
+    fix.set_defaults(func=run_roster_correct)
 
 
 def run_roster_import(args: argparse.Namespace) -> int:
@@ -175,6 +208,21 @@ def run_roster_import(args: argparse.Namespace) -> int:
     finally:
         db.close()
     print(f"roster of session {args.session}: {count} candidates imported")
+    return 0
+
+
+def run_roster_correct(args: argparse.Namespace) -> int:
+    load_venue(args.dir)
+    field, value = ("name", args.name) if args.name is not None else ("id_number", args.id_number)
+    db = open_venue_db(args.dir)
+    try:
+        with transaction(db):
+            roster.correct_candidate(
+                db, args.session, args.ticket, field, value, args.reason, actor=_actor(), now=_now()
+            )
+    finally:
+        db.close()
+    print(f"{field} of {args.ticket} corrected (audited)")
     return 0
 
 

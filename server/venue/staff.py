@@ -123,6 +123,23 @@ def add_staff(
     return int(cursor.lastrowid or 0)
 
 
+def disable_staff(db: Database, login: str, reason: str, *, actor: str, now: datetime) -> None:
+    """Disable an account and end its sessions at once; audited with the reason."""
+    if not reason.strip():
+        raise StaffError("disabling an account needs a reason")
+    row = db.execute("SELECT staff_id, active FROM staff WHERE login = ?", (login,)).fetchone()
+    if row is None:
+        raise StaffError(f"no staff account {login!r}: see `cbt venue staff list`")
+    if not row[1]:
+        raise StaffError(f"the account {login!r} is already disabled")
+    db.execute("UPDATE staff SET active = 0 WHERE staff_id = ?", (row[0],))
+    db.execute(
+        "UPDATE staff_sessions SET ended_at = ? WHERE staff_id = ? AND ended_at IS NULL",
+        (iso(now), row[0]),
+    )
+    record(db, actor, "staff.disabled", f"staff:{login}", {"reason": reason}, now=now)
+
+
 def list_staff(db: Database) -> list[dict[str, Any]]:
     """Every account (no hashes), by login."""
     return list(db.query("SELECT staff_id, login, name, role, active FROM staff ORDER BY login"))

@@ -22,6 +22,7 @@ from server.venue.staff import (
     StaffError,
     StaffIdentity,
     add_staff,
+    disable_staff,
     hash_password,
     staff_only,
     staff_routes,
@@ -232,3 +233,20 @@ def test_accounts_are_validated(venue_db: Database) -> None:
         add_staff(venue_db, "x1", "X Two", "invigilator", good, actor="cli:t", now=T0)
     with pytest.raises(StaffError, match="not one of"):
         add_staff(venue_db, "x2", "X Two", "supervisor", good, actor="cli:t", now=T0)
+
+
+async def test_disabling_an_account_ends_its_sessions(
+    client: TestClient[Any, Any], venue_db: Database, clock: SettableClock
+) -> None:
+    """A disabled account's open session is refused at once, and it cannot log in again."""
+    await log_in(client, "inv1")
+    with transaction(venue_db):
+        disable_staff(venue_db, "inv1", "left the venue", actor="chief", now=clock.now())
+    await problem(await client.get("/api/v1/staff/me"), 401, "not-logged-in")
+    await problem(
+        await client.post(
+            "/api/v1/staff/login", json={"login": "inv1", "password": PASSWORDS["inv1"]}
+        ),
+        401,
+        "login-failed",
+    )

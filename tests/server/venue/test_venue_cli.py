@@ -178,3 +178,33 @@ def test_a_bad_roster_names_row_and_column(
         == 1
     )
     assert "row 2, column id_number: has a wrong check digit" in capsys.readouterr().err
+
+
+def test_staff_disable_ends_the_account(
+    venue_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A disabled account is marked inactive and audited; disabling it twice is an error."""
+    pw = tmp_path / "pw"
+    pw.write_text("a-long-password\n")
+    d = str(venue_dir)
+    assert cbt(["venue", "staff", "add", d, "--login", "inv9", "--role", "invigilator",
+                "--name", "X", "--password-file", str(pw)]) == 0  # fmt: skip
+    assert cbt(["venue", "staff", "disable", d, "--login", "inv9", "--reason", "left"]) == 0
+    capsys.readouterr()
+    assert cbt(["venue", "staff", "list", d]) == 0
+    assert "(disabled)" in capsys.readouterr().out
+    assert cbt(["venue", "staff", "disable", d, "--login", "inv9", "--reason", "again"]) == 1
+    assert "already disabled" in capsys.readouterr().err
+
+
+def test_roster_correct_changes_one_field(
+    venue_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`roster correct` fixes a name; the ID number of the same candidate is then refused."""
+    d = str(venue_dir)
+    assert cbt(["venue", "roster", "import", d, str(EXAMPLES / "roster.csv"),
+                "--session", SESSION, "--subject", "27"]) == 0  # fmt: skip
+    fix = ["venue", "roster", "correct", d, "--session", SESSION, "--ticket", "2627BJ0010101"]
+    assert cbt([*fix, "--name", "唐皓然", "--reason", "typo"]) == 0
+    assert cbt([*fix, "--id-number", "11010519491231002X", "--reason", "x"]) == 1
+    assert "never both changed" in capsys.readouterr().err

@@ -80,12 +80,19 @@ def test_inverse_of_display_is_the_answer(
 def test_same_secret_and_ticket_give_the_same_variant(
     paper: Paper, secret: bytes, session_id: str, ticket: str
 ):
-    """The variant is a function of secret, session and ticket, and ignores the keys."""
+    """The variant is a function of secret, session and ticket, and ignores the keys;
+    the digest alone comes out the same without building the variant."""
     first = build_variant(paper, secret, session_id, ticket)
     again = VariantPlan(paper).build(secret, session_id, ticket)
     without_keys = build_variant(strip_keys(paper), secret, session_id, ticket)
     assert first == again == without_keys
     assert first.digest == without_keys.digest
+    assert VariantPlan(paper).digest(secret, session_id, ticket) == first.digest
+    if paper.forms:
+        with_form = VariantPlan(paper).build(secret, session_id, ticket, paper.forms[-1])
+        assert VariantPlan(paper).digest(secret, session_id, ticket, paper.forms[-1]) == (
+            with_form.digest
+        )
 
 
 @PROPS

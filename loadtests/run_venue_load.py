@@ -375,7 +375,10 @@ def main() -> int:
             run = lambda *a, **k: run_locust(*a, base=base, setup=setup, out=args.out,  # noqa: E731
                                              server=server, **k)  # fmt: skip
             phases = {"ping": run("ping", "PingUser", args.ping_users, args.ping_users, 15)}
-            phases["herd"] = run("herd", "HerdUser", args.candidates, args.candidates, 25)
+            phases["herd"] = run(
+                "herd", "HerdUser", args.candidates, args.candidates, 180,
+                extra_env={"CBT_LOAD_STOP_AFTER_PAPERS": str(args.candidates)},
+            )  # fmt: skip
             rss["herd"] = server.memory_info().rss / 2**20
             phases["steady"] = run(
                 "steady", "SteadyUser", args.candidates, max(1, args.candidates // 10),

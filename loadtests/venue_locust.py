@@ -10,8 +10,9 @@ User classes (pick one per run on the locust command line):
 Candidates come from the file in CBT_LOAD_TICKETS (one `ticket,id_number` per line), one per
 user. The `quitting` hook sets locust's exit code from thresholds in the environment:
 CBT_LOAD_MAX_FAILURES (default 0) and CBT_LOAD_P99_MS (for the request named "save"; unset:
-no latency threshold). Each user's moment of having its paper is written to
-CBT_LOAD_EVENTS (JSON) so the runner can tell how long the whole herd took.
+no latency threshold). CBT_LOAD_STOP_AFTER_PAPERS ends the run once that many papers have
+arrived. Each user's moment of having its paper is written to CBT_LOAD_EVENTS (JSON) so the
+runner can tell how long the whole herd took.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class CandidateUser(FastHttpUser):
             catch_response=True,
         ) as resp:
             if resp.status_code != 200:
-                resp.failure(f"login {resp.status_code}: {resp.text[:200]}")
+                resp.failure(f"login {resp.status_code}: {(resp.text or '')[:200]}")
                 return
             body = resp.json()
             self.token = body["token"]
@@ -81,12 +82,15 @@ class CandidateUser(FastHttpUser):
             "/api/v1/attempt/paper", headers=self.auth, name="paper", catch_response=True
         ) as resp:
             if resp.status_code != 200:
-                resp.failure(f"paper {resp.status_code}: {resp.text[:200]}")
+                resp.failure(f"paper {resp.status_code}: {(resp.text or '')[:200]}")
                 self.items = []
                 return
             paper = resp.json()
         self.items = [i for s in paper["sections"] for i in s["items"]]
         PAPER_TIMES.append(time.time())
+        target = int(os.environ.get("CBT_LOAD_STOP_AFTER_PAPERS", "0"))
+        if target and len(PAPER_TIMES) >= target and self.environment.runner is not None:
+            self.environment.runner.quit()  # the whole herd has its paper: the phase is over
 
     def answer(self, item: dict[str, Any]) -> Any:
         if "options" in item:
@@ -109,7 +113,7 @@ class CandidateUser(FastHttpUser):
             catch_response=True,
         ) as resp:
             if resp.status_code != 200 or resp.json().get("acked_seq") != self.seq:
-                resp.failure(f"save {resp.status_code}: {resp.text[:200]}")
+                resp.failure(f"save {resp.status_code}: {(resp.text or '')[:200]}")
 
     def heartbeat(self) -> None:
         if self.token:

@@ -62,7 +62,13 @@ def run_serve(args: argparse.Namespace) -> int:
         logging.getLogger("server.venue.requests").setLevel(logging.INFO)
     print(f"venue {venue.venue_id} serving on http://{settings.host}:{settings.port}", flush=True)
     web.run_app(
-        create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=None,
+        print=None,
+        # A whole room connects at once at the start; the default backlog of 128 drops SYNs.
+        backlog=4096,
     )
     return 0
 

@@ -327,6 +327,26 @@ def summarise(phases: dict[str, Phase], fsync: float, unlock_s: float, rss: dict
         f"{rss['unlocked']:.0f} / {rss['herd']:.0f} / {rss['steady']:.0f} MiB "
         f"({(rss['steady'] - rss['unlocked']) * 1024 / n:.1f} KiB per candidate) |",
         "",
+        "What limits these figures (computed from the same run):",
+        "",
+        f"- The machine is shared: the 1-minute load average was {herd.load_average:.1f} and "
+        f"{steady.load_average:.1f} on 2 cores during the herd and steady phases, so the "
+        f"server got {herd.cpu_percent:.0f}% / {steady.cpu_percent:.0f}% of one core and locust "
+        f"{herd.locust_cpu_percent:.0f}% / {steady.locust_cpu_percent:.0f}%. Neither was busy "
+        "on its own; latencies here are mostly waiting for a CPU, not service time.",
+        f"- Server CPU per request in the steady phase: "
+        f"{steady.cpu_percent * 10 / max(steady_rps, 0.001):.1f} ms (Python, aiohttp, JSON and "
+        "one read and one group-committed write per save).",
+        f"- Durable saves ran at {cap_rps / max(fsync, 1):.1f}x the raw fsync rate measured "
+        "beside them"
+        + (
+            ": more saves than fsyncs, so group commit shares each commit among many saves."
+            if cap_rps > fsync
+            else ": fewer saves than the disk could sync, so the disk was not the limit; CPU was."
+        ),
+        f"- The calibration itself is low ({ping_rps:,.0f} /ping per second), so the ratios "
+        "to /ping are the meaningful figures here, not the absolute rates.",
+        "",
         "| Target (PERFORMANCE.md) | Met |",
         "|---|---|",
         *[f"| {name} | {'yes' if ok else '**no**'} |" for name, ok in checks.items()],

@@ -12,7 +12,9 @@ partly right or typed in full-width / other case):
 - `score_paper`      the readable reference rules, for the ratio;
 - full central path  rebuild the candidate's variant from the secret and ticket
                      (`VariantPlan.build`), map the browser's tokens back (`to_canonical`),
-                     score with `KeyTable.total`.
+                     score with `KeyTable.total`;
+- digest check path  recompute only the variant's digest (`VariantPlan.digest`) to check the
+                     venue's record, and score canonical answers with `KeyTable.total`.
 
 Rates are given against wall time and against this process's CPU time: on a shared, busy
 machine the CPU figure is the one that says what one core does. Sheet generation is not timed.
@@ -124,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         for ticket, answers in zip(tickets, shown, strict=True):
             table.total(to_canonical(plan.build(SECRET, SESSION, ticket, None), answers))
 
+    def digest_path() -> None:
+        for ticket, answers in zip(tickets, sheets, strict=True):
+            plan.digest(SECRET, SESSION, ticket, None)
+            table.total(answers)
+
     figures = {
         "key_table_total": rate(
             lambda: [table.total(s) for s in sheets], len(sheets), args.seconds
@@ -135,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda: [score_paper(paper, s) for s in sample], len(sample), args.seconds
         ),
         "variant_build_canonical_total": rate(full_path, len(sheets), args.seconds),
+        "variant_digest_check_total": rate(digest_path, len(sheets), args.seconds),
     }
     results = {
         "items_per_paper": args.items,

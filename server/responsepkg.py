@@ -82,6 +82,7 @@ class ResponseHeader:
     payload_size: int  # bytes of the encrypted payload
     payload_sha256: str  # hex SHA-256 of the encrypted payload
     chunk_size: int  # plaintext bytes per STREAM chunk
+    summary: dict[str, Any]  # counts for the centre's status page and retention, see summarise()
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,6 +101,21 @@ class OpenedPackage:
 def key_fingerprint(public_key: crypto.Ed25519PublicKey) -> str:
     """Hex SHA-256 of a raw Ed25519 public key: how a header names its signer."""
     return hashlib.sha256(base64.b64decode(crypto.public_key_text(public_key))).hexdigest()
+
+
+def summarise(contents: dict[str, Any]) -> dict[str, Any]:
+    """The counts a header carries, so the centre can accept without decoding the JSON."""
+    attempts = contents.get("attempts", [])
+    violations = contents.get("violations", [])
+    return {
+        "attempts": len(attempts),
+        "submitted": sum(1 for a in attempts if a.get("submission")),
+        "absent": len(contents.get("absences", [])),
+        "violations": len(violations),
+        "incidents": len(contents.get("incidents", [])),
+        "serious_violation": any(bool(v.get("serious")) for v in violations),
+        "unlocked_at": (contents.get("session") or {}).get("unlocked_at"),
+    }
 
 
 def _context(session_id: str, venue_id: str, export_seq: int) -> bytes:
@@ -168,6 +184,7 @@ def build_response_package(
         payload_size=len(payload),
         payload_sha256=hashlib.sha256(payload).hexdigest(),
         chunk_size=CHUNK_SIZE,
+        summary=summarise(contents),
     )
     header_bytes = canonical_json(header.to_dict())
     signature = crypto.sign(venue_key, SIGNATURE_DOMAIN + header_bytes)
@@ -214,6 +231,8 @@ def _parse_header(header_bytes: bytes) -> ResponseHeader:
         or header.plaintext_size > MAX_PLAINTEXT
     ):
         raise PackageMalformed("the response package header holds an impossible size or sequence")
+    if not isinstance(header.summary, dict):
+        raise PackageMalformed("the response package header's summary is not an object")
     if header.format_version != FORMAT_VERSION or header.chunk_size != CHUNK_SIZE:
         raise PackageMalformed(
             f"response package format version {header.format_version} is not supported"
@@ -254,10 +273,9 @@ def verify_response_package(data: bytes, venue_public: crypto.Ed25519PublicKey) 
     return header
 
 
-def open_response_package(
+def _plaintext(
     data: bytes, venue_public: crypto.Ed25519PublicKey, central_wrap_key: crypto.X25519PrivateKey
-) -> OpenedPackage:
-    """Verify, then decrypt and decompress; the contents come back as plain data."""
+) -> tuple[ResponseHeader, bytes]:
     header = verify_response_package(data, venue_public)
     payload = _split(data)[3]
     context = _context(header.session_id, header.venue_id, header.export_seq)
@@ -271,11 +289,30 @@ def open_response_package(
     try:
         compressed = _decrypt(payload, key, context, header.compressed_size)
         plain = b"".join(decompress_stream([compressed], header.plaintext_size))
-        contents = json.loads(plain)
-    except (PaperpackError, ValueError) as exc:
-        raise PackageUnreadable(f"the payload does not decrypt or decode: {exc}") from None
+    except PaperpackError as exc:
+        raise PackageUnreadable(f"the payload does not decrypt or decompress: {exc}") from None
     finally:
         crypto.zeroise(key)
+    return header, plain
+
+
+def check_response_package(
+    data: bytes, venue_public: crypto.Ed25519PublicKey, central_wrap_key: crypto.X25519PrivateKey
+) -> ResponseHeader:
+    """Verify signature and hash, and that the payload decrypts and decompresses for this
+    centre, without decoding the JSON (what the upload endpoint needs to accept a package)."""
+    return _plaintext(data, venue_public, central_wrap_key)[0]
+
+
+def open_response_package(
+    data: bytes, venue_public: crypto.Ed25519PublicKey, central_wrap_key: crypto.X25519PrivateKey
+) -> OpenedPackage:
+    """Verify, then decrypt and decompress; the contents come back as plain data."""
+    header, plain = _plaintext(data, venue_public, central_wrap_key)
+    try:
+        contents = json.loads(plain)
+    except ValueError as exc:
+        raise PackageUnreadable(f"the payload is not JSON: {exc}") from None
     if (
         contents.get("session_id") != header.session_id
         or contents.get("venue_id") != header.venue_id

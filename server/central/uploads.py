@@ -151,7 +151,7 @@ async def patch_upload(request: web.Request) -> web.Response:
     return web.Response(status=204, headers={"Upload-Offset": str(new_offset)})
 
 
-async def _open(request: web.Request, data: bytes) -> responsepkg.OpenedPackage:
+async def _check(request: web.Request, data: bytes) -> responsepkg.ResponseHeader:
     header = responsepkg.read_header(data)
     venue = await request.app[keys.STORAGE].get_venue(header.venue_id)
     if venue is None:
@@ -160,29 +160,19 @@ async def _open(request: web.Request, data: bytes) -> responsepkg.OpenedPackage:
         )
     public = crypto.read_signing_public(venue.signing_public)
     wrapping = request.app[keys.AUTHORITY].wrapping_key
-    return await asyncio.to_thread(responsepkg.open_response_package, data, public, wrapping)
+    return await asyncio.to_thread(responsepkg.check_response_package, data, public, wrapping)
 
 
-def package_entry(opened: responsepkg.OpenedPackage, size: int) -> PackageEntry:
-    """What the store records about a package, from its verified contents."""
-    contents = opened.contents
-    attempts = contents.get("attempts", [])
-    violations = contents.get("violations", [])
-    summary = {
-        "attempts": len(attempts),
-        "submitted": sum(1 for a in attempts if a.get("submission")),
-        "absent": len(contents.get("absences", [])),
-        "violations": len(violations),
-        "incidents": len(contents.get("incidents", [])),
-        "unlocked_at": (contents.get("session") or {}).get("unlocked_at"),
-    }
+def package_entry(header: responsepkg.ResponseHeader, digest: str, size: int) -> PackageEntry:
+    """What the store records about a package, from its verified header."""
+    summary = dict(header.summary)
     return PackageEntry(
-        package_sha256=opened.package_sha256,
-        session_id=opened.header.session_id,
-        venue_id=opened.header.venue_id,
-        export_seq=opened.header.export_seq,
+        package_sha256=digest,
+        session_id=header.session_id,
+        venue_id=header.venue_id,
+        export_seq=header.export_seq,
         size=size,
-        serious_violation=any(bool(v.get("serious")) for v in violations),
+        serious_violation=bool(summary.pop("serious_violation", False)),
         summary=summary,
     )
 
@@ -211,10 +201,10 @@ async def finish_upload(request: web.Request) -> web.Response:
             422, "hash-mismatch", "the bytes received do not hash to the upload id; upload again"
         )
     try:
-        opened = await _open(request, data)
+        header = await _check(request, data)
     except responsepkg.ResponsePackageError as exc:
         raise Problem(422, REFUSALS.get(type(exc), "package-refused"), str(exc)) from None
-    if opened.header.venue_id != state.venue_id:
+    if header.venue_id != state.venue_id:
         raise Problem(422, "package-malformed", "the package names another venue than its upload")
     authority = app[keys.AUTHORITY].signing_key
 
@@ -226,7 +216,7 @@ async def finish_upload(request: web.Request) -> web.Response:
     now = iso(app[keys.CLOCK].now())
     try:
         receipt = await app[keys.STORAGE].accept_package(
-            package_entry(opened, len(data)), data, sign, now
+            package_entry(header, state.upload_id, len(data)), data, sign, now
         )
     except PackageReplayed as exc:
         raise Problem(409, "package-replayed", str(exc)) from None

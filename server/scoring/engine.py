@@ -25,7 +25,7 @@ from typing import Any
 from paperpack.canonical import canonical_hash
 from paperpack.model import Paper
 from paperpack.scoring import Answer, KeyTable, compile_key
-from paperpack.variants import UnknownToken, VariantError, VariantPlan, to_canonical
+from paperpack.variants import UnknownToken, VariantError, VariantPlan, paused_gc, to_canonical
 from server.scoring.material import VenueMaterial
 from server.scoring.packages import VenuePackage
 
@@ -98,13 +98,6 @@ class AttemptScorer:
         out.answers = canonical
         out.earned = self.table.earned(canonical)
 
-    def total(self, ticket: str, form: str | None, digest: str, responses: Any) -> float:
-        """Variant check, inverse and key table for one candidate: what the benchmark times."""
-        variant = self.plan.build(self.secret, self.session_id, ticket, form)
-        if variant.digest != digest:
-            raise UnknownToken("item", "variant mismatch")
-        return self.table.total(to_canonical(variant, responses))
-
 
 def _hold(out: CandidateScore, why: str) -> None:
     out.status = HELD
@@ -148,21 +141,11 @@ def score_venue(
     roster = _roster(contents)
     absent = {str(a["ticket"]) for a in contents.get("absences", []) if "ticket" in a}
     results: dict[str, CandidateScore] = {}
-    for attempt in contents.get("attempts", []):
-        ticket = str(attempt["ticket"])
-        person = roster.get(ticket, {})
-        out = CandidateScore(
-            package.venue_id, ticket, str(person.get("name", "")), str(person.get("id_number", ""))
-        )
-        submission = attempt.get("submission") or {}
-        out.submitted = bool(submission)
-        out.receipt_venue = str(submission.get("receipt", ""))
-        if submission.get("answers") is not None:
-            out.receipt_centre = canonical_hash(submission["answers"])
-        scorer.score(attempt, out)
-        if ticket in absent:
-            _hold(out, "marked absent by the venue yet has an attempt with answers")
-        results[ticket] = out
+    with paused_gc():  # thousands of answer dicts, no cycles: see paperpack.variants.paused_gc
+        for attempt in contents.get("attempts", []):
+            results[str(attempt["ticket"])] = _score_attempt(
+                package.venue_id, attempt, roster, absent, scorer
+            )
     for ticket in sorted((set(roster) | absent) - set(results)):
         person = roster.get(ticket, {})
         results[ticket] = CandidateScore(
@@ -174,6 +157,29 @@ def score_venue(
         )
     _apply_violations(package, results)
     return list(results.values())
+
+
+def _score_attempt(
+    venue_id: str,
+    attempt: Mapping[str, Any],
+    roster: Mapping[str, Mapping[str, Any]],
+    absent: set[str],
+    scorer: AttemptScorer,
+) -> CandidateScore:
+    ticket = str(attempt["ticket"])
+    person = roster.get(ticket, {})
+    out = CandidateScore(
+        venue_id, ticket, str(person.get("name", "")), str(person.get("id_number", ""))
+    )
+    submission = attempt.get("submission") or {}
+    out.submitted = bool(submission)
+    out.receipt_venue = str(submission.get("receipt", ""))
+    if submission.get("answers") is not None:
+        out.receipt_centre = canonical_hash(submission["answers"])
+    scorer.score(attempt, out)
+    if ticket in absent:
+        _hold(out, "marked absent by the venue yet has an attempt with answers")
+    return out
 
 
 def _apply_violations(package: VenuePackage, results: dict[str, CandidateScore]) -> None:

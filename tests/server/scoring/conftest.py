@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -314,7 +315,7 @@ async def hand_in(
                         crypto.public_key_text(crypto.generate_wrapping_key().public_key()),
                         iso(START))
         )  # fmt: skip
-    opened = responsepkg.open_response_package(
+    header = responsepkg.check_response_package(
         data, packed.venue_keys[venue].public_key(), authority.wrapping_key
     )
 
@@ -322,7 +323,10 @@ async def hand_in(
         return sign_receipt(authority.signing_key, entry, received_at, position, prev, root)
 
     await storage.accept_package(
-        package_entry(opened, len(data)), data, sign, iso(START + timedelta(hours=4))
+        package_entry(header, hashlib.sha256(data).hexdigest(), len(data)),
+        data,
+        sign,
+        iso(START + timedelta(hours=4)),
     )
 
 

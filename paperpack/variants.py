@@ -151,7 +151,7 @@ class _ItemPlan(NamedTuple):
     type: str
     option_ids: tuple[str, ...]  # paper order
     slots: tuple[int, ...]  # canonical indices of the movable options
-    perm_offset: int  # stream offset of the option permutation, -1 = options keep their order
+    perm_at: int  # index in the stream's numbers of the option permutation, -1 = fixed order
     table: tuple[_Arrangement, ...]  # every arrangement, indexed by permutation number
     fixed: _Arrangement  # the arrangement when options keep their order
     token_index: int  # the item token; its option slot tokens and blank tokens follow
@@ -161,8 +161,7 @@ class _ItemPlan(NamedTuple):
 class _SectionPlan(NamedTuple):
     section_id: str
     items: tuple[_ItemPlan, ...]
-    order_offset: int  # stream offset of the item sort keys, -1 = authored order
-    order_format: str  # struct format of the sort keys
+    order_at: int  # index in the stream's numbers of the item sort keys, -1 = authored order
 
 
 @cache
@@ -232,25 +231,26 @@ class VariantPlan:
         self._tokens = 0
         self._sections = tuple(self._plan_section(s) for s in paper.sections)
         self._token_offset = self._offset
+        self._numbers = struct.Struct(f">{self._offset // 8}Q")
         self.stream_bytes = self._offset + TOKEN_BYTES * self._tokens
 
     def _plan_section(self, section: Section) -> _SectionPlan:
         items = tuple(self._plan_item(item, n) for n, item in enumerate(section.items))
-        order_offset = -1
+        order_at = -1
         if section.shuffle and len(items) >= 2:
-            order_offset = self._offset
+            order_at = self._offset // 8
             self._offset += 8 * len(items)
-        return _SectionPlan(section.section_id, items, order_offset, f">{len(items)}Q")
+        return _SectionPlan(section.section_id, items, order_at)
 
     def _plan_item(self, item: Item, position: int) -> _ItemPlan:
         option_ids = tuple(o.option_id for o in item.options)
         if len(option_ids) > 255 or position > 0xFFFF:
             raise VariantError(f"item {item.item_id}: too many options or items for a variant")
         slots = tuple(n for n, o in enumerate(item.options) if not o.fixed)
-        perm_offset = -1
+        perm_at = -1
         table: tuple[_Arrangement, ...] = ()
         if item.type in CHOICE_TYPES and item.shuffle_options and len(slots) >= 2:
-            perm_offset = self._offset
+            perm_at = self._offset // 8
             self._offset += 8 if len(slots) <= _TABLE_MAX else 8 * len(slots)
             table = _option_table(option_ids, slots, position)
         blanks = len(item.blanks) if item.type == "fill_blank" else 0
@@ -261,7 +261,7 @@ class VariantPlan:
             item.type,
             option_ids,
             slots,
-            perm_offset,
+            perm_at,
             table,
             _arrangement(option_ids, tuple(range(len(option_ids))), position),
             token_index,
@@ -278,13 +278,15 @@ class VariantPlan:
 
     def _stream(
         self, variant_secret: bytes, session_id: str, ticket: str, form: str | None
-    ) -> tuple[bytes, bytes]:
-        """The candidate's stream, and the form as the stream and the digest encode it."""
+    ) -> tuple[bytes, tuple[int, ...], bytes]:
+        """The candidate's stream, its 64-bit numbers before the tokens, and the form as the
+        stream and the digest encode it."""
         self._check_form(form)
         seed = variant_seed(variant_secret, session_id, ticket)
         form_bytes = b"\x00" if form is None else b"\x01" + _length_prefixed(form)
         stream = hashlib.shake_256(STREAM_LABEL + seed + form_bytes).digest(self.stream_bytes)
-        return stream, form_bytes
+        # Every decision before the tokens is a big-endian 64-bit number: one C call reads all.
+        return stream, self._numbers.unpack_from(stream), form_bytes
 
     def _digest(self, ticket: str, form_bytes: bytes, orders: bytearray, text: str) -> str:
         return hashlib.sha256(
@@ -300,7 +302,7 @@ class VariantPlan:
         self, variant_secret: bytes, session_id: str, ticket: str, form: str | None = None
     ) -> Variant:
         """The variant of candidate `ticket` in session `session_id` (and `form`, if any)."""
-        stream, form_bytes = self._stream(variant_secret, session_id, ticket, form)
+        stream, numbers, form_bytes = self._stream(variant_secret, session_id, ticket, form)
         text = stream[self._token_offset :].hex(" ", TOKEN_BYTES)
         tokens = tuple(text.split(" "))
         if len(set(tokens)) != len(tokens):
@@ -310,7 +312,7 @@ class VariantPlan:
             )
         orders = bytearray()
         sections = tuple(
-            VariantSection(sp.section_id, _build_section(sp, stream, tokens, orders))
+            VariantSection(sp.section_id, _build_section(sp, numbers, tokens, orders))
             for sp in self._sections
         )
         return Variant(ticket, form, self._digest(ticket, form_bytes, orders, text), sections)
@@ -322,51 +324,48 @@ class VariantPlan:
 
         For checking a recorded digest where the variant itself is not needed.
         """
-        stream, form_bytes = self._stream(variant_secret, session_id, ticket, form)
+        stream, numbers, form_bytes = self._stream(variant_secret, session_id, ticket, form)
         orders = bytearray()
         for sp in self._sections:
-            for ip in _display_items(sp, stream):
-                orders += _arrange(ip, stream).trace
+            for ip in _display_items(sp, numbers):
+                orders += _arrange(ip, numbers).trace
         text = stream[self._token_offset :].hex(" ", TOKEN_BYTES)
         return self._digest(ticket, form_bytes, orders, text)
 
 
-def _display_items(sp: _SectionPlan, stream: bytes) -> tuple[_ItemPlan, ...]:
+def _display_items(sp: _SectionPlan, numbers: tuple[int, ...]) -> tuple[_ItemPlan, ...]:
     """The section's items in this candidate's display order."""
-    if sp.order_offset < 0:
+    if sp.order_at < 0:
         return sp.items
-    keys = struct.unpack_from(sp.order_format, stream, sp.order_offset)
+    keys = numbers[sp.order_at : sp.order_at + len(sp.items)]
     return tuple([sp.items[i] for i in sorted(range(len(sp.items)), key=keys.__getitem__)])
 
 
-def _arrange(ip: _ItemPlan, stream: bytes) -> _Arrangement:
+def _arrange(ip: _ItemPlan, numbers: tuple[int, ...]) -> _Arrangement:
     """The item's option arrangement for this candidate."""
-    if ip.perm_offset < 0:
+    if ip.perm_at < 0:
         return ip.fixed
     if ip.table:
-        number = int.from_bytes(stream[ip.perm_offset : ip.perm_offset + 8], "big")
-        return ip.table[number % len(ip.table)]
-    k = len(ip.slots)
-    keys = struct.unpack_from(f">{k}Q", stream, ip.perm_offset)
-    perm = sorted(range(k), key=keys.__getitem__)
+        return ip.table[numbers[ip.perm_at] % len(ip.table)]
+    keys = numbers[ip.perm_at : ip.perm_at + len(ip.slots)]
+    perm = sorted(range(len(ip.slots)), key=keys.__getitem__)
     order = _display_order(len(ip.option_ids), ip.slots, perm)
     return _arrangement(ip.option_ids, order, int.from_bytes(ip.fixed.trace[:2]))
 
 
 def _build_section(
-    sp: _SectionPlan, stream: bytes, tokens: tuple[str, ...], orders: bytearray
+    sp: _SectionPlan, numbers: tuple[int, ...], tokens: tuple[str, ...], orders: bytearray
 ) -> tuple[VariantItem, ...]:
     out = []
     new = tuple.__new__  # VariantItem's own __new__ is a Python function; this is the hot loop
-    for ip in _display_items(sp, stream):
-        item_id, kind, option_ids, _, perm_offset, table, fixed, t, blanks = ip
-        if perm_offset < 0:
+    for ip in _display_items(sp, numbers):
+        item_id, kind, option_ids, _, perm_at, table, fixed, t, blanks = ip
+        if perm_at < 0:
             arrangement = fixed
         elif table:  # the usual case, inline
-            number = int.from_bytes(stream[perm_offset : perm_offset + 8], "big")
-            arrangement = table[number % len(table)]
+            arrangement = table[numbers[perm_at] % len(table)]
         else:
-            arrangement = _arrange(ip, stream)
+            arrangement = _arrange(ip, numbers)
         order, ids, trace = arrangement
         orders += trace
         first = t + 1 + len(option_ids)

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Durability = Literal["FULL", "NORMAL"]
 _SYNCHRONOUS_VALUES = {"FULL": 2, "NORMAL": 1}
+BUSY_TIMEOUT_MS = 10_000  # how long a statement waits for another connection's lock
 
 
 class StoreError(CbtError):
@@ -57,7 +58,7 @@ def connect(
     """
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
     try:
-        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL")
@@ -233,8 +234,8 @@ class Store:
                 try:
                     first = self._queue.get(timeout=self.checkpoint_idle_s if dirty else None)
                 except queue.Empty:
-                    self._checkpoint(db, "TRUNCATE")
-                    dirty = False
+                    # Still dirty if a reader kept the checkpoint from finishing: retry later.
+                    dirty = not self._checkpoint(db, "TRUNCATE")
                     continue
                 batch, stop = self._take_batch(first)
                 calls = [c for c in batch if isinstance(c, _Call)]
@@ -330,9 +331,18 @@ class Store:
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
                 loop.call_soon_threadsafe(_resolve, items)
 
-    def _checkpoint(self, db: Database, mode: str) -> None:
-        db.conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+    def _checkpoint(self, db: Database, mode: str) -> bool:
+        """Checkpoint the WAL; True if it completed. Never waits on readers for long: a
+        TRUNCATE waits for every reader to reach the latest snapshot, and the writer must not
+        stall saves behind a long read (an export), so it gives up after 50 ms instead."""
+        conn = db.conn
+        conn.execute("PRAGMA busy_timeout = 50")
+        try:
+            busy, _, _ = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self.stats.checkpoints += 1
+        return not busy
 
     def _checkpoint_if_large(self, db: Database) -> None:
         wal = self.path.with_name(self.path.name + "-wal")

@@ -29,7 +29,7 @@ from typing import Any
 
 from paperpack.errors import PaperpackError
 from paperpack.model import CHOICE_TYPES, Item, Normalisation, Paper
-from paperpack.scoring import KeyTable, ScoreSheet, compile_key, normalise_fill, score_paper
+from paperpack.scoring import KeyTable, compile_key, normalise_fill, score_paper
 from paperpack.variants import (
     Variant,
     VariantItem,
@@ -108,6 +108,10 @@ class _Expectations:
         }
         self.full = {i.item_id: (0.0 if i.type == "essay" else i.points) for i in paper.items()}
         self.planted = {i.item_id: self._planted_score(i) for i in paper.items()}
+        # The same in paper order, to compare with KeyTable.earned.
+        self.item_ids = [i.item_id for i in paper.items()]
+        self.full_list = [self.full[i] for i in self.item_ids]
+        self.planted_list = [self.planted[i] for i in self.item_ids]
         self._key_slots: _SlotCache = {}
         self._planted_slots: _SlotCache = {}
 
@@ -169,11 +173,13 @@ class _Expectations:
         return tuple(wrong[:1]) if wrong else tuple(j for j, q in slots if q in key)
 
 
-def _first_difference(got: ScoreSheet, expected: Mapping[str, float]) -> tuple[str, float, float]:
-    for item_id, points in expected.items():
-        if got.items.get(item_id) != points:
-            return item_id, got.items.get(item_id, 0.0), points
-    return "(total)", got.total, sum(expected.values())
+def _first_difference(
+    item_ids: Sequence[str], got: Sequence[float], want: Sequence[float]
+) -> tuple[str, float, float]:
+    for item_id, earned, expected in zip(item_ids, got, want, strict=True):
+        if earned != expected:
+            return item_id, earned, expected
+    raise AssertionError("no difference between equal score lists")  # pragma: no cover
 
 
 def _check_render(paper: Paper, variant: Variant) -> None:
@@ -208,17 +214,17 @@ def _check_render(paper: Paper, variant: Variant) -> None:
 
 def _check_candidate(expect: _Expectations, table: KeyTable, variant: Variant) -> int:
     """Key and planted answers of one candidate; returns the planted item answers checked."""
-    sheet = table.score(to_canonical(variant, expect.key_answers(variant)))
-    if sheet.items != expect.full:
-        item_id, got, want = _first_difference(sheet, expect.full)
+    earned = table.earned(to_canonical(variant, expect.key_answers(variant)))
+    if earned != expect.full_list:
+        item_id, got, want = _first_difference(expect.item_ids, earned, expect.full_list)
         raise ProofFailed(
             f"ticket {variant.ticket}: item {item_id} answered with the key in display order "
             f"scored {got:g} instead of {want:g}: the variant and the key disagree"
         )
     planted = expect.planted_answers(variant)
-    sheet = table.score(to_canonical(variant, planted))
-    if sheet.items != expect.planted:
-        item_id, got, want = _first_difference(sheet, expect.planted)
+    earned = table.earned(to_canonical(variant, planted))
+    if earned != expect.planted_list:
+        item_id, got, want = _first_difference(expect.item_ids, earned, expect.planted_list)
         raise ProofFailed(
             f"ticket {variant.ticket}: item {item_id} with a planted wrong answer scored "
             f"{got:g} instead of {want:g}: the scoring rules and the variant disagree"

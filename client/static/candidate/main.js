@@ -216,7 +216,7 @@ function buildPalette() {
     button.className = "palette-item";
     button.dataset.index = String(index);
     button.textContent = String(entry.number);
-    button.addEventListener("click", () => goTo(index));
+    button.addEventListener("click", () => goTo(index, { focus: true }));
     list.append(button);
   });
   refreshPalette();
@@ -238,7 +238,7 @@ function refreshPalette() {
   }
 }
 
-async function goTo(index) {
+async function goTo(index, { focus = false } = {}) {
   state.current = Math.max(0, Math.min(state.flat.length - 1, index));
   sessionStorage.setItem("cbt.current", String(state.current));
   const entry = state.flat[state.current];
@@ -257,6 +257,8 @@ async function goTo(index) {
   $("prev-item").disabled = state.current === 0;
   $("next-item").disabled = state.current === state.flat.length - 1;
   refreshPalette();
+  // After moving to another item, keyboard users continue from its heading.
+  if (focus) $("item-heading").focus();
 }
 
 function answerChanged(item, answer) {
@@ -404,8 +406,8 @@ function handleFatal(err) {
 // ---- page set-up ----------------------------------------------------------------------------------
 
 function setupControls() {
-  $("prev-item").addEventListener("click", () => goTo(state.current - 1));
-  $("next-item").addEventListener("click", () => goTo(state.current + 1));
+  $("prev-item").addEventListener("click", () => goTo(state.current - 1, { focus: true }));
+  $("next-item").addEventListener("click", () => goTo(state.current + 1, { focus: true }));
   $("flag-item").addEventListener("click", toggleFlag);
   $("submit-button").addEventListener("click", openConfirm);
   $("confirm-cancel").addEventListener("click", () => $("confirm-dialog").close());

@@ -120,7 +120,7 @@ function essayControls(item, answer, onChange) {
 
 export async function renderItem(container, { item, number, answer, api, onChange }) {
   container.replaceChildren();
-  const heading = element("h2", { id: "item-heading" });
+  const heading = element("h2", { id: "item-heading", tabindex: "-1" });
   heading.textContent = `${t("exam.item", { n: number })} ${t("exam.points", { points: item.points })}`;
   const stem = element("div", { class: "stem" });
   stem.innerHTML = withDeferredAssets(item.stem);

@@ -1,0 +1,278 @@
+"""Browser tests: the real venue server on a real port, driven by Debian's Chromium.
+
+`exam_venue` (once per run) packs the sample paper (examples/paper.yaml: every item type,
+Chinese and English, an image, forms A/B) for venue BJ-001, and sets the venue up the way an
+administrator does: rooms from examples/rooms.yaml, the roster examples/roster.csv (30
+candidates), the seeded seat draw, four staff accounts. `live_venue` copies it and serves the
+real app from a background thread with an injected clock, so a test can move time to the
+start, the sealed period or the end; `browser` is one headless Chromium for the whole run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import shutil
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from paperpack.authority import init_authority, load_authority
+from paperpack.crypto import public_key_text
+from paperpack.pack import pack_venue
+from paperpack.paperfile import load_paper
+from paperpack.release import issue_release
+from paperpack.session import session_from_dict
+from server.clock import SettableClock
+from server.store import transaction
+from server.venue.app import create_app
+from server.venue.roster import import_roster_file
+from server.venue.seats import draw_seats, load_rooms, store_rooms
+from server.venue.settings import Settings
+from server.venue.staff import add_staff, hash_password
+from server.venue.workspace import init_venue, open_venue_db
+from tests.conftest import EXAMPLES, require
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+START = datetime(2026, 11, 7, 1, 0, tzinfo=UTC)  # 09:00 in Beijing
+SESSION_ID = "2026H2-27-AM"
+VENUE_ID = "BJ-001"
+PASSWORD = "correct horse battery"
+STAFF = {
+    "admin": ("system_administrator", "王管理 / Admin Wang"),
+    "chief": ("chief_examiner", "李主考 / Chief Li"),
+    "inv1": ("invigilator", "张监考 / Invigilator Zhang"),
+    "inv2": ("invigilator", "刘监考 / Invigilator Liu"),
+}
+
+
+@dataclass(frozen=True)
+class ExamVenue:
+    directory: Path  # the prepared venue directory, copied per test
+    package_dir: Path
+    cards: dict[int, str]  # holder number -> share card text
+    release_code: str
+    candidates: list[dict[str, str]]  # roster rows (ticket, name, id_number, ...)
+
+
+def _pack_sample(root: Path, wrap_public: str) -> tuple[Path, dict[int, str], str]:
+    init_authority(root / "authority")
+    authority = load_authority(root / "authority")
+    paper = load_paper(EXAMPLES / "paper.yaml")
+    session = session_from_dict(
+        {
+            "session_id": SESSION_ID,
+            "subject": {"code": paper.subject_code, "name": paper.subject_name},
+            "start": START.isoformat(),
+            "duration_minutes": paper.duration_minutes,
+            "venues": [
+                {
+                    "id": VENUE_ID,
+                    "name": "北京 第一考点 / Beijing centre 1",
+                    "public_key": wrap_public,
+                    "supervisors": 3,
+                    "threshold": 2,
+                }
+            ],
+        }
+    )
+    packed = pack_venue(
+        paper, session, session.venues[0], authority, root / "out", now=START - timedelta(days=3)
+    )
+    cards = {
+        int(p.stem.split("-")[1]): p.read_text(encoding="utf-8")
+        for p in sorted(packed.shares_dir.glob("holder-*.txt"))
+    }
+    release = issue_release(authority, SESSION_ID, VENUE_ID, now=START - timedelta(hours=1))
+    (root / "authority-sign.pub").write_text(public_key_text(authority.signing_public) + "\n")
+    return packed.package_dir, cards, release.code
+
+
+def _set_up_venue(directory: Path, forms: tuple[str, ...]) -> None:
+    db = open_venue_db(directory)
+    now = START - timedelta(days=1)
+    with transaction(db):
+        for login, (role, name) in STAFF.items():
+            add_staff(db, login, name, role, hash_password(PASSWORD), actor="cli:test", now=now)
+        store_rooms(db, load_rooms(EXAMPLES / "rooms.yaml"), actor="cli:test", now=now)
+        import_roster_file(
+            db, EXAMPLES / "roster.csv", SESSION_ID, actor="cli:test", now=now, subject="27"
+        )
+        draw_seats(db, SESSION_ID, actor="cli:test", now=now, seed=b"\x01" * 32, forms=forms)
+    db.close()
+
+
+@pytest.fixture(scope="session")
+def exam_venue(tmp_path_factory: pytest.TempPathFactory) -> ExamVenue:
+    root = tmp_path_factory.mktemp("exam-venue")
+    venue = init_venue(root / "venue", VENUE_ID, "北京 第一考点", now=START - timedelta(days=5))
+    package_dir, cards, code = _pack_sample(root, venue.wrap_public)
+    shutil.copy(root / "authority-sign.pub", venue.keys_dir / "authority-sign.pub")
+    _set_up_venue(venue.directory, load_paper(EXAMPLES / "paper.yaml").forms)
+    with (EXAMPLES / "roster.csv").open(encoding="utf-8-sig") as handle:
+        candidates = list(csv.DictReader(handle))
+    return ExamVenue(venue.directory, package_dir, cards, code, candidates)
+
+
+@dataclass
+class LiveVenue:
+    """The real venue app on a real loopback port, served from a background thread."""
+
+    directory: Path
+    clock: SettableClock
+    exam: ExamVenue
+    port: int = 0
+    staff_headers: dict[str, dict[str, str]] = field(default_factory=dict)
+    _loop: asyncio.AbstractEventLoop | None = None
+    _runner: web.AppRunner | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        ready = threading.Event()
+
+        async def serve() -> None:
+            settings = Settings(venue_dir=self.directory, log_requests=False)
+            self._runner = web.AppRunner(create_app(settings, clock=self.clock))
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            server = site._server
+            assert server is not None
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            ready.set()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(serve())
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        assert ready.wait(30), "the venue server did not start"
+
+    def stop(self) -> None:
+        assert self._loop is not None and self._runner is not None
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        assert self._thread is not None
+        self._thread.join(30)
+
+    def call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any, Any]:
+        """One JSON request; returns (status, parsed body, response headers)."""
+        data = None if body is None else json.dumps(body).encode()
+        # Only ever http://127.0.0.1:<port>: the URL is built here, never taken from input.
+        request = urllib.request.Request(self.url + path, data=data, method=method)  # noqa: S310
+        request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback)
+                return response.status, json.loads(response.read() or b"null"), response.headers
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null"), error.headers
+
+    def staff(self, login: str) -> dict[str, str]:
+        if login not in self.staff_headers:
+            status, body, headers = self.call(
+                "POST", "/api/v1/staff/login", {"login": login, "password": PASSWORD}
+            )
+            assert status == 200, body
+            cookie = headers["Set-Cookie"].split(";")[0]
+            self.staff_headers[login] = {"Cookie": cookie, "X-CSRF-Token": body["csrf_token"]}
+        return self.staff_headers[login]
+
+    def import_package(self) -> None:
+        status, body, _ = self.call(
+            "POST",
+            "/api/v1/staff/packages",
+            {"path": str(self.exam.package_dir)},
+            self.staff("admin"),
+        )
+        assert status == 201, body
+
+    def unlock(self) -> None:
+        """Import, then the ceremony through the API: two supervisors and the release code."""
+        self.import_package()
+        status, body, _ = self.call(
+            "POST", "/api/v1/staff/ceremony", {"session_id": SESSION_ID}, self.staff("admin")
+        )
+        assert status == 201, body
+        for login, holder in (("chief", 1), ("inv1", 2)):
+            status, body, _ = self.call(
+                "POST",
+                "/api/v1/staff/ceremony/shares",
+                {"share": self.exam.cards[holder]},
+                self.staff(login),
+            )
+            assert status == 200, body
+        status, body, _ = self.call(
+            "POST",
+            "/api/v1/staff/ceremony/release",
+            {"code": self.exam.release_code},
+            self.staff("admin"),
+        )
+        assert status == 200 and body["status"] == "unlocked", body
+
+    def candidate(self, n: int) -> dict[str, str]:
+        return self.exam.candidates[n]
+
+
+@pytest.fixture
+def live_venue(exam_venue: ExamVenue, tmp_path: Path) -> Iterator[LiveVenue]:
+    """A fresh copy of the prepared venue, served for one test; the clock in the window."""
+    directory = tmp_path / "venue"
+    shutil.copytree(exam_venue.directory, directory)
+    live = LiveVenue(directory, SettableClock(START - timedelta(minutes=30)), exam_venue)
+    live.start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Debian Chromium for the run (never a downloaded browser)."""
+    require(
+        CHROMIUM.exists(),
+        "Chromium not found at /usr/bin/chromium: apt-get install -y chromium",
+    )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def screenshot_dir() -> Path | None:
+    """Where to write screenshots for docs/ (set CBT_SCREENSHOTS=docs/screenshots), or None."""
+    import os
+
+    target = os.environ.get("CBT_SCREENSHOTS")
+    if not target:
+        return None
+    path = Path(target)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -129,7 +129,7 @@ def test_answers_made_offline_arrive_and_a_reload_loses_nothing(
     ticket = live_venue.candidate(1)["ticket"]
     context.set_offline(True)
     began = time.monotonic()
-    for index in range(10):
+    for _ in range(10):
         answer_current(page)
         page.click("#next-item")
         page.wait_for_timeout(4000)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import functools
+import shutil
+import ssl
+import subprocess
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from sqlite_utils import Database
 
 from server import keys
@@ -27,6 +31,7 @@ from server.venue.staff import (
     staff_only,
     staff_routes,
 )
+from tests.conftest import require
 
 T0 = datetime(2026, 6, 1, 7, 0, tzinfo=UTC)
 PASSWORDS = {"chief": "chief-pass-123", "inv1": "inv1-pass-456", "admin": "admin-pass-789"}
@@ -250,3 +255,40 @@ async def test_disabling_an_account_ends_its_sessions(
         401,
         "login-failed",
     )
+
+
+def self_signed_context(tmp_path: Path) -> ssl.SSLContext:
+    """A TLS server context with a throw-away self-signed certificate (openssl CLI)."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def test_the_cookie_is_secure_over_tls(
+    store: Store, venue_db: Database, clock: SettableClock, aiohttp_client: ClientFactory,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """Served over TLS, the session cookie carries the Secure flag as well."""
+    require(shutil.which("openssl") is not None, "apt-get install -y openssl")
+    with transaction(venue_db):
+        add_staff(venue_db, "chief", "Chief", "chief_examiner", hashed("chief"), actor="t", now=T0)
+    app = web.Application(middlewares=[problem_middleware])
+    app[keys.STORE] = store
+    app[keys.CLOCK] = clock
+    app.add_routes(staff_routes)
+    server = TestServer(app)
+    await server.start_server(ssl=self_signed_context(tmp_path))
+    client = await aiohttp_client(server)
+    assert str(client.make_url("/")).startswith("https://")
+    resp = await client.post(
+        "/api/v1/staff/login", json={"login": "chief", "password": PASSWORDS["chief"]}, ssl=False
+    )
+    assert resp.status == 200
+    cookie = resp.cookies[COOKIE]
+    assert cookie["secure"] and cookie["httponly"] and cookie["samesite"] == "Strict"

@@ -306,3 +306,21 @@ def test_the_exam_page_reads_at_200_percent_zoom(browser: Any, live_venue: LiveV
     for control in ("#next-item", "#flag-item", ".palette-item"):
         assert page.locator(control).first.is_visible()
     context.close()
+
+
+def test_the_timer_warns_and_the_server_ends_the_exam(browser: Any, live_venue: LiveVenue) -> None:
+    """15 minutes before the end the page warns; past the end it shows the server closed it."""
+    started(live_venue)
+    context, page = open_exam(browser, live_venue, 7)
+    answer_current(page)
+    wait_saved(page)
+    live_venue.clock.set(START + timedelta(minutes=150 - 14))
+    page.reload()
+    page.wait_for_selector("#alert:not([hidden])", timeout=15000)
+    assert "15 分钟" in (page.text_content("#alert") or "")
+    assert (page.text_content("#time-left") or "").startswith("00:1")
+    live_venue.clock.set(START + timedelta(minutes=150, seconds=1))
+    page.reload()
+    page.wait_for_selector("#screen-done:not([hidden])", timeout=15000)
+    assert "考试已结束" in (page.text_content("#done-message") or "")
+    context.close()

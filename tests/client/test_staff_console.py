@@ -110,9 +110,7 @@ def test_room_monitor_shows_seats_and_records_a_time_grant(
     page.fill("#act-grant-minutes", "7")
     page.fill("#act-grant-reason", "计算机故障，更换座位 / PC failed, moved")
     page.click("#act-grant button[type=submit]")
-    page.wait_for_function(
-        "() => document.getElementById('mon-message').textContent.length > 0"
-    )
+    page.wait_for_function("() => document.getElementById('mon-message').textContent.length > 0")
     assert page.text_content("#mon-message") == "已完成。"
     if screenshot_dir:
         page.screenshot(path=str(screenshot_dir / "monitor.png"), full_page=True)

@@ -69,7 +69,7 @@ function setupLogin() {
 // ---- after login: waiting or exam -----------------------------------------------------
 
 function isOver(attempt) {
-  return ["submitted", "closed", "ended", "expired"].includes(attempt.status) || attempt.submitted_at;
+  return ["submitted", "closed", "time_up"].includes(attempt.status) || Boolean(attempt.submitted_at);
 }
 
 // What a reload without network needs: the last attempt status, the paper and the answers.

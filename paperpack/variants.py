@@ -207,7 +207,13 @@ def _structure(paper: Paper) -> list[Any]:
                 s.section_id,
                 s.shuffle,
                 [
-                    [i.item_id, i.type, [[o.option_id, o.fixed] for o in i.options], len(i.blanks)]
+                    [
+                        i.item_id,
+                        i.type,
+                        i.shuffle_options,
+                        [[o.option_id, o.fixed] for o in i.options],
+                        len(i.blanks),
+                    ]
                     for i in s.items
                 ],
             ]
@@ -225,7 +231,7 @@ class VariantPlan:
     def __init__(self, paper: Paper) -> None:
         self.paper_id = paper.paper_id
         self.forms = paper.forms
-        # Binds the digest to the structure (ids, types, fixed flags, shuffle flags).
+        # Binds the digest to the structure: ids, types, shuffle and fixed flags, blank counts.
         self.fingerprint = canonical_hash(_structure(paper))
         self._offset = 0
         self._tokens = 0

@@ -211,7 +211,7 @@ def test_variant_digest_known_answer():
 
 
 PINNED_FIRST_TOKEN = "2e9231870d7b86f8"
-PINNED_DIGEST = "956e01bae3a80b86959742f5a09380bf3b6fcdcda37ee474ad64d9658a627762"
+PINNED_DIGEST = "69dad936276cd0ea5afd42c192377e852e88d6d39b47cf95de16767e6e9155f1"
 
 
 def _variant() -> tuple[Paper, Variant]:

@@ -29,6 +29,7 @@ MAGIC = b"CBTFRAG"
 VERSION = 1
 _FIXED = struct.Struct(">7sB16sBBB")  # magic, version, package id, index, total m, needed k'
 MAX_ID_BYTES = 255
+WRITERS = 2  # threads hashing and writing fragments (each owns half of the files per stripe)
 
 
 def fragment_name(index: int) -> str:
@@ -103,9 +104,10 @@ def primary_blocks(stripe: bytes, needed: int) -> list[bytes | memoryview]:
 class FragmentWriter:
     """Write m fragment files stripe by stripe, hashing each as it is written.
 
-    Hashing and writing run on one background thread (both release the GIL), overlapping
-    with the caller's compression, encryption and coding of the next stripe. At most one
-    stripe's blocks wait there, so memory stays bounded by two stripes.
+    Hashing and writing run on two background threads, each owning half of the files (both
+    release the GIL), overlapping with the caller's compression, encryption and coding of the
+    next stripe. At most one stripe's blocks wait there, so memory stays bounded by two
+    stripes, and each file still receives its blocks in stripe order.
     """
 
     def __init__(self, directory: Path, header: FragmentHeader) -> None:
@@ -113,8 +115,8 @@ class FragmentWriter:
         self._needed = header.needed
         self._files: list[BinaryIO] = []
         self._hashes: list[hashlib._Hash] = []
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fragment-writer")
-        self._pending: Future[None] | None = None
+        self._pool = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="fragment-writer")
+        self._pending: list[Future[None]] = []
         self.sizes = [0] * header.total
         for index in range(header.total):
             head = FragmentHeader(
@@ -131,21 +133,28 @@ class FragmentWriter:
             self._hashes.append(hashlib.sha256(head))
             self.sizes[index] = len(head)
 
-    def _write(self, blocks: Sequence[bytes | memoryview]) -> None:
-        for index, block in enumerate(blocks):
+    def _write(self, blocks: Sequence[bytes | memoryview], indexes: range) -> None:
+        for index in indexes:
+            block = blocks[index]
             self._files[index].write(block)
             self._hashes[index].update(block)
             self.sizes[index] += len(block)
 
     def _wait(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()  # re-raises a write error here, in the caller
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()  # re-raises a write error here, in the caller
 
     def write_stripe(self, stripe: bytes) -> None:
         blocks = self._encoder.encode(primary_blocks(stripe, self._needed))
         self._wait()
-        self._pending = self._pool.submit(self._write, blocks)
+        total = len(blocks)
+        half = (total + 1) // 2
+        self._pending = [
+            self._pool.submit(self._write, blocks, part)
+            for part in (range(half), range(half, total))
+            if len(part)
+        ]
 
     def close(self) -> list[str]:
         """Finish writing, close every file; returns the hex SHA-256 of each fragment."""

@@ -49,16 +49,22 @@ class StoreError(CbtError):
 
 
 def connect(
-    path: Path | str, *, durability: Durability = "FULL", readonly: bool = False
+    path: Path | str,
+    *,
+    durability: Durability = "FULL",
+    readonly: bool = False,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
 ) -> Database:
     """Open `path` with WAL and the given `synchronous` level, checked; refuse otherwise.
 
     `durability="NORMAL"` exists only so the benchmark can measure what FULL costs; every
     server opens its database with FULL.
     """
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn = sqlite3.connect(
+        str(path), isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+    )
     try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys = ON")
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL")
@@ -145,8 +151,10 @@ class Store:
         max_batch: int = 500,
         checkpoint_idle_s: float = 2.0,
         checkpoint_wal_bytes: int = 64 * 1024 * 1024,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     ) -> None:
         self.path = Path(path)
+        self.busy_timeout_ms = busy_timeout_ms
         self.durability = durability
         self.max_batch = max_batch
         self.checkpoint_idle_s = checkpoint_idle_s
@@ -155,7 +163,7 @@ class Store:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self._before_close: list[Callable[[], Awaitable[None]]] = []
-        self._writer_db = connect(self.path, durability=durability)
+        self._writer_db = connect(self.path, durability=durability, busy_timeout_ms=busy_timeout_ms)
         migrate(self._writer_db, migrations)
         self._local = threading.local()
         self._reader_dbs: list[Database] = []
@@ -209,7 +217,12 @@ class Store:
     def _reader(self) -> Database:
         db: Database | None = getattr(self._local, "db", None)
         if db is None:
-            db = connect(self.path, durability=self.durability, readonly=True)
+            db = connect(
+                self.path,
+                durability=self.durability,
+                readonly=True,
+                busy_timeout_ms=self.busy_timeout_ms,
+            )
             self._local.db = db
             with self._reader_lock:
                 self._reader_dbs.append(db)
@@ -243,7 +256,7 @@ class Store:
                     if isinstance(item, tuple):
                         self._checkpoint(db, item[1])
                 if calls:
-                    self._commit_batch(db, calls)
+                    self._commit_batch_safely(db, calls)
                     dirty = True
                     self._checkpoint_if_large(db)
                 if stop:
@@ -267,6 +280,18 @@ class Store:
                 return batch, True
             batch.append(item)
         return batch, False
+
+    def _commit_batch_safely(self, db: Database, calls: list[_Call]) -> None:
+        """Commit a batch; if the store itself fails (e.g. another process held the write lock
+        past the timeout), every caller still waiting gets that error and the writer lives on."""
+        try:
+            self._commit_batch(db, calls)
+        except Exception as exc:
+            log.exception("store.batch_failed calls=%d", len(calls))
+            with contextlib.suppress(sqlite3.Error):
+                if db.conn.in_transaction:
+                    db.conn.execute("ROLLBACK")
+            self._deliver([(c, False, exc) for c in calls if not c.future.done()])
 
     def _commit_batch(self, db: Database, calls: list[_Call]) -> None:
         """Run `calls` in one transaction, one savepoint each; resolve them after COMMIT."""
@@ -340,7 +365,7 @@ class Store:
         try:
             busy, _, _ = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         finally:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
         self.stats.checkpoints += 1
         return not busy
 

@@ -238,3 +238,23 @@ async def test_a_long_read_does_not_stall_writes_behind_a_checkpoint(
         if wal.stat().st_size == 0:
             break
     assert wal.stat().st_size == 0
+
+
+async def test_the_writer_survives_a_lock_held_by_another_process(tmp_path: Path) -> None:
+    """If another connection holds the write lock past the timeout, the waiting writes fail
+    with 'database is locked' and later writes succeed: the writer thread lives on."""
+    store = await open_store(tmp_path / "l.db", items_migrations, busy_timeout_ms=200)
+    other = sqlite3.connect(tmp_path / "l.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        results = await asyncio.gather(
+            store.write(insert, "a"), store.write(insert, "b"), return_exceptions=True
+        )
+        assert all(isinstance(r, sqlite3.OperationalError) for r in results)
+        assert "locked" in str(results[0])
+        other.execute("ROLLBACK")
+        assert await store.write(insert, "c") >= 1
+        assert await store.read(count) == 1
+    finally:
+        other.close()
+        await store.close()

@@ -66,21 +66,35 @@ class AttemptScorer:
         self.paper = paper
         self.plan = VariantPlan(paper)
         self.table: KeyTable = compile_key(paper)
+        self.item_ids = frozenset(item.item_id for item in paper.items())
         self.secret = variant_secret
         self.session_id = session_id
 
     def score(self, attempt: Mapping[str, Any], out: CandidateScore) -> None:
-        """Fill `out` from one attempt record; on any mismatch set status HELD with a flag."""
+        """Fill `out` from one attempt record; on any mismatch set status HELD with a flag.
+
+        Token answers (what the browser sent) are mapped back through the recomputed variant.
+        Canonical answers (`answers_form: canonical`: the venue mapped them at save time with
+        the same paperpack code) need only the variant's digest, which is cheaper to recompute.
+        """
         recorded = attempt.get("variant") or {}
         form = recorded.get("form")
         out.form = form
+        canonical_form = attempt.get("answers_form") == "canonical"
         try:
-            variant = self.plan.build(self.secret, self.session_id, out.ticket, form)
+            if canonical_form:
+                variant, digest = (
+                    None,
+                    self.plan.digest(self.secret, self.session_id, out.ticket, form),
+                )
+            else:
+                variant = self.plan.build(self.secret, self.session_id, out.ticket, form)
+                digest = variant.digest
         except VariantError as exc:
             return _hold(out, f"variant cannot be rebuilt: {exc}")
         if not recorded.get("digest"):
             return _hold(out, "the venue recorded no variant digest for this candidate")
-        if recorded["digest"] != variant.digest:
+        if recorded["digest"] != digest:
             return _hold(
                 out,
                 "variant mismatch: the variant the venue recorded is not the one recomputed "
@@ -89,8 +103,8 @@ class AttemptScorer:
         responses = _final_answers(attempt)
         out.answer_count = len(responses)
         try:
-            if attempt.get("answers_form") == "canonical":
-                canonical = _check_canonical(self.paper, responses)
+            if variant is None:
+                canonical = _check_canonical(self.item_ids, responses)
             else:
                 canonical = to_canonical(variant, responses)
         except UnknownToken as exc:
@@ -112,14 +126,14 @@ def _final_answers(attempt: Mapping[str, Any]) -> dict[str, Any]:
     return dict(answers)
 
 
-def _check_canonical(paper: Paper, responses: Mapping[str, Any]) -> dict[str, Answer]:
-    known = {item.item_id for item in paper.items()}
-    for item_id in responses:
+def _check_canonical(known: frozenset[str], responses: Mapping[str, Any]) -> dict[str, Answer]:
+    out: dict[str, Answer] = {}
+    for item_id, answer in responses.items():
         if item_id not in known:
             raise UnknownToken("item", "the answers name an item that is not in this paper")
-    return {
-        k: (v if isinstance(v, str) else tuple(v)) for k, v in responses.items() if v is not None
-    }
+        if answer is not None:
+            out[item_id] = answer if type(answer) is str else tuple(answer)
+    return out
 
 
 def _roster(contents: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -12,15 +12,15 @@ answer, weak ones the keyed distractor), one candidate whose recorded variant di
 real one, two copiers seated beside their sources, one candidate whose violation was handled
 by cancelling the score, one marked absent and one who never came.
 
-`central_store` hands the packages to a fresh central store as an upload would (verified,
-opened, appended to the log with a signed receipt).
+`upload_all` registers the venues and uploads the packages with the venue's own upload client
+to the real central app on a loopback port (chunks, finish, verified receipt); `central_store`
+is that store, opened again for scoring.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -47,9 +47,7 @@ from paperpack.synthetic import synthetic_paper
 from paperpack.unlock import Unlock
 from paperpack.variants import VariantPlan, to_display
 from server import responsepkg
-from server.central.receipts import sign_receipt
-from server.central.storage import CentralStorage, PackageEntry, VenueRecord
-from server.central.uploads import package_entry
+from server.central.storage import CentralStorage, VenueRecord
 from server.clock import iso
 from tests.conftest import require
 
@@ -304,30 +302,33 @@ def authority(packed_session: PackedSession) -> Authority:
     return load_authority(packed_session.authority_dir)
 
 
-async def hand_in(
-    storage: CentralStorage, authority: Authority, packed: PackedSession, data: bytes, venue: str
+async def upload_all(
+    database: str, directory: Path, authority: Authority, packed: PackedSession
 ) -> None:
-    """Register the venue (once) and accept its package as the upload endpoint does."""
-    if await storage.get_venue(venue) is None:
-        key = packed.venue_keys[venue]
-        await storage.add_venue(
-            VenueRecord(venue, f"Centre {venue}", crypto.public_key_text(key.public_key()),
-                        crypto.public_key_text(crypto.generate_wrapping_key().public_key()),
-                        iso(START))
-        )  # fmt: skip
-    header = responsepkg.check_response_package(
-        data, packed.venue_keys[venue].public_key(), authority.wrapping_key
-    )
+    """Register both venues and upload their packages to a central app on a loopback port,
+    with the venue's own upload client (create, PATCH chunks, finish, verified receipt)."""
+    from aiohttp import ClientSession
+    from aiohttp.test_utils import TestServer
 
-    def sign(entry: PackageEntry, received_at: str, position: int, prev: str, root: str) -> Any:
-        return sign_receipt(authority.signing_key, entry, received_at, position, prev, root)
+    from server.central import keys
+    from server.central.app import create_app
+    from server.central.settings import CentralSettings
+    from server.clock import SettableClock
+    from server.venue.upload import upload_package
 
-    await storage.accept_package(
-        package_entry(header, hashlib.sha256(data).hexdigest(), len(data)),
-        data,
-        sign,
-        iso(START + timedelta(hours=4)),
+    settings = CentralSettings(
+        directory=directory, database=database, log_requests=False, pg_pool_size=2
     )
+    app = create_app(settings, clock=SettableClock(START + timedelta(hours=4)), authority=authority)
+    async with TestServer(app, host="127.0.0.1") as server, ClientSession() as http:
+        for venue, data in packed.packages.items():
+            key = packed.venue_keys[venue]
+            wrap = crypto.public_key_text(crypto.generate_wrapping_key().public_key())
+            signing = crypto.public_key_text(key.public_key())
+            record = VenueRecord(venue, f"Centre {venue}", signing, wrap, iso(START))
+            await app[keys.STORAGE].add_venue(record)
+            url = str(server.make_url("")).rstrip("/")
+            await upload_package(http, url, data, authority.signing_public)
 
 
 def _pg_available() -> bool:
@@ -386,12 +387,12 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def central_store(
     packed_session: PackedSession, authority: Authority, tmp_path: Path
 ) -> AsyncIterator[CentralStorage]:
-    """A fresh SQLite central store holding both venues' packages."""
+    """A fresh SQLite central store holding both venues' uploaded packages."""
     from server.central.app import open_storage
 
-    storage = open_storage(str(tmp_path / "central.db"))
+    database = str(tmp_path / "central.db")
+    await upload_all(database, tmp_path, authority, packed_session)
+    storage = open_storage(database)
     await storage.open()
-    for venue, data in packed_session.packages.items():
-        await hand_in(storage, authority, packed_session, data, venue)
     yield storage
     await storage.close()

@@ -13,19 +13,7 @@ import pytest
 from paperpack.authority import Authority
 from server.central.settings import init_central
 from server.cli import main
-from tests.server.scoring.conftest import SESSION_ID, PackedSession, hand_in
-
-
-async def _fill(directory: Path, authority: Authority, packed: PackedSession) -> None:
-    from server.central.app import open_storage
-
-    storage = open_storage(str(directory / "central.db"))
-    await storage.open()
-    try:
-        for venue, data in packed.packages.items():
-            await hand_in(storage, authority, packed, data, venue)
-    finally:
-        await storage.close()
+from tests.server.scoring.conftest import SESSION_ID, PackedSession, upload_all
 
 
 @pytest.fixture
@@ -33,7 +21,7 @@ def central_dir(tmp_path: Path, authority: Authority, packed_session: PackedSess
     """A central directory (cbt central init) whose store holds both venues' packages."""
     directory = tmp_path / "central"
     init_central(directory, packed_session.authority_dir)
-    asyncio.run(_fill(directory, authority, packed_session))
+    asyncio.run(upload_all(str(directory / "central.db"), directory, authority, packed_session))
     return directory
 
 

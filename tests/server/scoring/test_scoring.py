@@ -25,7 +25,7 @@ from tests.server.scoring.conftest import (
     SESSION_ID,
     START,
     PackedSession,
-    hand_in,
+    upload_all,
 )
 from tests.strategies import answers, papers, secrets, strip_keys, tickets
 
@@ -78,16 +78,22 @@ def simple_total(paper: Paper, canonical: dict[str, Any]) -> float:
 def test_whole_chain_equals_simple_scorer(
     data: st.DataObject, paper: Paper, secret: bytes, ticket: str
 ) -> None:
-    """Variant, tokens, inverse and rules give the simple scorer's total for any paper."""
+    """Variant, tokens (or the venue's canonical ids), inverse and rules give the simple
+    scorer's total for any paper."""
     form = data.draw(st.sampled_from(paper.forms)) if paper.forms else None
     canonical = data.draw(answers(paper))
     # The venue builds the variant from the paper without keys and records its digest.
     venue_variant = build_variant(strip_keys(paper), secret, "S-h", ticket, form)
-    attempt = {
+    attempt: dict[str, Any] = {
         "ticket": ticket,
         "variant": {"digest": venue_variant.digest, "form": form},
         "final_answers": to_display(venue_variant, canonical),
     }
+    if data.draw(st.booleans()):  # the venue already mapped them (as JSON: lists, not tuples)
+        attempt["answers_form"] = "canonical"
+        attempt["final_answers"] = {
+            k: v if isinstance(v, str) else list(v) for k, v in canonical.items()
+        }
     out = CandidateScore("V", ticket)
     AttemptScorer(paper, secret, "S-h").score(attempt, out)
     assert out.status != HELD, out.flags
@@ -103,12 +109,13 @@ def test_variant_from_another_secret_is_held(
     if secret == other:
         return
     venue_variant = build_variant(strip_keys(paper), other, "S-h", ticket)
-    attempt = {"ticket": ticket, "variant": {"digest": venue_variant.digest},
-               "final_answers": to_display(venue_variant, {})}  # fmt: skip
-    out = CandidateScore("V", ticket)
-    AttemptScorer(paper, secret, "S-h").score(attempt, out)
-    assert out.status == HELD and "variant mismatch" in out.flags[0]
-    assert out.earned == []
+    for answers_form in ("tokens", "canonical"):
+        attempt = {"ticket": ticket, "variant": {"digest": venue_variant.digest},
+                   "final_answers": {}, "answers_form": answers_form}  # fmt: skip
+        out = CandidateScore("V", ticket)
+        AttemptScorer(paper, secret, "S-h").score(attempt, out)
+        assert out.status == HELD and "variant mismatch" in out.flags[0]
+        assert out.earned == []
 
 
 def test_answer_naming_a_foreign_token_is_held(packed_session: PackedSession) -> None:
@@ -170,11 +177,10 @@ async def test_both_backends_score_alike(
     """The same packages give the same results on SQLite and on PostgreSQL."""
     from server.central.app import open_storage
 
+    await upload_all(database, tmp_path, authority, packed_session)
     storage = open_storage(database, pg_pool_size=2)
     await storage.open()
     try:
-        for venue, data in packed_session.packages.items():
-            await hand_in(storage, authority, packed_session, data, venue)
         scored = await score_session(storage, authority, SESSION_ID, AFTER_END, tmp_path)
     finally:
         await storage.close()

@@ -2,14 +2,17 @@
 
 The acceptance test of the front door: the demo builds everything, unlocks through the venue
 API with the release fetched online from its central server, a candidate logs in with the
-printed ticket and ID number, answers every item and submits, and the centre's status shows
-the release it served. Ctrl-C (SIGINT) then stops both servers cleanly.
+printed ticket and ID number, answers every item and submits; the venue exports and uploads
+with the real `cbt venue export/upload`; the centre's status shows the upload with one
+submitted attempt, and the package it holds decrypts to the candidate's receipted answers.
+Ctrl-C (SIGINT) then stops both servers cleanly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import filecmp
+import hashlib
 import json
 import re
 import signal
@@ -23,8 +26,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from paperpack.authority import load_authority
+from paperpack.canonical import canonical_hash
+from paperpack.crypto import read_signing_public
 from server.demo import people
 from server.demo.workspace import data_path
+from server.responsepkg import open_response_package
 from tests.conftest import EXAMPLES, REPO_ROOT
 
 READY = "Press Ctrl-C to stop."
@@ -84,8 +91,8 @@ def answer_for(item: dict[str, Any]) -> list[str] | str:
     return [item["options"][0]["id"]]
 
 
-async def take_exam(venue_url: str, ticket: str, id_number: str) -> dict[str, Any]:
-    """Log in, fetch the paper, answer every item, submit; returns the answers sent."""
+async def take_exam(venue_url: str, ticket: str, id_number: str) -> tuple[dict[str, Any], str]:
+    """Log in, fetch the paper, answer every item, submit; the answers sent and the receipt."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         login = {"ticket": ticket, "id_number": id_number}
         async with http.post(f"{venue_url}/api/v1/candidate/login", json=login) as resp:
@@ -101,8 +108,29 @@ async def take_exam(venue_url: str, ticket: str, id_number: str) -> dict[str, An
             assert (resp.status, await resp.json()) == (200, {"acked_seq": 1})
         async with http.post(f"{venue_url}/api/v1/attempt/submit", headers=auth) as resp:
             assert resp.status == 200, await resp.text()
-            assert (await resp.json())["receipt"]
-    return answers
+            receipt = (await resp.json())["receipt"]
+    return answers, str(receipt)
+
+
+async def cbt(*args: str) -> str:
+    """Run the real `cbt` command line; its output, failing the test on a non-zero exit."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server.cli", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=REPO_ROOT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, out.decode()
+    return out.decode()
+
+
+def centre_view_of(directory: Path, package: Path, ticket: str) -> dict[str, Any]:
+    """The ticket's attempt as the centre decrypts it from the uploaded package."""
+    venue_public = read_signing_public(
+        (directory / "venue" / "keys" / "venue-sign.pub").read_text(), "venue"
+    )
+    authority = load_authority(directory / "authority")
+    opened = open_response_package(package.read_bytes(), venue_public, authority.wrapping_key)
+    return next(a for a in opened.contents["attempts"] if a["ticket"] == ticket)
 
 
 async def central_status(central_url: str) -> dict[str, Any]:
@@ -116,7 +144,7 @@ async def central_status(central_url: str) -> dict[str, Any]:
 
 @pytest.mark.slow
 async def test_demo_runs_an_exam_from_login_to_the_centre(tmp_path: Path) -> None:
-    """A candidate of the auto-unlocked demo logs in, answers every item and submits."""
+    """A candidate of the auto-unlocked demo submits, and the answers reach the centre."""
     began = time.monotonic()
     directory = tmp_path / "demo"
     demo = await start_demo(directory, "--auto-unlock", "--start-in", "0",
@@ -126,12 +154,20 @@ async def test_demo_runs_an_exam_from_login_to_the_centre(tmp_path: Path) -> Non
         central_url = demo.value("central status").removesuffix("/status")
         found = re.search(r"ticket (\S+)\s+ID number (\S+)", demo.value("candidate"))
         assert found, demo.lines
-        answers = await take_exam(venue_url, found[1], found[2])
+        answers, receipt = await take_exam(venue_url, found[1], found[2])
         assert len(answers) >= 5
         session_id = json.loads((directory / "demo.json").read_text())["session_id"]
+        exported = tmp_path / "answers.cbtresp"
+        await cbt("venue", "export", str(directory / "venue"), "--out", str(exported))
+        await cbt("venue", "upload", str(directory / "venue"), "--central", central_url)
         status = await central_status(central_url)
         row = next(r for r in status["sessions"] if r["session_id"] == session_id)
-        assert (row["venue_id"], row["released"]) == ("DEMO-01", 1)  # fetched online
+        assert (row["venue_id"], row["released"], row["submitted"]) == ("DEMO-01", 1, 1)
+        assert row["package_sha256"] == hashlib.sha256(exported.read_bytes()).hexdigest()
+        attempt = centre_view_of(directory, exported, found[1])
+        assert attempt["submission"]["receipt"] == receipt
+        assert canonical_hash(attempt["final_answers"]) == receipt
+        assert len(attempt["final_answers"]) == len(answers)
     finally:
         rest = await stop_demo(demo)
     assert demo.process.returncode == 0, rest

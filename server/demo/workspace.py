@@ -7,7 +7,8 @@ day, with the real functions each step's command line uses:
     DIR/central/       `cbt central init` + `cbt central venues add` (the venue registry)
     DIR/session.yaml   the session file, starting in --start-in minutes (demo rules below)
     DIR/packages/      `paperpack pack` of the sample paper for venue DEMO-01 (3 cards, any 2)
-    DIR/venue/         `cbt venue init`, `staff add` x4, `import`, `roster import`, `seats`
+    DIR/venue/         `cbt venue init`, `staff add` x4, `import`, `roster import`, `seats`;
+                       the centre's keys pinned, so `cbt venue export/upload` need no key flags
     DIR/roster.csv     the 30 invented candidates, as a venue would receive them
     DIR/logins.txt     the staff passwords (mode 0600)
     DIR/demo.json      marks DIR as a demo directory (a later `cbt demo --dir DIR` rebuilds it)
@@ -49,7 +50,8 @@ from server.demo.people import StaffMember, demo_candidates, demo_staff
 from server.errors import CbtError
 from server.store import transaction
 from server.venue import roster, seats, staff
-from server.venue.ceremony import import_package, pin_authority_key
+from server.venue.export import central_wrap_key
+from server.venue.packages import import_package, pin_authority_key
 from server.venue.workspace import Venue, init_venue, open_venue_db
 
 MARKER = "demo.json"
@@ -242,6 +244,7 @@ def build_demo(
     pub = directory / "authority" / "signing.pub"
     pub.write_text(public_key_text(authority.signing_public) + "\n", encoding="ascii")
     pin_authority_key(venue, pub)
+    central_wrap_key(venue.directory, directory / "authority" / "upload.pub")  # pins it
     members = demo_staff()
     candidates = populate_venue(venue, session.session_id, packed.package_dir, members, now)
     _write_roster_csv(directory / "roster.csv", candidates)

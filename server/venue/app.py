@@ -102,6 +102,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[keys.CLOCK] = clock or SystemClock()
     app.cleanup_ctx.append(_store_context)
     app.cleanup_ctx.append(_closer_context)
+    app.cleanup_ctx.append(_background_context)  # exits first: its writes need the store
     attempts.setup(app)
     ceremony.setup(app)
     app.router.add_get("/ping", ping, name="ping")
@@ -137,3 +138,11 @@ async def _closer_context(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _background_context(app: web.Application) -> AsyncIterator[None]:
+    """On shutdown, let jobs started without awaiting (queued writes) finish first."""
+    yield
+    tasks = list(app[keys.LIVE].tasks)
+    if tasks:
+        await asyncio.wait(tasks, timeout=30)

@@ -26,7 +26,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -473,7 +473,10 @@ async def get_paper(request: web.Request) -> web.Response:
             409, "not-started", f"the exam starts at {iso(auth.timeline.starts_at)}; please wait"
         )
     if auth.started_at is None:
-        await app[keys.STORE].write(mark_started, auth.attempt_id, iso(now))
+        # Recording the first serving is evidence, not a condition of this reply: it is queued
+        # for the next group commit without holding the paper back (the store drains its
+        # queue on shutdown).
+        run_in_background(app, app[keys.STORE].write(mark_started, auth.attempt_id, iso(now)))
     return web.Response(body=exam.paper_body(auth.ticket), content_type="application/json")
 
 
@@ -673,6 +676,21 @@ def start_closer(app: web.Application) -> asyncio.Task[None]:
                 log.exception("attempt.closer_failed")
 
     return asyncio.create_task(run(), name="attempt-closer")
+
+
+def run_in_background(app: web.Application, job: Awaitable[Any]) -> None:
+    """Run `job` without awaiting it; the app keeps a reference until it is done and logs
+    a failure instead of losing it."""
+    tasks = app[keys.LIVE].tasks
+    task = asyncio.ensure_future(job)
+    tasks.add(task)
+
+    def done(finished: asyncio.Future[Any]) -> None:
+        tasks.discard(finished)  # type: ignore[arg-type]
+        if not finished.cancelled() and finished.exception() is not None:
+            log.error("background.failed error=%s", type(finished.exception()).__name__)
+
+    task.add_done_callback(done)
 
 
 def setup(app: web.Application) -> None:

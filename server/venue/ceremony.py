@@ -341,17 +341,9 @@ async def _finish_if_complete(app: web.Application, state: CeremonyState) -> dic
     app[keys.LIVE].ceremony = None
     unlocker.close()
     # Render every paper before the exam-start herd arrives; requests render on demand meanwhile.
-    _background(app, asyncio.to_thread(exam.render_all))
+    attempts.run_in_background(app, asyncio.to_thread(exam.render_all))
     log.info("ceremony.unlocked session=%s variants=%d", state.session_id, len(exam.variants))
     return {**state.view(now), "status": "unlocked", "variants": len(exam.variants)}
-
-
-def _background(app: web.Application, job: Any) -> None:
-    """Run `job` without awaiting it; the app keeps a reference until it is done."""
-    tasks = app[keys.LIVE].tasks
-    task = asyncio.ensure_future(job)
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
 
 
 @routes.post("/api/v1/staff/ceremony", name="open_ceremony")

@@ -273,9 +273,10 @@ def verify_response_package(data: bytes, venue_public: crypto.Ed25519PublicKey) 
     return header
 
 
-def _plaintext(
+def _compressed(
     data: bytes, venue_public: crypto.Ed25519PublicKey, central_wrap_key: crypto.X25519PrivateKey
 ) -> tuple[ResponseHeader, bytes]:
+    """Verify, unwrap the content key and decrypt: the authenticated zstd payload."""
     header = verify_response_package(data, venue_public)
     payload = _split(data)[3]
     context = _context(header.session_id, header.venue_id, header.export_seq)
@@ -287,32 +288,33 @@ def _plaintext(
             "sealed for another authority; check the venue's configured central key"
         ) from None
     try:
-        compressed = _decrypt(payload, key, context, header.compressed_size)
-        plain = b"".join(decompress_stream([compressed], header.plaintext_size))
+        return header, _decrypt(payload, key, context, header.compressed_size)
     except PaperpackError as exc:
-        raise PackageUnreadable(f"the payload does not decrypt or decompress: {exc}") from None
+        raise PackageUnreadable(f"the payload does not decrypt: {exc}") from None
     finally:
         crypto.zeroise(key)
-    return header, plain
 
 
 def check_response_package(
     data: bytes, venue_public: crypto.Ed25519PublicKey, central_wrap_key: crypto.X25519PrivateKey
 ) -> ResponseHeader:
-    """Verify signature and hash, and that the payload decrypts and decompresses for this
-    centre, without decoding the JSON (what the upload endpoint needs to accept a package)."""
-    return _plaintext(data, venue_public, central_wrap_key)[0]
+    """Verify signature and hash, and that the payload decrypts (authenticated) for this
+    centre; what the upload endpoint needs before it accepts. Decompressing and decoding
+    the JSON is left to whoever reads the contents (`open_response_package`)."""
+    return _compressed(data, venue_public, central_wrap_key)[0]
 
 
 def open_response_package(
     data: bytes, venue_public: crypto.Ed25519PublicKey, central_wrap_key: crypto.X25519PrivateKey
 ) -> OpenedPackage:
     """Verify, then decrypt and decompress; the contents come back as plain data."""
-    header, plain = _plaintext(data, venue_public, central_wrap_key)
+    header, compressed = _compressed(data, venue_public, central_wrap_key)
     try:
+        # Fed in 64 KiB pieces: the zstd reader slices its input, and memory stays bounded.
+        plain = b"".join(decompress_stream(_chunks(compressed, 1 << 16), header.plaintext_size))
         contents = json.loads(plain)
-    except ValueError as exc:
-        raise PackageUnreadable(f"the payload is not JSON: {exc}") from None
+    except (PaperpackError, ValueError) as exc:
+        raise PackageUnreadable(f"the payload does not decompress or decode: {exc}") from None
     if (
         contents.get("session_id") != header.session_id
         or contents.get("venue_id") != header.venue_id

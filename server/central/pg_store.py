@@ -52,8 +52,10 @@ CREATE TABLE IF NOT EXISTS uploads (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+-- The bytes of every upload, in chunks; they stay as the accepted package's bytes (not
+-- copied again) until the package is deleted after its retention date.
 CREATE TABLE IF NOT EXISTS upload_chunks (
-    upload_id TEXT NOT NULL,
+    upload_id TEXT NOT NULL,            -- = the package's SHA-256, hex
     chunk_offset BIGINT NOT NULL,       -- byte offset of this chunk in the package
     data BYTEA NOT NULL,
     PRIMARY KEY (upload_id, chunk_offset)
@@ -64,7 +66,6 @@ CREATE TABLE IF NOT EXISTS packages (
     venue_id TEXT NOT NULL,
     export_seq BIGINT NOT NULL,         -- the venue's export number (replays are refused)
     size BIGINT NOT NULL,               -- bytes
-    data BYTEA,                         -- the package, byte-identical; NULL once deleted
     received_at TEXT NOT NULL,
     log_position BIGINT NOT NULL UNIQUE,  -- 1-based position in the append-only log
     log_root TEXT NOT NULL,             -- the log's hash-chain root after this package
@@ -264,7 +265,7 @@ class PgStorage:
         return b"".join(row[0] for row in rows)
 
     async def accept_package(
-        self, entry: PackageEntry, data: bytes, sign: ReceiptSigner, now: str
+        self, entry: PackageEntry, sign: ReceiptSigner, now: str
     ) -> dict[str, Any]:
         async with self.pool.acquire() as conn, conn.transaction():
             head = await conn.fetchrow(
@@ -288,17 +289,14 @@ class PgStorage:
             receipt = sign(entry, now, position, head[1], root)
             await conn.execute(
                 "INSERT INTO packages "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL)",
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL)",
                 entry.package_sha256, entry.session_id, entry.venue_id, entry.export_seq,
                 entry.size,
-                data, now, position, root, json.dumps(receipt), entry.serious_violation,
+                now, position, root, json.dumps(receipt), entry.serious_violation,
                 json.dumps(entry.summary),
             )  # fmt: skip
             await conn.execute(
                 "UPDATE log_head SET position = $1, root = $2 WHERE id = 1", position, root
-            )
-            await conn.execute(
-                "DELETE FROM upload_chunks WHERE upload_id = $1", entry.package_sha256
             )
             await conn.execute("DELETE FROM uploads WHERE upload_id = $1", entry.package_sha256)
             details = {
@@ -319,14 +317,19 @@ class PgStorage:
         return _package(row) if row else None
 
     async def package_data(self, package_sha256: str) -> bytes:
-        data = await self.pool.fetchval(
-            "SELECT data FROM packages WHERE package_sha256 = $1", package_sha256
-        )
-        if data is None:
-            raise StorageError(
-                f"package {package_sha256[:16]} is not held (never accepted, or deleted)"
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT deleted_at FROM packages WHERE package_sha256 = $1", package_sha256
             )
-        return bytes(data)
+            if row is None or row[0] is not None:
+                raise StorageError(
+                    f"package {package_sha256[:16]} is not held (never accepted, or deleted)"
+                )
+            chunks = await conn.fetch(
+                "SELECT data FROM upload_chunks WHERE upload_id = $1 ORDER BY chunk_offset",
+                package_sha256,
+            )
+            return b"".join(chunk[0] for chunk in chunks)
 
     async def list_packages(self, session_id: str | None = None) -> list[StoredPackage]:
         if session_id is None:
@@ -387,9 +390,10 @@ class PgStorage:
             results_at = datetime.fromisoformat(row[1]) if row[1] else None
             check_deletable(package_sha256, results_at, bool(row[0]), now)
             await conn.execute(
-                "UPDATE packages SET data = NULL, deleted_at = $1 WHERE package_sha256 = $2",
+                "UPDATE packages SET deleted_at = $1 WHERE package_sha256 = $2",
                 now.isoformat(), package_sha256,
             )  # fmt: skip
+            await conn.execute("DELETE FROM upload_chunks WHERE upload_id = $1", package_sha256)
 
     async def audit(
         self, actor: str, action: str, obj: str, details: dict[str, Any], now: str

@@ -51,8 +51,10 @@ CREATE TABLE IF NOT EXISTS uploads (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+-- The bytes of every upload, in chunks; they stay as the accepted package's bytes (not
+-- copied again) until the package is deleted after its retention date.
 CREATE TABLE IF NOT EXISTS upload_chunks (
-    upload_id TEXT NOT NULL,
+    upload_id TEXT NOT NULL,            -- = the package's SHA-256, hex
     chunk_offset INTEGER NOT NULL,      -- byte offset of this chunk in the package
     data BLOB NOT NULL,
     PRIMARY KEY (upload_id, chunk_offset)
@@ -63,7 +65,6 @@ CREATE TABLE IF NOT EXISTS packages (
     venue_id TEXT NOT NULL,
     export_seq INTEGER NOT NULL,        -- the venue's export number (replays are refused)
     size INTEGER NOT NULL,              -- bytes
-    data BLOB,                          -- the package, byte-identical; NULL once deleted
     received_at TEXT NOT NULL,
     log_position INTEGER NOT NULL UNIQUE,  -- 1-based position in the append-only log
     log_root TEXT NOT NULL,             -- the log's hash-chain root after this package
@@ -276,7 +277,7 @@ class SqliteStorage:
         return b"".join(row[0] for row in rows)
 
     async def accept_package(
-        self, entry: PackageEntry, data: bytes, sign: ReceiptSigner, now: str
+        self, entry: PackageEntry, sign: ReceiptSigner, now: str
     ) -> dict[str, Any]:
         def accept(db: sqlite3.Connection) -> dict[str, Any]:
             done = db.execute(
@@ -297,14 +298,13 @@ class SqliteStorage:
             root = next_log_root(previous, position, entry.package_sha256, now)
             receipt = sign(entry, now, position, previous, root)
             db.execute(
-                "INSERT INTO packages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                "INSERT INTO packages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
                 (
                     entry.package_sha256,
                     entry.session_id,
                     entry.venue_id,
                     entry.export_seq,
                     entry.size,
-                    data,
                     now,
                     position,
                     root,
@@ -313,7 +313,6 @@ class SqliteStorage:
                     json.dumps(entry.summary),
                 ),
             )
-            db.execute("DELETE FROM upload_chunks WHERE upload_id = ?", (entry.package_sha256,))
             db.execute("DELETE FROM uploads WHERE upload_id = ?", (entry.package_sha256,))
             _append_audit(
                 db,
@@ -342,16 +341,21 @@ class SqliteStorage:
         return _package(row) if row else None
 
     async def package_data(self, package_sha256: str) -> bytes:
-        row = await self._run(
-            lambda db: db.execute(
-                "SELECT data, deleted_at FROM packages WHERE package_sha256 = ?", (package_sha256,)
+        def read(db: sqlite3.Connection) -> bytes:
+            row = db.execute(
+                "SELECT deleted_at FROM packages WHERE package_sha256 = ?", (package_sha256,)
             ).fetchone()
-        )
-        if row is None or row[0] is None:
-            raise StorageError(
-                f"package {package_sha256[:16]} is not held (never accepted, or deleted)"
-            )
-        return bytes(row[0])
+            if row is None or row[0] is not None:
+                raise StorageError(
+                    f"package {package_sha256[:16]} is not held (never accepted, or deleted)"
+                )
+            chunks = db.execute(
+                "SELECT data FROM upload_chunks WHERE upload_id = ? ORDER BY chunk_offset",
+                (package_sha256,),
+            ).fetchall()
+            return b"".join(chunk[0] for chunk in chunks)
+
+        return await self._run(read)
 
     async def list_packages(self, session_id: str | None = None) -> list[StoredPackage]:
         where, params = ("WHERE session_id = ?", (session_id,)) if session_id else ("", ())
@@ -414,9 +418,10 @@ class SqliteStorage:
             results_at = datetime.fromisoformat(row[1]) if row[1] else None
             check_deletable(package_sha256, results_at, bool(row[0]), now)
             db.execute(
-                "UPDATE packages SET data = NULL, deleted_at = ? WHERE package_sha256 = ?",
+                "UPDATE packages SET deleted_at = ? WHERE package_sha256 = ?",
                 (now.isoformat(), package_sha256),
             )
+            db.execute("DELETE FROM upload_chunks WHERE upload_id = ?", (package_sha256,))
 
         await self._write(delete)
 

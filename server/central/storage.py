@@ -190,7 +190,7 @@ class CentralStorage(Protocol):
         ...
 
     async def accept_package(
-        self, entry: PackageEntry, data: bytes, sign: ReceiptSigner, now: str
+        self, entry: PackageEntry, sign: ReceiptSigner, now: str
     ) -> dict[str, Any]:
         """Append the package to the log and return its signed receipt.
 
@@ -201,7 +201,7 @@ class CentralStorage(Protocol):
     async def get_package(self, package_sha256: str) -> StoredPackage | None: ...
 
     async def package_data(self, package_sha256: str) -> bytes:
-        """The accepted package's bytes, exactly as uploaded."""
+        """The accepted package's bytes, exactly as uploaded (its upload's chunks, in order)."""
         ...
 
     async def list_packages(self, session_id: str | None = None) -> list[StoredPackage]:

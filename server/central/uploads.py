@@ -216,7 +216,7 @@ async def finish_upload(request: web.Request) -> web.Response:
     now = iso(app[keys.CLOCK].now())
     try:
         receipt = await app[keys.STORAGE].accept_package(
-            package_entry(header, state.upload_id, len(data)), data, sign, now
+            package_entry(header, state.upload_id, len(data)), sign, now
         )
     except PackageReplayed as exc:
         raise Problem(409, "package-replayed", str(exc)) from None

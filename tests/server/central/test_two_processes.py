@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 import pytest
 
 from paperpack.authority import Authority
+from server.central.pg_store import PgStorage
 from server.central.receipts import verify_receipt
 from server.venue.upload import Backoff, upload_package
 from tests.server.central.conftest import make_package, new_venue, reset_pg
@@ -130,18 +130,20 @@ def test_two_processes_take_100_concurrent_uploads_without_loss_or_duplicate(
         assert first == second
         verify_receipt(first, authority.signing_public, digest)
 
-    async def held() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(dsn)
+    async def held() -> tuple[list[int], dict[str, bytes], int]:
+        storage = PgStorage(dsn, pool_size=2)
+        await storage.open()
         try:
-            return list(
-                await conn.fetch(
-                    "SELECT package_sha256, data, log_position FROM packages ORDER BY log_position"
-                )
-            )
+            accepted = await storage.list_packages()
+            data = {
+                p.package_sha256: await storage.package_data(p.package_sha256) for p in accepted
+            }
+            stored = await storage.pool.fetchval("SELECT SUM(LENGTH(data)) FROM upload_chunks")
+            return [p.log_position for p in accepted], data, int(stored)
         finally:
-            await conn.close()
+            await storage.close()
 
-    rows = asyncio.run(held())
-    assert [row["log_position"] for row in rows] == list(range(1, UPLOADS + 1))
-    by_hash = {row["package_sha256"]: bytes(row["data"]) for row in rows}
+    positions, by_hash, stored = asyncio.run(held())
+    assert positions == list(range(1, UPLOADS + 1))
     assert by_hash == {hashlib.sha256(data).hexdigest(): data for data in packages}
+    assert stored == sum(len(data) for data in packages)  # not one byte stored twice

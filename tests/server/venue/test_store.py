@@ -258,3 +258,13 @@ async def test_the_writer_survives_a_lock_held_by_another_process(tmp_path: Path
     finally:
         other.close()
         await store.close()
+
+
+async def test_read_now_sees_committed_rows_and_cannot_write(items_store: Store) -> None:
+    """read_now runs on the caller's thread, sees what write() acknowledged, and is read-only."""
+    await items_store.write(insert, "seen")
+    assert items_store.read_now(count) == 1
+    await items_store.write(insert, "seen too")
+    assert items_store.read_now(count) == 2  # a fresh snapshot each call
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        items_store.read_now(insert, "nope")

@@ -5,7 +5,7 @@ Chinese and English, an image, forms A/B) for venue BJ-001, and sets the venue u
 administrator does: rooms from examples/rooms.yaml, the roster examples/roster.csv (30
 candidates), the seeded seat draw, four staff accounts. `live_venue` copies it and serves the
 real app from a background thread with an injected clock, so a test can move time to the
-start, the sealed period or the end; `browser` is one headless Chromium for the whole run.
+start, the sealed period or the end; `browser` is one headless Chromium per test module.
 """
 
 from __future__ import annotations
@@ -250,9 +250,13 @@ def live_venue(exam_venue: ExamVenue, tmp_path: Path) -> Iterator[LiveVenue]:
     live.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Debian Chromium for the run (never a downloaded browser)."""
+    """One headless Debian Chromium per test module (never a downloaded browser).
+
+    Module scope, not session: Playwright's sync API keeps an event loop running in this
+    thread while it is open, and the async tests of later modules need the thread's loop free.
+    """
     require(
         CHROMIUM.exists(),
         "Chromium not found at /usr/bin/chromium: apt-get install -y chromium",

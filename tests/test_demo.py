@@ -172,6 +172,9 @@ async def test_demo_runs_an_exam_from_login_to_the_centre(tmp_path: Path) -> Non
         rest = await stop_demo(demo)
     assert demo.process.returncode == 0, rest
     assert "stopping the venue and central servers" in rest
+    for url in (venue_url, central_url):  # both ports are closed again
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await central_status(url)
     assert time.monotonic() - began < 90
 
 
@@ -190,16 +193,36 @@ async def test_demo_without_auto_unlock_prints_cards_and_the_release_code(
 
 
 async def test_a_second_run_rebuilds_the_demo_directory(tmp_path: Path) -> None:
-    """--dir pointing at an earlier demo is emptied and rebuilt (new session, new passwords)."""
+    """--dir pointing at an earlier demo is emptied and rebuilt (new session, new passwords);
+    SIGTERM stops a demo as cleanly as Ctrl-C."""
     directory = tmp_path / "demo"
     first = await start_demo(directory, "--exit-after", "0.1")
     await first.process.communicate()
     before = (directory / "logins.txt").read_text()
-    second = await start_demo(directory, "--exit-after", "0.1")
-    await second.process.communicate()
+    second = await start_demo(directory)
+    second.process.terminate()
+    rest, _ = await asyncio.wait_for(second.process.communicate(), 30)
     assert second.process.returncode == 0
+    assert "stopping the venue and central servers" in rest.decode()
     assert (directory / "logins.txt").read_text() != before
     assert oct((directory / "logins.txt").stat().st_mode & 0o777) == "0o600"
+
+
+async def test_a_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
+    """When the venue port is taken the demo says which and how to fix it, and exits 1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "server.cli", "demo", "--dir", str(tmp_path / "demo"),
+            "--venue-port", port, "--central-port", str(free_port()), "--exit-after", "5",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO_ROOT,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    assert f"cbt: error: cannot listen on 127.0.0.1:{port}" in err.decode()
+    assert "--venue-port" in err.decode()
 
 
 async def test_a_directory_that_is_not_a_demo_is_refused(tmp_path: Path) -> None:

@@ -226,6 +226,8 @@ def build_demo(
     now = now or datetime.now(UTC)
     directory = directory.resolve()
     prepare_directory(directory)
+    # The marker first: a build cut short (Ctrl-C) still counts as a demo and is rebuilt.
+    (directory / MARKER).write_text('{"status": "building"}\n', encoding="utf-8")
     init_authority(directory / "authority")
     authority = load_authority(directory / "authority")
     init_central(directory / "central", directory / "authority")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from paperpack.authority import Authority
 from paperpack.model import Paper
+from paperpack.variants import paused_gc
 from server.central.storage import CentralStorage
 from server.scoring.changes import Change, load_changes
 from server.scoring.engine import CandidateScore, score_venue
@@ -71,12 +72,15 @@ async def score_session(
 ) -> ScoredSession:
     """Score every venue of `session_id`; `folder` is the session's results directory."""
     venues = packed_venues(authority, session_id)
-    packages = await read_session_packages(storage, authority, session_id, venues)
-    material = release_keys(authority, session_id, now, _venue_ends(packages))
-    paper = _one_paper(material, session_id)
-    scores: list[CandidateScore] = []
-    for venue_id in venues:
-        scores.extend(score_venue(packages[venue_id], material[venue_id], session_id))
+    # Decoding and scoring make millions of small containers and no cycles: collecting them
+    # over and over costs more than the work itself (see paperpack.variants.paused_gc).
+    with paused_gc():
+        packages = await read_session_packages(storage, authority, session_id, venues)
+        material = release_keys(authority, session_id, now, _venue_ends(packages))
+        paper = _one_paper(material, session_id)
+        scores: list[CandidateScore] = []
+        for venue_id in venues:
+            scores.extend(score_venue(packages[venue_id], material[venue_id], session_id))
     marks = load_marks(folder)
     changes = await load_changes(storage, session_id)
     apply_marks(scores, paper, marks)

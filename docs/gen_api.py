@@ -2,8 +2,9 @@
 
 The venue server's part comes from its OpenAPI 3.1 document (server/venue/openapi.json, which
 a venue test keeps equal to the app's routes): every operation with its access, parameters,
-request and response schemas, then every schema as a table. The central server has no OpenAPI
-document; its part lists the routes of its route tables with each handler's docstring.
+request and response schemas, then every schema as a table. The central server's part comes
+from server/central/openapi.json the same way once that exists; until then it lists the routes
+of its route tables with each handler's docstring.
 
     python docs/gen_api.py           # rewrite docs/api.md
     python docs/gen_api.py --check   # exit 1 if docs/api.md is out of date (tests/test_readme.py)
@@ -22,6 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "api.md"
 VENUE_DOCUMENT = ROOT / "server" / "venue" / "openapi.json"
+CENTRAL_DOCUMENT = ROOT / "server" / "central" / "openapi.json"
 TAG_ORDER = {"public": 0, "candidate": 1, "staff": 2}
 ACCESS = {
     "candidateToken": "candidate: `Authorization: Bearer <token>`",
@@ -109,13 +111,14 @@ def schema_lines(name: str, schema: dict[str, Any]) -> Iterator[str]:
     yield ""
 
 
-def venue_lines(document: dict[str, Any]) -> Iterator[str]:
+def openapi_lines(server: str, document: dict[str, Any], served_at: str) -> Iterator[str]:
+    """One server's section from its OpenAPI document: operations by tag, then schemas."""
     info = document["info"]
-    yield f"## Venue server: {info['title']} (version {info['version']})"
+    yield f"## {server} server: {info['title']} (version {info['version']})"
     yield ""
     yield info.get("description", "")
     yield ""
-    yield "The document itself is served at `GET /api/v1/openapi.json`."
+    yield f"The document itself: {served_at}."
     yield ""
     operations = [
         (TAG_ORDER.get((op.get("tags") or ["other"])[0], 9), path, method, op)
@@ -124,13 +127,18 @@ def venue_lines(document: dict[str, Any]) -> Iterator[str]:
     ]
     for _, path, method, op in sorted(operations, key=lambda o: (o[0], o[1], o[2])):
         yield from operation_lines(path, method, op)
-    yield "## Venue schemas"
+    yield f"## {server} schemas"
     yield ""
-    for name, schema in document["components"]["schemas"].items():
+    for name, schema in document.get("components", {}).get("schemas", {}).items():
         yield from schema_lines(name, schema)
 
 
 def central_lines() -> Iterator[str]:
+    """The central section: from its OpenAPI document once it has one, else its routes."""
+    if CENTRAL_DOCUMENT.is_file():
+        document = json.loads(CENTRAL_DOCUMENT.read_text(encoding="utf-8"))
+        yield from openapi_lines("Central", document, "`server/central/openapi.json`")
+        return
     sys.path.insert(0, str(ROOT))
     from server.central import release, status, uploads
 
@@ -155,7 +163,11 @@ def central_lines() -> Iterator[str]:
 
 def render() -> str:
     document = json.loads(VENUE_DOCUMENT.read_text(encoding="utf-8"))
-    lines = [HEADER, *venue_lines(document), *central_lines()]
+    lines = [
+        HEADER,
+        *openapi_lines("Venue", document, "`GET /api/v1/openapi.json` on the venue server"),
+        *central_lines(),
+    ]
     return "\n".join(lines).rstrip() + "\n"
 
 

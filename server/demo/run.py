@@ -124,6 +124,9 @@ def print_cards(workspace: DemoWorkspace, out: TextIO) -> None:
         who = next(m.login for m in workspace.staff if m.holder == holder)
         out.write(f"\n-- card {holder}, held by {who} --\n{card.rstrip()}\n")
     out.write(
+        "\nTo unlock: in the staff console, admin opens the ceremony for session "
+        f"{workspace.session_id}; chief and inv1 (or inv2) each sign in and type their "
+        "card's code; then fetch the time release.\n"
         "\n== Time release ==\n"
         "The venue fetches it online from the central server (button in the ceremony screen).\n"
         f"Offline, the centre reads out this code: {workspace.release_code}\n"

@@ -22,6 +22,7 @@ from server.central.settings import CentralSettings, load_central_keys
 from server.central.storage import CentralStorage
 from server.clock import Clock, SystemClock
 from server.problems import Handler, problem_middleware
+from server.scoring.routes import routes as results_routes
 
 log = logging.getLogger("server.central.requests")
 
@@ -85,4 +86,5 @@ def create_app(
     app.add_routes(uploads.routes)
     app.add_routes(release.routes)
     app.add_routes(status.routes)
+    app.add_routes(results_routes)  # GET /results/{session_id}/report (server.scoring)
     return app

@@ -88,3 +88,28 @@ def test_neighbours_touch_in_the_same_room() -> None:
     assert not are_neighbours(seat, ("V1", "R1", 2, 4))
     assert not are_neighbours(seat, ("V1", "R2", 2, 2))
     assert not are_neighbours(seat, None)
+
+
+async def test_central_console_serves_the_report(
+    aiohttp_client: Any, central_store: CentralStorage, authority: Authority, tmp_path: Path
+) -> None:
+    """After scoring, GET /results/{session}/report serves the HTML and the JSON; before, 404."""
+    from server.central.app import create_app
+    from server.central.settings import CentralSettings
+    from server.scoring.pipeline import results_dir
+    from server.scoring.results import write_atomic
+
+    settings = CentralSettings(directory=tmp_path, log_requests=False)
+    client = await aiohttp_client(create_app(settings, authority=authority))
+    resp = await client.get(f"/results/{SESSION_ID}/report")
+    assert resp.status == 404
+    assert (await resp.json())["type"].endswith("no-report")
+    scored = await score_session(central_store, authority, SESSION_ID, AFTER_END, tmp_path)
+    report = build_report(scored, AFTER_END)
+    write_atomic(results_dir(tmp_path, SESSION_ID) / "report.json", json.dumps(report).encode())
+    resp = await client.get(f"/results/{SESSION_ID}/report")
+    assert resp.status == 200 and resp.content_type == "text/html"
+    assert "<svg" in await resp.text()
+    resp = await client.get(f"/api/v1/results/{SESSION_ID}/report")
+    assert (await resp.json())["held"] == report["held"]
+    assert (await client.get("/results/..%2Fetc/report")).status in (400, 404)

@@ -1,0 +1,51 @@
+"""The verification report on the central console.
+
+    GET /results/{session_id}/report        the report as HTML (inline SVG charts, no script)
+    GET /api/v1/results/{session_id}/report the same report as JSON
+
+Both serve the report the last `cbt central score` wrote (`DIR/results/<session>/report.json`):
+the page shows what was scored, not a recomputation with keys on every request. The report
+holds tickets, never names or ID numbers (art. 35(6)); 404 problem+json until scored.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from paperpack.session import ID_PATTERN
+from server.central import keys
+from server.problems import Problem
+from server.scoring.pipeline import results_dir
+from server.scoring.report import render_report_html
+
+routes = web.RouteTableDef()
+
+
+def _load_report(request: web.Request) -> dict[str, Any]:
+    session_id = request.match_info["session_id"]
+    if not ID_PATTERN.match(session_id):
+        raise Problem(400, "bad-session-id", "a session id is 1-64 letters, digits, '.', '_', '-'")
+    path = results_dir(request.app[keys.SETTINGS].directory, session_id) / "report.json"
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise Problem(
+            404, "no-report",
+            f"session {session_id} has not been scored here yet: run `cbt central score`",
+        ) from None  # fmt: skip
+
+
+@routes.get("/results/{session_id}/report", name="results_report")
+async def report_html(request: web.Request) -> web.Response:
+    """The session's verification report as one self-contained HTML page."""
+    html = render_report_html(_load_report(request))
+    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+
+@routes.get("/api/v1/results/{session_id}/report", name="results_report_json")
+async def report_json(request: web.Request) -> web.Response:
+    """The session's verification report as JSON."""
+    return web.json_response(_load_report(request), headers={"Cache-Control": "no-store"})

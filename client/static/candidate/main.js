@@ -378,7 +378,7 @@ function showDone(attempt) {
   $("timer").hidden = true;
   showAlert("");
   $("done-time").textContent = attempt.submitted_at
-    ? new Date(attempt.submitted_at).toLocaleString()
+    ? new Date(attempt.submitted_at).toLocaleString(document.documentElement.lang)
     : "";
   $("done-receipt").textContent = attempt.receipt || "";
   if (!attempt.receipt) $("done-message").textContent = t("done.closed");

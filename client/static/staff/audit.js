@@ -15,7 +15,7 @@ export async function enter() {
   body.replaceChildren();
   for (const event of log.events) {
     const row = body.insertRow();
-    const at = new Date(event.at).toLocaleString();
+    const at = new Date(event.at).toLocaleString(document.documentElement.lang);
     for (const value of [event.event_id, at, event.actor, event.action, event.object, event.hash.slice(0, 12)]) {
       row.insertCell().textContent = String(value);
     }

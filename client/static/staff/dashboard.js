@@ -51,7 +51,7 @@ function renderPackages(packages, serverNow) {
     cell(row, t(pkg.kind === "practice" ? "dash.kind.practice" : "dash.kind.real"));
     cell(row, String(pkg.manifest_version ?? ""));
     cell(row, String(pkg.fragment_count ?? ""));
-    cell(row, pkg.imported_at ? new Date(pkg.imported_at).toLocaleString() : "");
+    cell(row, pkg.imported_at ? new Date(pkg.imported_at).toLocaleString(document.documentElement.lang) : "");
     cell(row, windowText(pkg, serverNow));
   }
   holder.replaceChildren(tableNode);

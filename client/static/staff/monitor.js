@@ -26,7 +26,7 @@ function room() {
 }
 
 function seatLabel(c) {
-  const lastSeen = c.last_seen_at ? new Date(c.last_seen_at).toLocaleTimeString() : "—";
+  const lastSeen = c.last_seen_at ? new Date(c.last_seen_at).toLocaleTimeString(document.documentElement.lang) : "—";
   return [
     t("mon.seat", { n: c.seat_no ?? "?" }),
     c.name,

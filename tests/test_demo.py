@@ -62,8 +62,19 @@ async def start_demo(directory: Path, *extra: str) -> Demo:
         "--venue-port", str(free_port()), "--central-port", str(free_port()), *extra,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=REPO_ROOT,
     )  # fmt: skip
-    assert process.stdout is not None
     lines: list[str] = []
+    try:
+        await _read_until_ready(process, lines)
+    except BaseException:
+        if process.returncode is None:  # never leave a demo running behind a failed test
+            process.kill()
+            await process.wait()
+        raise
+    return Demo(process, lines)
+
+
+async def _read_until_ready(process: asyncio.subprocess.Process, lines: list[str]) -> None:
+    assert process.stdout is not None
     deadline = time.monotonic() + BOOT_TIMEOUT_S
     while READY not in lines:
         remaining = deadline - time.monotonic()
@@ -71,7 +82,6 @@ async def start_demo(directory: Path, *extra: str) -> Demo:
         if not raw:
             raise AssertionError("cbt demo ended early:\n" + "\n".join(lines))
         lines.append(raw.decode().rstrip("\n"))
-    return Demo(process, lines)
 
 
 async def stop_demo(demo: Demo) -> str:

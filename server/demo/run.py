@@ -44,7 +44,8 @@ class Addresses:
     @property
     def shown_host(self) -> str:
         """The host a browser on this machine uses (a wildcard address is not one)."""
-        return "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host  # noqa: S104
+        wildcards = ("0.0.0.0", "", "::")  # noqa: S104 - compared with, never bound to
+        return "127.0.0.1" if self.host in wildcards else self.host
 
     @property
     def venue_url(self) -> str:

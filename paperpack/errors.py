@@ -17,7 +17,9 @@ class PaperInvalid(PaperpackError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
-        super().__init__(f"{len(self.problems)} problem(s) in the paper:\n" + "\n".join(self.problems))
+        super().__init__(
+            f"{len(self.problems)} problem(s) in the paper:\n" + "\n".join(self.problems)
+        )
 
 
 # --- sealed packages (paperpack.pack / package / unlock); see docs/sealing.md ---------------
@@ -28,7 +30,9 @@ class SessionInvalid(PaperpackError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
-        super().__init__(f"{len(self.problems)} problem(s) in the session file:\n" + "\n".join(self.problems))
+        super().__init__(
+            f"{len(self.problems)} problem(s) in the session file:\n" + "\n".join(self.problems)
+        )
 
 
 class PackageInvalid(PaperpackError):

@@ -184,7 +184,9 @@ def _item_to_dict(item: Item, *, with_keys: bool) -> dict[str, Any]:
     return out
 
 
-def paper_to_dict(paper: Paper, *, with_keys: bool = True, with_assets: bool = True) -> dict[str, Any]:
+def paper_to_dict(
+    paper: Paper, *, with_keys: bool = True, with_assets: bool = True
+) -> dict[str, Any]:
     """The paper as plain data. `with_keys=False` is the form that may leave the centre."""
     out: dict[str, Any] = {
         "paper_id": paper.paper_id,

@@ -31,7 +31,9 @@ def require(condition: bool, how_to_get_it: str) -> None:
 def qti_fixtures() -> Path:
     """The shared real-world QTI files (../shared/fixtures/qti)."""
     folder = SHARED_FIXTURES / "qti"
-    require(folder.is_dir(), f"QTI fixtures not found at {folder}: check out ../shared beside the repo")
+    require(
+        folder.is_dir(), f"QTI fixtures not found at {folder}: check out ../shared beside the repo"
+    )
     return folder
 
 

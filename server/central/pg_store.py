@@ -60,6 +60,8 @@ CREATE TABLE IF NOT EXISTS upload_chunks (
     data BYTEA NOT NULL,
     PRIMARY KEY (upload_id, chunk_offset)
 );
+-- Chunks are ciphertext: TOAST's compression would burn CPU for nothing.
+ALTER TABLE upload_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 CREATE TABLE IF NOT EXISTS packages (
     package_sha256 TEXT PRIMARY KEY,    -- hex SHA-256 of the package file
     session_id TEXT NOT NULL,

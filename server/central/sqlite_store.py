@@ -170,6 +170,7 @@ class SqliteStorage:
     async def open(self) -> None:
         def connect() -> None:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA page_size=65536")  # large BLOB chunks: fewer overflow pages
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA busy_timeout=10000")

@@ -1,0 +1,54 @@
+"""The outbox worker: once a session has ended it is exported and uploaded, without a hand."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from paperpack.authority import Authority
+from server.central.storage import VenueRecord
+from server.clock import iso
+from server.venue.export import central_wrap_key, export_and_upload_worker, sessions_to_export
+from server.venue.upload import pending, receipt_path
+from server.venue.workspace import init_venue, open_venue_db
+from tests.server.central.conftest import START, Central
+from tests.server.central.test_venue_to_centre import sit_session
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # the worker, not the store
+async def test_an_ended_session_goes_home_by_itself(
+    central: Central, authority: Authority, authority_dir: Path, tmp_path: Path
+) -> None:
+    """The worker exports the ended session once, uploads it and keeps the verified receipt."""
+    venue_dir = tmp_path / "venue"
+    venue = init_venue(venue_dir, "V1", now=START)
+    await central.storage.add_venue(
+        VenueRecord("V1", "V1", venue.sign_public, venue.wrap_public, iso(START))
+    )
+    db = open_venue_db(venue_dir)
+    sit_session(db)
+    db.close()
+    central_wrap_key(venue_dir, authority_dir / "upload.pub")  # pinned once, as at set-up
+    assert sessions_to_export(venue_dir) == ["S1"]
+
+    worker = asyncio.create_task(
+        export_and_upload_worker(venue_dir, central.url, authority.signing_public, idle_s=0.05)
+    )
+    try:
+        for _ in range(400):
+            packages = await central.storage.list_packages()
+            if packages and not pending(venue_dir):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # a few more rounds: nothing may be exported twice
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+    assert [p.session_id for p in await central.storage.list_packages()] == ["S1"]
+    assert sessions_to_export(venue_dir) == []
+    (package,) = (venue_dir / "outbox").glob("*.cbtresp")
+    assert receipt_path(package).exists()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from paperpack.authority import Authority
 from paperpack.model import Paper
+from paperpack.session import ID_PATTERN
 from paperpack.variants import paused_gc
 from server.central.storage import CentralStorage
 from server.scoring.changes import Change, load_changes
@@ -26,8 +27,16 @@ from server.scoring.results import FinalResult, apply_changes, apply_marks, fina
 RESULTS = "results"
 
 
+class PackageContentsInvalid(ScoringError):
+    """A verified package holds records scoring cannot read (a venue export bug)."""
+
+
 def results_dir(central_dir: Path, session_id: str) -> Path:
     """Where a session's results, marks and secrets live."""
+    if not ID_PATTERN.match(session_id):
+        raise ScoringError(
+            f"{session_id!r} is not a session id (1-64 letters, digits, '.', '_' or '-')"
+        )
     return central_dir / RESULTS / session_id
 
 
@@ -80,7 +89,14 @@ async def score_session(
         paper = _one_paper(material, session_id)
         scores: list[CandidateScore] = []
         for venue_id in venues:
-            scores.extend(score_venue(packages[venue_id], material[venue_id], session_id))
+            try:
+                scores.extend(score_venue(packages[venue_id], material[venue_id], session_id))
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise PackageContentsInvalid(
+                    f"the package of venue {venue_id} (export {packages[venue_id].export_seq}) "
+                    f"holds a record scoring cannot read ({type(exc).__name__}: {exc}); "
+                    "export it again at the venue and report the venue software's version"
+                ) from None
     marks = load_marks(folder)
     changes = await load_changes(storage, session_id)
     apply_marks(scores, paper, marks)

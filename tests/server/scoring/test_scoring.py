@@ -216,3 +216,43 @@ def test_mask_id_keeps_region_and_last_four() -> None:
     assert mask_id("110101199001011234") == "110101********1234"
     assert mask_id("A1234567") == "****4567"
     assert mask_id("123") == "***"
+
+
+def test_session_id_cannot_leave_the_results_directory(tmp_path: Path) -> None:
+    """A session id with path separators is refused before any file is touched."""
+    from server.scoring.material import ScoringError
+    from server.scoring.pipeline import results_dir
+
+    with pytest.raises(ScoringError, match="not a session id"):
+        results_dir(tmp_path, "../etc")
+    assert results_dir(tmp_path, "S2026-ECON") == tmp_path / "results" / "S2026-ECON"
+
+
+async def test_unreadable_records_in_a_signed_package_are_a_typed_error(
+    authority: Authority, packed_session: PackedSession, tmp_path: Path
+) -> None:
+    """A package whose attempt has no ticket stops scoring with a message naming the venue."""
+    import dataclasses
+
+    from server import responsepkg
+    from server.central.app import open_storage
+    from server.clock import iso
+    from server.scoring.pipeline import PackageContentsInvalid
+
+    broken = responsepkg.build_response_package(
+        {"attempts": [{"variant": {}}]}, session_id=SESSION_ID, venue_id="V001", export_seq=1,
+        created_at=iso(START), venue_key=packed_session.venue_keys["V001"],
+        central_wrap_public=authority.wrapping_public,
+    )  # fmt: skip
+    packed = dataclasses.replace(
+        packed_session, packages={**packed_session.packages, "V001": broken}
+    )
+    database = str(tmp_path / "central.db")
+    await upload_all(database, tmp_path, authority, packed)
+    storage = open_storage(database)
+    await storage.open()
+    try:
+        with pytest.raises(PackageContentsInvalid, match="package of venue V001"):
+            await score_session(storage, authority, SESSION_ID, AFTER_END, tmp_path)
+    finally:
+        await storage.close()

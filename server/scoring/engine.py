@@ -74,13 +74,14 @@ class AttemptScorer:
         """Fill `out` from one attempt record; on any mismatch set status HELD with a flag.
 
         Token answers (what the browser sent) are mapped back through the recomputed variant.
-        Canonical answers (`answers_form: canonical`: the venue mapped them at save time with
-        the same paperpack code) need only the variant's digest, which is cheaper to recompute.
+        Canonical answers (the venue mapped them at save time with the same paperpack code;
+        see `answers_are_canonical`) need only the variant's digest, cheaper to recompute.
         """
         recorded = attempt.get("variant") or {}
-        form = recorded.get("form")
+        form = recorded.get("form", recorded.get("form_id"))
         out.form = form
-        canonical_form = attempt.get("answers_form") == "canonical"
+        responses = _final_answers(attempt)
+        canonical_form = self.answers_are_canonical(attempt, responses)
         try:
             if canonical_form:
                 variant, digest = (
@@ -100,7 +101,6 @@ class AttemptScorer:
                 "variant mismatch: the variant the venue recorded is not the one recomputed "
                 "from the session's variant secret",
             )
-        responses = _final_answers(attempt)
         out.answer_count = len(responses)
         try:
             if variant is None:
@@ -111,6 +111,21 @@ class AttemptScorer:
             return _hold(out, f"answers do not fit the recomputed variant ({exc.role}): {exc}")
         out.answers = canonical
         out.earned = self.table.earned(canonical)
+
+    def answers_are_canonical(
+        self, attempt: Mapping[str, Any], responses: Mapping[str, Any]
+    ) -> bool:
+        """Whether the answers name canonical item ids rather than the browser's tokens.
+
+        An explicit `answers_form` ("canonical" or "tokens") decides; without it (the venue
+        export keeps the canonical answers its journal holds) answers whose every key is an
+        item id of the paper are canonical. Item tokens are 16 hex characters drawn per
+        candidate, so they are item ids only if an author named items that way.
+        """
+        declared = attempt.get("answers_form")
+        if declared is not None:
+            return bool(declared == "canonical")
+        return bool(responses) and self.item_ids.issuperset(responses)
 
 
 def _hold(out: CandidateScore, why: str) -> None:
@@ -141,9 +156,10 @@ def _roster(contents: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {str(r["ticket"]): dict(r) for r in rows if "ticket" in r}
 
 
-def violation_reference(venue_id: str, violation: Mapping[str, Any]) -> str:
-    """How a violation is cited in results: venue and the venue's violation number."""
-    return f"violation:{venue_id}/{violation.get('violation_id', '?')}"
+def violation_reference(venue_id: str, violation: Mapping[str, Any], position: int) -> str:
+    """How a violation is cited in results: venue and the venue's violation number (or, when
+    the export carries none, its 1-based position in the package's violation list)."""
+    return f"violation:{venue_id}/{violation.get('violation_id', position)}"
 
 
 def score_venue(
@@ -197,11 +213,11 @@ def _score_attempt(
 
 
 def _apply_violations(package: VenuePackage, results: dict[str, CandidateScore]) -> None:
-    for violation in package.contents.get("violations", []):
+    for position, violation in enumerate(package.contents.get("violations", []), start=1):
         out = results.get(str(violation.get("ticket")))
         if out is None:
             continue
-        reference = violation_reference(package.venue_id, violation)
+        reference = violation_reference(package.venue_id, violation, position)
         out.references.append(reference)
         handling = str(violation.get("handling") or violation.get("result") or "")
         if handling not in CANCELLING_HANDLINGS:

@@ -160,7 +160,10 @@ def seat_map(scored: ScoredSession) -> dict[str, tuple[str, str, int, int]]:
     """ticket -> (venue, room, row, column); seat number alone counts as one row."""
     seats = {}
     for venue_id, package in scored.packages.items():
-        for seat in package.contents.get("seating", []):
+        seating = package.contents.get("seating") or []
+        if isinstance(seating, dict):  # the venue export: {"plans", "seats", "moves"}
+            seating = seating.get("seats") or []
+        for seat in seating:
             row = int(seat.get("row_no") or 1)
             column = int(seat.get("column_no") or seat.get("seat_no") or 0)
             seats[str(seat["ticket"])] = (venue_id, str(seat.get("room_id", "")), row, column)

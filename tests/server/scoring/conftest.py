@@ -7,6 +7,10 @@ the variant secret, and simulates candidates under a simple ability model. Their
 mapped to each candidate's variant tokens (`to_display`, the forward map) and sealed in a
 response package per venue with `server.responsepkg`, signed by the venue's key.
 
+Venue V001 ships the browser's token answers with names in its roster; V002 ships what
+`server.venue.export` does: canonical answers (mapped at save time), `form_id`, seating as
+plans/seats/moves, no names or ID numbers, violations without numbers.
+
 Planted on purpose: one item whose packed key is wrong (able candidates choose the true
 answer, weak ones the keyed distractor), one candidate whose recorded variant digest is not the
 real one, two copiers seated beside their sources, one candidate whose violation was handled
@@ -221,28 +225,39 @@ def _contents(
         if ticket == plants.absent_unmarked:
             continue
         variant = plan.build(unlocked.variant_secret, SESSION_ID, ticket)
-        tokens = to_display(variant, canonical[ticket])
         digest = variant.digest if ticket != plants.mismatch_ticket else "f" * 64
+        if venue_index == 0:  # the browser's tokens, as saved
+            given: dict[str, Any] = to_display(variant, canonical[ticket])
+        else:  # as server.venue.export ships them: canonical ids, mapped at save time
+            given = {k: v if isinstance(v, str) else list(v) for k, v in canonical[ticket].items()}
         attempts.append(
             {"attempt_id": secrets.token_hex(8), "ticket": ticket, "status": "submitted",
-             "variant": {"ticket": ticket, "digest": digest, "form": None},
-             "final_answers": tokens,
+             "variant": {"ticket": ticket, "digest": digest, "session_id": SESSION_ID,
+                         "form_id": None},
+             "final_answers": given,
              "submission": {"submitted_at": iso(START + timedelta(minutes=140)),
-                            "how": "candidate", "answers": tokens,
-                            "receipt": canonical_hash(tokens)}}
+                            "how": "candidate", "answers": given,
+                            "receipt": canonical_hash(given)}}
         )  # fmt: skip
         if ticket == plants.cancelled_ticket:
-            violations.append({"violation_id": 7, "ticket": ticket, "kind": "phone",
-                               "text": "phone in use", "handling": "cancel_score",
-                               "serious": False})  # fmt: skip
+            violations.append({"ticket": ticket, "kind": "phone", "text": "phone in use",
+                               "handling": "cancel_score", "serious": False})  # fmt: skip
+    if venue_index == 0:
+        candidates = [
+            {"ticket": t, "name": people[t][0], "id_number": people[t][1]} for t in roster
+        ]
+    else:  # the venue export leaves registration data to the centre
+        candidates = [{"ticket": t, "form_id": None} for t in roster]
     return {
         "format": "cbt-response-contents",
-        "session": {"session_id": SESSION_ID, "unlocked_at": iso(START - timedelta(minutes=30))},
-        "candidates": [
-            {"ticket": t, "name": people[t][0], "id_number": people[t][1]} for t in roster
-        ],
+        "session": {
+            "session_id": SESSION_ID,
+            "unlocked_at": iso(START - timedelta(minutes=30)),
+            "ended_at": iso(START + timedelta(minutes=125)),
+        },
+        "candidates": candidates,
         "attempts": attempts,
-        "seating": seating,
+        "seating": seating if venue_index == 0 else {"plans": [], "seats": seating, "moves": []},
         "absences": absences,
         "incidents": [],
         "violations": violations,

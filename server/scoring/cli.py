@@ -28,6 +28,7 @@ from server.central.storage import CentralStorage
 from server.clock import iso
 from server.scoring import changes as change_rules
 from server.scoring import marks as marking
+from server.scoring import registration
 from server.scoring.material import release_keys
 from server.scoring.pipeline import results_dir, score_session
 from server.scoring.report import build_report, render_report_html
@@ -73,6 +74,9 @@ def register_scoring(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     score.add_argument("--out", type=Path, required=True, help="publication CSV (IDs masked)")
     score.add_argument("--json", type=Path, help="publication JSON (IDs masked)")
     score.add_argument("--report", type=Path, help="verification report as HTML")
+    score.add_argument(
+        "--roster", type=Path, help="registration CSV (ticket,name,id_number), kept for later runs"
+    )
     score.set_defaults(func=cmd_score)
 
     essays = sub.add_parser("export-essays", help="anonymised essay answers for markers")
@@ -122,6 +126,8 @@ def _register_changes(sub: argparse._SubParsersAction) -> None:  # type: ignore[
 async def _score(storage: CentralStorage, authority: Authority, args: argparse.Namespace) -> str:
     folder = results_dir(args.dir, args.session)
     marking.ensure_private(folder)
+    if args.roster is not None:
+        await _take_roster(storage, args, folder)
     scored = await score_session(storage, authority, args.session, _now(), folder)
     write_results(folder, args.session, scored.paper, scored.results, args.out, args.json)
     report = build_report(scored, _now())
@@ -141,6 +147,20 @@ async def _score(storage: CentralStorage, authority: Authority, args: argparse.N
         f"session {args.session}: {summary}; {flagged} item(s) flagged, "
         f"{len(report['similar_pairs'])} similar pair(s); wrote {args.out}"
     )
+
+
+async def _take_roster(storage: CentralStorage, args: argparse.Namespace, folder: Path) -> None:
+    try:
+        data = args.roster.read_bytes()
+    except OSError as exc:
+        raise registration.RegistrationInvalid(
+            [f"cannot read {args.roster}: {exc.strerror}"]
+        ) from None
+    people = registration.parse_registration(data)
+    digest = registration.save_registration(folder, people)
+    details = {"session_id": args.session, "candidates": len(people), "registration_sha256": digest}
+    obj = f"session:{args.session}"
+    await storage.audit("cli", "results.registration.imported", obj, details, iso(_now()))
 
 
 def _sha256(data: bytes) -> str:

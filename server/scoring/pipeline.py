@@ -22,6 +22,7 @@ from server.scoring.engine import CandidateScore, score_venue
 from server.scoring.marks import load_marks
 from server.scoring.material import ScoringError, VenueMaterial, packed_venues, release_keys
 from server.scoring.packages import VenuePackage, read_session_packages
+from server.scoring.registration import apply_registration, load_registration
 from server.scoring.results import FinalResult, apply_changes, apply_marks, finalise
 
 RESULTS = "results"
@@ -97,6 +98,7 @@ async def score_session(
                     f"holds a record scoring cannot read ({type(exc).__name__}: {exc}); "
                     "export it again at the venue and report the venue software's version"
                 ) from None
+    apply_registration(scores, load_registration(folder))
     marks = load_marks(folder)
     changes = await load_changes(storage, session_id)
     apply_marks(scores, paper, marks)

@@ -30,7 +30,10 @@ def cbt(*args: str | Path) -> int:
 
 
 def test_score_essays_marks_and_changes_from_the_command_line(
-    central_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    central_dir: Path,
+    tmp_path: Path,
+    packed_session: PackedSession,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Score, export essays, import marks, score again; a change needs a second operator."""
     session = ("--session", SESSION_ID)
@@ -70,14 +73,23 @@ def test_score_essays_marks_and_changes_from_the_command_line(
                "--operator", "alice") == 1  # fmt: skip
     assert "never change together" in capsys.readouterr().err
 
+    roster = tmp_path / "registration.csv"
+    lines = ["ticket,name,id_number"] + [
+        f"{t},{name},{id_number}" for t, (name, id_number) in packed_session.people.items()
+    ]
+    roster.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
     public_json = tmp_path / "scores.json"
-    assert cbt("central", "score", central_dir, *session, "--out", out, "--json", public_json) == 0
+    assert cbt("central", "score", central_dir, *session, "--out", out, "--json", public_json,
+               "--roster", roster) == 0  # fmt: skip
     doc = json.loads(public_json.read_text(encoding="utf-8"))
     by_ticket = {c["ticket"]: c for c in doc["candidates"]}
     assert by_ticket["10005"]["status"] == "cancelled"
     assert by_ticket["10005"]["references"] == "change:C0001(video R1)"
     assert by_ticket["10001"]["status"] == "scored" and by_ticket["10001"]["subjective"] == 80.0
     assert by_ticket["10001"]["id_number"] == "110101********0001"
+    assert by_ticket["20002"]["id_number"] == "110101********0002"  # from the registration CSV
+    internal = (central_dir / "results" / SESSION_ID / "scores-internal.csv").read_text("utf-8-sig")
+    assert "考生20002" in internal and "考生20002" not in public_json.read_text(encoding="utf-8")
     assert cbt(*change, "list", central_dir, *session) == 0
     assert "C0001\t10005\tcancel\tapproved\talice\tbob" in capsys.readouterr().out
     assert cbt("audit", "verify", central_dir / "central.db") == 0

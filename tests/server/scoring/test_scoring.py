@@ -256,3 +256,18 @@ async def test_unreadable_records_in_a_signed_package_are_a_typed_error(
             await score_session(storage, authority, SESSION_ID, AFTER_END, tmp_path)
     finally:
         await storage.close()
+
+
+def test_registration_problems_are_named_by_row_and_column() -> None:
+    """Empty cells and a repeated ticket in the registration CSV are each reported."""
+    from server.scoring.registration import RegistrationInvalid, parse_registration
+
+    data = "ticket,name,id_number\nT1,张三,110101199001011234\nT2,,1\nT1,李四,2\n".encode()
+    with pytest.raises(RegistrationInvalid) as caught:
+        parse_registration(data)
+    assert caught.value.problems == [
+        "row 3, column name: empty",
+        "row 4, column ticket: T1 appears twice",
+    ]
+    good = parse_registration(b"\xef\xbb\xbfticket,name,id_number\nT1,A,110101199001011234\n")
+    assert good == {"T1": {"name": "A", "id_number": "110101199001011234"}}

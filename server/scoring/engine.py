@@ -26,6 +26,7 @@ from paperpack.canonical import canonical_hash
 from paperpack.model import Paper
 from paperpack.scoring import Answer, KeyTable, compile_key
 from paperpack.variants import UnknownToken, VariantError, VariantPlan, paused_gc, to_canonical
+from server.central.packages import JournalMismatch, check_journals
 from server.scoring.material import VenueMaterial
 from server.scoring.packages import VenuePackage
 
@@ -207,9 +208,24 @@ def _score_attempt(
     if submission.get("answers") is not None:
         out.receipt_centre = canonical_hash(submission["answers"])
     scorer.score(attempt, out)
+    _check_journal(attempt, out)
     if ticket in absent:
         _hold(out, "marked absent by the venue yet has an attempt with answers")
     return out
+
+
+def _check_journal(attempt: Mapping[str, Any], out: CandidateScore) -> None:
+    """Hold a candidate whose journal does not chain (here or, by its own flag, at the venue)."""
+    if attempt.get("journal_chain_verified") is False:
+        _hold(out, "the venue found this attempt's journal chain broken")
+    if not attempt.get("journal"):
+        return
+    try:
+        check_journals({"attempts": [attempt]})
+    except JournalMismatch:
+        _hold(out, "the journal in the package does not chain: saved answers were altered")
+    except (KeyError, TypeError):
+        _hold(out, "the journal in the package is incomplete: it cannot be checked")
 
 
 def _apply_violations(package: VenuePackage, results: dict[str, CandidateScore]) -> None:

@@ -271,3 +271,39 @@ def test_registration_problems_are_named_by_row_and_column() -> None:
     ]
     good = parse_registration(b"\xef\xbb\xbfticket,name,id_number\nT1,A,110101199001011234\n")
     assert good == {"T1": {"name": "A", "id_number": "110101199001011234"}}
+
+
+def _journal(attempt_id: str, saves: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A journal chained as the venue chains it (server.venue.journal.link_hash)."""
+    from paperpack.canonical import canonical_json
+    from server.venue.journal import GENESIS, link_hash
+
+    out, previous = [], GENESIS
+    for position, responses in enumerate(saves, start=1):
+        at = "2026-06-13T02:00:00.000Z"
+        body = canonical_json(responses).decode()
+        digest = link_hash(attempt_id, position, position, at, body, previous)
+        out.append({"seq": position, "position": position, "saved_at": at,
+                    "responses": responses, "prev_hash": previous, "hash": digest})  # fmt: skip
+        previous = digest
+    return out
+
+
+def test_altered_journal_holds_the_candidate(packed_session: PackedSession) -> None:
+    """A journal that chains is scored; one whose saved answer was edited afterwards is held."""
+    paper, secret = packed_session.paper, b"k" * 32
+    digest = build_variant(paper, secret, SESSION_ID, "T1").digest
+    first = paper.items()[0]
+    saves = [{first.item_id: list(first.key)}, {first.item_id: [first.options[-1].option_id]}]
+    honest = {"attempt_id": "a1", "ticket": "T1", "variant": {"digest": digest},
+              "journal": _journal("a1", saves), "final_answers": saves[-1]}  # fmt: skip
+    forged = {**honest, "attempt_id": "a2", "ticket": "T2",
+              "variant": {"digest": build_variant(paper, secret, SESSION_ID, "T2").digest},
+              "journal": _journal("a2", saves)}  # fmt: skip
+    forged["journal"][0]["responses"] = {first.item_id: ["x"]}
+    material = VenueMaterial("V9", "p", paper, "h", secret, START)
+    package = VenuePackage("V9", "x", 1, "", {"attempts": [honest, forged]})
+    by_ticket = {s.ticket: s for s in score_venue(package, material, SESSION_ID)}
+    assert by_ticket["T1"].status == "scored"
+    assert by_ticket["T2"].status == HELD
+    assert "does not chain" in by_ticket["T2"].flags[0]

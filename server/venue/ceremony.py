@@ -28,7 +28,7 @@ from sqlite_utils import Database
 
 from paperpack import unlock, variants
 from paperpack.canonical import canonical_hash
-from paperpack.errors import PaperpackError
+from paperpack.errors import OutsideWindow, PaperpackError
 from paperpack.model import Paper, paper_to_dict
 from paperpack.variants import Variant
 from server import audit, keys
@@ -452,7 +452,7 @@ async def post_release(request: web.Request) -> web.Response:
     try:
         state.unlocker.add_release(release, now)
     except PaperpackError as exc:
-        status = 409 if type(exc).__name__ == "OutsideWindow" else 422
+        status = 409 if isinstance(exc, OutsideWindow) else 422
         raise Problem(status, "release-rejected", str(exc)) from None
     state.release_source = source
     await app[keys.STORE].write(record_release, state.ceremony_id, source, staff.login, now)

@@ -12,7 +12,6 @@ A package imported with `practice` is the dry run's package (art. 21(3)).
 from __future__ import annotations
 
 import asyncio
-import io
 import shutil
 import tarfile
 import tempfile
@@ -197,16 +196,16 @@ def import_package(
     return record_import(db, manifest, directory, count, size, practice, actor, now)
 
 
-def unpack_upload(data: bytes, into: Path) -> Path:
+def unpack_upload(upload: Path, into: Path) -> Path:
     """Extract an uploaded tar or zip safely (no absolute paths, no '..', no links)."""
-    if zipfile.is_zipfile(io.BytesIO(data)):
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+    if zipfile.is_zipfile(upload):
+        with zipfile.ZipFile(upload) as archive:
             for info in archive.infolist():
                 _check_member(info.filename)
             archive.extractall(into)  # noqa: S202 - every member name was checked above
     else:
         try:
-            with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            with tarfile.open(upload) as archive:
                 archive.extractall(into, filter="data")
         except tarfile.TarError as exc:
             raise ImportRefused(f"the upload is neither a zip nor a tar archive ({exc})") from None
@@ -214,6 +213,22 @@ def unpack_upload(data: bytes, into: Path) -> Path:
     if len(manifests) != 1:
         raise ImportRefused("the archive must hold exactly one package (one manifest.json)")
     return manifests[0].parent
+
+
+async def save_upload(request: web.Request, target: Path, max_bytes: int) -> None:
+    """Stream the request body to `target` (memory stays bounded), or Problem 413."""
+    size = 0
+    with target.open("wb") as out:
+        async for chunk in request.content.iter_chunked(1 << 20):
+            size += len(chunk)
+            if size > max_bytes:
+                raise Problem(
+                    413,
+                    "too-large",
+                    f"the package is larger than {max_bytes} bytes; copy it "
+                    "to the server and import it by path instead",
+                )
+            await asyncio.to_thread(out.write, chunk)
 
 
 def _check_member(name: str) -> None:
@@ -254,9 +269,10 @@ async def post_package(request: web.Request) -> web.Response:
                 raise ImportRefused(f"{path} is not a package directory (no manifest.json)")
             result = await _import_via_thread(request.app, path, practice, staff.login)
         else:
-            data = await request.read()
             with tempfile.TemporaryDirectory() as tmp:
-                source = await asyncio.to_thread(unpack_upload, data, Path(tmp))
+                upload = Path(tmp) / "upload"
+                await save_upload(request, upload, request.app[keys.SETTINGS].max_package_bytes)
+                source = await asyncio.to_thread(unpack_upload, upload, Path(tmp) / "package")
                 result = await _import_via_thread(request.app, source, practice, staff.login)
     except ImportRefused as exc:
         raise Problem(422, "package-refused", str(exc)) from None

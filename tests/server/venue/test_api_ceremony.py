@@ -14,7 +14,7 @@ from paperpack.shamir import Share
 from server.audit import verify_audit
 from server.store import transaction
 from server.venue.workspace import open_venue_db
-from tests.server.conftest import BEFORE_WINDOW, SESSION_ID, VenueKit
+from tests.server.conftest import BEFORE_WINDOW, SESSION_ID, START, VenueKit
 
 
 async def open_ceremony(kit: VenueKit) -> Any:
@@ -209,3 +209,29 @@ async def test_dry_run_with_a_practice_package(venue_kit: VenueKit) -> None:
     await enter(kit, "inv1", kit.template.cards[3])
     body = await (await release(kit)).json()
     assert (body["status"], body["dry_run"]) == ("unlocked", True)
+
+
+async def test_a_release_after_the_window_closed_is_refused(venue_kit: VenueKit) -> None:
+    """A ceremony opened at 09:20 cannot take the release at 09:30, when the window closes."""
+    kit = venue_kit
+    await kit.import_package()
+    kit.clock.set(START + timedelta(minutes=20))  # 09:20
+    assert (await open_ceremony(kit)).status == 201
+    assert (await enter(kit, "chief", kit.template.cards[1])).status == 200
+    assert (await enter(kit, "inv1", kit.template.cards[2])).status == 200
+    kit.clock.advance(minutes=10)  # 09:30: the window's end
+    resp = await release(kit)
+    assert resp.status == 409
+    assert "window closed" in (await resp.json())["detail"]
+
+
+async def test_a_package_uploaded_as_zip_imports(venue_kit: VenueKit, tmp_path: Path) -> None:
+    """A zip of the package directory imports like the directory itself."""
+    kit = venue_kit
+    archive = shutil.make_archive(str(tmp_path / "package"), "zip", kit.template.package_dir)
+    resp = await kit.client.post(
+        "/api/v1/staff/packages",
+        data=Path(archive).read_bytes(),
+        headers={**await kit.as_staff("admin"), "Content-Type": "application/zip"},
+    )
+    assert resp.status == 201, await resp.text()

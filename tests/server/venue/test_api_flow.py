@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
@@ -143,3 +144,14 @@ async def test_request_log_has_one_line_per_request_and_no_secrets(
     assert "method=PUT path=/api/v1/attempt/responses status=200" in lines[2]
     for secret in (c.token, c.token.split(".")[1], id_number(3), answer, essay["id"]):
         assert secret not in caplog.text
+
+
+async def test_tokens_are_stored_only_as_hashes(venue_kit: VenueKit) -> None:
+    """The bearer token never reaches the disk; its SHA-256 does."""
+    kit = venue_kit
+    await kit.unlock()
+    c = await kit.login_candidate(4)
+    stored = b"".join(p.read_bytes() for p in kit.directory.rglob("venue.db*") if p.is_file())
+    assert c.token.encode() not in stored
+    assert c.token.split(".")[1].encode() not in stored
+    assert hashlib.sha256(c.token.encode()).hexdigest().encode() in stored

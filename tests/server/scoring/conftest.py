@@ -105,7 +105,13 @@ def _session(wrap_keys: dict[str, str]) -> Any:
     )  # fmt: skip
 
 
-def _unlock(package_dir: Path, shares_dir: Path, authority: Authority, device: Any) -> Any:
+def unlock_at_venue(
+    package_dir: Path,
+    shares_dir: Path,
+    authority: Authority,
+    device: Any,
+    session_id: str = SESSION_ID,
+) -> Any:
     """What the venue does in its ceremony: two shares and the release code."""
     now = START - timedelta(minutes=30)
     opened = open_package(package_dir, authority.signing_public)
@@ -115,7 +121,7 @@ def _unlock(package_dir: Path, shares_dir: Path, authority: Authority, device: A
     ):
         unlock.add_share(card.read_text(encoding="utf-8"), login)
     venue_id = opened.manifest.raw["venue_id"]
-    unlock.add_release(issue_release(authority, SESSION_ID, venue_id, now=now).code, now)
+    unlock.add_release(issue_release(authority, session_id, venue_id, now=now).code, now)
     return unlock.open(now)
 
 
@@ -294,7 +300,7 @@ def build_packed_session(root: Path) -> PackedSession:
     )
     packages = {}
     for v, (venue_id, pack) in enumerate(zip(VENUES, packed, strict=True)):
-        unlocked = _unlock(pack.package_dir, pack.shares_dir, authority, devices[venue_id])
+        unlocked = unlock_at_venue(pack.package_dir, pack.shares_dir, authority, devices[venue_id])
         contents = _contents(v, venue_id, unlocked, canonical, plants, people)
         packages[venue_id] = responsepkg.build_response_package(
             contents, session_id=SESSION_ID, venue_id=venue_id, export_seq=1,

@@ -103,18 +103,23 @@ def key_fingerprint(public_key: crypto.Ed25519PublicKey) -> str:
     return hashlib.sha256(base64.b64decode(crypto.public_key_text(public_key))).hexdigest()
 
 
+def _list(contents: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = contents.get(key)
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def summarise(contents: dict[str, Any]) -> dict[str, Any]:
     """The counts a header carries, so the centre can accept without decoding the JSON."""
-    attempts = contents.get("attempts", [])
-    violations = contents.get("violations", [])
+    attempts, violations = _list(contents, "attempts"), _list(contents, "violations")
+    session = contents.get("session")
     return {
         "attempts": len(attempts),
         "submitted": sum(1 for a in attempts if a.get("submission")),
-        "absent": len(contents.get("absences", [])),
+        "absent": len(_list(contents, "absences")),
         "violations": len(violations),
-        "incidents": len(contents.get("incidents", [])),
+        "incidents": len(_list(contents, "incidents")),
         "serious_violation": any(bool(v.get("serious")) for v in violations),
-        "unlocked_at": (contents.get("session") or {}).get("unlocked_at"),
+        "unlocked_at": session.get("unlocked_at") if isinstance(session, dict) else None,
     }
 
 
@@ -273,12 +278,11 @@ def verify_response_package(data: bytes, venue_public: crypto.Ed25519PublicKey) 
     return header
 
 
-def _compressed(
+def _content_key(
     data: bytes, venue_public: crypto.Ed25519PublicKey, central_wrap_key: crypto.X25519PrivateKey
-) -> tuple[ResponseHeader, bytes]:
-    """Verify, unwrap the content key and decrypt: the authenticated zstd payload."""
+) -> tuple[ResponseHeader, bytearray]:
+    """Verify, then unwrap the content key with the centre's X25519 key."""
     header = verify_response_package(data, venue_public)
-    payload = _split(data)[3]
     context = _context(header.session_id, header.venue_id, header.export_seq)
     try:
         key = crypto.unwrap(central_wrap_key, base64.b64decode(header.wrapped_key), context=context)
@@ -287,8 +291,17 @@ def _compressed(
             "the content key does not unwrap with this centre's X25519 key: the package was "
             "sealed for another authority; check the venue's configured central key"
         ) from None
+    return header, key
+
+
+def _compressed(
+    data: bytes, venue_public: crypto.Ed25519PublicKey, central_wrap_key: crypto.X25519PrivateKey
+) -> tuple[ResponseHeader, bytes]:
+    """Verify, unwrap the content key and decrypt: the authenticated zstd payload."""
+    header, key = _content_key(data, venue_public, central_wrap_key)
+    context = _context(header.session_id, header.venue_id, header.export_seq)
     try:
-        return header, _decrypt(payload, key, context, header.compressed_size)
+        return header, _decrypt(_split(data)[3], key, context, header.compressed_size)
     except PaperpackError as exc:
         raise PackageUnreadable(f"the payload does not decrypt: {exc}") from None
     finally:
@@ -298,10 +311,13 @@ def _compressed(
 def check_response_package(
     data: bytes, venue_public: crypto.Ed25519PublicKey, central_wrap_key: crypto.X25519PrivateKey
 ) -> ResponseHeader:
-    """Verify signature and hash, and that the payload decrypts (authenticated) for this
-    centre; what the upload endpoint needs before it accepts. Decompressing and decoding
-    the JSON is left to whoever reads the contents (`open_response_package`)."""
-    return _compressed(data, venue_public, central_wrap_key)[0]
+    """What the upload endpoint checks before it accepts: the venue's signature over the
+    header, the payload's hash in it, and that the content key unwraps with this centre's
+    key (an authenticated wrap). Decrypting, decompressing and decoding the contents is left
+    to whoever reads them (`open_response_package`)."""
+    header, key = _content_key(data, venue_public, central_wrap_key)
+    crypto.zeroise(key)
+    return header
 
 
 def open_response_package(

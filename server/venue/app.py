@@ -138,6 +138,7 @@ async def _closer_context(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await attempts.flush_seen(app)  # the store is still open: its context exits last
 
 
 async def _background_context(app: web.Application) -> AsyncIterator[None]:

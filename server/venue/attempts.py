@@ -434,16 +434,33 @@ async def get_attempt(request: web.Request) -> web.Response:
     return web.json_response(attempt_view(auth, now, paper_ready(request.app, auth.session_id)))
 
 
-def touch_attempt(db: Database, attempt_id: str, now: str) -> None:
-    db.execute("UPDATE attempts SET last_seen_at = ? WHERE attempt_id = ?", [now, attempt_id])
+def record_seen(db: Database, seen: list[tuple[str, str]]) -> None:
+    """Write heartbeat times (attempt id, ISO time); never move a later time back."""
+    db.conn.executemany(
+        "UPDATE attempts SET last_seen_at = MAX(COALESCE(last_seen_at, ''), ?)"
+        " WHERE attempt_id = ?",
+        [(at, attempt_id) for attempt_id, at in seen],
+    )
+
+
+async def flush_seen(app: web.Application) -> int:
+    """Write the heartbeats collected in memory in one transaction; returns how many."""
+    live = app[keys.LIVE]
+    seen, live.seen = live.seen, {}
+    if seen:
+        await app[keys.STORE].write(record_seen, list(seen.items()))
+    return len(seen)
 
 
 @routes.post("/api/v1/attempt/heartbeat", name="heartbeat")
 async def heartbeat(request: web.Request) -> web.Response:
-    """Record that the candidate's computer is alive; returns the status like GET attempt."""
+    """Record that the candidate's computer is alive; returns the status like GET attempt.
+
+    "Last seen" is monitoring, not evidence: it is kept in memory and written with the
+    closer's next pass, so a heartbeat does not wait for a commit."""
     auth = await authenticate(request)
     now = request.app[keys.CLOCK].now()
-    await request.app[keys.STORE].write(touch_attempt, auth.attempt_id, iso(now))
+    request.app[keys.LIVE].seen[auth.attempt_id] = iso(now)
     return web.json_response(attempt_view(auth, now, paper_ready(request.app, auth.session_id)))
 
 
@@ -671,6 +688,7 @@ def start_closer(app: web.Application) -> asyncio.Task[None]:
         while True:
             await asyncio.sleep(app[keys.SETTINGS].close_interval_s)
             try:
+                await flush_seen(app)
                 await close_due_attempts(app)
             except Exception:
                 log.exception("attempt.closer_failed")

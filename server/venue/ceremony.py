@@ -107,6 +107,9 @@ class LiveState:
     ceremony: CeremonyState | None = None
     exam: ExamState | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # jobs not awaited
+    # Heartbeats not yet written: attempt id -> ISO time. Written by the closer's pass (and on
+    # shutdown) in one transaction, so a heartbeat costs no commit of its own.
+    seen: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -74,7 +74,13 @@ def current_session(db: Database, ticket: str) -> tuple[str, dict[str, Any]]:
 # --- room status --------------------------------------------------------------------------
 
 
-def room_status(db: Database, room_id: str | None, now: datetime, stale_s: int) -> dict[str, Any]:
+def room_status(
+    db: Database,
+    room_id: str | None,
+    now: datetime,
+    stale_s: int,
+    seen: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """Each candidate of the room (or the venue) with what the monitor shows."""
     rows = db.query(
         "SELECT c.session_id, c.ticket, c.name, st.room_id, st.seat_no, a.status, a.attempt_id,"
@@ -91,8 +97,8 @@ def room_status(db: Database, room_id: str | None, now: datetime, stale_s: int) 
     )
     candidates = []
     for r in rows:
-        seen = r["last_seen_at"]
-        stale = seen is None or (now - attempts.parse_time(seen)).total_seconds() > stale_s
+        last = max(r["last_seen_at"] or "", (seen or {}).get(r["attempt_id"] or "", "")) or None
+        stale = last is None or (now - attempts.parse_time(last)).total_seconds() > stale_s
         candidates.append(
             {
                 "ticket": r["ticket"],
@@ -101,7 +107,7 @@ def room_status(db: Database, room_id: str | None, now: datetime, stale_s: int) 
                 "seat_no": r["seat_no"],
                 "status": "absent" if r["absent"] else (r["status"] or "not_logged_in"),
                 "logged_in": r["attempt_id"] is not None,
-                "last_seen_at": seen,
+                "last_seen_at": last,
                 "seen_recently": not stale,
                 "items_answered": r["answered"],
                 "submitted_at": r["submitted_at"],
@@ -126,7 +132,8 @@ async def get_venue_status(request: web.Request) -> web.Response:
     await require_role(request, *STAFF_ROLES)
     app = request.app
     now = app[keys.CLOCK].now()
-    body = await app[keys.STORE].read(room_status, None, now, app[keys.SETTINGS].stale_after_s)
+    stale_s, seen = app[keys.SETTINGS].stale_after_s, dict(app[keys.LIVE].seen)
+    body = await app[keys.STORE].read(room_status, None, now, stale_s, seen)
     return web.json_response(body)
 
 
@@ -137,7 +144,8 @@ async def get_room_status(request: web.Request) -> web.Response:
     app = request.app
     now = app[keys.CLOCK].now()
     room_id = request.match_info["room_id"]
-    body = await app[keys.STORE].read(room_status, room_id, now, app[keys.SETTINGS].stale_after_s)
+    stale_s, seen = app[keys.SETTINGS].stale_after_s, dict(app[keys.LIVE].seen)
+    body = await app[keys.STORE].read(room_status, room_id, now, stale_s, seen)
     return web.json_response(body)
 
 

@@ -14,6 +14,9 @@ from typing import Any
 import pytest
 
 from server import keys
+from server.store import transaction
+from server.venue import attempts
+from server.venue.workspace import open_venue_db
 from tests.server.conftest import (
     CANDIDATES,
     START,
@@ -102,7 +105,8 @@ async def test_paper_carries_no_keys_and_no_canonical_ids(venue_kit: VenueKit) -
 
 
 async def test_heartbeat_reports_the_servers_time(venue_kit: VenueKit) -> None:
-    """A heartbeat records the candidate as seen and returns the status with server_time."""
+    """A heartbeat returns the status with server_time; the monitor sees it at once and the
+    closer's pass writes it to the database."""
     kit = venue_kit
     await kit.unlock()
     c = await kit.login_candidate(1)
@@ -114,6 +118,12 @@ async def test_heartbeat_reports_the_servers_time(venue_kit: VenueKit) -> None:
     room = await kit.client.get("/api/v1/staff/rooms/R1/status", headers=await kit.as_staff("inv1"))
     seat = next(x for x in (await room.json())["candidates"] if x["ticket"] == c.ticket)
     assert (seat["last_seen_at"], seat["seen_recently"]) == ("2026-06-01T09:03:00.000Z", True)
+    assert await attempts.flush_seen(kit.app) == 1  # what the closer's pass writes
+    db = open_venue_db(kit.directory)
+    with transaction(db):
+        written = db.execute("SELECT last_seen_at FROM attempts WHERE ticket = ?", [c.ticket])
+        assert written.fetchone()[0] == "2026-06-01T09:03:00.000Z"
+    db.close()
 
 
 async def test_request_log_has_one_line_per_request_and_no_secrets(

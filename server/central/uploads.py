@@ -13,7 +13,8 @@
 The upload id IS the package's SHA-256, so a retried create, chunk or finish can never make a
 second copy. A chunk is stored whole or not at all (its checksum is checked first), so a cut
 connection leaves the upload at the last whole chunk. Nothing is accepted before the venue's
-signature, the payload hash and decryption with the centre's key have all checked out.
+signature, the payload hash and the unwrap of the content key with the centre's key have
+all checked out (the payload's AEAD is checked again whenever it is read).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from paperpack import crypto
 from server.central.settings import (
@@ -65,6 +66,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     serve.add_argument("--host", help="listen address (CBT_CENTRAL_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (CBT_CENTRAL_PORT, default 8700)")
     serve.set_defaults(func=cmd_serve)
+
+    results = central_sub.add_parser(
+        "results", help="record that a session's results were published (starts retention)"
+    )
+    results.add_argument("dir", type=Path)
+    results.add_argument("--session", required=True)
+    results.add_argument("--published-at", help="ISO-8601 with a time zone (default: now)")
+    results.add_argument("--database")
+    results.set_defaults(func=cmd_results)
+    delete = central_sub.add_parser(
+        "delete", help="delete a package's bytes after its retention date (art. 23(7))"
+    )
+    delete.add_argument("dir", type=Path)
+    delete.add_argument("--package", required=True, help="the package's SHA-256")
+    delete.add_argument("--database")
+    delete.set_defaults(func=cmd_delete)
 
     from server.scoring.cli import register_scoring  # score, essays, marks, changes
 
@@ -137,6 +154,51 @@ def cmd_venues_add(args: argparse.Namespace) -> int:
 def cmd_venues_list(args: argparse.Namespace) -> int:
     for venue in asyncio.run(_with_storage(args, "", None)):
         print(f"{venue.venue_id}\t{venue.name}\t{venue.signing_public}\t{venue.registered_at}")
+    return 0
+
+
+async def _on_storage(args: argparse.Namespace, action: Any) -> Any:
+    from server.central.app import open_storage
+
+    read_central(args.dir)
+    storage = open_storage(settings_from_env(args.dir, database=args.database).database_url())
+    await storage.open()
+    try:
+        return await action(storage)
+    finally:
+        await storage.close()
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    moment = datetime.now(UTC)
+    if args.published_at:
+        moment = datetime.fromisoformat(args.published_at)
+        if moment.tzinfo is None:
+            raise CentralConfigError(
+                "--published-at needs a time zone, e.g. 2026-12-01T09:00:00+08:00"
+            )
+
+    async def record(storage: Any) -> None:
+        await storage.set_results_published(args.session, iso(moment))
+        details = {"results_at": iso(moment)}
+        await storage.audit(
+            "cli", "results.published", f"session:{args.session}", details, iso(datetime.now(UTC))
+        )
+
+    asyncio.run(_on_storage(args, record))
+    print(f"session {args.session}: results published {iso(moment)}; retention runs from then")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+
+    async def delete(storage: Any) -> None:
+        await storage.delete_package(args.package, now)
+        await storage.audit("cli", "package.deleted", args.package, {}, iso(now))
+
+    asyncio.run(_on_storage(args, delete))
+    print(f"package {args.package[:16]}: bytes deleted; its log entry and receipt remain")
     return 0
 
 

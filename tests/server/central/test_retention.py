@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import subprocess
+import sys
 from datetime import timedelta
+from functools import partial
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from paperpack.authority import Authority
-from server.central.storage import RetentionRefused, retention_until
+from server.central.receipts import sign_receipt
+from server.central.settings import init_central
+from server.central.sqlite_store import SqliteStorage
+from server.central.storage import PackageEntry, RetentionRefused, retention_until
 from server.clock import iso
 from server.venue.upload import upload_package
 from tests.server.central.conftest import START, Central, make_package, new_venue, sample_contents
@@ -63,3 +72,41 @@ async def test_a_serious_violation_keeps_the_package_five_years(
     with pytest.raises(RetentionRefused, match="5 years"):
         await central.storage.delete_package(digest, RESULTS + timedelta(days=400))
     await central.storage.delete_package(digest, RESULTS + timedelta(days=5 * 366))
+
+
+def test_the_cli_refuses_deletion_until_the_retention_date(
+    tmp_path: Path, authority: Authority, authority_dir: Path
+) -> None:
+    """`cbt central delete` refuses before results (+6 months) and deletes after, in one line."""
+    init_central(tmp_path / "c", authority_dir)
+    venue = new_venue("V1")
+    data = make_package(venue, authority)
+    digest = hashlib.sha256(data).hexdigest()
+
+    async def accept() -> None:
+        storage = SqliteStorage(tmp_path / "c" / "central.db")
+        await storage.open()
+        await storage.add_venue(venue.record())
+        await storage.create_upload(digest, "V1", len(data), iso(START))
+        await storage.append_chunk(digest, 0, data, iso(START))
+        entry = PackageEntry(digest, "S1", "V1", 1, len(data), False, {})
+        await storage.accept_package(
+            entry, partial(sign_receipt, authority.signing_key), iso(START)
+        )
+        await storage.close()
+
+    asyncio.run(accept())
+
+    def cbt(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "server.cli", "central", *args, str(tmp_path / "c")]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+    refused = cbt("delete", "--package", digest)
+    assert refused.returncode == 1 and "not published yet" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert (
+        cbt("results", "--session", "S1", "--published-at", "2020-01-01T00:00:00+00:00").returncode
+        == 0
+    )
+    deleted = cbt("delete", "--package", digest)
+    assert deleted.returncode == 0, deleted.stderr

@@ -1,4 +1,4 @@
-"""`cbt central` subcommands: init, venues add/list, serve (scoring adds its own here).
+"""`cbt central` subcommands: init, venues add/list, serve, results, delete (scoring adds its own).
 
 cbt central init DIR --authority AUTHDIR
 cbt central venues add DIR --venue-id ID --public-key FILE [--wrap-key FILE] [--name NAME]

@@ -73,6 +73,18 @@ async def test_inside_the_window_the_venue_gets_its_signed_record(
     assert [e["action"] for e in events] == ["release.served"]
     verify_audit_chain(events)
     assert (await central.storage.release_counts()) == {(SESSION, packed_venue.venue_id): 1}
+    status = await (await central.client.get("/api/v1/status")).json()
+    assert [(r["session_id"], r["released"]) for r in status["sessions"]] == [(SESSION, 1)]
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"session_id": 1}'])
+async def test_a_malformed_request_is_a_400_problem(central: Central, body: bytes) -> None:
+    """A body that is not the signed request JSON gets 400 problem+json and changes nothing."""
+    resp = await central.client.post("/api/v1/release", data=body)
+    assert resp.status == 400
+    problem = await resp.json(content_type=None)
+    assert problem["type"].endswith("/bad-release-request") and problem["detail"]
+    assert await central.storage.audit_events() == []
 
 
 @pytest.mark.parametrize("moment", [OPENS - timedelta(seconds=1), CLOSES + timedelta(seconds=1)])

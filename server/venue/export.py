@@ -16,9 +16,10 @@ refuses a replayed older package.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 CONTENTS_FORMAT = "cbt-response-contents"
 CONTENTS_VERSION = 1
 CENTRAL_KEY_FILE = "authority-upload.pub"  # in DIR/keys/: the centre's X25519 key (upload.pub)
+AUTHORITY_SIGN_FILE = "authority-sign.pub"  # in DIR/keys/: the centre's Ed25519 key (receipts)
 # Violations that keep the records 5 years (art. 23(7)): cheating with help or for another.
 SERIOUS_VIOLATION_KINDS = frozenset({"impersonation", "communication", "device_misuse"})
 
@@ -293,3 +295,25 @@ async def export_and_upload_worker(
             failures += 1
             log.warning("export.outbox_failed error=%s", exc)
             await asyncio.sleep(Backoff().delay(min(failures, 10)))
+
+
+def outbox_context(venue_dir: Path, central_url: str) -> Callable[[Any], AsyncIterator[None]]:
+    """An aiohttp cleanup context running `export_and_upload_worker` while the app runs.
+
+    The venue app appends it when a central URL is configured:
+    `app.cleanup_ctx.append(outbox_context(settings.venue_dir, settings.central_url))`.
+    Needs the centre's keys pinned in DIR/keys/ (authority-sign.pub, authority-upload.pub)."""
+
+    async def context(app: Any) -> AsyncIterator[None]:
+        public = crypto.read_signing_public(
+            (venue_dir / "keys" / AUTHORITY_SIGN_FILE).read_text(encoding="ascii"), "centre signing"
+        )
+        task = asyncio.create_task(export_and_upload_worker(venue_dir, central_url, public))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return context

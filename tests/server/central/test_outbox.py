@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 
 from paperpack.authority import Authority
 from server.central.storage import VenueRecord
 from server.clock import iso
-from server.venue.export import central_wrap_key, export_and_upload_worker, sessions_to_export
+from server.venue.export import (
+    central_wrap_key,
+    export_and_upload_worker,
+    outbox_context,
+    sessions_to_export,
+)
 from server.venue.upload import pending, receipt_path
 from server.venue.workspace import init_venue, open_venue_db
 from tests.server.central.conftest import START, Central
@@ -52,3 +60,28 @@ async def test_an_ended_session_goes_home_by_itself(
     assert sessions_to_export(venue_dir) == []
     (package,) = (venue_dir / "outbox").glob("*.cbtresp")
     assert receipt_path(package).exists()
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # the worker, not the store
+async def test_a_venue_app_with_the_outbox_context_sends_ended_sessions(
+    central: Central, authority_dir: Path, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    """An app carrying outbox_context uploads an ended session while it runs."""
+    venue_dir = tmp_path / "venue"
+    venue = init_venue(venue_dir, "V1", now=START)
+    await central.storage.add_venue(
+        VenueRecord("V1", "V1", venue.sign_public, venue.wrap_public, iso(START))
+    )
+    db = open_venue_db(venue_dir)
+    sit_session(db)
+    db.close()
+    central_wrap_key(venue_dir, authority_dir / "upload.pub")
+    shutil.copyfile(authority_dir / "signing.pub", venue_dir / "keys" / "authority-sign.pub")
+    app = web.Application()
+    app.cleanup_ctx.append(outbox_context(venue_dir, central.url))
+    await aiohttp_client(app)
+    for _ in range(400):
+        if await central.storage.list_packages():
+            break
+        await asyncio.sleep(0.05)
+    assert [p.session_id for p in await central.storage.list_packages()] == ["S1"]

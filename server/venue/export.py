@@ -305,9 +305,12 @@ def outbox_context(venue_dir: Path, central_url: str) -> Callable[[Any], AsyncIt
     Needs the centre's keys pinned in DIR/keys/ (authority-sign.pub, authority-upload.pub)."""
 
     async def context(app: Any) -> AsyncIterator[None]:
-        public = crypto.read_signing_public(
-            (venue_dir / "keys" / AUTHORITY_SIGN_FILE).read_text(encoding="ascii"), "centre signing"
-        )
+        pinned = venue_dir / "keys" / AUTHORITY_SIGN_FILE
+        if not pinned.is_file() or not (venue_dir / "keys" / CENTRAL_KEY_FILE).is_file():
+            log.warning("export.outbox_idle reason=centre keys not pinned in %s", pinned.parent)
+            yield
+            return
+        public = crypto.read_signing_public(pinned.read_text(encoding="ascii"), "centre signing")
         task = asyncio.create_task(export_and_upload_worker(venue_dir, central_url, public))
         try:
             yield

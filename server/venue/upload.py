@@ -2,10 +2,11 @@
 
 `upload_package` sends one response package to the central server (see
 `server.central.uploads` for the protocol): create (idempotent by the package's SHA-256),
-PATCH chunks at offsets with a SHA-256 per chunk, ask for the offset again after any cut,
-finish, and verify the signed receipt against the centre's pinned public key. Network errors
-and 5xx answers are retried with exponential backoff; a refusal (4xx: tampered, replayed,
-unknown venue) is final and raised as `UploadRefused` with the centre's reason.
+PATCH chunks at offsets with a SHA-256 per chunk, after any cut HEAD for the offset the
+centre holds and resume there, finish, and verify the signed receipt against the centre's
+pinned public key. Network errors and 5xx answers are retried with exponential backoff; a
+refusal (4xx: tampered, replayed, unknown venue) is final and raised as `UploadRefused`
+with the centre's reason.
 
 The outbox is the directory `DIR/outbox/`: `<sha256>.cbtresp` is a package waiting to go,
 `<sha256>.receipt.json` beside it the verified receipt. `drain_outbox` sends everything not
@@ -115,6 +116,16 @@ class _Round:
             await _check(resp)
             return dict(await resp.json())
 
+    async def resume_offset(self) -> int | None:
+        """After a cut: HEAD for the offset the centre holds (None: start with create)."""
+        async with self.http.head(f"{self.base}/api/v1/uploads/{self.digest}") as resp:
+            if resp.status == 404:
+                return None
+            await _check(resp)
+            if resp.headers.get("Upload-Complete") == "1":
+                return None  # create answers with the receipt
+            return int(resp.headers["Upload-Offset"])
+
     async def send(self, offset: int, chunk_size: int, progress: Progress | None) -> int:
         while offset < len(self.data):
             chunk = self.data[offset : offset + chunk_size]
@@ -161,10 +172,14 @@ async def upload_package(
     last_error = ""
     for attempt in range(backoff.attempts):
         try:
-            state = await one.create()
-            receipt = state["receipt"] if state.get("complete") else None
+            offset = await one.resume_offset() if attempt else None
+            receipt = None
+            if offset is None:
+                state = await one.create()
+                receipt = state["receipt"] if state.get("complete") else None
+                offset = int(state["offset"])
             if receipt is None:
-                await one.send(int(state["offset"]), chunk_size, progress)
+                await one.send(offset, chunk_size, progress)
                 receipt = await one.finish()
             fields = verify_receipt(receipt, central_public, digest)
             return UploadResult(digest, receipt, fields, attempt + 1)

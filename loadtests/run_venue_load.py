@@ -284,6 +284,8 @@ def summarise(phases: dict[str, Phase], fsync: float, unlock_s: float, rss: dict
     capacity = phases["capacity"].rows.get("save", {})
     cap_rps = number(capacity, "Requests/s")
     n = args.candidates
+    steady_target = n / 5 + n / 15  # a save every 5 s and a heartbeat every 15 s
+    per_request_ms = steady.cpu_percent * 10 / max(steady_rps, 0.001)  # server CPU ms/request
     checks = {
         "herd: 100% served, 0 failures": number(paper, "Request Count") == n
         and number(herd.rows["Aggregated"], "Failure Count") == 0,
@@ -336,14 +338,22 @@ def summarise(phases: dict[str, Phase], fsync: float, unlock_s: float, rss: dict
         "",
         "What limits these figures (computed from the same run):",
         "",
-        f"- The machine is shared: the 1-minute load average was {herd.load_average:.1f} and "
-        f"{steady.load_average:.1f} on 2 cores during the herd and steady phases, so the "
-        f"server got {herd.cpu_percent:.0f}% / {steady.cpu_percent:.0f}% of one core and locust "
-        f"{herd.locust_cpu_percent:.0f}% / {steady.locust_cpu_percent:.0f}%. Neither was busy "
-        "on its own; latencies here are mostly waiting for a CPU, not service time.",
-        f"- Server CPU per request in the steady phase: "
-        f"{steady.cpu_percent * 10 / max(steady_rps, 0.001):.1f} ms (Python, aiohttp, JSON and "
-        "one read and one group-committed write per save).",
+        f"- The machine is shared: the 1-minute load average was {herd.load_average:.1f} / "
+        f"{steady.load_average:.1f} on 2 cores during the herd / steady phases; the server used "
+        f"{herd.cpu_percent:.0f}% / {steady.cpu_percent:.0f}% of one core and locust "
+        f"{herd.locust_cpu_percent:.0f}% / {steady.locust_cpu_percent:.0f}%.",
+        (
+            "- In the steady phase the server and locust together kept "
+            f"{(steady.cpu_percent + steady.locust_cpu_percent) / 100:.1f} of the 2 cores busy: "
+            "the run is CPU-bound on this machine."
+            if steady.cpu_percent + steady.locust_cpu_percent >= 100
+            else "- Neither process was CPU-bound: latencies are mostly waiting for a CPU taken "
+            "by other work on the shared machine."
+        ),
+        f"- Server CPU per request in the steady phase: {per_request_ms:.1f} ms (Python, aiohttp, "
+        "JSON, one read per request and one group-committed write per save); the "
+        f"{steady_target:,.0f} req/s that {n} candidates ask for would need about "
+        f"{per_request_ms * steady_target / 1000:.1f} cores for the server alone.",
         f"- Durable saves ran at {cap_rps / max(fsync, 1):.1f}x the raw fsync rate measured "
         "beside them"
         + (

@@ -201,7 +201,7 @@ def load_attempt(db: Database, where: str, param: str, now: datetime) -> Attempt
     if not rows:
         return None
     a = rows[0]
-    session = db.table("sessions").get(a["session_id"])
+    session = next(db.query("SELECT * FROM sessions WHERE session_id = ?", [a["session_id"]]))
     line, paused = candidate_timeline(db, session, a["room_id"], a["time_granted_ms"], now)
     return AttemptAuth(
         attempt_id=a["attempt_id"],

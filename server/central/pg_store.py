@@ -260,6 +260,14 @@ class PgStorage:
             )
             return int(moved)
 
+    async def discard_upload(self, upload_id: str) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.fetchrow("SELECT 1 FROM log_head WHERE id = 1 FOR UPDATE")  # vs accept
+            if await conn.fetchval("SELECT 1 FROM packages WHERE package_sha256 = $1", upload_id):
+                return  # accepted meanwhile: its bytes are the package now
+            await conn.execute("DELETE FROM upload_chunks WHERE upload_id = $1", upload_id)
+            await conn.execute("DELETE FROM uploads WHERE upload_id = $1", upload_id)
+
     async def read_upload(self, upload_id: str) -> bytes:
         rows = await self.pool.fetch(
             "SELECT data FROM upload_chunks WHERE upload_id = $1 ORDER BY chunk_offset", upload_id

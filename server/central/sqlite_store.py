@@ -268,6 +268,17 @@ class SqliteStorage:
 
         return await self._write(append)
 
+    async def discard_upload(self, upload_id: str) -> None:
+        def discard(db: sqlite3.Connection) -> None:
+            if db.execute(
+                "SELECT 1 FROM packages WHERE package_sha256 = ?", (upload_id,)
+            ).fetchone():
+                return  # accepted meanwhile: its bytes are the package now
+            db.execute("DELETE FROM upload_chunks WHERE upload_id = ?", (upload_id,))
+            db.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
+
+        await self._write(discard)
+
     async def read_upload(self, upload_id: str) -> bytes:
         rows = await self._run(
             lambda db: db.execute(

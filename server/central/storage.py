@@ -185,6 +185,10 @@ class CentralStorage(Protocol):
         """Store `data` at `offset` if that is the current offset; return the new offset."""
         ...
 
+    async def discard_upload(self, upload_id: str) -> None:
+        """Drop an unaccepted upload and its chunks (bytes that do not hash to its id)."""
+        ...
+
     async def read_upload(self, upload_id: str) -> bytes:
         """The bytes received so far, in order."""
         ...

@@ -198,9 +198,11 @@ async def finish_upload(request: web.Request) -> web.Response:
         state = await _state(request)
         if state.receipt is not None:
             return web.json_response(state.receipt)
+        await app[keys.STORAGE].discard_upload(state.upload_id)
         raise Problem(
-            422, "hash-mismatch", "the bytes received do not hash to the upload id; upload again"
-        )
+            422, "hash-mismatch",
+            "the bytes received do not hash to the upload id; they were discarded: upload again",
+        )  # fmt: skip
     try:
         header = await _check(request, data)
     except responsepkg.ResponsePackageError as exc:

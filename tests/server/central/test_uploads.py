@@ -208,3 +208,27 @@ async def test_status_counts_uploads_per_session_and_venue(
     assert row["uploaded_at"] and status["log_size"] == 1
     html = await (await central.client.get("/status")).text()
     assert "<td>S1</td><td>V1</td>" in html
+
+
+async def test_bytes_that_do_not_hash_to_the_upload_id_are_discarded(
+    central: Central, authority: Authority
+) -> None:
+    """Whole chunks whose total does not hash to the id get 422 and are dropped; a retry works."""
+    venue = new_venue("V1")
+    await central.register(venue)
+    data = make_package(venue, authority)
+    digest = hashlib.sha256(data).hexdigest()
+    wrong = bytes([data[0] ^ 1]) + data[1:]
+    body = {"package_sha256": digest, "size": len(data), "venue_id": "V1"}
+    assert (await central.client.post("/api/v1/uploads", json=body)).status == 201
+    checksum = base64.b64encode(hashlib.sha256(wrong).digest()).decode()
+    headers = {"Upload-Offset": "0", "Upload-Checksum": "sha256 " + checksum}
+    assert (
+        await central.client.patch(f"/api/v1/uploads/{digest}", data=wrong, headers=headers)
+    ).status == 204
+    await assert_problem(
+        await central.client.post(f"/api/v1/uploads/{digest}/finish"), 422, "hash-mismatch"
+    )
+    assert (await central.client.head(f"/api/v1/uploads/{digest}")).status == 404
+    result = await upload(central, data, authority)
+    assert await central.storage.package_data(result.package_sha256) == data

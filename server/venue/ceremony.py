@@ -246,8 +246,15 @@ def record_release(db: Database, ceremony_id: int, source: str, actor: str, now:
 
 
 def record_unlocked(
-    db: Database, state: CeremonyState, paper_hash: str, digest: str, count: int, now: datetime
+    db: Database, state: CeremonyState, exam: ExamState, paper_hash: str, now: datetime
 ) -> None:
+    """Mark the session unlocked, keep every candidate's variant digest, and audit it."""
+    digest = variants.variant_digest(exam.variants.values())
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO variants (session_id, ticket, form_id, digest, prepared_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [(state.session_id, v.ticket, v.form, v.digest, iso(now)) for v in exam.variants.values()],
+    )
     db.execute(
         "UPDATE ceremonies SET status = 'unlocked', closed_at = ? WHERE ceremony_id = ?",
         [iso(now), state.ceremony_id],
@@ -264,7 +271,7 @@ def record_unlocked(
         {
             "ceremony_id": state.ceremony_id,
             "paper_hash": paper_hash,
-            "variants": count,
+            "variants": len(exam.variants),
             "variant_digest": digest,
             "dry_run": state.dry_run,
             "holders": sorted(state.holders),
@@ -338,8 +345,7 @@ async def _finish_if_complete(app: web.Application, state: CeremonyState) -> dic
     except PaperpackError as exc:
         raise Problem(409, "unlock-failed", str(exc)) from None
     paper_hash = canonical_hash(paper_to_dict(exam.paper, with_keys=False, with_assets=False))
-    digest = variants.variant_digest(exam.variants.values())
-    await app[keys.STORE].write(record_unlocked, state, paper_hash, digest, len(exam.variants), now)
+    await app[keys.STORE].write(record_unlocked, state, exam, paper_hash, now)
     app[keys.LIVE].exam = exam
     app[keys.LIVE].ceremony = None
     unlocker.close()

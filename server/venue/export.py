@@ -124,8 +124,14 @@ def collect_session(
             "SELECT ticket, form_id FROM candidates WHERE session_id = ?", (session_id,)
         ).fetchall()
     )
+    if variant_digests is None:  # those the unlock recorded (the paper may be gone by now)
+        variant_digests = dict(
+            db.execute(
+                "SELECT ticket, digest FROM variants WHERE session_id = ?", (session_id,)
+            ).fetchall()
+        )
     attempts = [
-        _attempt(db, row, variant_digests or {})
+        _attempt(db, row, variant_digests)
         for row in _rows(
             db, "SELECT * FROM attempts WHERE session_id = ? ORDER BY ticket", (session_id,)
         )

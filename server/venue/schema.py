@@ -380,10 +380,31 @@ def m001_initial(db: Database) -> None:
     db.executescript(INITIAL)
 
 
+VARIANTS = """
+-- Each candidate's variant digest, recorded in the unlock's transaction, so an export made
+-- after a restart (the paper itself lives only in memory) still lets the centre check every
+-- candidate's variant against the one it recomputes.
+CREATE TABLE variants (
+    session_id TEXT NOT NULL,          -- exam session
+    ticket TEXT NOT NULL,              -- candidate ticket
+    form_id TEXT,                      -- parallel form of the variant, NULL for one form
+    digest TEXT NOT NULL,              -- hex digest of the candidate's variant (paperpack.variants)
+    prepared_at TEXT NOT NULL,         -- when the unlock prepared it (ISO-8601 UTC)
+    PRIMARY KEY (session_id, ticket)
+);
+"""
+
+
+@migrations()
+def m002_variants(db: Database) -> None:
+    """Record every candidate's variant digest at the unlock."""
+    db.executescript(VARIANTS)
+
+
 def venue_tables() -> list[str]:
-    """The names of the tables migration m001 creates, in order (for tests and docs)."""
+    """The names of the tables the migrations create, in order (for tests and docs)."""
     names = []
-    for line in INITIAL.splitlines():
+    for line in (INITIAL + VARIANTS).splitlines():
         if line.startswith("CREATE TABLE "):
             names.append(line.split()[2])
     return names

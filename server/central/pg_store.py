@@ -210,17 +210,25 @@ class PgStorage:
 
     @staticmethod
     async def _upload_state(conn: asyncpg.Connection, upload_id: str) -> UploadState:
-        done = await conn.fetchrow(
-            "SELECT venue_id, size, receipt FROM packages WHERE package_sha256 = $1", upload_id
-        )
-        if done is not None:
-            return UploadState(upload_id, done[0], int(done[1]), int(done[1]), json.loads(done[2]))
-        row = await conn.fetchrow(
-            "SELECT venue_id, size, received FROM uploads WHERE upload_id = $1", upload_id
-        )
-        if row is None:
-            raise UnknownUpload(f"no upload {upload_id}: create it first with POST /api/v1/uploads")
-        return UploadState(upload_id, row[0], int(row[1]), int(row[2]), None)
+        # Each statement sees its own snapshot, and another process may accept the package
+        # between two of them (deleting the upload row in the same transaction that adds the
+        # package): so the package is looked for again when the upload row has gone.
+        for look_again in (False, True):
+            done = await conn.fetchrow(
+                "SELECT venue_id, size, receipt FROM packages WHERE package_sha256 = $1", upload_id
+            )
+            if done is not None:
+                return UploadState(
+                    upload_id, done[0], int(done[1]), int(done[1]), json.loads(done[2])
+                )
+            if look_again:
+                break
+            row = await conn.fetchrow(
+                "SELECT venue_id, size, received FROM uploads WHERE upload_id = $1", upload_id
+            )
+            if row is not None:
+                return UploadState(upload_id, row[0], int(row[1]), int(row[2]), None)
+        raise UnknownUpload(f"no upload {upload_id}: create it first with POST /api/v1/uploads")
 
     async def create_upload(
         self, upload_id: str, venue_id: str, size: int, now: str

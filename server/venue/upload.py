@@ -90,7 +90,7 @@ async def _problem(resp: aiohttp.ClientResponse) -> str:
 
 
 async def _check(resp: aiohttp.ClientResponse) -> None:
-    if resp.status >= 500:
+    if resp.status >= 500 or resp.status == 404:  # 404: the upload is gone, create it again
         raise _Transient(f"the centre answered {resp.status}")
     if resp.status >= 400:
         raise UploadRefused(f"the centre refused the package: {await _problem(resp)}")

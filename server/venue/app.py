@@ -24,6 +24,7 @@ from server.venue import (
     attempts,
     ceremony,
     console,
+    export,
     invigilate,
     openapi,
     packages,
@@ -103,6 +104,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(_store_context)
     app.cleanup_ctx.append(_closer_context)
     app.cleanup_ctx.append(_background_context)  # exits first: its writes need the store
+    if settings.central_url:  # ended sessions are exported and sent home on their own
+        app.cleanup_ctx.append(export.outbox_context(settings.venue_dir, settings.central_url))
     attempts.setup(app)
     ceremony.setup(app)
     app.router.add_get("/ping", ping, name="ping")

@@ -672,14 +672,46 @@ def close_attempts(db: Database, attempt_ids: list[str], now: datetime) -> int:
     return closed
 
 
+def end_finished_sessions(db: Database, now: datetime) -> list[str]:
+    """Mark ended each unlocked session whose plain end has passed with no attempt still open.
+
+    An ended session is what the outbox worker exports and sends home (art. 35(1)). Grants
+    and pauses keep attempts open past the plain end, and an open attempt keeps its session
+    running, so nobody's extra time is cut short.
+    """
+    ended = []
+    for session in db.query("SELECT * FROM sessions WHERE status = 'unlocked'"):
+        if not session.get("starts_at") or not session.get("duration_ms"):
+            continue
+        start, exam_rules = session_rules(session)
+        if now < start + timedelta(milliseconds=exam_rules.duration_ms):
+            continue
+        still_open = db.execute(
+            "SELECT COUNT(*) FROM attempts WHERE session_id = ?"
+            " AND status IN ('logged_in', 'answering')",
+            [session["session_id"]],
+        ).fetchone()[0]
+        if still_open:
+            continue
+        db.execute(
+            "UPDATE sessions SET status = 'ended', ended_at = ? WHERE session_id = ?",
+            [iso(now), session["session_id"]],
+        )
+        audit.record(db, "system", "session.ended", f"session:{session['session_id']}", {}, now=now)
+        ended.append(session["session_id"])
+    return ended
+
+
 async def close_due_attempts(app: web.Application) -> int:
-    """One pass of the closer: close every attempt whose time is up."""
+    """One pass of the closer: close every attempt whose time is up, then end the sessions
+    that are over (the outbox worker exports and uploads those)."""
     now = app[keys.CLOCK].now()
     due = await app[keys.STORE].read(attempts_due, now)
-    if not due:
-        return 0
-    closed = await app[keys.STORE].write(close_attempts, due, now)
-    log.info("attempt.closed_at_time count=%d", closed)
+    closed = await app[keys.STORE].write(close_attempts, due, now) if due else 0
+    if closed:
+        log.info("attempt.closed_at_time count=%d", closed)
+    for session_id in await app[keys.STORE].write(end_finished_sessions, now):
+        log.info("session.ended session=%s", session_id)
     return closed
 
 

@@ -1,0 +1,49 @@
+"""A session ends once its time is over and no attempt is open; ended sessions go home."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from server.venue.attempts import close_due_attempts
+from server.venue.export import sessions_to_export
+from server.venue.workspace import open_venue_db
+from tests.server.conftest import SESSION_ID, START, VenueKit
+
+
+def session_status(kit: VenueKit) -> str:
+    db = open_venue_db(kit.directory)
+    try:
+        row = db.execute("SELECT status FROM sessions WHERE session_id = ?", (SESSION_ID,))
+        return str(row.fetchone()[0])
+    finally:
+        db.close()
+
+
+async def test_the_closer_ends_a_finished_session_for_the_outbox(venue_kit: VenueKit) -> None:
+    """Before the end nothing ends; past it, open attempts close, then the session ends and
+    is listed for export; a time grant keeps the session running until that candidate's end."""
+    await venue_kit.unlock()
+    venue_kit.clock.set(START + timedelta(minutes=1))
+    await venue_kit.login_candidate(1)
+    staff = await venue_kit.as_staff("inv1")
+    resp = await venue_kit.client.post(
+        "/api/v1/staff/candidates/T0001/time-grants",
+        json={"granted_ms": 10 * 60_000, "reason": "PC failed"},
+        headers=staff,
+    )
+    assert resp.status == 200, await resp.text()
+    duration = timedelta(minutes=venue_kit.template.duration_minutes)
+
+    venue_kit.clock.set(START + duration - timedelta(seconds=1))
+    await close_due_attempts(venue_kit.app)
+    assert session_status(venue_kit) == "unlocked"
+
+    venue_kit.clock.set(START + duration + timedelta(minutes=5))  # T0001 still has 5 minutes
+    await close_due_attempts(venue_kit.app)
+    assert session_status(venue_kit) == "unlocked"
+    assert sessions_to_export(venue_kit.directory) == []
+
+    venue_kit.clock.set(START + duration + timedelta(minutes=10, seconds=1))
+    assert await close_due_attempts(venue_kit.app) == 1
+    assert session_status(venue_kit) == "ended"
+    assert sessions_to_export(venue_kit.directory) == [SESSION_ID]

@@ -252,6 +252,7 @@ class PgStorage:
             moved = await conn.fetchval(
                 "UPDATE uploads SET received = received + $3, updated_at = $4 "
                 "WHERE upload_id = $1 AND received = $2 AND received + $3 <= size "
+                "AND NOT EXISTS (SELECT 1 FROM packages WHERE package_sha256 = $1) "
                 "RETURNING received",
                 upload_id, offset, len(data), now,
             )  # fmt: skip

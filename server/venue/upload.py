@@ -10,9 +10,10 @@ with the centre's reason.
 
 The outbox is the directory `DIR/outbox/`: `<sha256>.cbtresp` is a package waiting to go,
 `<sha256>.receipt.json` beside it the verified receipt. `drain_outbox` sends everything not
-yet receipted; `outbox_worker` does so in a loop with backoff (the venue server runs it once a
-session ends). Files are never deleted here: the venue keeps its copy at least until the
-retention date (art. 23(7)), which only the centre knows once results are published.
+yet receipted; `outbox_worker` does so in a loop with backoff (and
+`server.venue.export.outbox_context` also exports each session once it has ended). Files
+are never deleted here: the venue keeps its copy at least until the retention date
+(art. 23(7)), which only the centre knows once results are published.
 """
 
 from __future__ import annotations

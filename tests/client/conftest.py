@@ -26,12 +26,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from paperpack.authority import init_authority, load_authority
-from paperpack.crypto import public_key_text
-from paperpack.pack import pack_venue
 from paperpack.paperfile import load_paper
-from paperpack.release import issue_release
-from paperpack.session import session_from_dict
 from server.clock import SettableClock
 from server.store import transaction
 from server.venue.app import create_app
@@ -41,6 +36,7 @@ from server.venue.settings import Settings
 from server.venue.staff import add_staff, hash_password
 from server.venue.workspace import init_venue, open_venue_db
 from tests.conftest import EXAMPLES, require
+from tests.server.conftest import pack_for_venue
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -72,36 +68,16 @@ class ExamVenue:
 
 
 def _pack_sample(root: Path, wrap_public: str) -> tuple[Path, dict[int, str], str]:
-    init_authority(root / "authority")
-    authority = load_authority(root / "authority")
-    paper = load_paper(EXAMPLES / "paper.yaml")
-    session = session_from_dict(
-        {
-            "session_id": SESSION_ID,
-            "subject": {"code": paper.subject_code, "name": paper.subject_name},
-            "start": START.isoformat(),
-            "duration_minutes": paper.duration_minutes,
-            "venues": [
-                {
-                    "id": VENUE_ID,
-                    "name": "北京 第一考点 / Beijing centre 1",
-                    "public_key": wrap_public,
-                    "supervisors": 3,
-                    "threshold": 2,
-                }
-            ],
-        }
+    package_dir, cards, release = pack_for_venue(
+        root,
+        load_paper(EXAMPLES / "paper.yaml"),
+        session_id=SESSION_ID,
+        venue_id=VENUE_ID,
+        venue_name="北京 第一考点 / Beijing centre 1",
+        wrap_public=wrap_public,
+        start=START,
     )
-    packed = pack_venue(
-        paper, session, session.venues[0], authority, root / "out", now=START - timedelta(days=3)
-    )
-    cards = {
-        int(p.stem.split("-")[1]): p.read_text(encoding="utf-8")
-        for p in sorted(packed.shares_dir.glob("holder-*.txt"))
-    }
-    release = issue_release(authority, SESSION_ID, VENUE_ID, now=START - timedelta(hours=1))
-    (root / "authority-sign.pub").write_text(public_key_text(authority.signing_public) + "\n")
-    return packed.package_dir, cards, release.code
+    return package_dir, cards, release.code
 
 
 def _set_up_venue(directory: Path, forms: tuple[str, ...]) -> None:

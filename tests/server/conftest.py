@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestClient
 
 from paperpack.authority import init_authority, load_authority
 from paperpack.crypto import public_key_text
+from paperpack.model import Paper
 from paperpack.pack import pack_venue
 from paperpack.release import issue_release
 from paperpack.session import session_from_dict
@@ -68,21 +69,30 @@ class VenueTemplate:
     authority_dir: Path  # the centre's keys (for a real central server in tests)
 
 
-def _pack(root: Path, wrap_public: str, duration: int) -> tuple[Path, dict[int, str], Any]:
+def pack_for_venue(
+    root: Path,
+    paper: Paper,
+    *,
+    session_id: str,
+    venue_id: str,
+    venue_name: str,
+    wrap_public: str,
+    start: datetime,
+) -> tuple[Path, dict[int, str], Any]:
+    """Pack `paper` for one venue (3 share cards, any 2 unlock) with a new authority in
+    `root/authority`; returns the package, the cards by holder and the time release."""
     init_authority(root / "authority")
     authority = load_authority(root / "authority")
-    paper = synthetic_paper(24, seed=7)
-    paper = dataclasses.replace(paper, subject_code="ECON", duration_minutes=duration)
     session = session_from_dict(
         {
-            "session_id": SESSION_ID,
-            "subject": {"code": "ECON", "name": "Economics"},
-            "start": START.isoformat(),
-            "duration_minutes": duration,
+            "session_id": session_id,
+            "subject": {"code": paper.subject_code, "name": paper.subject_name},
+            "start": start.isoformat(),
+            "duration_minutes": paper.duration_minutes,
             "venues": [
                 {
-                    "id": VENUE_ID,
-                    "name": "Test centre",
+                    "id": venue_id,
+                    "name": venue_name,
                     "public_key": wrap_public,
                     "supervisors": 3,
                     "threshold": 2,
@@ -91,15 +101,31 @@ def _pack(root: Path, wrap_public: str, duration: int) -> tuple[Path, dict[int, 
         }
     )
     packed = pack_venue(
-        paper, session, session.venues[0], authority, root / "out", now=START - timedelta(days=3)
+        paper, session, session.venues[0], authority, root / "out", now=start - timedelta(days=3)
     )
     cards = {
         int(p.stem.split("-")[1]): p.read_text(encoding="utf-8")
         for p in sorted(packed.shares_dir.glob("holder-*.txt"))
     }
-    release = issue_release(authority, SESSION_ID, VENUE_ID, now=START - timedelta(hours=1))
+    release = issue_release(authority, session_id, venue_id, now=start - timedelta(hours=1))
     (root / "authority-sign.pub").write_text(public_key_text(authority.signing_public) + "\n")
     return packed.package_dir, cards, release
+
+
+def _pack(root: Path, wrap_public: str, duration: int) -> tuple[Path, dict[int, str], Any]:
+    paper = synthetic_paper(24, seed=7)
+    paper = dataclasses.replace(
+        paper, subject_code="ECON", subject_name="Economics", duration_minutes=duration
+    )
+    return pack_for_venue(
+        root,
+        paper,
+        session_id=SESSION_ID,
+        venue_id=VENUE_ID,
+        venue_name="Test centre",
+        wrap_public=wrap_public,
+        start=START,
+    )
 
 
 def _populate(directory: Path) -> None:

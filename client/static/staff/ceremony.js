@@ -55,6 +55,7 @@ async function refresh() {
 }
 
 async function act(call, okText) {
+  message(""); // a new action's outcome never reads as the last one's
   try {
     const state = await call();
     message(okText || "", "ok");

@@ -86,6 +86,7 @@ async function refresh() {
 
 async function act(path, body) {
   const note = $("mon-message");
+  note.textContent = ""; // a new action's outcome never reads as the last one's
   try {
     await staffApi.post(path, body);
     note.textContent = t("mon.done");

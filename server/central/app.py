@@ -9,7 +9,6 @@ authority keys open in a cleanup context. Routes: uploads and receipts
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,10 +20,12 @@ from server.central.release import ReleaseSource
 from server.central.settings import CentralSettings, load_central_keys
 from server.central.storage import CentralStorage
 from server.clock import Clock, SystemClock
-from server.problems import Handler, problem_middleware
+from server.problems import problem_middleware
+from server.requestlog import request_log_middleware
 from server.scoring.routes import routes as results_routes
 
 log = logging.getLogger("server.central.requests")
+REQUEST_LOG = request_log_middleware(log, lambda app: app[keys.SETTINGS].log_requests)
 
 
 def open_storage(database: str, *, pg_pool_size: int = 10) -> CentralStorage:
@@ -38,21 +39,6 @@ def open_storage(database: str, *, pg_pool_size: int = 10) -> CentralStorage:
     return SqliteStorage(Path(database))
 
 
-@web.middleware
-async def request_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """One line per request: method, path, status, milliseconds (never bodies)."""
-    began = time.perf_counter()
-    status_code = 500
-    try:
-        response = await handler(request)
-        status_code = response.status
-        return response
-    finally:
-        if request.app[keys.SETTINGS].log_requests:
-            log.info("request method=%s path=%s status=%d ms=%.1f", request.method, request.path,
-                     status_code, (time.perf_counter() - began) * 1000)  # fmt: skip
-
-
 def create_app(
     settings: CentralSettings,
     *,
@@ -62,7 +48,7 @@ def create_app(
 ) -> web.Application:
     """Build the central app; the store opens (and closes) in a cleanup context."""
     app = web.Application(
-        middlewares=[request_log_middleware, problem_middleware],
+        middlewares=[REQUEST_LOG, problem_middleware],
         client_max_size=settings.max_chunk_bytes + 1024,
     )
     app[keys.SETTINGS] = settings

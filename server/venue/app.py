@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -20,6 +19,7 @@ from aiohttp import web
 from server import keys
 from server.clock import Clock, SystemClock
 from server.problems import Handler, problem_middleware
+from server.requestlog import request_log_middleware
 from server.venue import (
     attempts,
     ceremony,
@@ -36,6 +36,7 @@ from server.venue import (
 from server.venue.settings import Settings
 
 log = logging.getLogger("server.venue.requests")
+REQUEST_LOG = request_log_middleware(log, lambda app: app[keys.SETTINGS].log_requests)
 
 SECURITY_HEADERS = {
     # Scripts and styles only from this server, no inline script, no framing, no plugins.
@@ -52,29 +53,6 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
 }
 NO_STORE_PREFIXES = ("/api/",)  # answers and papers must never sit in a browser or proxy cache
-
-
-@web.middleware
-async def request_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """One line per request: method, path (never the query), status and milliseconds."""
-    began = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        if request.app[keys.SETTINGS].log_requests:
-            log.info(
-                "request method=%s path=%s status=%d ms=%.1f",
-                request.method,
-                request.path,
-                status,
-                (time.perf_counter() - began) * 1000,
-            )
 
 
 @web.middleware
@@ -96,7 +74,7 @@ async def ping(request: web.Request) -> web.Response:
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     """Build the venue app; no I/O here, resources open in cleanup contexts."""
     app = web.Application(
-        middlewares=[request_log_middleware, security_headers_middleware, problem_middleware],
+        middlewares=[REQUEST_LOG, security_headers_middleware, problem_middleware],
         client_max_size=settings.max_package_bytes,
     )
     app[keys.SETTINGS] = settings

@@ -20,7 +20,7 @@ from sqlite_utils import Database
 from server import audit, keys
 from server.clock import iso
 from server.problems import Problem
-from server.venue import attempts
+from server.venue import attempts, seats
 from server.venue.staff import require_role
 
 routes = web.RouteTableDef()
@@ -264,42 +264,11 @@ def move_seat(
 ) -> dict[str, Any]:
     """Move a candidate to a free seat; the attempt (answers, time) stays as it is."""
     session_id, _ = current_session(db, ticket)
-    seat = db.execute(
-        "SELECT room_id, seat_no, plan_id FROM seats WHERE session_id = ? AND ticket = ?",
-        [session_id, ticket],
-    ).fetchone()
-    if seat is None:
-        raise Problem(409, "no-seat", f"candidate {ticket} has no seat yet: draw the seat plan")
-    room = db.execute("SELECT rows, columns FROM rooms WHERE room_id = ?", [room_id]).fetchone()
-    if room is None:
-        raise Problem(422, "unknown-room", f"there is no room {room_id}")
-    if not 1 <= seat_no <= room[0] * room[1]:
-        raise Problem(422, "unknown-seat", f"room {room_id} has seats 1 to {room[0] * room[1]}")
-    taken = db.execute(
-        "SELECT ticket FROM seats WHERE session_id = ? AND room_id = ? AND seat_no = ?",
-        [session_id, room_id, seat_no],
-    ).fetchone()
-    if taken is not None:
-        raise Problem(409, "seat-taken", f"seat {seat_no} in room {room_id} is taken")
-    row_no, column_no = (seat_no - 1) // room[1] + 1, (seat_no - 1) % room[1] + 1
-    db.execute(
-        "UPDATE seats SET room_id = ?, seat_no = ?, row_no = ?, column_no = ?, moved = 1 "
-        "WHERE session_id = ? AND ticket = ?",
-        [room_id, seat_no, row_no, column_no, session_id, ticket],
-    )
-    db.execute(
-        "INSERT INTO seat_moves (session_id, ticket, from_room_id, from_seat_no, to_room_id,"
-        " to_seat_no, reason, moved_by, moved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [session_id, ticket, seat[0], seat[1], room_id, seat_no, reason, actor, iso(now)],
-    )
-    audit.record(
-        db,
-        actor,
-        "seat.moved",
-        f"session:{session_id}/ticket:{ticket}",
-        {"from": f"{seat[0]}/{seat[1]}", "to": f"{room_id}/{seat_no}", "reason": reason},
-        now=now,
-    )
+    try:
+        seats.move_seat(db, session_id, ticket, room_id, seat_no, reason, actor=actor, now=now)
+    except seats.SeatsError as exc:
+        status = 409 if exc.slug in ("seat-taken", "no-seat") else 422
+        raise Problem(status, exc.slug, str(exc)) from None
     return {"ticket": ticket, "room_id": room_id, "seat_no": seat_no}
 
 

@@ -48,7 +48,11 @@ MIN_INVIGILATORS = 2
 
 
 class SeatsError(CbtError):
-    """Rooms or seats cannot be set up or changed as asked."""
+    """Rooms or seats cannot be set up or changed as asked; `slug` names the case for the API."""
+
+    def __init__(self, message: str, slug: str = "seats-refused") -> None:
+        super().__init__(message)
+        self.slug = slug
 
 
 class SeatsMismatch(SeatsError):
@@ -427,23 +431,31 @@ def move_seat(
 ) -> SeatAssignment:
     """Move one candidate to a free seat: the only change to a drawn plan; reasoned, audited."""
     if not reason.strip():
-        raise SeatsError("a seat move needs a reason (e.g. 'machine failure at R101/7')")
+        raise SeatsError(
+            "a seat move needs a reason (e.g. 'machine failure at R101/7')", "no-reason"
+        )
     seat = db.execute(
         "SELECT room_id, seat_no FROM seats WHERE session_id = ? AND ticket = ?",
         (session_id, ticket),
     ).fetchone()
     if seat is None:
-        raise SeatsError(f"candidate {ticket} has no seat in session {session_id}")
+        raise SeatsError(
+            f"candidate {ticket} has no seat in session {session_id}: draw the seat plan", "no-seat"
+        )
     room = next((r for r in stored_rooms(db) if r.room_id == room_id), None)
     if room is None:
-        raise SeatsError(f"room {room_id} does not exist")
+        raise SeatsError(f"room {room_id} does not exist", "unknown-room")
     if not 1 <= seat_no <= room.rows * room.columns:
-        raise SeatsError(f"room {room_id} has seats 1 to {room.rows * room.columns}")
+        raise SeatsError(
+            f"room {room_id} has seats 1 to {room.rows * room.columns}", "unknown-seat"
+        )
     if db.execute(
         "SELECT 1 FROM seats WHERE session_id = ? AND room_id = ? AND seat_no = ?",
         (session_id, room_id, seat_no),
     ).fetchone():
-        raise SeatsError(f"seat {room_id}/{seat_no} is taken: choose a free or spare seat")
+        raise SeatsError(
+            f"seat {room_id}/{seat_no} is taken: choose a free or spare seat", "seat-taken"
+        )
     row, column = (seat_no - 1) // room.columns + 1, (seat_no - 1) % room.columns + 1
     db.execute(
         "UPDATE seats SET room_id = ?, seat_no = ?, row_no = ?, column_no = ?, moved = 1"

@@ -9,13 +9,19 @@ injected SettableClock; its helpers log staff in, import, unlock and log candida
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
+import secrets
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -33,6 +39,7 @@ from server.venue.app import create_app
 from server.venue.settings import Settings
 from server.venue.staff import add_staff, hash_password
 from server.venue.workspace import init_venue, open_venue_db
+from tests.conftest import require
 
 START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)  # the exam starts; the window opens at 08:00
 BEFORE_WINDOW = START - timedelta(minutes=61)
@@ -298,3 +305,47 @@ async def start_venue(
 async def venue_kit(venue_template: VenueTemplate, tmp_path: Path, aiohttp_client: Any) -> VenueKit:
     """A fresh copy of the template venue served by the real app; the clock at 08:30."""
     return await start_venue(venue_template, tmp_path, aiohttp_client)
+
+
+# --- PostgreSQL for the central store's tests (central and scoring) ---------------------
+
+PG_DSN = os.environ.get("CBT_TEST_PG_DSN", "postgresql:///postgres?host=/var/run/postgresql")
+
+
+def with_database(dsn: str, name: str) -> str:
+    """The DSN `dsn` pointed at database `name`."""
+    parts = urlsplit(dsn)
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{parts.scheme}://{parts.netloc}/{name}{query}"
+
+
+def _pg_available() -> bool:
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect(PG_DSN, timeout=3)
+        except (OSError, asyncpg.PostgresError):
+            return False
+        await conn.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+@pytest.fixture(scope="module")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test module; dropped at the end."""
+    require(
+        _pg_available(), f"PostgreSQL not reachable at {PG_DSN}: set CBT_TEST_PG_DSN or start it"
+    )
+    name = "cbt_test_" + secrets.token_hex(6)
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    yield with_database(PG_DSN, name)
+    asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))

@@ -8,14 +8,12 @@ before each test, and `require`s a server reachable at CBT_TEST_PG_DSN.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -29,49 +27,8 @@ from server.central.settings import CentralSettings
 from server.central.storage import VenueRecord
 from server.clock import SettableClock, iso
 from server.responsepkg import build_response_package
-from tests.conftest import require
 
-PG_DSN = os.environ.get("CBT_TEST_PG_DSN", "postgresql:///postgres?host=/var/run/postgresql")
 START = datetime(2026, 6, 1, 1, 0, tzinfo=UTC)
-
-
-def with_database(dsn: str, name: str) -> str:
-    """The DSN `dsn` pointed at database `name`."""
-    parts = urlsplit(dsn)
-    query = f"?{parts.query}" if parts.query else ""
-    return f"{parts.scheme}://{parts.netloc}/{name}{query}"
-
-
-def _pg_available() -> bool:
-    async def probe() -> bool:
-        try:
-            conn = await asyncpg.connect(PG_DSN, timeout=3)
-        except (OSError, asyncpg.PostgresError):
-            return False
-        await conn.close()
-        return True
-
-    return asyncio.run(probe())
-
-
-@pytest.fixture(scope="module")
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test module; dropped at the end."""
-    require(
-        _pg_available(), f"PostgreSQL not reachable at {PG_DSN}: set CBT_TEST_PG_DSN or start it"
-    )
-    name = "cbt_test_" + secrets.token_hex(6)
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_DSN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    yield with_database(PG_DSN, name)
-    asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 async def reset_pg(dsn: str) -> None:

@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import numpy as np
@@ -53,7 +51,6 @@ from paperpack.variants import VariantPlan, to_display
 from server import responsepkg
 from server.central.storage import CentralStorage, VenueRecord
 from server.clock import iso
-from tests.conftest import require
 
 SESSION_ID = "S2026-ECON"
 START = datetime(2026, 6, 13, 1, 0, tzinfo=UTC)
@@ -61,7 +58,6 @@ AFTER_END = START + timedelta(days=1)
 VENUES = ("V001", "V002")
 PER_VENUE = 60
 COLUMNS = 6
-PG_DSN = os.environ.get("CBT_TEST_PG_DSN", "postgresql:///postgres?host=/var/run/postgresql")
 
 
 @dataclass(frozen=True)
@@ -350,40 +346,6 @@ async def upload_all(
             await app[keys.STORAGE].add_venue(record)
             url = str(server.make_url("")).rstrip("/")
             await upload_package(http, url, data, authority.signing_public)
-
-
-def _pg_available() -> bool:
-    async def probe() -> bool:
-        try:
-            conn = await asyncpg.connect(PG_DSN, timeout=3)
-        except (OSError, asyncpg.PostgresError):
-            return False
-        await conn.close()
-        return True
-
-    return asyncio.run(probe())
-
-
-@pytest.fixture(scope="module")
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this module, dropped afterwards."""
-    require(
-        _pg_available(), f"PostgreSQL not reachable at {PG_DSN}: set CBT_TEST_PG_DSN or start it"
-    )
-    name = "cbt_scoring_" + secrets.token_hex(6)
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_DSN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    parts = urlsplit(PG_DSN)
-    query = f"?{parts.query}" if parts.query else ""
-    yield f"{parts.scheme}://{parts.netloc}/{name}{query}"
-    asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -17,45 +17,59 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import hmac
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlite_utils import Database
 
 from server import keys
 from server.audit import record
 from server.clock import iso
-from server.errors import CbtError
 from server.problems import Problem
+from server.staffauth import (
+    CSRF_HEADER,
+    DUMMY_HASH,
+    FAILURE_WINDOW,
+    MAX_FAILURES_PER_LOGIN,
+    MAX_FAILURES_PER_REMOTE,
+    MIN_PASSWORD_LENGTH,
+    SAFE_METHODS,
+    StaffError,
+    check_csrf,
+    check_login_name,
+    check_password,
+    hash_password,
+    locked_problem,
+    lockout_seconds,
+    new_token,
+    read_credentials,
+    set_session_cookie,
+    token_hash,
+)
+
+__all__ = [  # re-exported for the venue's callers and tests
+    "COOKIE",
+    "CSRF_HEADER",
+    "MIN_PASSWORD_LENGTH",
+    "ROLES",
+    "StaffError",
+    "StaffIdentity",
+    "check_password",
+    "hash_password",
+    "require_role",
+    "staff_only",
+    "staff_routes",
+    "token_hash",
+]
 
 ROLES = ("chief_examiner", "system_administrator", "invigilator")
 COOKIE = "cbt_staff"
-CSRF_HEADER = "X-CSRF-Token"
 SESSION_TTL = timedelta(hours=12)
-FAILURE_WINDOW = timedelta(seconds=60)
-MAX_FAILURES_PER_LOGIN = 5
-MAX_FAILURES_PER_REMOTE = 20
-MIN_PASSWORD_LENGTH = 10
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-# argon2id with OWASP's minimum-memory profile (19 MiB, t=2, p=1): ~20 ms per check here.
-_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
-# Verified against when the login does not exist, so both paths take the same time.
-_DUMMY_HASH = _hasher.hash("not a real password, only for timing")
 
 staff_routes = web.RouteTableDef()
-
-
-class StaffError(CbtError):
-    """A staff account cannot be created or changed as asked."""
 
 
 @dataclass(frozen=True)
@@ -79,23 +93,6 @@ class StaffIdentity:
 # --- accounts --------------------------------------------------------------------------------
 
 
-def hash_password(password: str) -> str:
-    """An argon2id PHC string for `password` (refusing passwords that are too short)."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise StaffError(
-            f"the password is too short: use at least {MIN_PASSWORD_LENGTH} characters"
-        )
-    return _hasher.hash(password)
-
-
-def check_password(password_hash: str, password: str) -> bool:
-    """True when `password` matches the hash (argon2 compares in constant time)."""
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
 def add_staff(
     db: Database,
     login: str,
@@ -109,8 +106,7 @@ def add_staff(
     """Create an account (password already hashed by `hash_password`); audited."""
     if role not in ROLES:
         raise StaffError(f"role {role!r} is not one of {', '.join(ROLES)}")
-    if not login or not all(c.isalnum() or c in "-_." for c in login):
-        raise StaffError(f"login {login!r} is not valid: use letters, digits, '-', '_' or '.'")
+    check_login_name(login)
     if not name.strip():
         raise StaffError("the staff member's name is empty: pass --name")
     if db.execute("SELECT 1 FROM staff WHERE login = ?", (login,)).fetchone():
@@ -148,10 +144,6 @@ def list_staff(db: Database) -> list[dict[str, Any]]:
 # --- logins ----------------------------------------------------------------------------------
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 @dataclass(frozen=True)
 class LoginCheck:
     """What a login needs to know before the (slow) password check, read in one snapshot."""
@@ -174,16 +166,15 @@ def check_login(db: Database, login: str, remote: str, now: datetime) -> LoginCh
             " ORDER BY failed_at DESC LIMIT ?",
             (value, since, limit),
         ).fetchall()
-        if len(rows) >= limit:
-            oldest = datetime.fromisoformat(rows[-1][0].replace("Z", "+00:00"))
-            locked = max(locked, int((oldest + FAILURE_WINDOW - now).total_seconds()) + 1)
+        recent = [datetime.fromisoformat(r[0].replace("Z", "+00:00")) for r in rows]
+        locked = max(locked, lockout_seconds(recent, limit, now))
     row = db.execute(
         "SELECT staff_id, login, name, role, password_hash FROM staff"
         " WHERE login = ? AND active = 1",
         (login,),
     ).fetchone()
     if row is None:
-        return LoginCheck(None, _DUMMY_HASH, locked)
+        return LoginCheck(None, DUMMY_HASH, locked)
     return LoginCheck(StaffIdentity(row[0], row[1], row[2], row[3]), row[4], locked)
 
 
@@ -265,13 +256,7 @@ async def current_staff(request: web.Request) -> StaffIdentity:
         raise Problem(401, "not-logged-in", "the staff session has ended or expired: log in again")
     staff, csrf_hash = found
     if request.method not in SAFE_METHODS:
-        sent = request.headers.get(CSRF_HEADER, "")
-        if not sent or not hmac.compare_digest(token_hash(sent), csrf_hash):
-            raise Problem(
-                403,
-                "csrf-failed",
-                f"missing or wrong {CSRF_HEADER} header: send the csrf_token the login returned",
-            )
+        check_csrf(request.headers.get(CSRF_HEADER, ""), csrf_hash)
     return staff
 
 
@@ -312,25 +297,10 @@ def client_address(request: web.Request) -> str:
 # --- routes ----------------------------------------------------------------------------------
 
 
-async def _read_credentials(request: web.Request) -> tuple[str, str]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise Problem(400, "malformed-json", "the body must be JSON: {login, password}") from None
-    if not isinstance(body, dict):
-        raise Problem(400, "malformed-json", "the body must be a JSON object: {login, password}")
-    login, password = body.get("login"), body.get("password")
-    if not isinstance(login, str) or not isinstance(password, str) or not login or not password:
-        raise Problem(400, "invalid-body", "login and password must be non-empty strings")
-    if len(login) > 100 or len(password) > 1000:
-        raise Problem(400, "invalid-body", "login or password is too long")
-    return login, password
-
-
 @staff_routes.post("/api/v1/staff/login", name="staff_login")
 async def login(request: web.Request) -> web.Response:
     """Check the password (rate-limited) and start a staff session; returns the CSRF token."""
-    login_name, password = await _read_credentials(request)
+    login_name, password = await read_credentials(request)
     store, now, remote = (
         request.app[keys.STORE],
         request.app[keys.CLOCK].now(),
@@ -338,28 +308,21 @@ async def login(request: web.Request) -> web.Response:
     )
     check = await store.read(check_login, login_name, remote, now)
     if check.locked_for_s:
-        raise Problem(
-            429,
-            "login-locked",
-            f"too many failed logins: try again in {check.locked_for_s} s",
-            retry_after_s=check.locked_for_s,
-        )
+        raise locked_problem(check.locked_for_s)
     loop = asyncio.get_running_loop()
     ok = await loop.run_in_executor(None, check_password, check.password_hash, password)
     if check.staff is None or not ok:
         await store.write(record_failure, login_name, remote, now)
         raise Problem(401, "login-failed", "wrong login or password")
-    session_token, csrf_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    session_token, csrf_token = new_token(), new_token()
     await store.write(open_staff_session, check.staff, session_token, csrf_token, remote, now)
     response = web.json_response({"staff": check.staff.as_json(), "csrf_token": csrf_token})
-    response.set_cookie(
+    set_session_cookie(
+        response,
         COOKIE,
         session_token,
-        httponly=True,
-        samesite="Strict",
         secure=request.secure,
-        path="/",
-        max_age=int(SESSION_TTL.total_seconds()),
+        max_age_s=int(SESSION_TTL.total_seconds()),
     )
     return response
 

@@ -1,0 +1,146 @@
+"""What the venue's and the centre's staff logins share: passwords, tokens, CSRF, rate limits.
+
+Passwords are hashed with argon2id (argon2-cffi) and checked in constant time, against a dummy
+hash when the login does not exist so both answers take as long. A login hands out two random
+tokens: the session token (in an HttpOnly, SameSite=Strict cookie) and a CSRF token; the
+server keeps only their SHA-256. State-changing requests must echo the CSRF token in the
+`X-CSRF-Token` header (or a `csrf_token` form field), compared by hash in constant time.
+Rate limiting: 5 failed logins for one login name, or 20 from one address, within 60 s refuse
+further tries until the window has passed.
+
+The stores differ (the venue's SQLite via sqlite-utils, the centre's SQLite or PostgreSQL), so
+each side keeps its own tables and queries; the rules and the request parsing live here.
+`server.venue.staff` and `server.central.staff` build on this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from aiohttp import web
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from server.errors import CbtError
+from server.problems import Problem
+
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"  # the same token in a plain HTML form
+FAILURE_WINDOW = timedelta(seconds=60)
+MAX_FAILURES_PER_LOGIN = 5
+MAX_FAILURES_PER_REMOTE = 20
+MIN_PASSWORD_LENGTH = 10
+MAX_LOGIN_LENGTH = 100
+MAX_PASSWORD_LENGTH = 1000
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# argon2id with OWASP's minimum-memory profile (19 MiB, t=2, p=1): ~20 ms per check here.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+# Verified against when the login does not exist, so both paths take the same time.
+DUMMY_HASH = _hasher.hash("not a real password, only for timing")
+
+
+class StaffError(CbtError):
+    """A staff account cannot be created or changed as asked."""
+
+
+def hash_password(password: str) -> str:
+    """An argon2id PHC string for `password` (refusing passwords that are too short)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise StaffError(
+            f"the password is too short: use at least {MIN_PASSWORD_LENGTH} characters"
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise StaffError(f"the password is too long: use at most {MAX_PASSWORD_LENGTH} characters")
+    return _hasher.hash(password)
+
+
+def check_password(password_hash: str, password: str) -> bool:
+    """True when `password` matches the hash (argon2 compares in constant time)."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def check_login_name(login: str) -> None:
+    """Raise `StaffError` unless `login` is letters, digits, '-', '_' or '.' (at most 100)."""
+    if (
+        not login
+        or len(login) > MAX_LOGIN_LENGTH
+        or not all(c.isalnum() or c in "-_." for c in login)
+    ):
+        raise StaffError(f"login {login!r} is not valid: use letters, digits, '-', '_' or '.'")
+
+
+def new_token() -> str:
+    """A fresh random session or CSRF token (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    """What the server stores of a token: its SHA-256, hex."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def lockout_seconds(recent_failures: Sequence[datetime], limit: int, now: datetime) -> int:
+    """Seconds until another try is allowed, given the newest failures (at most `limit` of
+    them, newest first, all inside the window); 0 when fewer than `limit` failed."""
+    if len(recent_failures) < limit:
+        return 0
+    oldest = recent_failures[limit - 1]
+    return max(0, int((oldest + FAILURE_WINDOW - now).total_seconds()) + 1)
+
+
+def check_csrf(sent: str, csrf_hash: str) -> None:
+    """Problem 403 `csrf-failed` unless `sent` is the token whose hash the session holds."""
+    if not sent or not hmac.compare_digest(token_hash(sent), csrf_hash):
+        raise Problem(
+            403,
+            "csrf-failed",
+            f"missing or wrong {CSRF_HEADER} header: send the csrf_token the login returned",
+        )
+
+
+def locked_problem(seconds: int) -> Problem:
+    """The 429 answer while a login or address is locked out."""
+    return Problem(
+        429,
+        "login-locked",
+        f"too many failed logins: try again in {seconds} s",
+        retry_after_s=seconds,
+    )
+
+
+def check_credentials(body: object) -> tuple[str, str]:
+    """(login, password) from a parsed body; Problem 400 when they are missing or too long."""
+    if not isinstance(body, dict):
+        raise Problem(400, "malformed-json", "the body must be a JSON object: {login, password}")
+    login, password = body.get("login"), body.get("password")
+    if not isinstance(login, str) or not isinstance(password, str) or not login or not password:
+        raise Problem(400, "invalid-body", "login and password must be non-empty strings")
+    if len(login) > MAX_LOGIN_LENGTH or len(password) > MAX_PASSWORD_LENGTH:
+        raise Problem(400, "invalid-body", "login or password is too long")
+    return login, password
+
+
+async def read_credentials(request: web.Request) -> tuple[str, str]:
+    """(login, password) from a JSON body `{login, password}`; Problem 400 otherwise."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise Problem(400, "malformed-json", "the body must be JSON: {login, password}") from None
+    return check_credentials(body)
+
+
+def set_session_cookie(
+    response: web.StreamResponse, name: str, token: str, *, secure: bool, max_age_s: int
+) -> None:
+    """The session cookie: HttpOnly, SameSite=Strict, path /, Secure when asked."""
+    response.set_cookie(
+        name, token, httponly=True, samesite="Strict", secure=secure, path="/", max_age=max_age_s
+    )

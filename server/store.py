@@ -13,6 +13,13 @@ It owns the connection settings that make an acknowledged write durable (WAL jou
   does the same at once on the caller's thread, for lookups that take microseconds.
 - The writer checkpoints the WAL when idle (TRUNCATE) or when it has grown past a bound
   (PASSIVE), so the log does not grow without bound.
+- `store.generation` moves on whenever committed data may have changed under a cache kept in
+  memory: after every COMMIT in which a write changed rows, unless that write function is
+  marked `@routine_write` (its caller keeps its own caches right), and whenever another
+  process has committed to the file (`PRAGMA data_version`, looked at before every batch and
+  at least every `watch_interval_s` when idle). It moves before any caller of that commit is
+  resolved, so a cache that throws itself away when the generation differs never serves a
+  row older than a write already acknowledged.
 
 Command-line tools that run without an event loop use `connect()` and `transaction()`.
 """
@@ -137,6 +144,15 @@ class StoreStats:
 
 
 _STOP = object()
+_ROUTINE = "__store_routine_write__"
+
+
+def routine_write(fn: Callable[..., T]) -> Callable[..., T]:
+    """Mark `fn` as a write whose changes leave `Store.generation` alone: only for writes
+    that change nothing a generation-checked cache holds, or whose callers update that cache
+    themselves (an autosave, a heartbeat)."""
+    setattr(fn, _ROUTINE, True)
+    return fn
 
 
 class Store:
@@ -153,6 +169,7 @@ class Store:
         checkpoint_idle_s: float = 2.0,
         checkpoint_wal_bytes: int = 64 * 1024 * 1024,
         busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        watch_interval_s: float = 0.5,
     ) -> None:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
@@ -160,12 +177,17 @@ class Store:
         self.max_batch = max_batch
         self.checkpoint_idle_s = checkpoint_idle_s
         self.checkpoint_wal_bytes = checkpoint_wal_bytes
+        self.watch_interval_s = watch_interval_s
         self.stats = StoreStats()
+        # Moves on when cached reads may be stale (see the module docstring). Written only by
+        # the writer thread; an int attribute is read atomically from any thread.
+        self.generation = 0
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self._before_close: list[Callable[[], Awaitable[None]]] = []
         self._writer_db = connect(self.path, durability=durability, busy_timeout_ms=busy_timeout_ms)
         migrate(self._writer_db, migrations)
+        self._data_version = self._read_data_version(self._writer_db)
         self._local = threading.local()
         self._reader_dbs: list[Database] = []
         self._reader_lock = threading.Lock()
@@ -254,14 +276,21 @@ class Store:
     def _run_writer(self) -> None:
         db = self._writer_db
         dirty = False
+        idle_since = time.monotonic()
         try:
             while True:
                 try:
-                    first = self._queue.get(timeout=self.checkpoint_idle_s if dirty else None)
+                    first = self._queue.get(
+                        timeout=min(self.checkpoint_idle_s, self.watch_interval_s)
+                    )
                 except queue.Empty:
-                    # Still dirty if a reader kept the checkpoint from finishing: retry later.
-                    dirty = not self._checkpoint(db, "TRUNCATE")
+                    self._watch_other_writers(db)
+                    if dirty and time.monotonic() - idle_since >= self.checkpoint_idle_s:
+                        # Still dirty if a reader kept the checkpoint from finishing: retry.
+                        dirty = not self._checkpoint(db, "TRUNCATE")
+                        idle_since = time.monotonic()
                     continue
+                self._watch_other_writers(db)
                 batch, stop = self._take_batch(first)
                 calls = [c for c in batch if isinstance(c, _Call)]
                 for item in batch:
@@ -271,6 +300,7 @@ class Store:
                     self._commit_batch_safely(db, calls)
                     dirty = True
                     self._checkpoint_if_large(db)
+                idle_since = time.monotonic()
                 if stop:
                     break
         finally:
@@ -310,7 +340,7 @@ class Store:
         pending = list(calls)
         while pending:
             began = time.perf_counter()
-            outcomes, retry = self._run_calls(db, pending)
+            outcomes, retry, watched = self._run_calls(db, pending)
             ran = time.perf_counter()
             self.stats.run_s += ran - began
             if retry is None:
@@ -322,6 +352,8 @@ class Store:
                     outcomes = [(c, False, commit_error) for c in pending]
                 else:
                     self.stats.commits += 1
+                    if watched:  # before any caller hears of the commit
+                        self.generation += 1
                 self.stats.commit_s += time.perf_counter() - ran
                 self._deliver(outcomes)
                 return
@@ -333,19 +365,23 @@ class Store:
 
     def _run_calls(
         self, db: Database, calls: list[_Call]
-    ) -> tuple[list[tuple[_Call, bool, Any]], tuple[_Call, BaseException] | None]:
+    ) -> tuple[list[tuple[_Call, bool, Any]], tuple[_Call, BaseException] | None, bool]:
+        """Run `calls` in one open transaction: their outcomes, the call that ended the
+        transaction (if one did) and whether a write not marked routine changed rows."""
         conn = db.conn
         conn.execute("BEGIN IMMEDIATE")
         outcomes: list[tuple[_Call, bool, Any]] = []
+        watched = False
         for call in calls:
             if call.future.cancelled():
                 continue
             conn.execute("SAVEPOINT store_call")
+            changes = conn.total_changes
             try:
                 value = call.fn(db, *call.args)
             except Exception as exc:  # each caller gets its own exception back
                 if not conn.in_transaction:
-                    return outcomes, (call, exc)
+                    return outcomes, (call, exc), watched
                 conn.execute("ROLLBACK TO SAVEPOINT store_call")
                 conn.execute("RELEASE SAVEPOINT store_call")
                 outcomes.append((call, False, exc))
@@ -353,11 +389,13 @@ class Store:
             else:
                 if not conn.in_transaction:
                     exc2 = StoreError("a write function ended the store's transaction itself")
-                    return outcomes, (call, exc2)
+                    return outcomes, (call, exc2), watched
                 conn.execute("RELEASE SAVEPOINT store_call")
                 outcomes.append((call, True, value))
+                if conn.total_changes != changes and not getattr(call.fn, _ROUTINE, False):
+                    watched = True
             self.stats.calls += 1
-        return outcomes, None
+        return outcomes, None, watched
 
     @staticmethod
     def _deliver(outcomes: list[tuple[_Call, bool, Any]]) -> None:
@@ -367,6 +405,18 @@ class Store:
         for loop, items in by_loop.items():
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
                 loop.call_soon_threadsafe(_resolve, items)
+
+    @staticmethod
+    def _read_data_version(db: Database) -> int:
+        return int(db.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def _watch_other_writers(self, db: Database) -> None:
+        """Move the generation on if another connection (a CLI tool in another process) has
+        committed since the last look: this connection's own commits leave data_version alone."""
+        version = self._read_data_version(db)
+        if version != self._data_version:
+            self._data_version = version
+            self.generation += 1
 
     def _checkpoint(self, db: Database, mode: str) -> bool:
         """Checkpoint the WAL; True if it completed. Never waits on readers for long: a

@@ -13,6 +13,16 @@ The candidate HTTP API of ARCHITECTURE.md lives here, with the domain functions 
 - `POST /api/v1/attempt/submit`: refused in the sealed period; the receipt is the SHA-256 of
   the canonical JSON of the final answers.
 - A background task closes every attempt whose time is up with what was acknowledged.
+
+Every candidate request authenticates. The attempt behind a token is kept in memory
+(`AttemptCache`) for as long as the store's `generation` stands still: any committed write
+that changes rows (a login elsewhere, a submission, a close at time, a pause, a grant, a seat
+move, a session ending, a roster change, another process writing the file) moves it on and
+empties the cache before its caller hears of the commit. Only autosaves and heartbeats are
+`routine_write`s: they leave the cache alone, and a save updates its entry's acked seq itself.
+An attempt while paused is never cached (its end moves with the clock). Whatever the cache
+holds, a save is accepted only if, inside its own write transaction, the attempt is still open
+and still held by this token.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,6 +48,7 @@ from paperpack.canonical import canonical_hash, canonical_json
 from server import audit, keys
 from server.clock import iso
 from server.problems import Problem
+from server.store import Store, routine_write
 from server.venue import journal, rules
 from server.venue.rules import ExamRules, RuleViolation, Timeline
 
@@ -219,25 +230,73 @@ def load_attempt(db: Database, where: str, param: str, now: datetime) -> Attempt
     )
 
 
+class AttemptCache:
+    """Token hash -> the attempt as last read, valid while `Store.generation` stands still.
+
+    Reads and fills happen on the event loop's thread only. The generation is read *before*
+    the database is, so a write committed during the read empties the cache at the next look.
+    """
+
+    def __init__(self) -> None:
+        self.generation = -1
+        self.entries: dict[str, AttemptAuth] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def lookup(self, store: Store, hashed: str, now: datetime) -> AttemptAuth | None:
+        """The attempt holding the token hash `hashed`, from memory if still valid."""
+        generation = store.generation
+        if generation != self.generation:
+            self.entries.clear()
+            self.generation = generation
+        auth = self.entries.get(hashed)
+        if auth is not None:
+            self.hits += 1
+            return auth
+        self.misses += 1
+        # A handful of indexed lookups: cheaper on this thread than a hop to the read pool.
+        auth = store.read_now(load_attempt, "a.token_hash = ?", hashed, now)
+        if auth is not None and not auth.paused:  # a paused timeline moves with the clock
+            self.entries[hashed] = auth
+        return auth
+
+    def acknowledged(self, hashed: str, seq: int) -> None:
+        """Raise the cached acked seq after a save under `hashed` has been committed."""
+        auth = self.entries.get(hashed)
+        if auth is not None and auth.last_seq < seq:
+            self.entries[hashed] = replace(auth, last_seq=seq)
+
+
+# The cache of authenticated attempts. (Its key belongs in server/keys.py with the others;
+# it is here until that module's owner moves it.)
+ATTEMPT_CACHE: web.AppKey[AttemptCache] = web.AppKey("attempt_cache", AttemptCache)
+
+
 async def authenticate(request: web.Request) -> AttemptAuth:
     """The attempt behind the bearer token, or Problem 401 (also when the token was ended
     by a login elsewhere)."""
-    now = request.app[keys.CLOCK].now()
-    token = bearer_token(request, now)
-    # A handful of indexed lookups: cheaper on this thread than a hop to the read pool,
-    # and every candidate request pays it.
-    auth = request.app[keys.STORE].read_now(
-        load_attempt, "a.token_hash = ?", token_hash(token), now
-    )
+    app = request.app
+    now = app[keys.CLOCK].now()
+    hashed = token_hash(bearer_token(request, now))
+    auth = app[ATTEMPT_CACHE].lookup(app[keys.STORE], hashed, now)
     if auth is None:
-        raise Problem(
-            401,
-            "token-ended",
-            "this login has ended (you logged in on another computer, or were logged out); "
-            "log in again",
-        )
+        raise _token_ended()
     request[keys.ATTEMPT] = auth
+    request[TOKEN_HASH] = hashed
     return auth
+
+
+def _token_ended() -> Problem:
+    return Problem(
+        401,
+        "token-ended",
+        "this login has ended (you logged in on another computer, or were logged out); "
+        "log in again",
+    )
+
+
+# The authenticated request's token hash (for the in-transaction check of a save).
+TOKEN_HASH: web.RequestKey[str] = web.RequestKey("token_hash", str)
 
 
 def paper_ready(app: web.Application, session_id: str) -> bool:
@@ -436,6 +495,7 @@ async def get_attempt(request: web.Request) -> web.Response:
     return web.json_response(attempt_view(auth, now, paper_ready(request.app, auth.session_id)))
 
 
+@routine_write  # last seen times are monitoring; no cache holds them
 def record_seen(db: Database, seen: list[tuple[str, str]]) -> None:
     """Write heartbeat times (attempt id, ISO time); never move a later time back."""
     db.conn.executemany(
@@ -533,15 +593,24 @@ def check_answer_shapes(responses: Mapping[str, Any]) -> None:
         )
 
 
+@routine_write  # the caller raises the cached acked seq; nothing else it changes is cached
 def save_batch(
-    db: Database, attempt_id: str, seq: int, answers: dict[str, Any], now: datetime
+    db: Database, attempt_id: str, hashed: str, seq: int, answers: dict[str, Any], now: datetime
 ) -> int:
-    """Append one save to the journal unless the attempt is closed; returns the acked seq."""
-    status = db.execute("SELECT status FROM attempts WHERE attempt_id = ?", [attempt_id]).fetchone()
-    if status is None or status[0] in CLOSED_STATUSES:
+    """Append one save to the journal unless the attempt is closed or no longer held by the
+    token hash `hashed` (a login elsewhere); returns the acked seq.
+
+    These checks run in the write transaction itself, so no authentication read before it,
+    cached or not, can let a save in after a submission, a close or a move to another PC.
+    `append_save` also records the save's time as the attempt's last seen time."""
+    row = db.conn.execute(
+        "SELECT status, token_hash FROM attempts WHERE attempt_id = ?", (attempt_id,)
+    ).fetchone()
+    if row is None or row[0] in CLOSED_STATUSES:
         raise Problem(409, "attempt-submitted", "this attempt is closed; nothing can be saved")
+    if row[1] is None or not hmac.compare_digest(row[1], hashed):
+        raise _token_ended()
     journal.append_save(db, attempt_id, seq, answers, now)
-    db.execute("UPDATE attempts SET last_seen_at = ? WHERE attempt_id = ?", [iso(now), attempt_id])
     return seq
 
 
@@ -562,14 +631,16 @@ async def put_responses(request: web.Request) -> web.Response:
     if exam is None or exam.session_id != auth.session_id or now < auth.timeline.starts_at:
         raise Problem(409, "not-started", "answers are taken only once the exam has started")
     answers = exam.to_canonical(auth.ticket, responses)
+    hashed = request[TOKEN_HASH]
     try:
-        acked = await app[keys.STORE].write(save_batch, auth.attempt_id, seq, answers, now)
+        acked = await app[keys.STORE].write(save_batch, auth.attempt_id, hashed, seq, answers, now)
     except journal.SeqConflict as exc:
         raise Problem(409, "seq-conflict", str(exc)) from None
     except journal.SaveTooLarge as exc:
         raise Problem(413, "too-large", str(exc)) from None
     except journal.JournalError as exc:
         raise Problem(422, "invalid-save", str(exc)) from None
+    app[ATTEMPT_CACHE].acknowledged(hashed, acked)
     return web.json_response({"acked_seq": acked})
 
 
@@ -747,3 +818,4 @@ def run_in_background(app: web.Application, job: Awaitable[Any]) -> None:
 
 def setup(app: web.Application) -> None:
     app[keys.LOGIN_LIMITER] = LoginLimiter()
+    app[ATTEMPT_CACHE] = AttemptCache()

@@ -2,8 +2,10 @@
 
 No I/O in the factory: the store (SQLite or PostgreSQL, from `settings.database`) and the
 authority keys open in a cleanup context. Routes: uploads and receipts
-(`server.central.uploads`), the time release (`server.central.release`), the status page
-(`server.central.status`). Errors are RFC 9457 problem details.
+(`server.central.uploads`) and the time release (`server.central.release`), authenticated by
+the venues' keys; for people, the staff login (`server.central.staff`) in front of the status
+page (`server.central.status`) and the verification reports (`server.scoring.routes`).
+Errors are RFC 9457 problem details.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from aiohttp import web
 
 from paperpack.authority import Authority
-from server.central import keys, release, status, uploads
+from server.central import keys, release, staff, status, uploads
 from server.central.release import ReleaseSource
 from server.central.settings import CentralSettings, load_central_keys
 from server.central.storage import CentralStorage
@@ -71,6 +73,7 @@ def create_app(
     app.cleanup_ctx.append(resources)
     app.add_routes(uploads.routes)
     app.add_routes(release.routes)
+    app.add_routes(staff.routes)  # login, logout, the console's stylesheets
     app.add_routes(status.routes)
     app.add_routes(results_routes)  # GET /results/{session_id}/report (server.scoring)
     return app

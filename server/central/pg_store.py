@@ -19,10 +19,12 @@ import asyncpg
 from server.central.storage import (
     LOG_GENESIS,
     ChunkPastEnd,
+    LoginState,
     OffsetConflict,
     PackageEntry,
     PackageReplayed,
     ReceiptSigner,
+    StaffAccount,
     StorageError,
     StoredPackage,
     UnknownUpload,
@@ -32,6 +34,7 @@ from server.central.storage import (
     check_deletable,
     next_log_root,
 )
+from server.staffauth import StaffError
 
 SCHEMA_LOCK = 7_260_601  # advisory lock key held while the schema is created
 
@@ -113,8 +116,40 @@ CREATE TABLE IF NOT EXISTS audit_head (
 INSERT INTO audit_head VALUES (1, 0, '"""
     + LOG_GENESIS
     + """') ON CONFLICT DO NOTHING;
+-- Central staff: the people who use the console (status, reports). Added after the first
+-- release: IF NOT EXISTS makes opening an older database add these tables (the migration).
+CREATE TABLE IF NOT EXISTS staff (
+    staff_id BIGSERIAL PRIMARY KEY,
+    login TEXT NOT NULL UNIQUE,         -- letters, digits, '-', '_', '.'
+    name TEXT NOT NULL,                 -- the person's name
+    role TEXT NOT NULL,                 -- operator | auditor
+    password_hash TEXT NOT NULL,        -- argon2id PHC string; never the password
+    active BOOLEAN NOT NULL DEFAULT TRUE,  -- false once disabled
+    created_at TEXT NOT NULL,           -- ISO-8601 UTC
+    disabled_at TEXT                    -- ISO-8601 UTC, when disabled
+);
+CREATE TABLE IF NOT EXISTS staff_sessions (
+    token_hash TEXT PRIMARY KEY,        -- SHA-256 of the session cookie's token; never the token
+    csrf_hash TEXT NOT NULL,            -- SHA-256 of the CSRF token
+    staff_id BIGINT NOT NULL REFERENCES staff (staff_id),
+    remote TEXT NOT NULL,               -- the client address at login
+    created_at TEXT NOT NULL,           -- ISO-8601 UTC
+    expires_at TEXT NOT NULL,           -- ISO-8601 UTC, created_at + the session TTL
+    ended_at TEXT                       -- ISO-8601 UTC, at logout or when the account is disabled
+);
+CREATE TABLE IF NOT EXISTS staff_login_failures (
+    failure_id BIGSERIAL PRIMARY KEY,
+    login TEXT NOT NULL,                -- the login name tried (it may not exist)
+    remote TEXT NOT NULL,               -- the client address
+    failed_at TEXT NOT NULL             -- ISO-8601 UTC; rows older than the window are dropped
+);
+CREATE INDEX IF NOT EXISTS staff_login_failures_by_login ON staff_login_failures (login, failed_at);
+CREATE INDEX IF NOT EXISTS staff_login_failures_by_remote
+    ON staff_login_failures (remote, failed_at);
 """
 )
+
+STAFF_COLUMNS = "staff_id, login, name, role, active, created_at"
 
 PACKAGE_COLUMNS = (
     "package_sha256, session_id, venue_id, export_seq, size, received_at, log_position, "
@@ -159,6 +194,10 @@ async def _append_audit(
         seq, now, actor, action, obj, json.dumps(details), prev, digest,
     )  # fmt: skip
     await conn.execute("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", seq, digest)
+
+
+def _staff(row: asyncpg.Record) -> StaffAccount:
+    return StaffAccount(int(row[0]), row[1], row[2], row[3], bool(row[4]), row[5])
 
 
 class PgStorage:
@@ -431,3 +470,120 @@ class PgStorage:
             event["seq"] = int(event["seq"])
             event["details"] = json.loads(event["details"])
         return events
+
+    # --- central staff -----------------------------------------------------------------------
+
+    async def add_staff(
+        self, login: str, name: str, role: str, password_hash: str, actor: str, now: str
+    ) -> StaffAccount:
+        async with self.pool.acquire() as conn, conn.transaction():
+            staff_id = await conn.fetchval(
+                "INSERT INTO staff (login, name, role, password_hash, active, created_at) "
+                "VALUES ($1, $2, $3, $4, TRUE, $5) ON CONFLICT (login) DO NOTHING "
+                "RETURNING staff_id",
+                login, name, role, password_hash, now,
+            )  # fmt: skip
+            if staff_id is None:
+                raise StaffError(f"login {login!r} already exists: choose another login")
+            await _append_audit(conn, actor, "staff.added", f"staff:{login}", {"role": role}, now)
+            return StaffAccount(int(staff_id), login, name, role, True, now)
+
+    async def disable_staff(self, login: str, reason: str, actor: str, now: str) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            found = await conn.fetchrow(
+                "SELECT staff_id, active FROM staff WHERE login = $1 FOR UPDATE", login
+            )
+            if found is None:
+                raise StaffError(f"no staff account {login!r}: see `cbt central staff list`")
+            if not found[1]:
+                raise StaffError(f"the account {login!r} is already disabled")
+            await conn.execute(
+                "UPDATE staff SET active = FALSE, disabled_at = $1 WHERE staff_id = $2",
+                now, found[0],
+            )  # fmt: skip
+            await conn.execute(
+                "UPDATE staff_sessions SET ended_at = $1 WHERE staff_id = $2 AND ended_at IS NULL",
+                now, found[0],
+            )  # fmt: skip
+            details = {"reason": reason}
+            await _append_audit(conn, actor, "staff.disabled", f"staff:{login}", details, now)
+
+    async def list_staff(self) -> list[StaffAccount]:
+        rows = await self.pool.fetch(
+            f"SELECT {STAFF_COLUMNS} FROM staff ORDER BY login"  # noqa: S608 (constant columns)
+        )
+        return [_staff(row) for row in rows]
+
+    async def login_state(self, login: str, remote: str, since: str, limit: int) -> LoginState:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"SELECT {STAFF_COLUMNS}, password_hash FROM staff "  # noqa: S608 (constant columns)
+                "WHERE login = $1 AND active",
+                login,
+            )
+            failures = []
+            for column, value in (("login", login), ("remote", remote)):
+                rows = await conn.fetch(
+                    f"SELECT failed_at FROM staff_login_failures WHERE {column} = $1 "  # noqa: S608 (column from the fixed tuple)
+                    "AND failed_at > $2 ORDER BY failed_at DESC LIMIT $3",
+                    value, since, limit,
+                )  # fmt: skip
+                failures.append([str(r[0]) for r in rows])
+        account = _staff(row) if row else None
+        return LoginState(account, row[6] if row else None, failures[0], failures[1])
+
+    async def record_login_failure(
+        self, login: str, remote: str, now: str, forget_before: str
+    ) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "DELETE FROM staff_login_failures WHERE failed_at < $1", forget_before
+            )
+            await conn.execute(
+                "INSERT INTO staff_login_failures (login, remote, failed_at) VALUES ($1, $2, $3)",
+                login, remote, now,
+            )  # fmt: skip
+            actor = f"anonymous@{remote}"
+            await _append_audit(conn, actor, "staff.login_failed", f"staff:{login}", {}, now)
+
+    async def open_staff_session(
+        self,
+        account: StaffAccount,
+        token_hash: str,
+        csrf_hash: str,
+        remote: str,
+        now: str,
+        expires_at: str,
+    ) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO staff_sessions (token_hash, csrf_hash, staff_id, remote, created_at,"
+                " expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                token_hash, csrf_hash, account.staff_id, remote, now, expires_at,
+            )  # fmt: skip
+            await conn.execute("DELETE FROM staff_login_failures WHERE login = $1", account.login)
+            details = {"remote": remote, "role": account.role}
+            obj = f"staff:{account.login}"
+            await _append_audit(conn, account.login, "staff.login", obj, details, now)
+
+    async def find_staff_session(
+        self, token_hash: str, now: str
+    ) -> tuple[StaffAccount, str] | None:
+        row = await self.pool.fetchrow(
+            "SELECT s.staff_id, s.login, s.name, s.role, s.active, s.created_at, ss.csrf_hash "
+            "FROM staff_sessions ss JOIN staff s ON s.staff_id = ss.staff_id "
+            "WHERE ss.token_hash = $1 AND ss.ended_at IS NULL AND ss.expires_at > $2 "
+            "AND s.active",
+            token_hash, now,
+        )  # fmt: skip
+        return (_staff(row), str(row[6])) if row else None
+
+    async def end_staff_session(self, token_hash: str, account: StaffAccount, now: str) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE staff_sessions SET ended_at = $1 WHERE token_hash = $2 "
+                "AND ended_at IS NULL",
+                now, token_hash,
+            )  # fmt: skip
+            obj = f"staff:{account.login}"
+            await _append_audit(conn, account.login, "staff.logout", obj, {}, now)

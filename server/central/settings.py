@@ -40,6 +40,8 @@ class CentralSettings:
     release_skew_ms: int = 300_000  # how far a release request's requested_at may be from now, ms
     pg_pool_size: int = 10  # PostgreSQL connections per central process
     log_requests: bool = True  # one log line per request (never bodies)
+    staff_session_ttl_s: int = 28_800  # seconds a console login lasts (8 hours)
+    secure_cookies: bool = False  # mark the console's cookies Secure even over plain HTTP
 
     def database_url(self) -> str:
         return self.database or str(self.directory / DEFAULT_DATABASE)

@@ -19,10 +19,12 @@ from typing import Any, TypeVar
 from server.central.storage import (
     LOG_GENESIS,
     ChunkPastEnd,
+    LoginState,
     OffsetConflict,
     PackageEntry,
     PackageReplayed,
     ReceiptSigner,
+    StaffAccount,
     StorageError,
     StoredPackage,
     UnknownUpload,
@@ -32,6 +34,7 @@ from server.central.storage import (
     check_deletable,
     next_log_root,
 )
+from server.staffauth import StaffError
 
 T = TypeVar("T")
 
@@ -94,7 +97,39 @@ CREATE TABLE IF NOT EXISTS audit_events (
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 );
+-- Central staff: the people who use the console (status, reports). Added after the first
+-- release: IF NOT EXISTS makes opening an older database add these tables (the migration).
+CREATE TABLE IF NOT EXISTS staff (
+    staff_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    login TEXT NOT NULL UNIQUE,         -- letters, digits, '-', '_', '.'
+    name TEXT NOT NULL,                 -- the person's name
+    role TEXT NOT NULL,                 -- operator | auditor
+    password_hash TEXT NOT NULL,        -- argon2id PHC string; never the password
+    active INTEGER NOT NULL DEFAULT 1,  -- 0 once disabled
+    created_at TEXT NOT NULL,           -- ISO-8601 UTC
+    disabled_at TEXT                    -- ISO-8601 UTC, when disabled
+);
+CREATE TABLE IF NOT EXISTS staff_sessions (
+    token_hash TEXT PRIMARY KEY,        -- SHA-256 of the session cookie's token; never the token
+    csrf_hash TEXT NOT NULL,            -- SHA-256 of the CSRF token
+    staff_id INTEGER NOT NULL REFERENCES staff (staff_id),
+    remote TEXT NOT NULL,               -- the client address at login
+    created_at TEXT NOT NULL,           -- ISO-8601 UTC
+    expires_at TEXT NOT NULL,           -- ISO-8601 UTC, created_at + the session TTL
+    ended_at TEXT                       -- ISO-8601 UTC, at logout or when the account is disabled
+);
+CREATE TABLE IF NOT EXISTS staff_login_failures (
+    failure_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    login TEXT NOT NULL,                -- the login name tried (it may not exist)
+    remote TEXT NOT NULL,               -- the client address
+    failed_at TEXT NOT NULL             -- ISO-8601 UTC; rows older than the window are dropped
+);
+CREATE INDEX IF NOT EXISTS staff_login_failures_by_login ON staff_login_failures (login, failed_at);
+CREATE INDEX IF NOT EXISTS staff_login_failures_by_remote
+    ON staff_login_failures (remote, failed_at);
 """
+
+STAFF_COLUMNS = "staff_id, login, name, role, active, created_at"
 
 PACKAGE_COLUMNS = (
     "package_sha256, session_id, venue_id, export_seq, size, received_at, log_position, "
@@ -137,6 +172,10 @@ def _append_audit(
         "INSERT INTO audit_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (seq, now, actor, action, obj, json.dumps(details), prev, audit_event_hash(prev, event)),
     )
+
+
+def _staff(row: sqlite3.Row | tuple[Any, ...]) -> StaffAccount:
+    return StaffAccount(int(row[0]), row[1], row[2], row[3], bool(row[4]), row[5])
 
 
 class SqliteStorage:
@@ -454,3 +493,130 @@ class SqliteStorage:
         for event in events:
             event["details"] = json.loads(event["details"])
         return events
+
+    # --- central staff -----------------------------------------------------------------------
+
+    async def add_staff(
+        self, login: str, name: str, role: str, password_hash: str, actor: str, now: str
+    ) -> StaffAccount:
+        def add(db: sqlite3.Connection) -> StaffAccount:
+            if db.execute("SELECT 1 FROM staff WHERE login = ?", (login,)).fetchone():
+                raise StaffError(f"login {login!r} already exists: choose another login")
+            cursor = db.execute(
+                "INSERT INTO staff (login, name, role, password_hash, active, created_at) "
+                "VALUES (?, ?, ?, ?, 1, ?)",
+                (login, name, role, password_hash, now),
+            )
+            _append_audit(db, actor, "staff.added", f"staff:{login}", {"role": role}, now)
+            return StaffAccount(int(cursor.lastrowid or 0), login, name, role, True, now)
+
+        return await self._write(add)
+
+    async def disable_staff(self, login: str, reason: str, actor: str, now: str) -> None:
+        def disable(db: sqlite3.Connection) -> None:
+            row = db.execute("SELECT staff_id, active FROM staff WHERE login = ?", (login,))
+            found = row.fetchone()
+            if found is None:
+                raise StaffError(f"no staff account {login!r}: see `cbt central staff list`")
+            if not found[1]:
+                raise StaffError(f"the account {login!r} is already disabled")
+            db.execute(
+                "UPDATE staff SET active = 0, disabled_at = ? WHERE staff_id = ?", (now, found[0])
+            )
+            db.execute(
+                "UPDATE staff_sessions SET ended_at = ? WHERE staff_id = ? AND ended_at IS NULL",
+                (now, found[0]),
+            )
+            _append_audit(db, actor, "staff.disabled", f"staff:{login}", {"reason": reason}, now)
+
+        await self._write(disable)
+
+    async def list_staff(self) -> list[StaffAccount]:
+        rows = await self._run(
+            lambda db: db.execute(
+                f"SELECT {STAFF_COLUMNS} FROM staff ORDER BY login"  # noqa: S608 (constant columns)
+            ).fetchall()
+        )
+        return [_staff(row) for row in rows]
+
+    async def login_state(self, login: str, remote: str, since: str, limit: int) -> LoginState:
+        def read(db: sqlite3.Connection) -> LoginState:
+            row = db.execute(
+                f"SELECT {STAFF_COLUMNS}, password_hash FROM staff "  # noqa: S608 (constant columns)
+                "WHERE login = ? AND active = 1",
+                (login,),
+            ).fetchone()
+            failures = [
+                [
+                    r[0]
+                    for r in db.execute(
+                        f"SELECT failed_at FROM staff_login_failures WHERE {column} = ? "  # noqa: S608 (column from the fixed tuple)
+                        "AND failed_at > ? ORDER BY failed_at DESC LIMIT ?",
+                        (value, since, limit),
+                    ).fetchall()
+                ]
+                for column, value in (("login", login), ("remote", remote))
+            ]
+            account = _staff(row) if row else None
+            return LoginState(account, row[6] if row else None, failures[0], failures[1])
+
+        return await self._run(read)
+
+    async def record_login_failure(
+        self, login: str, remote: str, now: str, forget_before: str
+    ) -> None:
+        def record(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM staff_login_failures WHERE failed_at < ?", (forget_before,))
+            db.execute(
+                "INSERT INTO staff_login_failures (login, remote, failed_at) VALUES (?, ?, ?)",
+                (login, remote, now),
+            )
+            actor = f"anonymous@{remote}"
+            _append_audit(db, actor, "staff.login_failed", f"staff:{login}", {}, now)
+
+        await self._write(record)
+
+    async def open_staff_session(
+        self,
+        account: StaffAccount,
+        token_hash: str,
+        csrf_hash: str,
+        remote: str,
+        now: str,
+        expires_at: str,
+    ) -> None:
+        def open_session(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO staff_sessions (token_hash, csrf_hash, staff_id, remote, created_at,"
+                " expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (token_hash, csrf_hash, account.staff_id, remote, now, expires_at),
+            )
+            db.execute("DELETE FROM staff_login_failures WHERE login = ?", (account.login,))
+            details = {"remote": remote, "role": account.role}
+            _append_audit(db, account.login, "staff.login", f"staff:{account.login}", details, now)
+
+        await self._write(open_session)
+
+    async def find_staff_session(
+        self, token_hash: str, now: str
+    ) -> tuple[StaffAccount, str] | None:
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT s.staff_id, s.login, s.name, s.role, s.active, s.created_at, ss.csrf_hash "
+                "FROM staff_sessions ss JOIN staff s ON s.staff_id = ss.staff_id "
+                "WHERE ss.token_hash = ? AND ss.ended_at IS NULL AND ss.expires_at > ? "
+                "AND s.active = 1",
+                (token_hash, now),
+            ).fetchone()
+        )
+        return (_staff(row), row[6]) if row else None
+
+    async def end_staff_session(self, token_hash: str, account: StaffAccount, now: str) -> None:
+        def end(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE staff_sessions SET ended_at = ? WHERE token_hash = ? AND ended_at IS NULL",
+                (now, token_hash),
+            )
+            _append_audit(db, account.login, "staff.logout", f"staff:{account.login}", {}, now)
+
+        await self._write(end)

@@ -1,41 +1,23 @@
 """The central status page: per session and venue, released / unlocked / uploaded, with counts.
 
-`GET /api/v1/status` is JSON; `GET /status` is the same as a plain HTML table for the
-operator (jinja2, autoescaped). Rows come from the venue registry, the releases served and
-the accepted packages (the newest export per session and venue counts).
+`GET /api/v1/status` is JSON; `GET /status` is the same as an HTML table for the operator
+(`client/templates/central/status.html`, autoescaped). Both need a central staff login
+(`server.central.staff`: 401 problem+json, or a redirect to the login page). Rows come from
+the venue registry, the releases served and the accepted packages (the newest export per
+session and venue counts).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import jinja2
 from aiohttp import web
 
 from server.central import keys
+from server.central.staff import page_context, render_page, staff_api, staff_page
 
 routes = web.RouteTableDef()
 COUNTS = ("attempts", "submitted", "absent", "violations", "incidents")
-
-PAGE = jinja2.Environment(autoescape=True).from_string(
-    """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Central status</title></head>
-<body><h1>Central status</h1>
-<p>Log: {{ log_size }} package(s), root <code>{{ log_root }}</code></p>
-<table>
-<thead><tr><th>Session</th><th>Venue</th><th>Released</th><th>Unlocked</th><th>Uploaded</th>
-<th>Export</th><th>Attempts</th><th>Submitted</th><th>Absent</th><th>Violations</th><th>Incidents</th></tr></thead>
-<tbody>
-{% for row in rows %}<tr><td>{{ row.session_id }}</td><td>{{ row.venue_id }}</td>
-<td>{{ row.released }}</td><td>{{ row.unlocked_at or "" }}</td>
-<td>{{ row.uploaded_at or "no" }}</td>
-<td>{{ row.export_seq or "" }}</td><td>{{ row.attempts }}</td><td>{{ row.submitted }}</td>
-<td>{{ row.absent }}</td><td>{{ row.violations }}</td><td>{{ row.incidents }}</td></tr>
-{% endfor %}</tbody></table>
-<p>Venues registered: {{ venues|join(", ") }}</p>
-</body></html>
-"""
-)
 
 
 async def collect_status(app: web.Application) -> dict[str, Any]:
@@ -68,15 +50,21 @@ async def collect_status(app: web.Application) -> dict[str, Any]:
 
 
 @routes.get("/api/v1/status", name="status_json")
+@staff_api()
 async def status_json(request: web.Request) -> web.Response:
     """Status as JSON."""
-    return web.json_response(await collect_status(request.app))
+    return web.json_response(
+        await collect_status(request.app), headers={"Cache-Control": "no-store"}
+    )
 
 
 @routes.get("/status", name="status_html")
+@staff_page()
 async def status_html(request: web.Request) -> web.Response:
     """Status as an HTML table."""
     status = await collect_status(request.app)
-    html = PAGE.render(rows=status["sessions"], venues=status["venues"],
-                       log_size=status["log_size"], log_root=status["log_root"] or "-")  # fmt: skip
-    return web.Response(text=html, content_type="text/html")
+    return render_page(
+        "central/status.html", rows=status["sessions"], venues=status["venues"],
+        log_size=status["log_size"], log_root=status["log_root"] or "-",
+        **page_context(request),
+    )  # fmt: skip

@@ -3,8 +3,9 @@
 `CentralStorage` is what the app talks to; `server.central.sqlite_store` (the default, a file
 in the central directory) and `server.central.pg_store` (asyncpg, for several central processes
 sharing one PostgreSQL) implement it and pass the same test suite. This module also owns the
-append-only log's hash chain (`next_log_root`) and the retention rule of art. 23(7)
-(`retention_until`), so neither back-end can drift from the other.
+append-only log's hash chain (`next_log_root`), the retention rule of art. 23(7)
+(`retention_until`) and the central staff accounts' records (`StaffAccount`, `LoginState`),
+so neither back-end can drift from the other.
 """
 
 from __future__ import annotations
@@ -113,6 +114,34 @@ class StoredPackage:
     serious_violation: bool
     summary: dict[str, Any]
     deleted_at: str | None
+
+
+STAFF_ROLES = ("operator", "auditor")  # the central console's roles (server.central.staff)
+
+
+@dataclass(frozen=True)
+class StaffAccount:
+    """A central staff account as the store holds it (never its password hash)."""
+
+    staff_id: int
+    login: str  # letters, digits, '-', '_', '.'
+    name: str  # the person's name, for the console and the audit trail
+    role: str  # one of STAFF_ROLES
+    active: bool  # False once disabled (`cbt central staff disable`)
+    created_at: str  # ISO-8601 UTC
+
+    def as_json(self) -> dict[str, Any]:
+        return {"login": self.login, "name": self.name, "role": self.role}
+
+
+@dataclass(frozen=True)
+class LoginState:
+    """What a login needs before the (slow) password check, read in one go."""
+
+    account: StaffAccount | None  # the ACTIVE account with this login, or None
+    password_hash: str | None  # its argon2id hash (None with no active account)
+    login_failures: list[str]  # failed_at of the newest failures for this login, newest first
+    remote_failures: list[str]  # the same for the client address
 
 
 class ReceiptSigner(Protocol):
@@ -240,6 +269,58 @@ class CentralStorage(Protocol):
 
     async def audit_events(self) -> list[dict[str, Any]]:
         """Every audit event in order, with its chain hashes."""
+        ...
+
+    # --- central staff accounts and their logins (server.central.staff) ---
+
+    async def add_staff(
+        self, login: str, name: str, role: str, password_hash: str, actor: str, now: str
+    ) -> StaffAccount:
+        """Create an account (audited `staff.added`); `StaffError` if the login exists."""
+        ...
+
+    async def disable_staff(self, login: str, reason: str, actor: str, now: str) -> None:
+        """Disable an account and end its sessions (audited `staff.disabled` with the reason);
+        `StaffError` if there is no such account or it is already disabled."""
+        ...
+
+    async def list_staff(self) -> list[StaffAccount]:
+        """Every account, by login."""
+        ...
+
+    async def login_state(self, login: str, remote: str, since: str, limit: int) -> LoginState:
+        """The active account of `login` and the newest (at most `limit`) failures after
+        `since` for this login and for this address."""
+        ...
+
+    async def record_login_failure(
+        self, login: str, remote: str, now: str, forget_before: str
+    ) -> None:
+        """Count one failed login (audited `staff.login_failed`); failures older than
+        `forget_before` are dropped."""
+        ...
+
+    async def open_staff_session(
+        self,
+        account: StaffAccount,
+        token_hash: str,
+        csrf_hash: str,
+        remote: str,
+        now: str,
+        expires_at: str,
+    ) -> None:
+        """Store a login (token hashes only), clear the login's failures (audited `staff.login`)."""
+        ...
+
+    async def find_staff_session(
+        self, token_hash: str, now: str
+    ) -> tuple[StaffAccount, str] | None:
+        """The account and CSRF hash of a live session (not ended, not expired, account
+        active), or None."""
+        ...
+
+    async def end_staff_session(self, token_hash: str, account: StaffAccount, now: str) -> None:
+        """Log out: end the session (audited `staff.logout`)."""
         ...
 
 

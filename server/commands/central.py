@@ -1,8 +1,12 @@
-"""`cbt central` subcommands: init, venues add/list, serve, results, delete (scoring adds its own).
+"""`cbt central` subcommands: init, venues add/list, staff add/list/disable, serve, results,
+delete (scoring adds its own).
 
 cbt central init DIR --authority AUTHDIR
 cbt central venues add DIR --venue-id ID --public-key FILE [--wrap-key FILE] [--name NAME]
 cbt central venues list DIR
+cbt central staff add DIR --login L --role operator|auditor --name NAME [--password-file F]
+cbt central staff list DIR
+cbt central staff disable DIR --login L --reason TEXT
 cbt central serve DIR [--database PATH_OR_URL] [--host H] [--port P]
 """
 
@@ -22,8 +26,10 @@ from server.central.settings import (
     read_central,
     settings_from_env,
 )
-from server.central.storage import VenueRecord
+from server.central.storage import STAFF_ROLES, VenueRecord
 from server.clock import iso
+from server.commands.venue import _actor, _read_password  # the venue's staff CLI does the same
+from server.staffauth import StaffError, check_login_name, hash_password
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -60,6 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     listing.add_argument("--database")
     listing.set_defaults(func=cmd_venues_list)
 
+    _register_staff(central_sub)
+
     serve = central_sub.add_parser("serve", help="run the central server")
     serve.add_argument("dir", type=Path)
     serve.add_argument("--database", help="SQLite path or postgresql:// URL (CBT_CENTRAL_DATABASE)")
@@ -86,6 +94,37 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from server.scoring.cli import register_scoring  # score, essays, marks, changes
 
     register_scoring(central_sub)
+
+
+def _register_staff(central_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = central_sub.add_parser("staff", help="central staff accounts (console logins)")
+    staff_sub = p.add_subparsers(dest="staff_command", metavar="COMMAND")
+    staff_sub.required = True
+    add = staff_sub.add_parser(
+        "add",
+        help="add a console account (operator, or auditor: read-only plus the audit trail)",
+        description="Add a central staff account. The password is read from --password-file, "
+        "or asked twice on a terminal, or read as one line from standard input.",
+    )
+    add.add_argument("dir", type=Path, metavar="DIR")
+    add.add_argument("--login", required=True)
+    add.add_argument("--role", required=True, choices=STAFF_ROLES)
+    add.add_argument("--name", required=True, help="full name")
+    add.add_argument("--password-file", type=Path, help="file whose first line is the password")
+    add.add_argument("--database", help="override the database (as for serve)")
+    add.set_defaults(func=cmd_staff_add)
+    disable = staff_sub.add_parser(
+        "disable", help="disable an account and end its sessions (audited, with a reason)"
+    )
+    disable.add_argument("dir", type=Path, metavar="DIR")
+    disable.add_argument("--login", required=True)
+    disable.add_argument("--reason", required=True)
+    disable.add_argument("--database")
+    disable.set_defaults(func=cmd_staff_disable)
+    show = staff_sub.add_parser("list", help="list central staff accounts")
+    show.add_argument("dir", type=Path, metavar="DIR")
+    show.add_argument("--database")
+    show.set_defaults(func=cmd_staff_list)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -199,6 +238,47 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
     asyncio.run(_on_storage(args, delete))
     print(f"package {args.package[:16]}: bytes deleted; its log entry and receipt remain")
+    return 0
+
+
+def cmd_staff_add(args: argparse.Namespace) -> int:
+    check_login_name(args.login)
+    if not args.name.strip():
+        raise StaffError("the staff member's name is empty: pass --name")
+    read_central(args.dir)
+    password_hash = hash_password(_read_password(args.password_file))
+    now = iso(datetime.now(UTC))
+
+    async def add(storage: Any) -> None:
+        await storage.add_staff(
+            args.login, args.name.strip(), args.role, password_hash, _actor(), now
+        )
+
+    asyncio.run(_on_storage(args, add))
+    print(f"central staff account {args.login} ({args.role}) added")
+    return 0
+
+
+def cmd_staff_disable(args: argparse.Namespace) -> int:
+    if not args.reason.strip():
+        raise StaffError("disabling an account needs a reason: pass --reason")
+
+    async def disable(storage: Any) -> None:
+        now = iso(datetime.now(UTC))
+        await storage.disable_staff(args.login, args.reason.strip(), _actor(), now)
+
+    asyncio.run(_on_storage(args, disable))
+    print(f"central staff account {args.login} disabled; its sessions have ended")
+    return 0
+
+
+def cmd_staff_list(args: argparse.Namespace) -> int:
+    async def listing(storage: Any) -> Any:
+        return await storage.list_staff()
+
+    for account in asyncio.run(_on_storage(args, listing)):
+        state = "" if account.active else "  (disabled)"
+        print(f"{account.login:<20} {account.role:<10} {account.name}{state}")
     return 0
 
 

@@ -5,7 +5,9 @@
 
 Both serve the report the last `cbt central score` wrote (`DIR/results/<session>/report.json`):
 the page shows what was scored, not a recomputation with keys on every request. The report
-holds tickets, never names or ID numbers (art. 35(6)); 404 problem+json until scored.
+holds tickets, never names or ID numbers (art. 35(6)); 404 problem+json until scored. Both
+need a central staff login (`server.central.staff`): without one the HTML route redirects to
+the login page and the JSON route answers 401 problem+json.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from aiohttp import web
 
 from paperpack.session import ID_PATTERN
 from server.central import keys
+from server.central.staff import staff_api, staff_page
 from server.problems import Problem
 from server.scoring.pipeline import results_dir
 from server.scoring.report import render_report_html
@@ -39,6 +42,7 @@ def _load_report(request: web.Request) -> dict[str, Any]:
 
 
 @routes.get("/results/{session_id}/report", name="results_report")
+@staff_page()
 async def report_html(request: web.Request) -> web.Response:
     """The session's verification report as one self-contained HTML page."""
     html = render_report_html(_load_report(request))
@@ -46,6 +50,7 @@ async def report_html(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/results/{session_id}/report", name="results_report_json")
+@staff_api()
 async def report_json(request: web.Request) -> web.Response:
     """The session's verification report as JSON."""
     return web.json_response(_load_report(request), headers={"Cache-Control": "no-store"})

@@ -8,9 +8,10 @@ before each test, and `require`s a server reachable at CBT_TEST_PG_DSN.
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,16 @@ from server.central.settings import CentralSettings
 from server.central.storage import VenueRecord
 from server.clock import SettableClock, iso
 from server.responsepkg import build_response_package
+from server.staffauth import hash_password
 
 START = datetime(2026, 6, 1, 1, 0, tzinfo=UTC)
+STAFF_PASSWORD = "central-pass-0123"
+
+
+@functools.cache
+def staff_password_hash() -> str:
+    """The test accounts' argon2 hash, computed once per run (hashing is slow on purpose)."""
+    return hash_password(STAFF_PASSWORD)
 
 
 async def reset_pg(dsn: str) -> None:
@@ -144,6 +153,7 @@ class Central:
     client: TestClient[Any, Any]
     clock: SettableClock
     database: str
+    logins: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def app(self) -> Any:
@@ -159,6 +169,32 @@ class Central:
 
     async def register(self, venue: VenueKeys) -> None:
         await self.storage.add_venue(venue.record())
+
+    async def add_staff(self, login: str, role: str = "operator") -> None:
+        """A central staff account with the test password, as `cbt central staff add` makes."""
+        await self.storage.add_staff(
+            login, login.title(), role, staff_password_hash(), "cli:test", iso(self.clock.now())
+        )
+
+    async def login(self, login: str, password: str = STAFF_PASSWORD) -> dict[str, str]:
+        """Log in through the JSON API; the headers of that staff member's own requests."""
+        resp = await self.client.post(
+            "/api/v1/staff/login", json={"login": login, "password": password}
+        )
+        assert resp.status == 200, await resp.text()
+        csrf = (await resp.json())["csrf_token"]
+        cookie = resp.cookies["cbt_central"].value
+        assert resp.cookies["cbt_central_csrf"].value == csrf
+        # Keep each login's cookies to its own requests, never in the shared jar.
+        self.client.session.cookie_jar.clear()
+        return {"Cookie": f"cbt_central={cookie}; cbt_central_csrf={csrf}", "X-CSRF-Token": csrf}
+
+    async def as_staff(self, login: str = "operator", role: str = "operator") -> dict[str, str]:
+        """Headers of a logged-in staff member (the account is made on first use)."""
+        if login not in self.logins:
+            await self.add_staff(login, role)
+            self.logins[login] = await self.login(login)
+        return self.logins[login]
 
 
 CentralFactory = Callable[..., Any]

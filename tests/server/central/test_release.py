@@ -73,7 +73,8 @@ async def test_inside_the_window_the_venue_gets_its_signed_record(
     assert [e["action"] for e in events] == ["release.served"]
     verify_audit_chain(events)
     assert (await central.storage.release_counts()) == {(SESSION, packed_venue.venue_id): 1}
-    status = await (await central.client.get("/api/v1/status")).json()
+    operator = await central.as_staff()
+    status = await (await central.client.get("/api/v1/status", headers=operator)).json()
     assert [(r["session_id"], r["released"]) for r in status["sessions"]] == [(SESSION, 1)]
 
 

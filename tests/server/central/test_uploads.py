@@ -197,7 +197,8 @@ async def test_status_counts_uploads_per_session_and_venue(
         authority,
         backoff=Backoff(attempts=2),
     )
-    status = await (await central.client.get("/api/v1/status")).json()
+    operator = await central.as_staff()
+    status = await (await central.client.get("/api/v1/status", headers=operator)).json()
     (row,) = status["sessions"]
     assert (row["session_id"], row["venue_id"], row["attempts"], row["submitted"]) == (
         "S1",
@@ -206,7 +207,7 @@ async def test_status_counts_uploads_per_session_and_venue(
         7,
     )
     assert row["uploaded_at"] and status["log_size"] == 1
-    html = await (await central.client.get("/status")).text()
+    html = await (await central.client.get("/status", headers=operator)).text()
     assert "<td>S1</td><td>V1</td>" in html
 
 

@@ -94,13 +94,21 @@ async def test_central_console_serves_the_report(
     aiohttp_client: Any, central_store: CentralStorage, authority: Authority, tmp_path: Path
 ) -> None:
     """After scoring, GET /results/{session}/report serves the HTML and the JSON; before, 404."""
+    from server.central import keys
     from server.central.app import create_app
     from server.central.settings import CentralSettings
     from server.scoring.pipeline import results_dir
     from server.scoring.results import write_atomic
+    from server.staffauth import hash_password
 
     settings = CentralSettings(directory=tmp_path, log_requests=False)
     client = await aiohttp_client(create_app(settings, authority=authority))
+    password = "operator-pass-1"  # the console needs a staff login (server.central.staff)
+    await client.app[keys.STORAGE].add_staff(
+        "op", "Operator", "operator", hash_password(password), "cli:test", "2026-01-01T00:00Z"
+    )
+    login = await client.post("/api/v1/staff/login", json={"login": "op", "password": password})
+    assert login.status == 200
     resp = await client.get(f"/results/{SESSION_ID}/report")
     assert resp.status == 404
     assert (await resp.json())["type"].endswith("no-report")

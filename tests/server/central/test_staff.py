@@ -1,0 +1,382 @@
+"""Central staff logins: who may see the status page and the reports, CSRF, rate limits, audit.
+
+Every test runs on both stores (SQLite and PostgreSQL) through the `central` fixture.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.central.app import open_storage
+from server.central.staff import COOKIE, CSRF_COOKIE
+from server.central.storage import verify_audit_chain
+from server.clock import iso
+from server.staffauth import StaffError
+from tests.server.central.conftest import STAFF_PASSWORD, Central, staff_password_hash
+
+SESSION = "S1"
+# (path, kind, roles allowed): every human-facing route of the central console.
+ROUTES = {
+    "status_json": ("/api/v1/status", "json", {"operator", "auditor"}),
+    "status_html": ("/status", "html", {"operator", "auditor"}),
+    "report_json": (f"/api/v1/results/{SESSION}/report", "json", {"operator", "auditor"}),
+    "report_html": (f"/results/{SESSION}/report", "html", {"operator", "auditor"}),
+    "me": ("/api/v1/staff/me", "json", {"operator", "auditor"}),
+    "audit": ("/api/v1/audit", "json", {"auditor"}),
+}
+# Routes open without a staff login: machine-to-machine (venue keys) and the login itself.
+PUBLIC = re.compile(
+    r"^(/api/v1/uploads.*|/api/v1/release|/api/v1/staff/log(in|out)|/login|/logout|/"
+    r"|/static/.*)$"
+)
+
+
+async def assert_problem(resp: Any, status: int, slug: str) -> dict[str, Any]:
+    assert resp.status == status, await resp.text()
+    assert resp.content_type == "application/problem+json"
+    body = dict(await resp.json())
+    assert body["type"].endswith("/" + slug) and body["status"] == status and body["detail"]
+    return body
+
+
+async def headers_of(central: Central, who: str) -> dict[str, str]:
+    """The request headers of each kind of caller in the authorization matrix."""
+    if who == "anonymous":
+        return {}
+    if who == "forged_cookie":
+        return {"Cookie": f"{COOKIE}=not-a-session; {CSRF_COOKIE}=x"}
+    if who == "wrong_password":
+        await central.add_staff("mallory")
+        resp = await central.client.post(
+            "/api/v1/staff/login", json={"login": "mallory", "password": "guess-guess-1"}
+        )
+        await assert_problem(resp, 401, "login-failed")
+        assert COOKIE not in resp.cookies
+        return {}
+    if who == "disabled":
+        headers = await central.as_staff("gone")
+        await central.storage.disable_staff("gone", "left the authority", "cli:test", "t")
+        return headers
+    return await central.as_staff(who, who)
+
+
+@pytest.mark.parametrize(
+    "who", ["anonymous", "forged_cookie", "wrong_password", "disabled", "operator", "auditor"]
+)
+async def test_authorization_matrix(central: Central, who: str) -> None:
+    """Each human route answers each caller as the table says: a login page redirect or 401
+    for no valid session, 403 for a role that may not, the page for one that may."""
+    headers = await headers_of(central, who)
+    for name, (path, kind, roles) in ROUTES.items():
+        resp = await central.client.get(path, headers=headers, allow_redirects=False)
+        if who not in ("operator", "auditor"):
+            if kind == "html":
+                assert resp.status == 303, (name, resp.status)
+                assert resp.headers["Location"].startswith("/login?next=/"), name
+            else:
+                await assert_problem(resp, 401, "not-logged-in")
+        elif who not in roles:
+            await assert_problem(resp, 403, "forbidden-role")
+        elif name.startswith("report"):
+            await assert_problem(resp, 404, "no-report")  # past the login: not scored yet
+        else:
+            assert resp.status == 200, (name, await resp.text())
+
+
+async def test_every_other_route_needs_a_staff_login(central: Central) -> None:
+    """No route outside the machine-to-machine and login ones is left without a role check."""
+    unguarded = []
+    for route in central.app.router.routes():
+        path = route.resource.canonical if route.resource else ""
+        if route.method == "HEAD" or PUBLIC.match(path):
+            continue
+        if not getattr(route.handler, "staff_roles", None):
+            unguarded.append(f"{route.method} {path}")
+    assert unguarded == []
+
+
+async def test_the_login_cookies_are_strict_and_the_session_cookie_is_httponly(
+    central: Central,
+) -> None:
+    """The session cookie is HttpOnly and SameSite=Strict; the CSRF cookie is Strict and
+    readable by the page (double submit)."""
+    await central.add_staff("op")
+    resp = await central.client.post(
+        "/api/v1/staff/login", json={"login": "op", "password": STAFF_PASSWORD}
+    )
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["staff"] == {"login": "op", "name": "Op", "role": "operator"}
+    session, csrf = resp.cookies[COOKIE], resp.cookies[CSRF_COOKIE]
+    assert session["httponly"] and session["samesite"] == "Strict" and session["path"] == "/"
+    assert not csrf["httponly"] and csrf["samesite"] == "Strict"
+    assert csrf.value == body["csrf_token"] and session.value != csrf.value
+    assert not session["secure"]  # plain HTTP in tests; Secure over TLS or by setting
+
+
+async def test_wrong_password_and_unknown_login_get_the_same_answer(central: Central) -> None:
+    """Both are 401 login-failed with the same detail, and both are audited without the
+    password."""
+    await central.add_staff("op")
+    answers = []
+    for login in ("op", "nobody"):
+        resp = await central.client.post(
+            "/api/v1/staff/login", json={"login": login, "password": "secret-guess-99"}
+        )
+        answers.append((await assert_problem(resp, 401, "login-failed"))["detail"])
+    assert answers[0] == answers[1]
+    events = await central.storage.audit_events()
+    failed = [e for e in events if e["action"] == "staff.login_failed"]
+    assert [e["object"] for e in failed] == ["staff:op", "staff:nobody"]
+    assert "secret-guess-99" not in repr(events)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[]", b'{"login": "op"}', b'{"login": 1, "password": "x"}',
+     b'{"login": "op", "password": ""}'],
+)  # fmt: skip
+async def test_malformed_logins_are_refused_with_a_problem(central: Central, body: bytes) -> None:
+    """A body that is not {login, password} strings is a 400 problem, never a traceback."""
+    resp = await central.client.post(
+        "/api/v1/staff/login", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert resp.status == 400 and resp.content_type == "application/problem+json"
+
+
+async def test_the_json_login_must_be_json(central: Central) -> None:
+    """A cross-site form cannot post the JSON login: other content types get 415."""
+    await central.add_staff("op")
+    resp = await central.client.post(
+        "/api/v1/staff/login", data={"login": "op", "password": STAFF_PASSWORD}
+    )
+    await assert_problem(resp, 415, "unsupported-media-type")
+
+
+async def test_five_failures_lock_the_login_for_sixty_seconds(central: Central) -> None:
+    """After 5 wrong passwords even the right one is refused (429) until the window passes."""
+    await central.add_staff("op")
+    for _ in range(5):
+        resp = await central.client.post(
+            "/api/v1/staff/login", json={"login": "op", "password": "wrong-password"}
+        )
+        await assert_problem(resp, 401, "login-failed")
+    right = {"login": "op", "password": STAFF_PASSWORD}
+    locked = await assert_problem(
+        await central.client.post("/api/v1/staff/login", json=right), 429, "login-locked"
+    )
+    assert 0 < locked["retry_after_s"] <= 61
+    central.clock.advance(seconds=61)
+    assert (await central.client.post("/api/v1/staff/login", json=right)).status == 200
+
+
+async def test_many_failures_from_one_address_lock_that_address(central: Central) -> None:
+    """20 failures from one address over different logins lock out that address too."""
+    await central.add_staff("op")
+    for n in range(20):
+        resp = await central.client.post(
+            "/api/v1/staff/login", json={"login": f"user{n}", "password": "wrong-password"}
+        )
+        await assert_problem(resp, 401, "login-failed")
+    resp = await central.client.post(
+        "/api/v1/staff/login", json={"login": "op", "password": STAFF_PASSWORD}
+    )
+    await assert_problem(resp, 429, "login-locked")
+
+
+async def test_logout_needs_the_csrf_token_and_ends_the_session(central: Central) -> None:
+    """Logout without the token, or with one that is not the cookie's, is 403 csrf-failed;
+    with it the session ends and the status page is 401 again."""
+    headers = await central.as_staff()
+    cookie_only = {"Cookie": headers["Cookie"]}
+    resp = await central.client.post("/api/v1/staff/logout", headers=cookie_only)
+    await assert_problem(resp, 403, "csrf-failed")
+    forged = {**cookie_only, "X-CSRF-Token": "guessed"}
+    resp = await central.client.post("/api/v1/staff/logout", headers=forged)
+    await assert_problem(resp, 403, "csrf-failed")
+    # The cookie and the header agree, but the token is not this session's.
+    session = headers["Cookie"].split(";")[0]
+    other = {"Cookie": f"{session}; {CSRF_COOKIE}=guessed", "X-CSRF-Token": "guessed"}
+    resp = await central.client.post("/api/v1/staff/logout", headers=other)
+    await assert_problem(resp, 403, "csrf-failed")
+    assert (await central.client.get("/api/v1/status", headers=headers)).status == 200
+    resp = await central.client.post("/api/v1/staff/logout", headers=headers)
+    assert resp.status == 200 and (await resp.json()) == {"logged_out": True}
+    resp = await central.client.get("/api/v1/status", headers=headers)
+    await assert_problem(resp, 401, "not-logged-in")
+
+
+async def test_sessions_expire(central: Central) -> None:
+    """A login lasts CBT_CENTRAL_STAFF_SESSION_TTL_S (8 hours by default), not longer."""
+    headers = await central.as_staff()
+    central.clock.advance(hours=8, seconds=-1)
+    assert (await central.client.get("/api/v1/status", headers=headers)).status == 200
+    central.clock.advance(seconds=2)
+    resp = await central.client.get("/api/v1/status", headers=headers)
+    await assert_problem(resp, 401, "not-logged-in")
+
+
+async def test_a_disabled_account_cannot_log_in(central: Central) -> None:
+    """Disabling ends the account's sessions and refuses its password from then on."""
+    await central.as_staff("op")
+    await central.storage.disable_staff("op", "left", "cli:test", iso(central.clock.now()))
+    resp = await central.client.post(
+        "/api/v1/staff/login", json={"login": "op", "password": STAFF_PASSWORD}
+    )
+    await assert_problem(resp, 401, "login-failed")
+    with pytest.raises(StaffError, match="already disabled"):
+        await central.storage.disable_staff("op", "again", "cli:test", "t")
+    with pytest.raises(StaffError, match="no staff account"):
+        await central.storage.disable_staff("nobody", "x", "cli:test", "t")
+
+
+async def test_logins_and_logouts_are_audited_without_secrets(central: Central) -> None:
+    """The audit chain holds staff.added, staff.login, staff.logout: no password, no token."""
+    headers = await central.as_staff()
+    await central.client.post("/api/v1/staff/logout", headers=headers)
+    events = await central.storage.audit_events()
+    assert [e["action"] for e in events] == ["staff.added", "staff.login", "staff.logout"]
+    assert events[1]["details"]["role"] == "operator" and events[1]["actor"] == "operator"
+    verify_audit_chain(events)
+    text = repr(events)
+    csrf = headers["X-CSRF-Token"]
+    token = headers["Cookie"].split(";")[0].split("=", 1)[1]
+    assert STAFF_PASSWORD not in text and csrf not in text and token not in text
+
+
+async def test_the_auditor_reads_the_audit_trail(central: Central) -> None:
+    """GET /api/v1/audit gives an auditor every event and says the chain holds."""
+    headers = await central.as_staff("aud", "auditor")
+    body = await (await central.client.get("/api/v1/audit", headers=headers)).json()
+    assert body["verified"] is True
+    assert [e["action"] for e in body["events"]] == ["staff.added", "staff.login"]
+
+
+async def test_the_login_form_signs_in_and_goes_back_where_it_was_going(
+    central: Central,
+) -> None:
+    """/status without a login leads to the form; the form's POST (with the CSRF token of the
+    page) signs in and returns to /status, which names the staff member; sign out ends it."""
+    await central.add_staff("op")
+    http = central.client
+    resp = await http.get("/status", allow_redirects=False)
+    assert resp.headers["Location"] == "/login?next=/status"
+    page = await http.get("/login?next=/status")
+    html = await page.text()
+    assert page.status == 200 and page.headers["X-Frame-Options"] == "DENY"
+    assert "script-src" not in page.headers["Content-Security-Policy"]  # none: default-src
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert token and page.cookies[CSRF_COOKIE].value == token[1]
+    jar = {"Cookie": f"{CSRF_COOKIE}={token[1]}"}
+    form = {"csrf_token": token[1], "next": "/status", "login": "op", "password": STAFF_PASSWORD}
+    http.session.cookie_jar.clear()
+    resp = await http.post("/login", data=form, headers=jar, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/status"
+    session, csrf = resp.cookies[COOKIE].value, resp.cookies[CSRF_COOKIE].value
+    assert csrf != token[1]  # a fresh token for the session
+    http.session.cookie_jar.clear()
+    headers = {"Cookie": f"{COOKIE}={session}; {CSRF_COOKIE}={csrf}"}
+    status = await http.get("/status", headers=headers)
+    text = await status.text()
+    assert status.status == 200 and "Op (op, operator)" in text and csrf in text
+    resp = await http.post(
+        "/logout", data={"csrf_token": csrf}, headers=headers, allow_redirects=False
+    )
+    assert resp.status == 303 and resp.headers["Location"] == "/login"
+    resp = await http.get("/status", headers=headers, allow_redirects=False)
+    assert resp.status == 303
+
+
+async def test_the_login_form_refuses_a_missing_csrf_token_and_shows_errors(
+    central: Central,
+) -> None:
+    """A form post without the page's CSRF cookie is refused (403, nothing checked); a wrong
+    password shows the error on the page (401); a foreign `next` is never followed."""
+    await central.add_staff("op")
+    http = central.client
+    form = {"csrf_token": "abc", "login": "op", "password": STAFF_PASSWORD}
+    http.session.cookie_jar.clear()
+    resp = await http.post("/login", data=form, allow_redirects=False)
+    assert resp.status == 403 and "expired" in await resp.text()
+    assert COOKIE not in resp.cookies
+    http.session.cookie_jar.clear()
+    jar = {"Cookie": f"{CSRF_COOKIE}=abc"}
+    resp = await http.post(
+        "/login", data={**form, "password": "wrong-password"}, headers=jar, allow_redirects=False
+    )
+    assert resp.status == 401 and "wrong login or password" in await resp.text()
+    http.session.cookie_jar.clear()
+    form["password"] = STAFF_PASSWORD
+    for bad in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+        resp = await http.post(
+            "/login", data={**form, "next": bad}, headers=jar, allow_redirects=False
+        )
+        assert resp.status == 303 and resp.headers["Location"] == "/status", bad
+        http.session.cookie_jar.clear()
+
+
+async def test_accounts_are_unique_and_survive_a_restart(central: Central) -> None:
+    """A second account with one login is refused; accounts are in the store, not the process."""
+    await central.add_staff("op")
+    with pytest.raises(StaffError, match="already exists"):
+        await central.add_staff("op", "auditor")
+    storage = open_storage(central.database)
+    await storage.open()
+    try:
+        (account,) = await storage.list_staff()
+        assert (account.login, account.role, account.active) == ("op", "operator", True)
+    finally:
+        await storage.close()
+
+
+async def test_an_older_database_gets_the_staff_tables_when_opened(
+    central: Central,
+) -> None:
+    """A central database from before staff logins (no staff tables) is migrated on open."""
+    storage = open_storage(central.database)
+    await storage.open()
+    try:
+        sql = "DROP TABLE staff_sessions; DROP TABLE staff_login_failures; DROP TABLE staff"
+        if central.database.startswith("postgresql"):
+            await storage.pool.execute(sql)  # type: ignore[attr-defined]
+        else:
+            await storage._run(lambda db: db.executescript(sql))  # type: ignore[attr-defined]
+    finally:
+        await storage.close()
+    storage = open_storage(central.database)
+    await storage.open()
+    try:
+        await storage.add_staff("op", "Op", "operator", staff_password_hash(), "cli:test", "t")
+        assert [a.login for a in await storage.list_staff()] == ["op"]
+    finally:
+        await storage.close()
+
+
+def test_the_staff_commands_add_list_and_disable(
+    tmp_path: Path, authority_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cbt central staff add|list|disable` manage accounts; mistakes are one-line errors."""
+    from server.cli import main
+
+    central_dir, password = tmp_path / "central", tmp_path / "pw"
+    assert main(["central", "init", str(central_dir), "--authority", str(authority_dir)]) == 0
+    password.write_text(STAFF_PASSWORD + "\n")
+    add = ["central", "staff", "add", str(central_dir), "--password-file", str(password)]
+    assert main([*add, "--login", "li.na", "--role", "operator", "--name", "Li Na"]) == 0
+    assert main([*add, "--login", "li.na", "--role", "auditor", "--name", "Li Na"]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main([*add, "--login", "a b", "--role", "auditor", "--name", "X"]) == 1
+    assert capsys.readouterr().err.startswith("cbt: error: login 'a b' is not valid")
+    with pytest.raises(SystemExit) as usage:
+        main([*add, "--login", "x", "--role", "admin", "--name", "X"])
+    assert usage.value.code == 2
+    disable = ["central", "staff", "disable", str(central_dir), "--login", "li.na"]
+    assert main([*disable, "--reason", "left the authority"]) == 0
+    capsys.readouterr()
+    assert main(["central", "staff", "list", str(central_dir)]) == 0
+    assert "li.na" in (listing := capsys.readouterr().out) and "(disabled)" in listing
+    assert main(["audit", "verify", str(central_dir / "central.db")]) == 0

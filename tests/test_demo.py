@@ -143,13 +143,20 @@ def centre_view_of(directory: Path, package: Path, ticket: str) -> dict[str, Any
     return next(a for a in opened.contents["attempts"] if a["ticket"] == ticket)
 
 
-async def central_status(central_url: str) -> dict[str, Any]:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{central_url}/api/v1/status") as resp,
-    ):
-        assert resp.status == 200
-        return dict(await resp.json())
+async def central_status(central_url: str, login: str) -> dict[str, Any]:
+    """The central status as the printed operator ("operator / PASSWORD") sees it."""
+    name, password = login.split()[0], login.split()[2]
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{central_url}/api/v1/status") as resp:
+            assert resp.status == 401  # the console needs a staff login
+        body = {"login": name, "password": password}
+        async with http.post(f"{central_url}/api/v1/staff/login", json=body) as resp:
+            assert resp.status == 200, await resp.text()
+            cookie = resp.cookies["cbt_central"].value
+        headers = {"Cookie": f"cbt_central={cookie}"}
+        async with http.get(f"{central_url}/api/v1/status", headers=headers) as resp:
+            assert resp.status == 200
+            return dict(await resp.json())
 
 
 @pytest.mark.slow
@@ -170,7 +177,7 @@ async def test_demo_runs_an_exam_from_login_to_the_centre(tmp_path: Path) -> Non
         exported = tmp_path / "answers.cbtresp"
         await cbt("venue", "export", str(directory / "venue"), "--out", str(exported))
         await cbt("venue", "upload", str(directory / "venue"), "--central", central_url)
-        status = await central_status(central_url)
+        status = await central_status(central_url, demo.value("operator"))
         row = next(r for r in status["sessions"] if r["session_id"] == session_id)
         assert (row["venue_id"], row["released"], row["submitted"]) == ("DEMO-01", 1, 1)
         assert row["package_sha256"] == hashlib.sha256(exported.read_bytes()).hexdigest()
@@ -184,7 +191,7 @@ async def test_demo_runs_an_exam_from_login_to_the_centre(tmp_path: Path) -> Non
     assert "stopping the venue and central servers" in rest
     for url in (venue_url, central_url):  # both ports are closed again
         with pytest.raises(aiohttp.ClientConnectionError):
-            await central_status(url)
+            await central_status(url, demo.value("operator"))
     assert time.monotonic() - began < 90
 
 
@@ -268,3 +275,18 @@ def test_demo_staff_passwords_differ_each_time() -> None:
     one, two = people.demo_staff(), people.demo_staff()
     assert sorted(m.holder for m in one if m.holder) == [1, 2, 3]
     assert {m.password for m in one}.isdisjoint({m.password for m in two})
+
+
+async def test_the_demo_prints_a_central_operator_login_that_works(tmp_path: Path) -> None:
+    """The printed central operator signs in to the status page; logins.txt holds it too."""
+    directory = tmp_path / "demo"
+    demo = await start_demo(directory, "--exit-after", "20")
+    try:
+        login = demo.value("operator")
+        assert re.fullmatch(r"operator / \S+ +\(central status page, reports\)", login), login
+        central_url = demo.value("central status").removesuffix("/status")
+        status = await central_status(central_url, login)
+        assert status["venues"] == ["DEMO-01"]
+        assert f"operator\toperator\t{login.split()[2]}" in (directory / "logins.txt").read_text()
+    finally:
+        await stop_demo(demo)

@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="run a whole exam here: central + venue servers, sample paper, 30 candidates",
         description="Create (or rebuild) a demo workspace in DIR: an authority, the sample "
         "paper packed for one venue, a session starting in --start-in minutes, 30 invented "
-        "candidates seated in two rooms, four staff accounts with printed passwords. Then serve "
+        "candidates seated in two rooms, four venue staff accounts and a central operator "
+        "account with printed passwords. Then serve "
         "the central and the venue server on HOST and print the URLs, the share cards and the "
         "release code (or, with --auto-unlock, perform the unlock ceremony through the venue "
         "API). Ctrl-C stops both servers. Demo-only rules: the unlock window is open at once, "

@@ -1,4 +1,5 @@
-"""The demo's people: 30 fake candidates with valid GB 11643 ID numbers, and four staff.
+"""The demo's people: 30 fake candidates with valid GB 11643 ID numbers, four venue staff
+and one central operator.
 
 Everything here is made up and deterministic (the same ticket always gets the same name and
 ID number), so the README can show a sample login. The ID numbers pass the GB 11643 check
@@ -28,7 +29,7 @@ GIVEN = ("伟", "芳", "娜", "敏", "静", "磊", "洋", "艳", "勇", "杰", "
 class StaffMember:
     login: str
     name: str
-    role: str  # one of server.venue.staff.ROLES
+    role: str  # one of server.venue.staff.ROLES (server.central.storage.STAFF_ROLES centrally)
     password: str
     holder: int | None  # the share card this person holds (1-based), or None
 
@@ -77,6 +78,12 @@ def demo_staff() -> list[StaffMember]:
         StaffMember("inv1", "演示 监考一 / Demo invigilator 1", "invigilator", _password(), 2),
         StaffMember("inv2", "演示 监考二 / Demo invigilator 2", "invigilator", _password(), 3),
     ]  # fmt: skip
+
+
+def demo_central_staff() -> list[StaffMember]:
+    """The centre's console account (status page, reports), with a fresh random password."""
+    return [StaffMember("operator", "演示 中心操作员 / Demo central operator", "operator",
+                        _password(), None)]  # fmt: skip
 
 
 def _password() -> str:

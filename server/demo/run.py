@@ -138,6 +138,7 @@ def print_guide(workspace: DemoWorkspace, where: Addresses, unlocked: bool, out:
     """URLs and sample logins for each role."""
     first = workspace.candidates[0]
     pw = {m.login: m.password for m in workspace.staff}
+    op = workspace.central_staff[0]
     state = "unlocked (auto)" if unlocked else "locked: run the ceremony in the staff console"
     out.write(
         f"\n== cbt demo: session {workspace.session_id} at venue {workspace.venue_id} ==\n"
@@ -151,7 +152,7 @@ def print_guide(workspace: DemoWorkspace, where: Addresses, unlocked: bool, out:
         f"invigilator:      inv1 / {pw['inv1']}   (also inv2 / {pw['inv2']})\n"
         f"supervisor:       chief / {pw['chief']}   (chief examiner, holds card 1)\n"
         f"administrator:    admin / {pw['admin']}   (venue system administrator)\n"
-        f"operator:         no login: the status page above, and the commands\n"
+        f"operator:         {op.login} / {op.password}   (central status page, reports)\n"
         f"                  cbt central venues list {workspace.central_dir}\n"
         f"                  paperpack release {workspace.session_id} {workspace.venue_id}"
         f" --authority {workspace.authority_dir}\n"

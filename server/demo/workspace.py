@@ -5,12 +5,13 @@ day, with the real functions each step's command line uses:
 
     DIR/authority/     `paperpack authority init` (keys; central-only material per session)
     DIR/central/       `cbt central init` + `cbt central venues add` (the venue registry)
+                       + `cbt central staff add` (the console's operator)
     DIR/session.yaml   the session file, starting in --start-in minutes (demo rules below)
     DIR/packages/      `paperpack pack` of the sample paper for venue DEMO-01 (3 cards, any 2)
     DIR/venue/         `cbt venue init`, `staff add` x4, `import`, `roster import`, `seats`;
                        the centre's keys pinned, so `cbt venue export/upload` need no key flags
     DIR/roster.csv     the 30 invented candidates, as a venue would receive them
-    DIR/logins.txt     the staff passwords (mode 0600)
+    DIR/logins.txt     the staff passwords, venue and central (mode 0600)
     DIR/demo.json      marks DIR as a demo directory (a later `cbt demo --dir DIR` rebuilds it)
 
 Demo-only session settings (never use them for a real exam): the unlock window opens at
@@ -46,7 +47,7 @@ from paperpack.session import Session, session_from_dict
 from server.central.settings import CentralSettings, init_central
 from server.central.storage import VenueRecord
 from server.clock import iso
-from server.demo.people import StaffMember, demo_candidates, demo_staff
+from server.demo.people import StaffMember, demo_candidates, demo_central_staff, demo_staff
 from server.errors import CbtError
 from server.store import transaction
 from server.venue import roster, seats, staff
@@ -82,6 +83,7 @@ class DemoWorkspace:
     release_code: str  # the offline time release, as the centre would read it out
     staff: list[StaffMember]
     candidates: list[roster.Candidate]
+    central_staff: list[StaffMember]  # the centre's console accounts (status page, reports)
 
     @property
     def authority_dir(self) -> Path:
@@ -166,8 +168,11 @@ def _session_yaml(session: Session, venue: Venue) -> str:
     return header + yaml.safe_dump(raw, allow_unicode=True, sort_keys=False)
 
 
-async def register_venue(central_dir: Path, venue: Venue, now: datetime) -> None:
-    """`cbt central venues add`: the venue's public keys into the central registry."""
+async def register_venue(
+    central_dir: Path, venue: Venue, members: list[StaffMember], now: datetime
+) -> None:
+    """`cbt central venues add` (the venue's public keys into the central registry) and
+    `cbt central staff add` (the console accounts)."""
     from server.central.app import open_storage
 
     settings = CentralSettings(directory=central_dir)
@@ -179,6 +184,9 @@ async def register_venue(central_dir: Path, venue: Venue, now: datetime) -> None
         await storage.add_venue(record)
         details = {"name": venue.name, "signing_public": venue.sign_public}
         await storage.audit(ACTOR, "venue.registered", f"venue:{venue.venue_id}", details, iso(now))
+        for m in members:
+            password_hash = staff.hash_password(m.password)
+            await storage.add_staff(m.login, m.name, m.role, password_hash, ACTOR, iso(now))
     finally:
         await storage.close()
 
@@ -232,7 +240,8 @@ def build_demo(
     authority = load_authority(directory / "authority")
     init_central(directory / "central", directory / "authority")
     venue = init_venue(directory / "venue", VENUE_ID, VENUE_NAME, now)
-    asyncio.run(register_venue(directory / "central", venue, now))
+    central_staff = demo_central_staff()
+    asyncio.run(register_venue(directory / "central", venue, central_staff, now))
     session = demo_session(venue, now, start_in_minutes)
     (directory / "session.yaml").write_text(_session_yaml(session, venue), encoding="utf-8")
     shutil.copy(data_path("paper.yaml"), directory / "paper.yaml")
@@ -250,9 +259,9 @@ def build_demo(
     members = demo_staff()
     candidates = populate_venue(venue, session.session_id, packed.package_dir, members, now)
     _write_roster_csv(directory / "roster.csv", candidates)
-    _write_logins(directory / "logins.txt", members)
+    _write_logins(directory / "logins.txt", members + central_staff)
     marker = {"session_id": session.session_id, "venue_id": VENUE_ID, "created_at": iso(now),
               "starts_at": iso(session.start)}  # fmt: skip
     (directory / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     return DemoWorkspace(directory, session.session_id, VENUE_ID, session.start, cards,
-                         release.code, members, candidates)  # fmt: skip
+                         release.code, members, candidates, central_staff)  # fmt: skip

@@ -256,6 +256,18 @@ async def test_the_auditor_reads_the_audit_trail(central: Central) -> None:
     assert [e["action"] for e in body["events"]] == ["staff.added", "staff.login"]
 
 
+async def test_the_audit_trail_says_when_its_chain_is_broken(central: Central) -> None:
+    """An event edited in the database shows as `verified: false` with the reason, not a 500."""
+    headers = await central.as_staff("aud", "auditor")
+    sql = 'UPDATE audit_events SET details = \'{"role": "operator"}\' WHERE seq = 1'
+    if central.database.startswith("postgresql"):
+        await central.storage.pool.execute(sql)
+    else:
+        await central.storage._run(lambda db: db.execute(sql))
+    body = await (await central.client.get("/api/v1/audit", headers=headers)).json()
+    assert body["verified"] is False and "edited" in body["problem"]
+
+
 async def test_the_login_form_signs_in_and_goes_back_where_it_was_going(
     central: Central,
 ) -> None:

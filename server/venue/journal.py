@@ -25,7 +25,6 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from paperpack.canonical import canonical_hash
 from server.clock import iso
 from server.errors import CbtError
 
@@ -91,17 +90,26 @@ def check_save_limits(
 def link_hash(
     attempt_id: str, seq: int, position: int, saved_at: str, body: str, prev_hash: str
 ) -> str:
-    """The hash of one journal entry (`body`: the save's canonical JSON), chained to the last."""
-    return canonical_hash(
-        {
-            "attempt_id": attempt_id,
-            "seq": seq,
-            "position": position,
-            "saved_at": saved_at,
-            "responses_sha256": hashlib.sha256(body.encode()).hexdigest(),
-            "prev_hash": prev_hash,
-        }
-    )
+    """The hash of one journal entry (`body`: the save's canonical JSON), chained to the last.
+
+    `canonical_hash` of the link's fields, with the encoder built once (strings and integers
+    only, so the bytes are the same; a test pins it)."""
+    link = {
+        "attempt_id": attempt_id,
+        "seq": seq,
+        "position": position,
+        "saved_at": saved_at,
+        "responses_sha256": hashlib.sha256(body.encode()).hexdigest(),
+        "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(_canonical(link).encode()).hexdigest()
+
+
+_SEQ_AND_HEAD = (
+    "SELECT (SELECT responses FROM journal WHERE attempt_id = ?1 AND seq = ?2),"
+    " (SELECT position FROM journal WHERE attempt_id = ?1 ORDER BY position DESC LIMIT 1),"
+    " (SELECT hash FROM journal WHERE attempt_id = ?1 ORDER BY position DESC LIMIT 1)"
+)
 
 
 def append_save(
@@ -112,20 +120,16 @@ def append_save(
         raise JournalError(f"seq must be a whole number from 1 up, not {seq!r}")
     body = check_save_limits(responses)
     conn = db.conn  # the sqlite3 connection directly: this is the hot path
-    existing = conn.execute(
-        "SELECT responses FROM journal WHERE attempt_id = ? AND seq = ?", (attempt_id, seq)
-    ).fetchone()
+    # One statement for both lookups (this seq, if saved before; the chain's head): every
+    # statement on the writer thread also hands the GIL to the event loop and back.
+    existing, last_position, last_hash = conn.execute(_SEQ_AND_HEAD, (attempt_id, seq)).fetchone()
     if existing is not None:
-        if existing[0] != body:
+        if existing != body:
             raise SeqConflict(
                 f"seq {seq} was already saved with other answers; send new answers with a new seq"
             )
         return seq
-    last = conn.execute(
-        "SELECT position, hash FROM journal WHERE attempt_id = ? ORDER BY position DESC LIMIT 1",
-        (attempt_id,),
-    ).fetchone()
-    position, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    position, prev_hash = (last_position + 1, last_hash) if last_position else (1, GENESIS)
     saved_at = iso(now)
     digest = link_hash(attempt_id, seq, position, saved_at, body, prev_hash)
     conn.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlite_utils import Database
 
-from paperpack.canonical import canonical_json
+from paperpack.canonical import canonical_hash, canonical_json
 from server.store import Store, migrate, transaction
 from server.venue.journal import (
     ChainBroken,
@@ -22,6 +23,7 @@ from server.venue.journal import (
     current_responses,
     derive_responses,
     journal_head,
+    link_hash,
     verify_chain,
 )
 from server.venue.schema import migrations
@@ -200,3 +202,28 @@ def test_a_save_inside_a_failed_transaction_leaves_nothing(venue_db: Database) -
         raise RuntimeError("caller failed")
     assert journal_rows(venue_db) == 0
     assert current_responses(venue_db, "A1") == {}
+
+
+@given(
+    attempt_id=st.text(max_size=40),
+    seq=st.integers(min_value=1, max_value=2**62),
+    position=st.integers(min_value=1, max_value=2**62),
+    saved_at=st.text(max_size=30),
+    body=st.text(max_size=200),
+)
+def test_link_hash_is_the_canonical_hash_of_the_link(
+    attempt_id: str, seq: int, position: int, saved_at: str, body: str
+) -> None:
+    """The hot-path link hash gives the same hex digest as `canonical_hash`, the definition."""
+    prev = "ab" * 32
+    expected = canonical_hash(
+        {
+            "attempt_id": attempt_id,
+            "seq": seq,
+            "position": position,
+            "saved_at": saved_at,
+            "responses_sha256": hashlib.sha256(body.encode()).hexdigest(),
+            "prev_hash": prev,
+        }
+    )
+    assert link_hash(attempt_id, seq, position, saved_at, body, prev) == expected

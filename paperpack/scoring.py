@@ -129,12 +129,14 @@ def score_paper(paper: Paper, answers: Mapping[str, Any]) -> ScoreSheet:
 
 
 # --- the fast path ------------------------------------------------------------------------
-# Each item becomes one tuple (item_id, rule, points, data) so scoring a candidate is one
-# loop of dict lookups and tuple comparisons, with no attribute access or per-call setup.
-# A canonical answer equal to the key (the common case for a right answer) is one tuple
-# comparison; anything else falls back to set logic.
+# Each item becomes one tuple (item_id, rule, points, data, key list) so scoring a candidate
+# is one loop of dict lookups and comparisons, with no attribute access or per-call setup.
+# A canonical answer equal to the key (the common case for a right answer) is one comparison:
+# with the key as a list (answers decoded from JSON) or as a tuple (`to_canonical`'s);
+# anything else falls back to set logic.
 
-_EXACT: Final = 0  # single_choice, true_false, multiple_choice all_or_nothing
+_EXACT: Final = 0  # multiple_choice all_or_nothing with a key of several options
+_SINGLE: Final = 4  # _EXACT with a one-option key: single_choice, true_false and the like
 _PARTIAL: Final = 1  # multiple_choice partial
 _FILL: Final = 2
 _ESSAY: Final = 3
@@ -145,7 +147,7 @@ _VERDICTS_PER_BLANK: Final = 4096
 # rule data: _EXACT (key tuple in canonical order, key set); _PARTIAL (key tuple, key set,
 # partial points); _FILL (per blank: raw accepted set, normalised accepted set,
 # normalisation, verdict cache).
-_Entry = tuple[str, int, float, Any]
+_Entry = tuple[str, int, float, Any, list[str] | None]
 _BlankKey = tuple[frozenset[str], frozenset[str], Normalisation, dict[str, bool]]
 
 
@@ -155,8 +157,10 @@ def _compile_item(item: Item) -> _Entry:
         ordered = tuple(sorted(item.key, key=lambda oid: rank.get(oid, len(rank))))
         keyset = frozenset(item.key)
         if item.type == "multiple_choice" and item.scoring == "partial":
-            return (item.item_id, _PARTIAL, item.points, (ordered, keyset, item.partial_points))
-        return (item.item_id, _EXACT, item.points, (ordered, keyset))
+            data = (ordered, keyset, item.partial_points)
+            return (item.item_id, _PARTIAL, item.points, data, list(ordered))
+        rule = _SINGLE if len(keyset) == 1 else _EXACT
+        return (item.item_id, rule, item.points, (ordered, keyset), list(ordered))
     if item.type == "fill_blank":
         blanks: tuple[_BlankKey, ...] = tuple(
             (
@@ -167,8 +171,8 @@ def _compile_item(item: Item) -> _Entry:
             )
             for b in item.blanks
         )
-        return (item.item_id, _FILL, item.points, blanks)
-    return (item.item_id, _ESSAY, item.points, None)
+        return (item.item_id, _FILL, item.points, blanks, None)
+    return (item.item_id, _ESSAY, item.points, None, None)
 
 
 def _fast_fill(points: float, blanks: Any, answer: Any) -> float:
@@ -220,14 +224,16 @@ class KeyTable:
         get = answers.get
         out: list[float] = []
         append = out.append
-        for item_id, rule, points, data in self._entries:
+        for item_id, rule, points, data, key_list in self._entries:
             answer = get(item_id)
             if answer is None or rule == _ESSAY:
                 append(0.0)
             elif rule == _FILL:
                 append(_fast_fill(points, data, answer))
-            elif answer == data[0] and answer:
+            elif (answer == key_list or answer == data[0]) and answer:
                 append(points)
+            elif rule == _SINGLE and _is_list(answer) and len(answer) == 1:
+                append(0.0)  # one option chosen, not the key's one: the usual wrong answer
             else:
                 append(_slow_choice(rule, points, data, answer))
         return out

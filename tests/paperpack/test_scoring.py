@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paperpack.model import Blank, Item, Normalisation, Option, Paper, Section
+from paperpack.model import CHOICE_TYPES, Blank, Item, Normalisation, Option, Paper, Section
 from paperpack.scoring import compile_key, normalise_fill, score_item, score_paper
 from paperpack.synthetic import synthetic_paper
 from paperpack.variants import build_variant, key_in_display_order, to_canonical
@@ -116,6 +116,27 @@ def test_key_table_equals_score_paper(data: st.DataObject, paper: Paper):
     assert reference.pending == tuple(i.item_id for i in paper.items() if i.type == "essay")
     for item in paper.items():
         assert 0.0 <= reference.items[item.item_id] <= item.points
+
+
+@PROPS
+@given(st.data(), papers())
+def test_key_table_scores_answers_as_json_gives_them(data: st.DataObject, paper: Paper):
+    """Answers decoded from a package are lists, in any order, even with repeats: the key
+    table's list fast paths score them exactly as score_paper scores the same choices."""
+    sheet = data.draw(answers(paper))
+    choice = {i.item_id for i in paper.items() if i.type in CHOICE_TYPES}
+    as_json = {}
+    for item_id, answer in sheet.items():
+        if item_id in choice and answer:
+            answer = data.draw(st.permutations(answer)) + data.draw(
+                st.lists(st.sampled_from(answer), max_size=2)
+            )
+        elif isinstance(answer, tuple):
+            answer = list(answer)
+        as_json[item_id] = answer
+    table = compile_key(paper)
+    assert table.score(as_json) == score_paper(paper, as_json)
+    assert table.score(as_json).items == score_paper(paper, sheet).items
 
 
 @PROPS

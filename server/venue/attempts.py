@@ -66,13 +66,18 @@ MAX_LOGIN_BODY = 4096
 async def read_json_object(request: web.Request, max_bytes: int) -> dict[str, Any]:
     """The request body as a JSON object, or a Problem: 413 if larger than `max_bytes`,
     400 if not JSON or not an object."""
-    if request.content_length is not None and request.content_length > max_bytes:
+    length = request.content_length
+    if length is not None and length > max_bytes:
         raise _too_large(max_bytes)
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(65536):
-        body += chunk
-        if len(body) > max_bytes:
-            raise _too_large(max_bytes)
+    body: bytes | bytearray
+    if length is not None:  # the parser holds the body to exactly this length
+        body = await request.read()
+    else:  # chunked: count as it arrives
+        body = bytearray()
+        async for chunk in request.content.iter_chunked(65536):
+            body += chunk
+            if len(body) > max_bytes:
+                raise _too_large(max_bytes)
     try:
         value = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -468,7 +473,8 @@ async def login(request: web.Request) -> web.Response:
     ticket = require_field(body, "ticket", str).strip()
     id_number = require_field(body, "id_number", str)
     now = app[keys.CLOCK].now()
-    row = await app[keys.STORE].read(find_candidate, ticket)
+    store = app[keys.STORE]
+    row = store.read_now(find_candidate, ticket)  # indexed lookups, like authentication's
     try:
         row = check_login(row, id_number, now)
     except Problem as problem:
@@ -477,8 +483,8 @@ async def login(request: web.Request) -> web.Response:
         raise
     token = new_token(now, app[keys.SETTINGS].token_ttl_s)
     hashed = token_hash(token)
-    await app[keys.STORE].write(record_login, row["session_id"], ticket, hashed, client, now)
-    auth = await app[keys.STORE].read(load_attempt, "a.token_hash = ?", hashed, now)
+    await store.write(record_login, row["session_id"], ticket, hashed, client, now)
+    auth = app[ATTEMPT_CACHE].lookup(store, hashed, now)
     assert auth is not None  # just written and committed
     ready = paper_ready(app, auth.session_id)
     return web.json_response({"token": token, "attempt": attempt_view(auth, now, ready)})

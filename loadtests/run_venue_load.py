@@ -208,8 +208,8 @@ class Phase:
     exit_code: int
     rows: dict[str, dict[str, str]]
     seconds: float
-    cpu_percent: float  # server process CPU, % of one core, over the phase
-    locust_cpu_percent: float  # the load generator's CPU, % of one core
+    cpu_percent: float  # server process CPU, % of one core, over the measured window
+    locust_cpu_percent: float  # the load generator's CPU, % of one core, same window
     load_average: float  # the machine's 1-minute load average at the end of the phase
     events: dict[str, Any]
 
@@ -226,7 +226,10 @@ def run_locust(
     server: psutil.Process,
     extra_env: dict[str, str] | None = None,
     reset_stats: bool = False,
+    measure_after_s: float = 0.0,
 ) -> Phase:
+    """Run one locust phase; CPU figures cover the phase from `measure_after_s` to its end
+    (so a steady phase's figures leave out its login ramp)."""
     events_file = out / f"{name}_events.json"
     env = {**os.environ, "CBT_LOAD_TICKETS": str(setup.tickets_file),
            "CBT_LOAD_EVENTS": str(events_file), **(extra_env or {})}  # fmt: skip
@@ -236,30 +239,36 @@ def run_locust(
         "--csv", str(out / name), "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING",
         *(["--reset-stats"] if reset_stats else []),
     ]  # fmt: skip
-    cpu_before, began = server.cpu_times(), time.perf_counter()
+    began = time.perf_counter()
+    cpu_before, window_began = server.cpu_times(), began
     with (out / f"{name}.log").open("w") as log:
         locust = psutil.Popen(
             command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
         )  # fmt: skip
-        locust_cpu = 0.0
+        locust_cpu = locust_cpu_before = 0.0
+        measuring = measure_after_s <= 0
         try:
             deadline = time.monotonic() + seconds + 120
             while locust.poll() is None and time.monotonic() < deadline:
                 with contextlib.suppress(psutil.Error):
                     times = locust.cpu_times()
                     locust_cpu = times.user + times.system
+                if not measuring and time.perf_counter() - began >= measure_after_s:
+                    measuring = True
+                    cpu_before, window_began = server.cpu_times(), time.perf_counter()
+                    locust_cpu_before = locust_cpu
                 time.sleep(0.5)
         finally:
             if locust.poll() is None:
                 locust.kill()
             code = locust.wait()
-    wall = time.perf_counter() - began
+    wall = time.perf_counter() - window_began
     cpu_after = server.cpu_times()
     cpu = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) / wall * 100
     with (out / f"{name}_stats.csv").open() as handle:
         rows = {row["Name"]: row for row in csv.DictReader(handle)}
     events = json.loads(events_file.read_text()) if events_file.exists() else {}
-    locust_percent = locust_cpu / wall * 100
+    locust_percent = (locust_cpu - locust_cpu_before) / wall * 100
     return Phase(name, code, rows, wall, cpu, locust_percent, os.getloadavg()[0], events)
 
 
@@ -423,10 +432,13 @@ def main() -> int:
                 extra_env={"CBT_LOAD_STOP_AFTER_PAPERS": str(args.candidates)},
             )  # fmt: skip
             rss["herd"] = server.memory_info().rss / 2**20
+            spawn_rate = max(1, args.candidates // 10)
             phases["steady"] = run(
-                "steady", "SteadyUser", args.candidates, max(1, args.candidates // 10),
+                "steady", "SteadyUser", args.candidates, spawn_rate,
                 args.steady_seconds + 15, extra_env={"CBT_LOAD_P99_MS": "250"},
                 reset_stats=True,  # the figures are the steady state, not the login ramp
+                # CPU too: from when every user has spawned, waited up to 5 s and logged in.
+                measure_after_s=args.candidates / spawn_rate + 6,
             )  # fmt: skip
             rss["steady"] = server.memory_info().rss / 2**20
             phases["capacity"] = run(

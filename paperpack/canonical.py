@@ -10,6 +10,8 @@ import hashlib
 import json
 from typing import Any
 
+import orjson
+
 
 def canonical_json(value: Any) -> bytes:
     """Serialise `value` to canonical JSON bytes."""
@@ -21,3 +23,18 @@ def canonical_json(value: Any) -> bytes:
 def canonical_hash(value: Any) -> str:
     """Hex SHA-256 of the canonical JSON of `value`."""
     return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def quick_canonical_hash(value: Any) -> str:
+    """`canonical_hash` computed with orjson, several times faster on large answer sets.
+
+    The bytes are the same as `canonical_json`'s for every value made of dicts with string
+    keys, lists, strings, integers, booleans and null (answers, tokens: a property test pins
+    it). Floats may be written differently (orjson writes 1e16 where json writes 1e+16), so
+    a caller that finds a mismatch must confirm it with `canonical_hash`, the definition.
+    """
+    try:
+        data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):  # a shape orjson refuses: the definition
+        return canonical_hash(value)
+    return hashlib.sha256(data).hexdigest()

@@ -94,7 +94,7 @@ def attempts_for(
                 {"ticket": ticket, "status": "submitted", "answers_form": answers_form,
                  "variant": {"ticket": ticket, "digest": variant.digest, "form": None},
                  "final_answers": tokens,
-                 "submission": {"answers": tokens, "receipt": canonical_hash(tokens),
+                 "submission": {"receipt": canonical_hash(tokens), "final_seq": 1,
                                 "submitted_at": iso(START), "how": "candidate"}}
             )  # fmt: skip
     return out

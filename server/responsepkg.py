@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from paperpack import crypto
 from paperpack.canonical import canonical_json
 from paperpack.compress import compress_stream, decompress_stream
@@ -328,7 +330,7 @@ def open_response_package(
     try:
         # Fed in 64 KiB pieces: the zstd reader slices its input, and memory stays bounded.
         plain = b"".join(decompress_stream(_chunks(compressed, 1 << 16), header.plaintext_size))
-        contents = json.loads(plain)
+        contents = orjson.loads(plain)  # orjson: faster than json on answers
     except (PaperpackError, ValueError) as exc:
         raise PackageUnreadable(f"the payload does not decompress or decode: {exc}") from None
     if (

@@ -20,9 +20,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-from paperpack.canonical import canonical_hash
+from paperpack.canonical import canonical_hash, quick_canonical_hash
 from paperpack.model import Paper
 from paperpack.scoring import Answer, KeyTable, compile_key
 from paperpack.variants import UnknownToken, VariantError, VariantPlan, paused_gc, to_canonical
@@ -50,7 +51,8 @@ class CandidateScore:
     references: list[str] = field(default_factory=list)  # violation / change references
     submitted: bool = False
     earned: list[float] = field(default_factory=list)  # per item, paper order
-    answers: dict[str, Answer] = field(default_factory=dict)  # canonical, for stats only
+    # The canonical answers as scored (JSON lists as the package holds them, or tuples).
+    received: Mapping[str, Any] = field(default_factory=dict, repr=False)
     answer_count: int = 0  # answers as received from the venue
     receipt_venue: str = ""  # the receipt the venue gave the candidate at submission
     receipt_centre: str = ""  # the same hash recomputed here over the answers received
@@ -58,6 +60,24 @@ class CandidateScore:
     @property
     def objective(self) -> float:
         return math.fsum(self.earned) if self.status == SCORED else 0.0
+
+    @cached_property
+    def answers(self) -> dict[str, Answer]:
+        """The canonical answers in hashable form (lists made tuples), for the report's
+        statistics and essay marking; made on first use, as scoring needs only `received`."""
+        return {
+            item_id: _hashable(answer)
+            for item_id, answer in self.received.items()
+            if answer is not None
+        }
+
+
+def _hashable(answer: Any) -> Answer:
+    if type(answer) is str or type(answer) is tuple:
+        return answer  # type: ignore[no-any-return]
+    if isinstance(answer, list):
+        return tuple(answer)
+    return repr(answer)  # not an answer shape (a venue bug): kept visible, never scored
 
 
 class AttemptScorer:
@@ -71,17 +91,25 @@ class AttemptScorer:
         self.secret = variant_secret
         self.session_id = session_id
 
-    def score(self, attempt: Mapping[str, Any], out: CandidateScore) -> None:
+    def score(
+        self,
+        attempt: Mapping[str, Any],
+        out: CandidateScore,
+        responses: Mapping[str, Any] | None = None,
+    ) -> None:
         """Fill `out` from one attempt record; on any mismatch set status HELD with a flag.
 
-        Token answers (what the browser sent) are mapped back through the recomputed variant.
-        Canonical answers (the venue mapped them at save time with the same paperpack code;
-        see `answers_are_canonical`) need only the variant's digest, cheaper to recompute.
+        `responses` are the attempt's final answers when the caller already has them
+        (`final_answers`). Token answers (what the browser sent) are mapped back through the
+        recomputed variant. Canonical answers (the venue mapped them at save time with the
+        same paperpack code; see `answers_are_canonical`) need only the variant's digest,
+        cheaper to recompute.
         """
         recorded = attempt.get("variant") or {}
         form = recorded.get("form", recorded.get("form_id"))
         out.form = form
-        responses = _final_answers(attempt)
+        if responses is None:
+            responses = final_answers(attempt)
         canonical_form = self.answers_are_canonical(attempt, responses)
         try:
             if canonical_form:
@@ -110,7 +138,7 @@ class AttemptScorer:
                 canonical = to_canonical(variant, responses)
         except UnknownToken as exc:
             return _hold(out, f"answers do not fit the recomputed variant ({exc.role}): {exc}")
-        out.answers = canonical
+        out.received = canonical
         out.earned = self.table.earned(canonical)
 
     def answers_are_canonical(
@@ -134,22 +162,25 @@ def _hold(out: CandidateScore, why: str) -> None:
     out.flags.append(why)
 
 
-def _final_answers(attempt: Mapping[str, Any]) -> dict[str, Any]:
+def final_answers(attempt: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The answers that count: `final_answers` (the submission's answers once submitted,
+    else the journal's last state); older exports also repeated them in the submission."""
     submission = attempt.get("submission") or {}
     answers = submission.get("answers")
     if answers is None:
-        answers = attempt.get("final_answers") or {}
-    return dict(answers)
+        answers = attempt.get("final_answers")
+    if answers is None:
+        return {}
+    if not isinstance(answers, dict):
+        raise TypeError("an attempt's answers are not an object of item -> answer")
+    return answers
 
 
-def _check_canonical(known: frozenset[str], responses: Mapping[str, Any]) -> dict[str, Answer]:
-    out: dict[str, Answer] = {}
-    for item_id, answer in responses.items():
-        if item_id not in known:
-            raise UnknownToken("item", "the answers name an item that is not in this paper")
-        if answer is not None:
-            out[item_id] = answer if type(answer) is str else tuple(answer)
-    return out
+def _check_canonical(known: frozenset[str], responses: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Canonical answers are scored as they are: every item id must be the paper's."""
+    if not known.issuperset(responses):
+        raise UnknownToken("item", "the answers name an item that is not in this paper")
+    return responses
 
 
 def _roster(contents: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -205,13 +236,21 @@ def _score_attempt(
     submission = attempt.get("submission") or {}
     out.submitted = bool(submission)
     out.receipt_venue = str(submission.get("receipt", ""))
-    if submission.get("answers") is not None:
-        out.receipt_centre = canonical_hash(submission["answers"])
-    scorer.score(attempt, out)
+    responses = final_answers(attempt)
+    if submission:
+        out.receipt_centre = _receipt(responses, out.receipt_venue)
+    scorer.score(attempt, out, responses)
     _check_journal(attempt, out)
     if ticket in absent:
         _hold(out, "marked absent by the venue yet has an attempt with answers")
     return out
+
+
+def _receipt(answers: Mapping[str, Any], venue_receipt: str) -> str:
+    """The receipt recomputed here: the SHA-256 of the canonical JSON of the final answers
+    (the quick encoder, with the definition deciding any mismatch)."""
+    receipt = quick_canonical_hash(answers)
+    return receipt if receipt == venue_receipt else canonical_hash(answers)
 
 
 def _check_journal(attempt: Mapping[str, Any], out: CandidateScore) -> None:

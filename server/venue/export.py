@@ -83,6 +83,8 @@ def _attempt(db: Database, row: dict[str, Any], digests: Mapping[str, str]) -> d
         chain_ok = True
     except journal.ChainBroken:
         chain_ok = False  # exported anyway: the centre must see it, and the flag says why
+    # The submitted answers travel once, as final_answers: the submission record carries
+    # the receipt over them (repeating them doubled the package and the centre's decoding).
     submission = _rows(
         db,
         "SELECT submitted_at, how, final_seq, answers, receipt FROM submissions"
@@ -90,8 +92,9 @@ def _attempt(db: Database, row: dict[str, Any], digests: Mapping[str, str]) -> d
         (attempt_id,),
     )
     if submission:
-        submission[0]["answers"] = json.loads(submission[0]["answers"])
-    final = submission[0]["answers"] if submission else journal.current_responses(db, attempt_id)
+        final = json.loads(submission[0].pop("answers"))
+    else:
+        final = journal.current_responses(db, attempt_id)
     grants = _rows(
         db,
         "SELECT granted_ms, reason, granted_by, granted_at FROM time_grants WHERE attempt_id = ?"

@@ -104,6 +104,9 @@ async def test_a_venue_exports_uploads_and_the_centre_reads_its_final_answers(
     contents = opened.contents
     assert {a["ticket"]: a["final_answers"] for a in contents["attempts"]} == finals
     assert all(a["journal_chain_verified"] for a in contents["attempts"])
+    # The answers travel once, as final_answers: the submission carries its receipt only.
+    submissions = [a["submission"] for a in contents["attempts"]]
+    assert submissions and all(s["receipt"] == "r" and "answers" not in s for s in submissions)
     assert [v["serious"] for v in contents["violations"]] == [True]
     assert [a["ticket"] for a in contents["absences"]] == [TICKETS[0]]
     assert contents["attempts"][0]["variant"]["session_id"] == "S1"

@@ -15,10 +15,11 @@ from sqlite_utils import Database
 from paperpack import crypto
 from paperpack.authority import Authority
 from server import audit
-from server.central.packages import JournalMismatch, check_journals, session_packages
+from server.central.packages import JournalMismatch, check_journals
 from server.central.storage import VenueRecord
 from server.clock import iso
 from server.responsepkg import open_response_package
+from server.scoring.packages import read_session_packages
 from server.store import transaction
 from server.venue import journal
 from server.venue.export import export_session
@@ -113,7 +114,7 @@ async def test_a_venue_exports_uploads_and_the_centre_reads_its_final_answers(
     package = await central.storage.get_package(result.package_sha256)
     assert package is not None and package.serious_violation
     assert check_journals(contents) == 3 * (len(TICKETS) - 1)
-    opened_again = await session_packages(central.storage, authority, "S1")
+    opened_again = await read_session_packages(central.storage, authority, "S1", ["V1"])
     assert opened_again["V1"].contents == contents
     contents["attempts"][2]["journal"][1]["responses"] = {"q2": ["forged"]}
     with pytest.raises(JournalMismatch, match="does not chain"):

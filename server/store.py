@@ -148,9 +148,16 @@ _ROUTINE = "__store_routine_write__"
 
 
 def routine_write(fn: Callable[..., T]) -> Callable[..., T]:
-    """Mark `fn` as a write whose changes leave `Store.generation` alone: only for writes
-    that change nothing a generation-checked cache holds, or whose callers update that cache
-    themselves (an autosave, a heartbeat)."""
+    """Mark `fn` as a routine write, the kind that comes by the thousand (an autosave, a
+    heartbeat flush). Two promises come with the mark:
+
+    - its changes leave `Store.generation` alone: they change nothing a generation-checked
+      cache holds, or its callers update that cache themselves;
+    - it changes the database only with INSERT, UPDATE and DELETE (no DDL, no pragmas). The
+      writer then runs it without a savepoint of its own: if it raises having changed no
+      row, there is nothing to undo; if it raises after changing rows, the whole batch
+      transaction is rolled back and the other calls run again without it.
+    """
     setattr(fn, _ROUTINE, True)
     return fn
 
@@ -336,7 +343,8 @@ class Store:
             self._deliver([(c, False, exc) for c in calls if not c.future.done()])
 
     def _commit_batch(self, db: Database, calls: list[_Call]) -> None:
-        """Run `calls` in one transaction, one savepoint each; resolve them after COMMIT."""
+        """Run `calls` in one transaction, one savepoint each (routine writes none); resolve
+        them after COMMIT."""
         pending = list(calls)
         while pending:
             began = time.perf_counter()
@@ -357,8 +365,9 @@ class Store:
                 self.stats.commit_s += time.perf_counter() - ran
                 self._deliver(outcomes)
                 return
-            # A failing call destroyed the whole transaction (e.g. RAISE(ROLLBACK)): it gets
-            # its exception, and the others run again in a fresh transaction.
+            # A failing call destroyed the whole transaction (e.g. RAISE(ROLLBACK)), or was a
+            # routine write that failed after changing rows (rolled back above): it gets its
+            # exception, and the others run again in a fresh transaction.
             failed, error = retry
             self._deliver([(failed, False, error)])
             pending = [c for c in pending if c is not failed]
@@ -375,13 +384,23 @@ class Store:
         for call in calls:
             if call.future.cancelled():
                 continue
-            conn.execute("SAVEPOINT store_call")
+            routine = getattr(call.fn, _ROUTINE, False)
+            if not routine:  # a routine write needs none (see routine_write)
+                conn.execute("SAVEPOINT store_call")
             changes = conn.total_changes
             try:
                 value = call.fn(db, *call.args)
             except Exception as exc:  # each caller gets its own exception back
                 if not conn.in_transaction:
                     return outcomes, (call, exc), watched
+                if routine:
+                    if conn.total_changes != changes:  # no savepoint to undo it alone
+                        conn.execute("ROLLBACK")
+                        return outcomes, (call, exc), watched
+                    outcomes.append((call, False, exc))
+                    self.stats.failed_calls += 1
+                    self.stats.calls += 1
+                    continue
                 conn.execute("ROLLBACK TO SAVEPOINT store_call")
                 conn.execute("RELEASE SAVEPOINT store_call")
                 outcomes.append((call, False, exc))
@@ -390,10 +409,10 @@ class Store:
                 if not conn.in_transaction:
                     exc2 = StoreError("a write function ended the store's transaction itself")
                     return outcomes, (call, exc2), watched
-                conn.execute("RELEASE SAVEPOINT store_call")
+                if not routine:
+                    conn.execute("RELEASE SAVEPOINT store_call")
+                    watched = watched or conn.total_changes != changes
                 outcomes.append((call, True, value))
-                if conn.total_changes != changes and not getattr(call.fn, _ROUTINE, False):
-                    watched = True
             self.stats.calls += 1
         return outcomes, None, watched
 

@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 OPEN_STATUSES = ("logged_in", "answering")
-CLOSED_STATUSES = ("submitted", "closed")
+CLOSED_STATUSES = journal.CLOSED_STATUSES
 MAX_LOGIN_BODY = 4096
 
 
@@ -606,18 +606,18 @@ def save_batch(
     """Append one save to the journal unless the attempt is closed or no longer held by the
     token hash `hashed` (a login elsewhere); returns the acked seq.
 
-    These checks run in the write transaction itself, so no authentication read before it,
-    cached or not, can let a save in after a submission, a close or a move to another PC.
-    `append_save` also records the save's time as the attempt's last seen time."""
-    row = db.conn.execute(
-        "SELECT status, token_hash FROM attempts WHERE attempt_id = ?", (attempt_id,)
-    ).fetchone()
-    if row is None or row[0] in CLOSED_STATUSES:
-        raise Problem(409, "attempt-submitted", "this attempt is closed; nothing can be saved")
-    if row[1] is None or not hmac.compare_digest(row[1], hashed):
-        raise _token_ended()
-    journal.append_save(db, attempt_id, seq, answers, now)
-    return seq
+    Both are checked inside the write transaction (`append_save(held_by=...)`), so no
+    authentication read before it, cached or not, can let a save in after a submission, a
+    close or a move to another PC. `append_save` also records the save's time as the
+    attempt's last seen time."""
+    try:
+        return journal.append_save(db, attempt_id, seq, answers, now, held_by=hashed)
+    except journal.AttemptClosed:
+        raise Problem(
+            409, "attempt-submitted", "this attempt is closed; nothing can be saved"
+        ) from None
+    except journal.TokenEnded:
+        raise _token_ended() from None
 
 
 @routes.put("/api/v1/attempt/responses", name="responses")

@@ -19,6 +19,7 @@ position 1).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from datetime import datetime
 from typing import Any
@@ -105,24 +106,53 @@ def link_hash(
     return hashlib.sha256(_canonical(link).encode()).hexdigest()
 
 
-_SEQ_AND_HEAD = (
-    "SELECT (SELECT responses FROM journal WHERE attempt_id = ?1 AND seq = ?2),"
+# The attempt's status and token, this seq if saved before, and the chain's head, in one
+# statement: every statement on the writer thread also hands the GIL to the event loop and back.
+_ATTEMPT_SEQ_AND_HEAD = (
+    "SELECT a.status, a.token_hash,"
+    " (SELECT responses FROM journal WHERE attempt_id = ?1 AND seq = ?2),"
     " (SELECT position FROM journal WHERE attempt_id = ?1 ORDER BY position DESC LIMIT 1),"
     " (SELECT hash FROM journal WHERE attempt_id = ?1 ORDER BY position DESC LIMIT 1)"
+    " FROM attempts a WHERE a.attempt_id = ?1"
 )
+CLOSED_STATUSES = ("submitted", "closed")  # an attempt in these takes no more saves
+
+
+class AttemptClosed(JournalError):
+    """The attempt was submitted or closed (or does not exist): it takes no more saves."""
+
+
+class TokenEnded(JournalError):
+    """The attempt is no longer held by the token the save came with (a login elsewhere)."""
 
 
 def append_save(
-    db: Database, attempt_id: str, seq: int, responses: dict[str, Any], now: datetime
+    db: Database,
+    attempt_id: str,
+    seq: int,
+    responses: dict[str, Any],
+    now: datetime,
+    *,
+    held_by: str | None = None,
 ) -> int:
-    """Journal one save and update the current answers; return the acknowledged seq."""
+    """Journal one save and update the current answers; return the acknowledged seq.
+
+    With `held_by` (a token hash), the save is refused unless the attempt is still open
+    (`AttemptClosed`) and still held by that token (`TokenEnded`), checked in the same
+    statement that looks up the seq and the chain's head."""
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
         raise JournalError(f"seq must be a whole number from 1 up, not {seq!r}")
-    body = check_save_limits(responses)
     conn = db.conn  # the sqlite3 connection directly: this is the hot path
-    # One statement for both lookups (this seq, if saved before; the chain's head): every
-    # statement on the writer thread also hands the GIL to the event loop and back.
-    existing, last_position, last_hash = conn.execute(_SEQ_AND_HEAD, (attempt_id, seq)).fetchone()
+    row = conn.execute(_ATTEMPT_SEQ_AND_HEAD, (attempt_id, seq)).fetchone()
+    if row is None:
+        raise AttemptClosed(f"there is no attempt {attempt_id}")
+    status, token, existing, last_position, last_hash = row
+    if held_by is not None:
+        if status in CLOSED_STATUSES:
+            raise AttemptClosed(f"this attempt is {status}; nothing can be saved")
+        if token is None or not hmac.compare_digest(token, held_by):
+            raise TokenEnded("the attempt is no longer held by this login")
+    body = check_save_limits(responses)
     if existing is not None:
         if existing != body:
             raise SeqConflict(

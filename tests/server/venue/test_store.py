@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from server.store import Store, StoreError, check_durability, connect, open_store
+from server.store import (
+    Store,
+    StoreError,
+    check_durability,
+    connect,
+    open_store,
+    routine_write,
+)
 
 items_migrations = Migrations("store-items")
 
@@ -268,3 +275,43 @@ async def test_read_now_sees_committed_rows_and_cannot_write(items_store: Store)
     assert items_store.read_now(count) == 2  # a fresh snapshot each call
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         items_store.read_now(insert, "nope")
+
+
+@routine_write
+def routine_insert(db: Database, label: str) -> int:
+    return insert(db, label)
+
+
+@routine_write
+def routine_refuse(db: Database, label: str) -> None:
+    """Refuses before changing anything (like a save to a closed attempt)."""
+    raise ValueError(f"{label} refused before any change")
+
+
+@routine_write
+def routine_insert_then_fail(db: Database, label: str) -> None:
+    insert(db, label)
+    raise ValueError(f"{label} refused after a change")
+
+
+async def test_a_routine_write_that_fails_loses_only_its_own_changes(items_store: Store) -> None:
+    """Routine writes run without a savepoint of their own, yet one that raises, before or
+    after changing rows, loses only its own changes: the others in its batch commit, each
+    caller gets its own outcome, and the generation stays where it was."""
+    generation = items_store.generation
+    calls = []
+    for i in range(60):
+        fn = (routine_insert, routine_refuse, routine_insert_then_fail)[i % 3]
+        calls.append(items_store.write(fn, f"r{i}"))
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    for i, outcome in enumerate(outcomes):
+        if i % 3 == 0:
+            assert isinstance(outcome, int), outcome
+        else:
+            assert isinstance(outcome, ValueError), outcome
+    labels = await items_store.read(
+        lambda db: [r[0] for r in db.execute("SELECT label FROM items")]
+    )
+    assert sorted(labels) == sorted(f"r{i}" for i in range(0, 60, 3))
+    assert items_store.stats.commits < 60  # they did share batches
+    assert items_store.generation == generation

@@ -30,7 +30,7 @@ from typing import Any
 
 from paperpack import crypto
 from paperpack.authority import Authority, init_authority, load_authority
-from paperpack.canonical import canonical_hash
+from paperpack.canonical import canonical_hash, canonical_json
 from paperpack.model import CHOICE_TYPES, Paper
 from paperpack.pack import pack_venue
 from paperpack.session import session_from_dict
@@ -45,6 +45,8 @@ from server.clock import SettableClock, iso
 from server.scoring.engine import AttemptScorer, CandidateScore
 from server.scoring.material import open_material
 from server.scoring.pipeline import score_session
+from server.venue.export import split_evidence
+from server.venue.journal import GENESIS, link_hash
 from server.venue.upload import upload_package
 
 TARGET_PER_MINUTE = 200_000
@@ -74,10 +76,11 @@ def random_answers(paper: Paper, rng: random.Random) -> dict[str, Any]:
 
 
 def attempts_for(
-    paper: Paper, secret: bytes, n: int, answers_form: str, seed: int = 1
+    paper: Paper, secret: bytes, n: int, answers_form: str, seed: int = 1, saves: int = 0
 ) -> list[dict[str, Any]]:
     """What a venue exports: per ticket the variant digest and the answers, as the browser's
-    tokens or (answers_form "canonical") already mapped to canonical ids by the venue."""
+    tokens or (answers_form "canonical") already mapped to canonical ids by the venue; with
+    `saves`, a hash-chained journal of that many one-answer saves as well."""
     rng = random.Random(seed)
     plan = VariantPlan(paper)
     out = []
@@ -92,6 +95,7 @@ def attempts_for(
                 tokens = to_display(variant, canonical)
             out.append(
                 {"ticket": ticket, "status": "submitted", "answers_form": answers_form,
+                 "attempt_id": f"att{k}", "journal": journal_of(f"att{k}", tokens, saves),
                  "variant": {"ticket": ticket, "digest": variant.digest, "form": None},
                  "final_answers": tokens,
                  "submission": {"receipt": canonical_hash(tokens), "final_seq": 1,
@@ -100,11 +104,27 @@ def attempts_for(
     return out
 
 
+def journal_of(attempt_id: str, answers: dict[str, Any], saves: int) -> list[dict[str, Any]]:
+    """`saves` one-answer saves chained as the venue's journal chains them (answers cycled)."""
+    out: list[dict[str, Any]] = []
+    previous, items = GENESIS, list(answers.items())
+    for seq in range(1, saves + 1):
+        item_id, answer = items[(seq - 1) % len(items)]
+        responses = {item_id: answer}
+        at = iso(START + timedelta(seconds=seq))
+        digest = link_hash(attempt_id, seq, seq, at, canonical_json(responses).decode(), previous)
+        out.append({"seq": seq, "position": seq, "saved_at": at, "responses": responses,
+                    "prev_hash": previous, "hash": digest})  # fmt: skip
+        previous = digest
+    return out
+
+
 class Rate:
-    """Best rate per minute over rounds, by wall clock and by this process's CPU time."""
+    """Best rate per minute over rounds, by wall clock and by this process's CPU time; the
+    first round's CPU rate too (a session's first scoring also re-chains the journals)."""
 
     def __init__(self, n: int) -> None:
-        self.n, self.wall, self.cpu = n, 0.0, 0.0
+        self.n, self.wall, self.cpu, self.first_cpu = n, 0.0, 0.0, 0.0
 
     def __enter__(self) -> Rate:
         self.began, self.began_cpu = time.perf_counter(), time.process_time()
@@ -115,6 +135,7 @@ class Rate:
         cpu = time.process_time() - self.began_cpu
         self.wall = max(self.wall, self.n / wall * 60)
         self.cpu = max(self.cpu, self.n / cpu * 60)
+        self.first_cpu = self.first_cpu or self.n / cpu * 60
 
 
 def calibrate() -> float:
@@ -257,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pg", default=DEFAULT_PG, help="PostgreSQL DSN ('' to skip)")
     parser.add_argument("--out", type=Path, default=Path("loadtests/results/bench_scoring.json"))
+    parser.add_argument(
+        "--saves", type=int, default=100,
+        help="journal saves per candidate for the extra with-journals figure (0: skip it)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     paper = synthetic_paper(100, seed=3)
     figures: dict[str, Any] = {"candidates": args.candidates, "items": len(paper.items())}
@@ -288,16 +313,29 @@ def main(argv: list[str] | None = None) -> int:
             for name, rate in rates.items():
                 figures[f"{answers_form}_{name}"] = {"per_minute_wall": rate.wall,
                                                      "per_minute_cpu": rate.cpu}  # fmt: skip
+        if args.saves:
+            figures["journal_saves"] = args.saves
+            attempts = attempts_for(paper, secret, args.candidates, "canonical", saves=args.saves)
+            package = venue_package(authority, venue_key, attempts)
+            figures["journal_package_bytes"] = len(package)
+            rate = asyncio.run(bench_session(
+                str(root / "central-journals.db"), authority, package, venue_key,
+                root / "results-journals", args.rounds, args.candidates))  # fmt: skip
+            figures["journals_sqlite"] = {"per_minute_wall": rate.wall,
+                                          "per_minute_cpu": rate.cpu,
+                                          "first_run_per_minute_cpu": rate.first_cpu}  # fmt: skip
     return report(figures, args.out)
 
 
 def venue_package(
     authority: Authority, venue_key: crypto.Ed25519PrivateKey, attempts: list[dict[str, Any]]
 ) -> bytes:
-    contents = {"session": {"session_id": SESSION_ID}, "attempts": attempts,
-                "seating": [], "absences": [], "violations": []}  # fmt: skip
+    """The package as the venue export seals it: journals and audit log in the evidence."""
+    collected = {"session": {"session_id": SESSION_ID}, "attempts": attempts,
+                 "seating": [], "absences": [], "violations": [], "audit": []}  # fmt: skip
+    contents, evidence = split_evidence(collected)
     return responsepkg.build_response_package(
-        contents, session_id=SESSION_ID, venue_id=VENUE_ID, export_seq=1,
+        contents, evidence=evidence, session_id=SESSION_ID, venue_id=VENUE_ID, export_seq=1,
         created_at=iso(START), venue_key=venue_key,
         central_wrap_public=authority.wrapping_public,
     )  # fmt: skip
@@ -323,6 +361,14 @@ def report(figures: dict[str, Any], out: Path) -> int:
             checks[f"{answers_form}: PostgreSQL within 2x of SQLite"] = (
                 pg["per_minute_cpu"] * PG_WITHIN >= lite["per_minute_cpu"]
             )
+    journals = figures.get("journals_sqlite")
+    if journals is not None:
+        label = f"session on SQLite, {figures['journal_saves']} journal saves each"
+        wall, cpu = journals["per_minute_wall"], journals["per_minute_cpu"]
+        print(f"{'canonical':<10}{label:<50}{wall:>15,.0f}{cpu:>15,.0f}")
+        first = journals["first_run_per_minute_cpu"]
+        label = "  its first run (every save re-chained once)"
+        print(f"{'canonical':<10}{label:<50}{'':>15}{first:>15,.0f}")
     print(f"calibration: 10M Python additions took {figures['calibration_cpu_s']:.2f} s of CPU")
     parts = ", ".join(f"{k} {v:.0f}" for k, v in figures["core_breakdown"].items())
     print(f"core per candidate, token answers (CPU): {parts}")

@@ -12,8 +12,13 @@ Layout (all integers big-endian):
     header length (4) | header: canonical JSON (format version, session, venue, created_at,
                         export_seq, signer fingerprint, wrapped content key, sizes, payload hash)
     signature (64): Ed25519 by the venue key over b"cbt-response-v1|" + header
-    payload: zstd(canonical JSON of the contents), encrypted with the STREAM AEAD under a
-             fresh content key; the key is wrapped to the centre's X25519 key
+    payload: zstd(canonical JSON of the contents) followed (format 2) by a second zstd
+             frame, of the canonical JSON of the evidence (journals, audit log;
+             `evidence_compressed_size` bytes, 0 for none), encrypted together with the
+             STREAM AEAD under a fresh content key; the key is wrapped to the centre's
+             X25519 key. Format 1 had the contents alone. Scoring decompresses and decodes
+             only the contents: the evidence, most of the bytes of a real export, only when
+             its journals are checked (once per package, server.scoring.journals).
 
 The signature covers the header, and the header holds the payload's SHA-256, so one
 signature check plus one hash covers every byte. `export_seq` rises with every export, so
@@ -40,7 +45,8 @@ from server.errors import CbtError
 
 MAGIC = b"CBTRESP\x01"
 FORMAT = "cbt-response"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: contents only, journals inline in the attempts
 SIGNATURE_DOMAIN = b"cbt-response-v1|"
 CHUNK_SIZE = 1 << 20  # plaintext bytes per STREAM chunk
 MAX_HEADER = 64 * 1024  # a header is a few hundred bytes; anything larger is not ours
@@ -86,6 +92,8 @@ class ResponseHeader:
     chunk_size: int  # plaintext bytes per STREAM chunk
     summary: dict[str, Any]  # counts for the centre's status page and retention, see summarise()
     format_version: int = FORMAT_VERSION
+    evidence_size: int = 0  # bytes of the evidence's canonical JSON (0: no evidence)
+    evidence_compressed_size: int = 0  # bytes of its zstd frame, the end of the compressed
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, **self.__dict__}
@@ -98,6 +106,22 @@ class OpenedPackage:
     header: ResponseHeader
     contents: dict[str, Any]
     package_sha256: str
+    evidence_frame: bytes = b""  # the evidence, still compressed (see `evidence`)
+
+    def evidence(self) -> dict[str, Any]:
+        """The evidence document (journals, audit log), decoded now; {} when there is none."""
+        if not self.evidence_frame:
+            return {}
+        try:
+            plain = b"".join(
+                decompress_stream(_chunks(self.evidence_frame, 1 << 16), self.header.evidence_size)
+            )
+            evidence = orjson.loads(plain)
+        except (PaperpackError, ValueError) as exc:
+            raise PackageUnreadable(f"the package's evidence does not decode: {exc}") from None
+        if not isinstance(evidence, dict):
+            raise PackageMalformed("the package's evidence is not a JSON object")
+        return evidence
 
 
 def key_fingerprint(public_key: crypto.Ed25519PublicKey) -> str:
@@ -160,6 +184,7 @@ def _decrypt(payload: bytes, key: bytearray, context: bytes, compressed_size: in
 def build_response_package(
     contents: dict[str, Any],
     *,
+    evidence: dict[str, Any] | None = None,
     session_id: str,
     venue_id: str,
     export_seq: int,
@@ -167,11 +192,16 @@ def build_response_package(
     venue_key: crypto.Ed25519PrivateKey,
     central_wrap_public: crypto.X25519PublicKey,
 ) -> bytes:
-    """Seal `contents` (JSON-able) for the centre: compress, encrypt, sign. Returns the file."""
+    """Seal `contents` and `evidence` (JSON-able) for the centre: compress, encrypt, sign.
+    Returns the file."""
     if export_seq < 1:
         raise PackageMalformed("export_seq starts at 1 and rises with every export")
     plain = canonical_json({**contents, "session_id": session_id, "venue_id": venue_id})
+    evidence_json = canonical_json(evidence) if evidence else b""
+    evidence_frame = b"".join(compress_stream(_chunks(evidence_json, CHUNK_SIZE)))
     compressed = b"".join(compress_stream(_chunks(plain, CHUNK_SIZE)))
+    if evidence_json:
+        compressed += evidence_frame
     context = _context(session_id, venue_id, export_seq)
     key = crypto.random_bytes(32)
     try:
@@ -192,6 +222,8 @@ def build_response_package(
         payload_sha256=hashlib.sha256(payload).hexdigest(),
         chunk_size=CHUNK_SIZE,
         summary=summarise(contents),
+        evidence_size=len(evidence_json),
+        evidence_compressed_size=len(evidence_frame) if evidence_json else 0,
     )
     header_bytes = canonical_json(header.to_dict())
     signature = crypto.sign(venue_key, SIGNATURE_DOMAIN + header_bytes)
@@ -232,6 +264,8 @@ def _parse_header(header_bytes: bytes) -> ResponseHeader:
         header.plaintext_size,
         header.compressed_size,
         header.payload_size,
+        header.evidence_size,
+        header.evidence_compressed_size,
     )
     if (
         not all(isinstance(n, int) and n >= 0 for n in numbers)
@@ -240,7 +274,13 @@ def _parse_header(header_bytes: bytes) -> ResponseHeader:
         raise PackageMalformed("the response package header holds an impossible size or sequence")
     if not isinstance(header.summary, dict):
         raise PackageMalformed("the response package header's summary is not an object")
-    if header.format_version != FORMAT_VERSION or header.chunk_size != CHUNK_SIZE:
+    if (
+        (header.evidence_size > 0) != (header.evidence_compressed_size > 0)
+        or header.evidence_compressed_size >= header.compressed_size
+        or header.evidence_size > MAX_PLAINTEXT
+    ):
+        raise PackageMalformed("the response package header's evidence sizes do not fit")
+    if header.format_version not in READABLE_VERSIONS or header.chunk_size != CHUNK_SIZE:
         raise PackageMalformed(
             f"response package format version {header.format_version} is not supported"
         )
@@ -325,17 +365,23 @@ def check_response_package(
 def open_response_package(
     data: bytes, venue_public: crypto.Ed25519PublicKey, central_wrap_key: crypto.X25519PrivateKey
 ) -> OpenedPackage:
-    """Verify, then decrypt and decompress; the contents come back as plain data."""
+    """Verify, then decrypt and decompress; the contents come back as plain data, the
+    evidence as its undecoded JSON (`OpenedPackage.evidence()` decodes it)."""
     header, compressed = _compressed(data, venue_public, central_wrap_key)
+    cut = len(compressed) - header.evidence_compressed_size
     try:
         # Fed in 64 KiB pieces: the zstd reader slices its input, and memory stays bounded.
-        plain = b"".join(decompress_stream(_chunks(compressed, 1 << 16), header.plaintext_size))
-        contents = orjson.loads(plain)  # orjson: faster than json on answers
+        plain = b"".join(
+            decompress_stream(_chunks(compressed[:cut], 1 << 16), header.plaintext_size)
+        )
+        contents = orjson.loads(plain)  # orjson: faster than json here
     except (PaperpackError, ValueError) as exc:
         raise PackageUnreadable(f"the payload does not decompress or decode: {exc}") from None
+    if not isinstance(contents, dict):
+        raise PackageMalformed("the package's contents are not a JSON object")
     if (
         contents.get("session_id") != header.session_id
         or contents.get("venue_id") != header.venue_id
     ):
         raise PackageMalformed("the contents name another session or venue than the signed header")
-    return OpenedPackage(header, contents, hashlib.sha256(data).hexdigest())
+    return OpenedPackage(header, contents, hashlib.sha256(data).hexdigest(), compressed[cut:])

@@ -2,7 +2,10 @@
 
 `check_journals(contents)` re-checks every attempt's journal hash chain (the venue's
 `server.venue.journal.link_hash`), so an answer edited after it was saved is caught at the
-centre too. Reading the packages themselves is `server.scoring.packages`.
+centre too; `broken_journals(attempts)` does the same attempt by attempt and names the
+tickets whose journal does not chain. The journals travel in the package's evidence
+document (format 2) or inline in the attempts (format 1). Reading the packages themselves
+is `server.scoring.packages`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,21 @@ def check_journals(contents: dict[str, Any]) -> int:
             previous = digest
             checked += 1
     return checked
+
+
+def broken_journals(attempts: list[dict[str, Any]]) -> tuple[int, dict[str, str]]:
+    """(saves checked, ticket -> why its journal cannot be trusted) over `attempts`, each a
+    {"attempt_id", "ticket", "journal"} record."""
+    checked, broken = 0, {}
+    for attempt in attempts:
+        ticket = str(attempt.get("ticket"))
+        try:
+            checked += check_journals({"attempts": [attempt]})
+        except JournalMismatch:
+            broken[ticket] = "the journal in the package does not chain: saved answers were altered"
+        except (KeyError, TypeError, AttributeError):
+            broken[ticket] = "the journal in the package is incomplete: it cannot be checked"
+    return checked, broken
 
 
 def _link(attempt_id: str, save: dict[str, Any], previous: str) -> str:

@@ -195,9 +195,13 @@ def violation_reference(venue_id: str, violation: Mapping[str, Any], position: i
 
 
 def score_venue(
-    package: VenuePackage, material: VenueMaterial, session_id: str
+    package: VenuePackage,
+    material: VenueMaterial,
+    session_id: str,
+    journal_holds: Mapping[str, str] | None = None,
 ) -> list[CandidateScore]:
-    """Every candidate of one venue: present ones scored (or held), the others absent."""
+    """Every candidate of one venue: present ones scored (or held), the others absent;
+    `journal_holds` (ticket -> why) holds those whose journal in the evidence is broken."""
     contents = package.contents
     scorer = AttemptScorer(material.paper, material.variant_secret, session_id)
     roster = _roster(contents)
@@ -208,6 +212,9 @@ def score_venue(
             results[str(attempt["ticket"])] = _score_attempt(
                 package.venue_id, attempt, roster, absent, scorer
             )
+    for ticket, why in (journal_holds or {}).items():
+        if ticket in results:
+            _hold(results[ticket], why)
     for ticket in sorted((set(roster) | absent) - set(results)):
         person = roster.get(ticket, {})
         results[ticket] = CandidateScore(

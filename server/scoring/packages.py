@@ -32,6 +32,8 @@ class VenuePackage:
     export_seq: int
     received_at: str
     contents: dict[str, Any]
+    # The opened package, for its evidence (journals), decoded only when they are checked.
+    opened: responsepkg.OpenedPackage | None = None
 
 
 def newest_per_venue(stored: list[StoredPackage]) -> dict[str, StoredPackage]:
@@ -69,6 +71,11 @@ async def read_session_packages(
             responsepkg.open_response_package, data, public, authority.wrapping_key
         )
         out[venue_id] = VenuePackage(
-            venue_id, opened.package_sha256, stored.export_seq, stored.received_at, opened.contents
+            venue_id,
+            opened.package_sha256,
+            stored.export_seq,
+            stored.received_at,
+            opened.contents,
+            opened,
         )
     return out

@@ -1,9 +1,10 @@
 """Scoring one session end to end: packages from the store, keys after the end, results.
 
 `score_session` is what `cbt central score`, the essay export, the report route and the
-benchmark all call. It reads (never writes) the central store; results and marks live as
-files in `DIR/results/<session>/` and changes as events in the store's audit chain, so the
-same code runs unchanged on SQLite and PostgreSQL (see docs/scoring.md).
+benchmark all call. It reads (never writes) the central store; results, marks and the
+journal verdicts (`server.scoring.journals`, one per package) live as files in
+`DIR/results/<session>/` and changes as events in the store's audit chain, so the same code
+runs unchanged on SQLite and PostgreSQL (see docs/scoring.md).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from paperpack.variants import paused_gc
 from server.central.storage import CentralStorage
 from server.scoring.changes import Change, load_changes
 from server.scoring.engine import CandidateScore, score_venue
+from server.scoring.journals import journal_holds
 from server.scoring.marks import load_marks
 from server.scoring.material import ScoringError, VenueMaterial, packed_venues, release_keys
 from server.scoring.packages import VenuePackage, read_session_packages
@@ -91,7 +93,8 @@ async def score_session(
         scores: list[CandidateScore] = []
         for venue_id in venues:
             try:
-                scores.extend(score_venue(packages[venue_id], material[venue_id], session_id))
+                held = journal_holds(packages[venue_id], folder, now)
+                scores.extend(score_venue(packages[venue_id], material[venue_id], session_id, held))
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise PackageContentsInvalid(
                     f"the package of venue {venue_id} (export {packages[venue_id].export_seq}) "

@@ -7,7 +7,8 @@ digest when the unlocked exam is at hand), the seating plan and moves, absences,
 violations (flagged `serious` for the 5-year retention of art. 23(7)), time grants, pauses
 and the venue's audit chain. No names or ID numbers: the centre holds the registration data.
 
-`export_session(...)` seals that (`server.responsepkg`), writes it to the outbox
+`export_session(...)` splits that into the contents and the evidence (journals and audit
+log: `split_evidence`), seals both (`server.responsepkg`), writes it to the outbox
 (`server.venue.upload`), and records the export and an audit event in one transaction.
 The export number is the `exports` row number, so it rises with every export and the centre
 refuses a replayed older package.
@@ -215,6 +216,24 @@ def pick_session(db: Database, session_id: str | None) -> str:
     return str(known[0])
 
 
+def split_evidence(collected: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The package's two documents: the contents scoring reads, and the evidence (each
+    attempt's journal, the audit log) that the centre checks once and keeps for review."""
+    contents = dict(collected)
+    journals = []
+    attempts = []
+    for attempt in collected["attempts"]:
+        attempt = dict(attempt)
+        journals.append(
+            {"attempt_id": attempt["attempt_id"], "ticket": attempt["ticket"],
+             "journal": attempt.pop("journal")}
+        )  # fmt: skip
+        attempts.append(attempt)
+    contents["attempts"] = attempts
+    evidence = {"journals": journals, "audit": contents.pop("audit")}
+    return contents, evidence
+
+
 def export_session(
     venue_dir: Path,
     session_id: str | None = None,
@@ -232,12 +251,15 @@ def export_session(
     db = open_venue_db(venue_dir)
     try:
         chosen = pick_session(db, session_id)
-        contents = collect_session(db, chosen, variant_digests=variant_digests)
+        contents, evidence = split_evidence(
+            collect_session(db, chosen, variant_digests=variant_digests)
+        )
         export_seq = int(
             db.execute("SELECT COALESCE(MAX(export_id), 0) + 1 FROM exports").fetchone()[0]
         )
         data = build_response_package(
             contents,
+            evidence=evidence,
             session_id=chosen,
             venue_id=venue.venue_id,
             export_seq=export_seq,

@@ -15,7 +15,7 @@ from sqlite_utils import Database
 from paperpack import crypto
 from paperpack.authority import Authority
 from server import audit
-from server.central.packages import JournalMismatch, check_journals
+from server.central.packages import JournalMismatch, broken_journals, check_journals
 from server.central.storage import VenueRecord
 from server.clock import iso
 from server.responsepkg import open_response_package
@@ -113,12 +113,19 @@ async def test_a_venue_exports_uploads_and_the_centre_reads_its_final_answers(
     assert contents["attempts"][0]["variant"]["session_id"] == "S1"
     package = await central.storage.get_package(result.package_sha256)
     assert package is not None and package.serious_violation
-    assert check_journals(contents) == 3 * (len(TICKETS) - 1)
+    # The journals and the audit log travel in the evidence document, not in the contents.
+    evidence = opened.evidence()
+    assert "journal" not in contents["attempts"][0] and "audit" not in contents
+    assert [j["ticket"] for j in evidence["journals"]] == TICKETS[1:]
+    assert evidence["audit"][0]["action"] == "absence.marked"
+    assert check_journals({"attempts": evidence["journals"]}) == 3 * (len(TICKETS) - 1)
+    assert broken_journals(evidence["journals"]) == (3 * (len(TICKETS) - 1), {})
     opened_again = await read_session_packages(central.storage, authority, "S1", ["V1"])
     assert opened_again["V1"].contents == contents
-    contents["attempts"][2]["journal"][1]["responses"] = {"q2": ["forged"]}
+    evidence["journals"][2]["journal"][1]["responses"] = {"q2": ["forged"]}
     with pytest.raises(JournalMismatch, match="does not chain"):
-        check_journals(contents)
+        check_journals({"attempts": evidence["journals"]})
+    assert list(broken_journals(evidence["journals"])[1]) == [TICKETS[3]]
 
     db = open_venue_db(venue_dir)
     row = db.execute(

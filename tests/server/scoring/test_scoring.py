@@ -307,3 +307,40 @@ def test_altered_journal_holds_the_candidate(packed_session: PackedSession) -> N
     assert by_ticket["T1"].status == "scored"
     assert by_ticket["T2"].status == HELD
     assert "does not chain" in by_ticket["T2"].flags[0]
+
+
+def test_journals_in_the_evidence_are_checked_once_per_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Format 2 carries the journals in the evidence document: a forged one holds its
+    candidate, and the verdict is kept per package, so later runs do not re-chain."""
+    from paperpack import crypto
+    from server import responsepkg
+    from server.scoring import journals
+
+    saves = [{"q1": ["a"]}, {"q1": ["b"]}]
+    forged = _journal("a2", saves)
+    forged[0]["responses"] = {"q1": ["x"]}
+    evidence = {"journals": [{"attempt_id": "a1", "ticket": "T1", "journal": _journal("a1", saves)},
+                             {"attempt_id": "a2", "ticket": "T2", "journal": forged}],
+                "audit": []}  # fmt: skip
+    venue_key, centre_key = crypto.generate_signing_key(), crypto.generate_wrapping_key()
+    data = responsepkg.build_response_package(
+        {"attempts": []}, evidence=evidence, session_id=SESSION_ID, venue_id="V9",
+        export_seq=1, created_at="2026-06-13T04:00:00.000Z", venue_key=venue_key,
+        central_wrap_public=centre_key.public_key(),
+    )  # fmt: skip
+    opened = responsepkg.open_response_package(data, venue_key.public_key(), centre_key)
+    assert "journals" not in opened.contents and opened.evidence() == evidence
+    package = VenuePackage("V9", opened.package_sha256, 1, "", opened.contents, opened)
+
+    held = journals.journal_holds(package, tmp_path, START)
+    assert list(held) == ["T2"] and "does not chain" in held["T2"]
+    verdict = tmp_path / "journals" / f"{opened.package_sha256}.json"
+    assert '"checked_saves": 2' in verdict.read_text()  # T1's two saves; T2 stopped at its first
+
+    def must_not_run(_: Any) -> None:
+        raise AssertionError("the journals were re-chained although a verdict is kept")
+
+    monkeypatch.setattr(journals, "broken_journals", must_not_run)
+    assert journals.journal_holds(package, tmp_path, START) == held

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -299,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             rates = {"core": bench_core(paper, secret, attempts, args.rounds)}
             package = venue_package(authority, venue_key, attempts)
             figures[f"{answers_form}_package_bytes"] = len(package)
+            del attempts  # the centre holds only the package: the inputs are not its memory
+            gc.collect()
             rates["sqlite"] = asyncio.run(bench_session(
                 str(root / f"central-{answers_form}.db"), authority, package, venue_key,
                 root / f"results-{answers_form}", args.rounds, args.candidates))  # fmt: skip
@@ -318,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             attempts = attempts_for(paper, secret, args.candidates, "canonical", saves=args.saves)
             package = venue_package(authority, venue_key, attempts)
             figures["journal_package_bytes"] = len(package)
+            del attempts
+            gc.collect()
             rate = asyncio.run(bench_session(
                 str(root / "central-journals.db"), authority, package, venue_key,
                 root / "results-journals", args.rounds, args.candidates))  # fmt: skip

@@ -28,7 +28,7 @@ from server.central.settings import (
 )
 from server.central.storage import STAFF_ROLES, VenueRecord
 from server.clock import iso
-from server.commands.venue import _actor, _read_password  # the venue's staff CLI does the same
+from server.commands.common import cli_actor, read_password
 from server.staffauth import StaffError, check_login_name, hash_password
 
 
@@ -246,12 +246,12 @@ def cmd_staff_add(args: argparse.Namespace) -> int:
     if not args.name.strip():
         raise StaffError("the staff member's name is empty: pass --name")
     read_central(args.dir)
-    password_hash = hash_password(_read_password(args.password_file))
+    password_hash = hash_password(read_password(args.password_file))
     now = iso(datetime.now(UTC))
 
     async def add(storage: Any) -> None:
         await storage.add_staff(
-            args.login, args.name.strip(), args.role, password_hash, _actor(), now
+            args.login, args.name.strip(), args.role, password_hash, cli_actor(), now
         )
 
     asyncio.run(_on_storage(args, add))
@@ -265,7 +265,7 @@ def cmd_staff_disable(args: argparse.Namespace) -> int:
 
     async def disable(storage: Any) -> None:
         now = iso(datetime.now(UTC))
-        await storage.disable_staff(args.login, args.reason.strip(), _actor(), now)
+        await storage.disable_staff(args.login, args.reason.strip(), cli_actor(), now)
 
     asyncio.run(_on_storage(args, disable))
     print(f"central staff account {args.login} disabled; its sessions have ended")

@@ -7,13 +7,12 @@ API part) register in `register_api_commands` at the end of the file.
 from __future__ import annotations
 
 import argparse
-import getpass
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlite_utils import Database
 
+from server.commands.common import cli_actor, read_password
 from server.errors import CbtError
 from server.store import transaction
 from server.venue import backup as venue_backup
@@ -33,14 +32,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _register_backup(venue_sub)
     register_api_commands(venue_sub)
     register_answer_commands(venue_sub)
-
-
-def _actor() -> str:
-    """Who runs a command-line change, for the audit log."""
-    try:
-        return "cli:" + getpass.getuser()
-    except (KeyError, OSError):
-        return "cli:unknown"
 
 
 def _now() -> datetime:
@@ -102,34 +93,14 @@ def _register_staff(venue_sub: argparse._SubParsersAction) -> None:  # type: ign
     show.set_defaults(func=run_staff_list)
 
 
-def _read_password(path: Path | None) -> str:
-    if path is not None:
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise CbtError(f"cannot read password file {path}: {exc.strerror}") from None
-        if not lines or not lines[0]:
-            raise CbtError(f"{path} is empty: put the password on its first line")
-        return lines[0]
-    if sys.stdin.isatty():
-        first = getpass.getpass("password: ")
-        if getpass.getpass("again: ") != first:
-            raise CbtError("the two passwords differ: run the command again")
-        return first
-    line = sys.stdin.readline().rstrip("\r\n")
-    if not line:
-        raise CbtError("no password given: use --password-file or type it on a terminal")
-    return line
-
-
 def run_staff_add(args: argparse.Namespace) -> int:
     load_venue(args.dir)
-    password_hash = staff.hash_password(_read_password(args.password_file))
+    password_hash = staff.hash_password(read_password(args.password_file))
     db = open_venue_db(args.dir)
     try:
         with transaction(db):
             staff.add_staff(
-                db, args.login, args.name, args.role, password_hash, actor=_actor(), now=_now()
+                db, args.login, args.name, args.role, password_hash, actor=cli_actor(), now=_now()
             )
     finally:
         db.close()
@@ -142,7 +113,7 @@ def run_staff_disable(args: argparse.Namespace) -> int:
     db = open_venue_db(args.dir)
     try:
         with transaction(db):
-            staff.disable_staff(db, args.login, args.reason, actor=_actor(), now=_now())
+            staff.disable_staff(db, args.login, args.reason, actor=cli_actor(), now=_now())
     finally:
         db.close()
     print(f"staff account {args.login} disabled; its sessions have ended")
@@ -203,7 +174,7 @@ def run_roster_import(args: argparse.Namespace) -> int:
     try:
         with transaction(db):
             count = roster.import_roster_file(
-                db, args.file, args.session, actor=_actor(), now=_now(), subject=args.subject
+                db, args.file, args.session, actor=cli_actor(), now=_now(), subject=args.subject
             )
     finally:
         db.close()
@@ -218,7 +189,14 @@ def run_roster_correct(args: argparse.Namespace) -> int:
     try:
         with transaction(db):
             roster.correct_candidate(
-                db, args.session, args.ticket, field, value, args.reason, actor=_actor(), now=_now()
+                db,
+                args.session,
+                args.ticket,
+                field,
+                value,
+                args.reason,
+                actor=cli_actor(),
+                now=_now(),
             )
     finally:
         db.close()
@@ -266,7 +244,7 @@ def run_seats(args: argparse.Namespace) -> int:
         forms = tuple(f.strip() for f in args.forms.split(",") if f.strip())
         with transaction(db):
             if args.rooms:
-                seats.store_rooms(db, seats.load_rooms(args.rooms), actor=_actor(), now=_now())
+                seats.store_rooms(db, seats.load_rooms(args.rooms), actor=cli_actor(), now=_now())
             has_plan = db.execute(
                 "SELECT 1 FROM seat_plans WHERE session_id = ?", (args.session,)
             ).fetchone()
@@ -274,14 +252,14 @@ def run_seats(args: argparse.Namespace) -> int:
                 seats.draw_seats(
                     db,
                     args.session,
-                    actor=_actor(),
+                    actor=cli_actor(),
                     now=_now(),
                     seed=_parse_seed(args.seed),
                     forms=forms,
                 )
             if args.invigilators:
                 seats.draw_invigilators(
-                    db, args.session, actor=_actor(), now=_now(), seed=_parse_seed(args.seed)
+                    db, args.session, actor=cli_actor(), now=_now(), seed=_parse_seed(args.seed)
                 )
         report = seats.verify_seats(db, args.session)
         print(f"seat plan of session {args.session}: {report.candidates} candidates")

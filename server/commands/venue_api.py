@@ -8,13 +8,13 @@ pinning the key on first use with `--authority-pub`.
 from __future__ import annotations
 
 import argparse
-import getpass
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
 
+from server.commands.common import cli_actor
 from server.store import transaction
 from server.venue.app import create_app
 from server.venue.packages import import_package, pin_authority_key
@@ -85,7 +85,7 @@ def run_import(args: argparse.Namespace) -> int:
                 db,
                 args.package_dir,
                 practice=args.practice,
-                actor=_actor(),
+                actor=cli_actor(),
                 now=datetime.now(UTC),
             )
     finally:
@@ -96,10 +96,3 @@ def run_import(args: argparse.Namespace) -> int:
         f"unlock window {result['window']['not_before']} to {result['window']['not_after']}"
     )
     return 0
-
-
-def _actor() -> str:
-    try:
-        return "cli:" + getpass.getuser()
-    except (KeyError, OSError):
-        return "cli:unknown"

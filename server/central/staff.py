@@ -31,14 +31,12 @@ import functools
 import hmac
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import jinja2
 from aiohttp import web
 
-from client import STATIC_DIR, TEMPLATES_DIR
+from client import STATIC_DIR, templates
 from server.central import keys
 from server.central.storage import STAFF_ROLES, StaffAccount, StorageError, verify_audit_chain
 from server.clock import iso
@@ -76,15 +74,6 @@ PAGE_CSP = (
 
 routes = web.RouteTableDef()
 STAFF: web.RequestKey[StaffAccount] = web.RequestKey("central_staff")
-
-
-@cache
-def templates() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-        autoescape=jinja2.select_autoescape(["html"]),
-        undefined=jinja2.StrictUndefined,
-    )
 
 
 def render_page(template: str, *, status: int = 200, **context: Any) -> web.Response:

@@ -12,10 +12,9 @@ import json
 from functools import cache
 from typing import Any
 
-import jinja2
 from aiohttp import web
 
-from client import I18N_DIR, STATIC_DIR, TEMPLATES_DIR
+from client import I18N_DIR, STATIC_DIR, templates
 
 LANGUAGES = ("zh-CN", "en")
 DEFAULT_LANGUAGE = "zh-CN"
@@ -30,15 +29,6 @@ def catalogue(lang: str) -> dict[str, str]:
     with (I18N_DIR / f"{lang}.json").open(encoding="utf-8") as handle:
         data: dict[str, str] = json.load(handle)
     return data
-
-
-@cache
-def templates() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-        autoescape=jinja2.select_autoescape(["html"]),
-        undefined=jinja2.StrictUndefined,
-    )
 
 
 def page_language(request: web.Request) -> str:

@@ -187,13 +187,13 @@ def candidate_timeline(
     start, exam_rules = session_rules(session)
     pauses = [
         (
-            max(parse_time(r["paused_at"]), start),
-            parse_time(r["resumed_at"]) if r["resumed_at"] else None,
+            max(parse_time(r[0]), start),
+            parse_time(r[1]) if r[1] else None,
         )
-        for r in db.query(
+        for r in db.conn.execute(
             "SELECT paused_at, resumed_at FROM pauses WHERE session_id = ? "
             "AND (room_id IS NULL OR room_id = ?)",
-            [session["session_id"], room_id],
+            (session["session_id"], room_id),
         )
     ]
     paused_now = any(end is None for _, end in pauses)
@@ -201,24 +201,31 @@ def candidate_timeline(
     return rules.timeline(start, exam_rules, granted_ms, paused_total), paused_now
 
 
+_AUTH_COLUMNS = (
+    "attempt_id", "session_id", "ticket", "status", "last_seq", "started_at", "submitted_at",
+    "time_granted_ms", "name", "room_id", "seat_no",
+    "starts_at", "start_delay_ms", "duration_ms", "paper_kind", "rules",
+)  # fmt: skip
 _AUTH_SQL = """
 SELECT a.attempt_id, a.session_id, a.ticket, a.status, a.last_seq, a.started_at,
-       a.submitted_at, a.time_granted_ms, c.name, st.room_id, st.seat_no
+       a.submitted_at, a.time_granted_ms, c.name, st.room_id, st.seat_no,
+       s.starts_at, s.start_delay_ms, s.duration_ms, s.paper_kind, s.rules
 FROM attempts a
 JOIN candidates c ON c.session_id = a.session_id AND c.ticket = a.ticket
+JOIN sessions s ON s.session_id = a.session_id
 LEFT JOIN seats st ON st.session_id = a.session_id AND st.ticket = a.ticket
 WHERE {where}
 """
 
 
 def load_attempt(db: Database, where: str, param: str, now: datetime) -> AttemptAuth | None:
-    """The attempt matching `where` (by token hash or attempt id) with its timeline."""
-    rows = list(db.query(_AUTH_SQL.format(where=where), [param]))
-    if not rows:
+    """The attempt matching `where` (by token hash or attempt id) with its session's rules
+    and its timeline: two statements (the attempt with its session, then its pauses)."""
+    row = db.conn.execute(_AUTH_SQL.format(where=where), (param,)).fetchone()
+    if row is None:
         return None
-    a = rows[0]
-    session = next(db.query("SELECT * FROM sessions WHERE session_id = ?", [a["session_id"]]))
-    line, paused = candidate_timeline(db, session, a["room_id"], a["time_granted_ms"], now)
+    a = dict(zip(_AUTH_COLUMNS, row, strict=True))
+    line, paused = candidate_timeline(db, a, a["room_id"], a["time_granted_ms"], now)
     return AttemptAuth(
         attempt_id=a["attempt_id"],
         session_id=a["session_id"],
@@ -365,36 +372,32 @@ def normalise_id_number(text: str) -> str:
     return "".join(text.split()).upper()
 
 
+_CANDIDATE_COLUMNS = (
+    "session_id", "ticket", "id_number", "starts_at", "start_delay_ms", "duration_ms",
+    "paper_kind", "rules",
+)  # fmt: skip
+
+
 def find_candidate(db: Database, ticket: str) -> dict[str, Any] | None:
     """The roster row for `ticket` in the session that is not over yet (earliest first)."""
-    rows = list(
-        db.query(
-            "SELECT c.session_id, c.ticket, c.id_number, s.starts_at, s.start_delay_ms,"
-            " s.duration_ms, s.paper_kind, s.rules FROM candidates c"
-            " LEFT JOIN sessions s ON s.session_id = c.session_id"
-            " WHERE c.ticket = ? AND COALESCE(s.status, 'scheduled') != 'ended'"
-            " ORDER BY s.starts_at LIMIT 1",
-            [ticket],
-        )
-    )
-    if not rows:
+    found = db.conn.execute(
+        "SELECT c.session_id, c.ticket, c.id_number, s.starts_at, s.start_delay_ms,"
+        " s.duration_ms, s.paper_kind, s.rules,"
+        " EXISTS (SELECT 1 FROM attempts a"
+        "         WHERE a.session_id = c.session_id AND a.ticket = c.ticket),"
+        " EXISTS (SELECT 1 FROM absences b"
+        "         WHERE b.session_id = c.session_id AND b.ticket = c.ticket)"
+        " FROM candidates c LEFT JOIN sessions s ON s.session_id = c.session_id"
+        " WHERE c.ticket = ? AND COALESCE(s.status, 'scheduled') != 'ended'"
+        " ORDER BY s.starts_at LIMIT 1",
+        (ticket,),
+    ).fetchone()
+    if found is None:
         return None
-    row = rows[0]
-    row["has_attempt"] = (
-        db.execute(
-            "SELECT 1 FROM attempts WHERE session_id = ? AND ticket = ?",
-            [row["session_id"], ticket],
-        ).fetchone()
-        is not None
-    )
-    row["absent"] = (
-        db.execute(
-            "SELECT 1 FROM absences WHERE session_id = ? AND ticket = ?",
-            [row["session_id"], ticket],
-        ).fetchone()
-        is not None
-    )
-    return row
+    return dict(zip(_CANDIDATE_COLUMNS, found[:-2], strict=True)) | {
+        "has_attempt": bool(found[-2]),
+        "absent": bool(found[-1]),
+    }
 
 
 def record_login(
@@ -408,17 +411,12 @@ def record_login(
     ).fetchone()
     if existing is None:
         attempt_id = secrets.token_hex(16)
-        db.table("attempts").insert(
-            {
-                "attempt_id": attempt_id,
-                "session_id": session_id,
-                "ticket": ticket,
-                "token_hash": hashed,
-                "client": client,
-                "status": "logged_in",
-                "logged_in_at": now,
-                "last_seen_at": now,
-            }
+        # A plain INSERT: sqlite-utils' insert() reads the table's schema on every call, and
+        # the exam-start herd makes thousands of these within seconds.
+        db.conn.execute(
+            "INSERT INTO attempts (attempt_id, session_id, ticket, token_hash, client, status,"
+            " logged_in_at, last_seen_at) VALUES (?, ?, ?, ?, ?, 'logged_in', ?, ?)",
+            (attempt_id, session_id, ticket, hashed, client, now, now),
         )
         action = "attempt.login"
     else:

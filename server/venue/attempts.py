@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -172,12 +173,24 @@ def session_rules(session: Mapping[str, Any]) -> tuple[datetime, ExamRules]:
         raise Problem(
             409, "session-not-ready", "the exam package has not been imported yet; please wait"
         )
-    delay = session.get("start_delay_ms") or 0
-    start = parse_time(session["starts_at"]) + timedelta(milliseconds=delay)
-    minutes = int(session["duration_ms"]) // rules.MINUTE_MS
-    overrides = json.loads(session.get("rules") or "{}")
-    kind = session.get("paper_kind") or "standard"
-    return start, ExamRules.for_session(kind, minutes, overrides)
+    return _session_rules(
+        session["starts_at"],
+        session.get("start_delay_ms") or 0,
+        int(session["duration_ms"]),
+        session.get("paper_kind") or "standard",
+        session.get("rules") or "{}",
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _session_rules(
+    starts_at: str, delay_ms: int, duration_ms: int, kind: str, rules_json: str
+) -> tuple[datetime, ExamRules]:
+    """`session_rules` on the row's raw values, remembered: every cache miss of candidate
+    authentication needs it, and the values (the key) change only when the session does."""
+    start = parse_time(starts_at) + timedelta(milliseconds=delay_ms)
+    minutes = duration_ms // rules.MINUTE_MS
+    return start, ExamRules.for_session(kind, minutes, json.loads(rules_json))
 
 
 def candidate_timeline(

@@ -11,6 +11,7 @@ advisory lock so processes starting together do not race.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,6 @@ import asyncpg
 
 from server.central.storage import (
     LOG_GENESIS,
-    ChunkPastEnd,
     LoginState,
     OffsetConflict,
     PackageEntry,
@@ -31,7 +31,9 @@ from server.central.storage import (
     UploadState,
     VenueRecord,
     audit_event_hash,
+    check_chunk,
     check_deletable,
+    chunk_pieces,
     next_log_root,
 )
 from server.staffauth import StaffError
@@ -286,25 +288,24 @@ class PgStorage:
         async with self.pool.acquire() as conn:
             return await self._upload_state(conn, upload_id)
 
-    async def append_chunk(self, upload_id: str, offset: int, data: bytes, now: str) -> int:
+    async def append_chunk(
+        self, upload_id: str, offset: int, data: bytes | Sequence[bytes], now: str
+    ) -> int:
+        data = chunk_pieces(data)
+        chunk = data[0] if len(data) == 1 else b"".join(data)  # one copy: one bytea parameter
         async with self.pool.acquire() as conn, conn.transaction():
             moved = await conn.fetchval(
                 "UPDATE uploads SET received = received + $3, updated_at = $4 "
                 "WHERE upload_id = $1 AND received = $2 AND received + $3 <= size "
                 "AND NOT EXISTS (SELECT 1 FROM packages WHERE package_sha256 = $1) "
                 "RETURNING received",
-                upload_id, offset, len(data), now,
+                upload_id, offset, len(chunk), now,
             )  # fmt: skip
             if moved is None:
-                state = await self._upload_state(conn, upload_id)
-                if state.offset == offset and state.receipt is None:
-                    raise ChunkPastEnd(
-                        f"chunk at {offset} of {len(data)} bytes runs past the announced size "
-                        f"{state.size}: send only the package's remaining bytes"
-                    )
-                raise OffsetConflict(upload_id, state.offset, offset)
+                check_chunk(await self._upload_state(conn, upload_id), offset, len(chunk))
+                raise OffsetConflict(upload_id, offset, offset)  # it moved meanwhile: ask again
             await conn.execute(
-                "INSERT INTO upload_chunks VALUES ($1, $2, $3)", upload_id, offset, data
+                "INSERT INTO upload_chunks VALUES ($1, $2, $3)", upload_id, offset, chunk
             )
             return int(moved)
 

@@ -1,16 +1,28 @@
-"""The central store on SQLite: the default back-end, one file, nothing to set up.
+"""The central store on SQLite: the default back-end, a file and a folder, nothing to set up.
 
 All statements run on one dedicated thread with one connection (WAL, synchronous=FULL), so
 every write is serialised and each method is one `BEGIN IMMEDIATE` transaction. Suits one
 central process; for several processes behind a load balancer use `server.central.pg_store`.
+
+The packages' bytes live beside the database, one file per upload in `<database>-packages/`
+named by the package's SHA-256: a chunk is written there and fdatasync'd (on a worker thread,
+so several uploads' writes and syncs overlap) before the transaction that moves the upload's
+offset commits. A chunk therefore counts only once it is on disk, and a cut between the two
+leaves bytes past the offset that the next chunk overwrites. Stored in the database instead,
+every byte went through the single writer thread twice (WAL, then checkpoint). Chunks of one
+upload are written one at a time (a lock per upload), so a retried chunk cannot race the
+original. Databases written before this keep their accepted packages' bytes in
+`upload_chunks`, which is still read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -18,9 +30,7 @@ from typing import Any, TypeVar
 
 from server.central.storage import (
     LOG_GENESIS,
-    ChunkPastEnd,
     LoginState,
-    OffsetConflict,
     PackageEntry,
     PackageReplayed,
     ReceiptSigner,
@@ -31,7 +41,10 @@ from server.central.storage import (
     UploadState,
     VenueRecord,
     audit_event_hash,
+    check_chunk,
     check_deletable,
+    chunk_pieces,
+    chunk_size,
     next_log_root,
 )
 from server.staffauth import StaffError
@@ -54,8 +67,9 @@ CREATE TABLE IF NOT EXISTS uploads (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
--- The bytes of every upload, in chunks; they stay as the accepted package's bytes (not
--- copied again) until the package is deleted after its retention date.
+-- Only in databases written before the packages' bytes moved to files beside the database
+-- (`<database>-packages/`): their accepted packages' bytes, in chunks, until deleted after
+-- the retention date. Nothing new is written here.
 CREATE TABLE IF NOT EXISTS upload_chunks (
     upload_id TEXT NOT NULL,            -- = the package's SHA-256, hex
     chunk_offset INTEGER NOT NULL,      -- byte offset of this chunk in the package
@@ -174,6 +188,15 @@ def _append_audit(
     )
 
 
+def _sync_dir(path: Path) -> None:
+    """fsync a directory, so the names created in it survive a crash."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _staff(row: sqlite3.Row | tuple[Any, ...]) -> StaffAccount:
     return StaffAccount(int(row[0]), row[1], row[2], row[3], bool(row[4]), row[5])
 
@@ -183,8 +206,65 @@ class SqliteStorage:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.packages_dir = self.path.with_name(self.path.name + "-packages")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="central-sqlite")
         self._db: sqlite3.Connection | None = None
+        self._upload_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    def _package_file(self, upload_id: str) -> Path:
+        return self.packages_dir / upload_id  # upload ids are 64 hex characters: a safe name
+
+    @contextlib.asynccontextmanager
+    async def _upload_lock(self, upload_id: str) -> AsyncIterator[None]:
+        """One writer per upload's file at a time (in this process); the entry goes with the
+        last user, so the table holds only uploads being written now."""
+        lock, users = self._upload_locks.setdefault(upload_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._upload_locks[upload_id]
+
+    def _write_chunk_file(self, upload_id: str, offset: int, data: Sequence[bytes]) -> None:
+        """Write the chunk at `offset`, cut the file there and fdatasync it (a worker thread)."""
+        path = self._package_file(upload_id)
+        created = not path.exists()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            position = offset
+            for piece in data:
+                view = memoryview(piece)
+                while view:
+                    written = os.pwrite(fd, view, position)
+                    position += written
+                    view = view[written:]
+            os.ftruncate(fd, position)  # bytes of an earlier, cut attempt past here are void
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            _sync_dir(self.packages_dir)  # the new name is durable too
+
+    def _read_file(self, upload_id: str, size: int) -> bytes | None:
+        """The first `size` bytes of the upload's file; None if there is no file."""
+        try:
+            with open(self._package_file(upload_id), "rb") as file:
+                data = file.read(size)
+        except FileNotFoundError:
+            return None
+        if len(data) != size:
+            raise StorageError(
+                f"package {upload_id[:16]} holds {len(data)} of its {size} bytes on disk: "
+                f"the file in {self.packages_dir} was cut short; restore it from a backup"
+            )
+        return data
+
+    def _remove_file(self, upload_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._package_file(upload_id).unlink()
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
@@ -214,6 +294,18 @@ class SqliteStorage:
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA busy_timeout=10000")
             db.executescript(SCHEMA)
+            # An upload begun before the bytes moved to files has its chunks in rows: start
+            # it again from 0 (the venue asks HEAD for the offset and resends; it keeps its
+            # copy until it holds a receipt). Accepted packages' rows stay and are read.
+            db.execute(
+                "UPDATE uploads SET received = 0 WHERE upload_id IN "
+                "(SELECT upload_id FROM upload_chunks)"
+            )
+            db.execute(
+                "DELETE FROM upload_chunks WHERE upload_id IN (SELECT upload_id FROM uploads)"
+            )
+            self.packages_dir.mkdir(mode=0o700, exist_ok=True)
+            _sync_dir(self.packages_dir.parent)
             self._db = db
 
         await asyncio.get_running_loop().run_in_executor(self._executor, connect)
@@ -288,44 +380,46 @@ class SqliteStorage:
     async def get_upload(self, upload_id: str) -> UploadState:
         return await self._run(lambda db: self._upload_state(db, upload_id))
 
-    async def append_chunk(self, upload_id: str, offset: int, data: bytes, now: str) -> int:
-        def append(db: sqlite3.Connection) -> int:
-            state = self._upload_state(db, upload_id)
-            if state.offset != offset or state.receipt is not None:
-                raise OffsetConflict(upload_id, state.offset, offset)
-            if offset + len(data) > state.size:
-                raise ChunkPastEnd(
-                    f"chunk at {offset} of {len(data)} bytes runs past the announced size "
-                    f"{state.size}: send only the package's remaining bytes"
-                )
-            db.execute("INSERT INTO upload_chunks VALUES (?, ?, ?)", (upload_id, offset, data))
+    async def append_chunk(
+        self, upload_id: str, offset: int, data: bytes | Sequence[bytes], now: str
+    ) -> int:
+        data = chunk_pieces(data)
+        size = chunk_size(data)
+
+        def move(db: sqlite3.Connection) -> int:
+            check_chunk(self._upload_state(db, upload_id), offset, size)
             db.execute(
                 "UPDATE uploads SET received = ?, updated_at = ? WHERE upload_id = ?",
-                (offset + len(data), now, upload_id),
+                (offset + size, now, upload_id),
             )
-            return offset + len(data)
+            return offset + size
 
-        return await self._write(append)
+        async with self._upload_lock(upload_id):
+            check_chunk(await self.get_upload(upload_id), offset, size)  # before any byte
+            await asyncio.to_thread(self._write_chunk_file, upload_id, offset, data)
+            return await self._write(move)
 
     async def discard_upload(self, upload_id: str) -> None:
-        def discard(db: sqlite3.Connection) -> None:
+        def discard(db: sqlite3.Connection) -> bool:
             if db.execute(
                 "SELECT 1 FROM packages WHERE package_sha256 = ?", (upload_id,)
             ).fetchone():
-                return  # accepted meanwhile: its bytes are the package now
-            db.execute("DELETE FROM upload_chunks WHERE upload_id = ?", (upload_id,))
+                return False  # accepted meanwhile: its bytes are the package now
             db.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
+            return True
 
-        await self._write(discard)
+        async with self._upload_lock(upload_id):
+            if await self._write(discard):
+                await asyncio.to_thread(self._remove_file, upload_id)
 
     async def read_upload(self, upload_id: str) -> bytes:
-        rows = await self._run(
-            lambda db: db.execute(
-                "SELECT data FROM upload_chunks WHERE upload_id = ? ORDER BY chunk_offset",
-                (upload_id,),
-            ).fetchall()
-        )
-        return b"".join(row[0] for row in rows)
+        state = await self.get_upload(upload_id)
+        data = await asyncio.to_thread(self._read_file, upload_id, state.offset)
+        if data is None:
+            if state.offset:
+                raise StorageError(f"the bytes of upload {upload_id[:16]} are missing")
+            return b""
+        return data
 
     async def accept_package(
         self, entry: PackageEntry, sign: ReceiptSigner, now: str
@@ -392,21 +486,31 @@ class SqliteStorage:
         return _package(row) if row else None
 
     async def package_data(self, package_sha256: str) -> bytes:
-        def read(db: sqlite3.Connection) -> bytes:
-            row = db.execute(
-                "SELECT deleted_at FROM packages WHERE package_sha256 = ?", (package_sha256,)
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT deleted_at, size FROM packages WHERE package_sha256 = ?",
+                (package_sha256,),
             ).fetchone()
-            if row is None or row[0] is not None:
-                raise StorageError(
-                    f"package {package_sha256[:16]} is not held (never accepted, or deleted)"
-                )
-            chunks = db.execute(
+        )
+        if row is None or row[0] is not None:
+            raise StorageError(
+                f"package {package_sha256[:16]} is not held (never accepted, or deleted)"
+            )
+        data = await asyncio.to_thread(self._read_file, package_sha256, int(row[1]))
+        if data is not None:
+            return data
+        chunks = await self._run(  # a package accepted before the bytes moved to files
+            lambda db: db.execute(
                 "SELECT data FROM upload_chunks WHERE upload_id = ? ORDER BY chunk_offset",
                 (package_sha256,),
             ).fetchall()
-            return b"".join(chunk[0] for chunk in chunks)
-
-        return await self._run(read)
+        )
+        if not chunks:
+            raise StorageError(
+                f"the bytes of package {package_sha256[:16]} are missing from "
+                f"{self.packages_dir}: restore the file from a backup"
+            )
+        return b"".join(chunk[0] for chunk in chunks)
 
     async def list_packages(self, session_id: str | None = None) -> list[StoredPackage]:
         where, params = ("WHERE session_id = ?", (session_id,)) if session_id else ("", ())
@@ -475,6 +579,9 @@ class SqliteStorage:
             db.execute("DELETE FROM upload_chunks WHERE upload_id = ?", (package_sha256,))
 
         await self._write(delete)
+        # After the commit: a crash in between leaves a file to delete again, never a
+        # package the log says is held without its bytes.
+        await asyncio.to_thread(self._remove_file, package_sha256)
 
     async def audit(
         self, actor: str, action: str, obj: str, details: dict[str, Any], now: str

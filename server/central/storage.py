@@ -11,6 +11,7 @@ so neither back-end can drift from the other.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -96,6 +97,27 @@ class PackageEntry:
 
 class ChunkPastEnd(StorageError):
     """A chunk would run past the size announced when the upload was created."""
+
+
+def chunk_pieces(data: bytes | Sequence[bytes]) -> Sequence[bytes]:
+    """A chunk as its pieces: one `bytes` is one piece."""
+    return (data,) if isinstance(data, bytes) else data
+
+
+def chunk_size(data: Sequence[bytes]) -> int:
+    """The bytes in a chunk that arrived in pieces."""
+    return sum(len(piece) for piece in data)
+
+
+def check_chunk(state: UploadState, offset: int, size: int) -> None:
+    """Raise unless a chunk of `size` bytes may be stored at `offset` (both back-ends' rule)."""
+    if state.offset != offset or state.receipt is not None:
+        raise OffsetConflict(state.upload_id, state.offset, offset)
+    if offset + size > state.size:
+        raise ChunkPastEnd(
+            f"chunk at {offset} of {size} bytes runs past the announced size "
+            f"{state.size}: send only the package's remaining bytes"
+        )
 
 
 @dataclass(frozen=True)
@@ -210,8 +232,12 @@ class CentralStorage(Protocol):
         """The upload's state; raises `UnknownUpload`."""
         ...
 
-    async def append_chunk(self, upload_id: str, offset: int, data: bytes, now: str) -> int:
-        """Store `data` at `offset` if that is the current offset; return the new offset."""
+    async def append_chunk(
+        self, upload_id: str, offset: int, data: bytes | Sequence[bytes], now: str
+    ) -> int:
+        """Store `data` (one chunk, already checked against its checksum; as one `bytes` or
+        as the pieces it arrived in, which a store need not join) at `offset` if that is
+        the current offset, durably, then move the offset; return the new offset."""
         ...
 
     async def discard_upload(self, upload_id: str) -> None:
@@ -219,7 +245,7 @@ class CentralStorage(Protocol):
         ...
 
     async def read_upload(self, upload_id: str) -> bytes:
-        """The bytes received so far, in order."""
+        """The bytes received so far, in order (`StorageError` if they are not all there)."""
         ...
 
     async def accept_package(

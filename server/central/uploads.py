@@ -12,9 +12,12 @@
 
 The upload id IS the package's SHA-256, so a retried create, chunk or finish can never make a
 second copy. A chunk is stored whole or not at all (its checksum is checked first), so a cut
-connection leaves the upload at the last whole chunk. Nothing is accepted before the venue's
-signature, the payload hash and the unwrap of the content key with the centre's key have
-all checked out (the payload's AEAD is checked again whenever it is read).
+connection leaves the upload at the last whole chunk. A chunk's body is hashed piece by piece
+as it arrives and handed to the store as those pieces (never joined into one buffer here);
+the whole-package hashes run on a worker thread, so other uploads keep flowing meanwhile.
+Nothing is accepted before the venue's signature, the payload hash and the unwrap of the
+content key with the centre's key have all checked out (the payload's AEAD is checked again
+whenever it is read).
 """
 
 from __future__ import annotations
@@ -130,13 +133,31 @@ def _chunk_headers(request: web.Request) -> tuple[int, bytes]:
     return offset, checksum
 
 
+async def _read_chunk(request: web.Request) -> tuple[list[bytes], bytes]:
+    """The PATCH body as the pieces it arrived in, and their SHA-256; 413 past the limit."""
+    limit = request.app[keys.SETTINGS].max_chunk_bytes
+    too_large = Problem(
+        413, "chunk-too-large", f"a chunk may hold at most {limit} bytes: send smaller chunks"
+    )
+    if (request.content_length or 0) > limit:
+        raise too_large
+    pieces, size, digest = [], 0, hashlib.sha256()
+    async for piece in request.content.iter_any():
+        size += len(piece)
+        if size > limit:
+            raise too_large
+        digest.update(piece)
+        pieces.append(piece)
+    return pieces, digest.digest()
+
+
 @routes.patch("/api/v1/uploads/{upload_id}")
 async def patch_upload(request: web.Request) -> web.Response:
     """Store one chunk at the upload's current offset, whole or not at all."""
     upload_id = request.match_info["upload_id"]
     offset, checksum = _chunk_headers(request)
-    data = await request.read()
-    if not crypto.constant_time_equal(hashlib.sha256(data).digest(), checksum):
+    data, digest = await _read_chunk(request)
+    if not crypto.constant_time_equal(digest, checksum):
         raise Problem(
             400, "checksum-mismatch", "the chunk does not match its Upload-Checksum; send it again"
         )
@@ -162,6 +183,10 @@ async def _check(request: web.Request, data: bytes) -> responsepkg.ResponseHeade
     public = crypto.read_signing_public(venue.signing_public)
     wrapping = request.app[keys.AUTHORITY].wrapping_key
     return await asyncio.to_thread(responsepkg.check_response_package, data, public, wrapping)
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def package_entry(header: responsepkg.ResponseHeader, digest: str, size: int) -> PackageEntry:
@@ -192,7 +217,7 @@ async def finish_upload(request: web.Request) -> web.Response:
             offset=state.offset,
         )  # fmt: skip
     data = await app[keys.STORAGE].read_upload(state.upload_id)
-    if hashlib.sha256(data).hexdigest() != state.upload_id:
+    if await asyncio.to_thread(_sha256_hex, data) != state.upload_id:
         # Another central process may have accepted this package meanwhile (and dropped
         # the chunks): then its receipt is the answer.
         state = await _state(request)

@@ -3,11 +3,17 @@ raw aiohttp upload of the same bytes to /dev/null, in the same run.
 
     python loadtests/bench_upload.py --venues 20 --candidates 3000
     python loadtests/bench_upload.py --venues 20 --candidates 3000 --database postgresql:///cbt_bench?host=/var/run/postgresql
+    git worktree add --detach /tmp/before <commit>
+    python loadtests/bench_upload.py --rounds 3 --compare-tree /tmp/before   # before and after
 
 Both servers run as their own processes on loopback: the central server is the real
-`cbt central serve` (verify signature and hash, decrypt, append to the log, signed receipt,
-on SQLite or PostgreSQL); the raw sink is a bare aiohttp handler that reads each body and
-throws it away. The same client process sends the same packages to each, all venues at once.
+`cbt central serve` (store each chunk durably, verify the package hash, the signature, the
+payload hash and the key unwrap, append to the log, signed receipt; on SQLite or PostgreSQL,
+empty for each run); the raw sink is a bare aiohttp handler that reads each body and throws
+it away. The same client process sends the same packages to each, all venues at once; with
+--rounds the runs interleave (raw, [before,] central) and the medians are reported, each
+round's ratio taken against that round's raw time. --compare-tree runs a second central
+server from another checkout in the same rounds, for before/after figures from one run.
 Counts: every package must end with exactly one copy at the centre and a receipt that
 verifies (0 lost, 0 duplicated). Figures go to loadtests/results/bench_upload.json.
 """
@@ -22,6 +28,7 @@ import os
 import random
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -153,6 +160,81 @@ async def held(database: str) -> dict[str, int]:
         await storage.close()
 
 
+async def empty_pg(dsn: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await conn.close()
+
+
+def start_server(command: list[str], cwd: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CBT_CENTRAL_LOG_REQUESTS": "0"}
+    env.pop("PYTHONPATH", None)
+    process = subprocess.Popen(command, cwd=cwd, env=env)
+    wait_for(port, process)
+    return process
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def run_raw(packages: list[bytes]) -> float:
+    """One upload of every package to the raw sink, in a process of its own."""
+    port = free_port()
+    sink = start_server([sys.executable, __file__, "--sink", str(port)], ROOT, port)
+    try:
+        return asyncio.run(raw_upload(f"http://127.0.0.1:{port}", packages))
+    finally:
+        stop_server(sink)
+
+
+def run_central(
+    tree: Path,
+    label: str,
+    work: Path,
+    database: str | None,
+    venues: list[VenueRecord],
+    packages: list[bytes],
+    authority: Any,
+    chunk_size: int,
+) -> dict[str, Any]:
+    """One upload of every package to `cbt central serve` run from `tree`, on an empty
+    store; then every receipt is verified and the store counted."""
+    central = work / f"central-{label}"
+    init_central(central, work / "auth")
+    if database:
+        asyncio.run(empty_pg(database))
+    store = database or str(central / "central.db")
+    asyncio.run(register(store, venues))
+    port = free_port()
+    command = [sys.executable, "-m", "server.cli", "central", "serve", str(central),
+               "--database", store, "--port", str(port)]  # fmt: skip
+    server = start_server(command, tree, port)
+    try:
+        seconds, receipts = asyncio.run(
+            central_upload(
+                f"http://127.0.0.1:{port}", packages, authority.signing_public, chunk_size
+            )
+        )
+    finally:
+        stop_server(server)
+    digests = [hashlib.sha256(p).hexdigest() for p in packages]
+    for receipt, digest in zip(receipts, digests, strict=True):
+        verify_receipt(receipt, authority.signing_public, digest)
+    log = asyncio.run(held(store))
+    return {
+        "seconds": seconds,
+        "lost": sum(1 for d in digests if d not in log),
+        "duplicated": len(log) - len(set(log.values())),
+        "receipts_verified": len(receipts),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -166,6 +248,15 @@ def main() -> int:
         "--out", type=Path, default=ROOT / "loadtests" / "results" / "bench_upload.json"
     )
     parser.add_argument("--chunk-mb", type=int, default=8, help="PATCH size, MiB")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="repeat raw and central (medians are reported)"
+    )
+    parser.add_argument(
+        "--compare-tree",
+        type=Path,
+        help="also run the central server from this checkout (e.g. a `git worktree` of an "
+        "older commit), interleaved with this one: before and after in the same run",
+    )
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)  # internal: run the raw sink
     args = parser.parse_args()
     if args.sink:
@@ -174,17 +265,6 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench_upload_"))
     init_authority(work / "auth")
     authority = load_authority(work / "auth")
-    init_central(work / "central", work / "auth")
-    database = args.database or str(work / "central" / "central.db")
-    if args.database:
-        import asyncpg
-
-        async def empty() -> None:
-            conn = await asyncpg.connect(args.database)
-            await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-            await conn.close()
-
-        asyncio.run(empty())
 
     print(f"building {args.venues} packages of {args.candidates} candidates ...", flush=True)
     rng = random.Random(7)
@@ -208,62 +288,61 @@ def main() -> int:
             )
         )  # fmt: skip
     build_s = time.perf_counter() - built
-    asyncio.run(register(database, venues))
     total = sum(len(p) for p in packages)
 
-    central_port, sink_port = free_port(), free_port()
-    servers = [
-        subprocess.Popen([sys.executable, "-m", "server.cli", "central", "serve",
-                          str(work / "central"), "--database", database,
-                          "--port", str(central_port)], cwd=ROOT,
-                         env={**os.environ, "CBT_CENTRAL_LOG_REQUESTS": "0"}),
-        subprocess.Popen([sys.executable, __file__, "--sink", str(sink_port)], cwd=ROOT),
-    ]  # fmt: skip
-    try:
-        wait_for(central_port, servers[0])
-        wait_for(sink_port, servers[1])
-        raw_s = asyncio.run(raw_upload(f"http://127.0.0.1:{sink_port}", packages))
-        central_s, receipts = asyncio.run(
-            central_upload(
-                f"http://127.0.0.1:{central_port}",
-                packages,
-                authority.signing_public,
-                args.chunk_mb << 20,
-            )
-        )
-    finally:
-        for server in servers:
-            server.terminate()
-            server.wait(timeout=20)
+    trees = {"central": ROOT}
+    if args.compare_tree:
+        trees = {"before": args.compare_tree.resolve(), "central": ROOT}
+    raw_runs: list[float] = []
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label in trees}
+    for round_no in range(args.rounds):
+        raw_runs.append(run_raw(packages))
+        for label, tree in trees.items():
+            runs[label].append(
+                run_central(tree, f"{label}-{round_no}", work, args.database, venues,
+                            packages, authority, args.chunk_mb << 20)
+            )  # fmt: skip
+        times = ", ".join(f"{label} {runs[label][-1]['seconds']:.3f} s" for label in trees)
+        print(f"round {round_no + 1}: raw {raw_runs[-1]:.3f} s, {times}", flush=True)
 
-    digests = [hashlib.sha256(p).hexdigest() for p in packages]
-    for receipt, digest in zip(receipts, digests, strict=True):
-        verify_receipt(receipt, authority.signing_public, digest)
-    log = asyncio.run(held(database))
-    lost = sum(1 for d in digests if d not in log)
-    duplicated = len(log) - len(set(log.values()))
-    figures = {
+    raw_s = statistics.median(raw_runs)
+    figures: dict[str, Any] = {
         "venues": args.venues,
         "chunk_mb": args.chunk_mb,
         "candidates_per_venue": args.candidates,
         "backend": "postgresql" if args.database else "sqlite",
+        "rounds": args.rounds,
+        "load_average": " ".join(f"{v:.2f}" for v in os.getloadavg()),
         "bytes": total,
         "build_s": round(build_s, 2),
         "raw_s": round(raw_s, 3),
         "raw_mb_s": round(total / raw_s / 1e6, 1),
-        "central_s": round(central_s, 3),
-        "central_mb_s": round(total / central_s / 1e6, 1),
-        "ratio": round(raw_s / central_s, 3),
-        "lost": lost,
-        "duplicated": duplicated,
-        "receipts_verified": len(receipts),
     }
+    ok = True
+    for label in trees:
+        seconds = statistics.median(r["seconds"] for r in runs[label])
+        # Each round's central time against that round's raw time, then the median.
+        ratio = statistics.median(
+            raw / r["seconds"] for raw, r in zip(raw_runs, runs[label], strict=True)
+        )
+        lost = sum(r["lost"] for r in runs[label])
+        duplicated = sum(r["duplicated"] for r in runs[label])
+        verified = sum(r["receipts_verified"] for r in runs[label])
+        # This checkout's counts keep their old names; the compared checkout's are prefixed.
+        prefix = "" if label == "central" else f"{label}_"
+        figures[f"{label}_s"] = round(seconds, 3)
+        figures[f"{label}_mb_s"] = round(total / seconds / 1e6, 1)
+        figures[f"{prefix}ratio"] = round(ratio, 3)
+        figures[f"{prefix}lost"] = lost
+        figures[f"{prefix}duplicated"] = duplicated
+        figures[f"{prefix}receipts_verified"] = verified
+        ok = ok and lost == 0 and duplicated == 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"{'figure':<28}{'value':>14}")
-    for key, value in figures.items():
-        print(f"{key:<28}{value!s:>14}")
-    ok = lost == 0 and duplicated == 0 and figures["ratio"] >= 0.5
+    for figure, value in figures.items():
+        print(f"{figure:<28}{value!s:>14}")
+    ok = ok and figures["ratio"] >= 0.5
     print("PASS" if ok else "FAIL: target is 0 lost, 0 duplicated, central >= 0.5x raw")
     return 0 if ok else 1
 

@@ -16,7 +16,10 @@ can send. Failed logins are rate-limited (5 per login, 20 per address, per 60 s)
 as are logins and logouts, in the central audit chain; passwords and tokens never are.
 
 HTML routes redirect to `/login?next=...` without a session; JSON routes answer 401
-problem+json (403 for a role that may not). Routes here:
+problem+json (403 for a role that may not). The pages speak Chinese or English as the venue's
+do (`server.i18n`: `?lang=`, then the `cbt_lang` cookie, then Chinese); the login form's
+refusals are shown in that language, while the JSON API keeps the problems' own words.
+Routes here:
 
     GET  /login                  the login page            POST /login    the login form
     POST /logout                 the logout form           GET  /         -> /status
@@ -32,7 +35,7 @@ import hmac
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from aiohttp import web
 
@@ -40,6 +43,7 @@ from client import STATIC_DIR, templates
 from server.central import keys
 from server.central.storage import STAFF_ROLES, StaffAccount, StorageError, verify_audit_chain
 from server.clock import iso
+from server.i18n import Translate, other_language, page_language, remember_language, translator
 from server.problems import Problem
 from server.staffauth import (
     CSRF_FIELD,
@@ -72,12 +76,21 @@ PAGE_CSP = (
     "frame-ancestors 'none'; base-uri 'none'"
 )
 
+# The login form's refusals, by problem slug, as catalogue keys (with the problem's extra
+# fields as parameters); the JSON login answers with the problem itself.
+LOGIN_ERRORS = {
+    "form-expired": "central.error.form_expired",
+    "login-failed": "central.error.login_failed",
+    "login-locked": "central.error.login_locked",
+    "invalid-body": "central.error.invalid_login",
+}
 routes = web.RouteTableDef()
 STAFF: web.RequestKey[StaffAccount] = web.RequestKey("central_staff")
 
 
 def render_page(template: str, *, status: int = 200, **context: Any) -> web.Response:
-    """A console page from `client/templates/central/`, never cached, never framed."""
+    """A console page from `client/templates/central/`, never cached, never framed; the
+    context carries the language (`language_context`, part of `page_context`)."""
     html = templates().get_template(template).render(**context)
     response = web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
     response.headers.update(
@@ -85,6 +98,15 @@ def render_page(template: str, *, status: int = 200, **context: Any) -> web.Resp
          "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin"}
     )  # fmt: skip
     return response
+
+
+def language_context(request: web.Request, switch: str | None = None) -> dict[str, Any]:
+    """The page's language, its `t`, and the link to the other language (`switch`, else this
+    page with `?lang=` changed)."""
+    lang = page_language(request)
+    if switch is None:
+        switch = str(request.rel_url.update_query(lang=other_language(lang)))
+    return {"lang": lang, "t": translator(lang), "lang_switch": switch}
 
 
 def redirect(location: str) -> web.Response:
@@ -190,8 +212,13 @@ def staff_page(*roles: str) -> Callable[[Handler], Handler]:
             except Problem as problem:
                 if problem.status != 401:
                     raise
-                return redirect(f"{LOGIN_PATH}?next={quote(request.path_qs, safe='/')}")
-            return await handler(request)
+                login = f"{LOGIN_PATH}?next={quote(request.path_qs, safe='/')}"
+                if request.query.get("lang"):  # the login page in the language asked for
+                    login += "&" + urlencode({"lang": request.query["lang"]})
+                return redirect(login)
+            response = await handler(request)
+            remember_language(request, response, secure=_secure(request))
+            return response
 
         wrapped.staff_roles = allowed  # type: ignore[attr-defined]  # read by the authz test
         return wrapped
@@ -200,8 +227,13 @@ def staff_page(*roles: str) -> Callable[[Handler], Handler]:
 
 
 def page_context(request: web.Request) -> dict[str, Any]:
-    """What every console page's top bar needs: who is logged in and the logout form's token."""
-    return {"staff": request[STAFF], "csrf_token": request.cookies.get(CSRF_COOKIE, "")}
+    """What every console page's top bar needs: who is logged in, the logout form's token and
+    the language."""
+    return {
+        "staff": request[STAFF],
+        "csrf_token": request.cookies.get(CSRF_COOKIE, ""),
+        **language_context(request),
+    }
 
 
 # --- logging in and out ----------------------------------------------------------------------
@@ -338,16 +370,34 @@ async def api_audit(request: web.Request) -> web.Response:
 # --- HTML routes -----------------------------------------------------------------------------
 
 
+def login_error(t: Translate, problem: Problem) -> str:
+    """A refused login in the page's language (a refusal the form cannot meet: its detail)."""
+    key = LOGIN_ERRORS.get(problem.slug)
+    return t(key, **problem.extra) if key else problem.detail
+
+
 def _login_page(
-    request: web.Request, *, status: int = 200, error: str = "", login: str = ""
+    request: web.Request,
+    *,
+    status: int = 200,
+    error: Problem | None = None,
+    login: str = "",
+    next_path: str | None = None,
 ) -> web.Response:
-    """The login form with a fresh pre-login CSRF token (cookie and hidden field agree)."""
+    """The login form with a fresh pre-login CSRF token (cookie and hidden field agree);
+    `error` is the refusal of the form just sent, `next_path` where it was going."""
     token = new_token()
+    next_path = safe_next(next_path or request.query.get("next"))
+    switch = f"{LOGIN_PATH}?" + urlencode(
+        {"next": next_path, "lang": other_language(page_language(request))}
+    )
+    context = language_context(request, switch)
     response = render_page(
-        "central/login.html", status=status, error=error, login=login, csrf_token=token,
-        next=safe_next(request.query.get("next")),
+        "central/login.html", status=status, login=login, csrf_token=token, next=next_path,
+        error=login_error(context["t"], error) if error else "", **context,
     )  # fmt: skip
     _set_csrf_cookie(request, response, token, None)
+    remember_language(request, response, secure=_secure(request))
     return response
 
 
@@ -364,15 +414,19 @@ async def login_form(request: web.Request) -> web.Response:
     """The login form's POST: CSRF double submit, then as the JSON login; back to `next`."""
     form = await request.post()
     sent, cookie = str(form.get(CSRF_FIELD, "")), request.cookies.get(CSRF_COOKIE, "")
+    next_path = str(form.get("next", "")) or None
     if not sent or not cookie or not hmac.compare_digest(sent.encode(), cookie.encode()):
-        return _login_page(request, status=403, error="The form had expired. Please sign in again.")
+        expired = Problem(403, "form-expired", "the form had expired: sign in again")
+        return _login_page(request, status=403, error=expired, next_path=next_path)
     login, password = str(form.get("login", "")), str(form.get("password", ""))
     try:
         login, password = check_credentials({"login": login, "password": password})
         _, session_token, csrf_token = await log_in(request, login, password)
     except Problem as problem:
-        return _login_page(request, status=problem.status, error=problem.detail, login=login)
-    response = redirect(safe_next(str(form.get("next", "")) or None))
+        return _login_page(
+            request, status=problem.status, error=problem, login=login, next_path=next_path
+        )
+    response = redirect(safe_next(next_path))
     set_login_cookies(request, response, session_token, csrf_token)
     return response
 

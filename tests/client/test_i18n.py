@@ -6,6 +6,7 @@ import json
 import re
 
 from client import I18N_DIR, STATIC_DIR, TEMPLATES_DIR
+from server.central.staff import LOGIN_ERRORS, STAFF_ROLES
 
 LANGUAGES = ("zh-CN", "en")
 
@@ -16,12 +17,13 @@ def catalogue(lang: str) -> dict[str, str]:
 
 
 def used_keys() -> set[str]:
-    """Keys named literally in templates (t("...")) and modules (t("...") / t(`...`))."""
+    """Keys named literally in templates (t("...")) and modules (t("...") / t(`...`)); a
+    prefix completed at run time (t("central.role." ~ role)) is left to its own test."""
     keys: set[str] = set()
     pattern = re.compile(r"""\bt\(\s*["']([a-z_]+\.[a-z0-9_.]+)["']""")
     for path in [*TEMPLATES_DIR.rglob("*.html"), *STATIC_DIR.rglob("*.js")]:
         keys |= set(pattern.findall(path.read_text(encoding="utf-8")))
-    return keys
+    return {key for key in keys if not key.endswith(".")}
 
 
 def test_both_languages_have_the_same_keys() -> None:
@@ -43,3 +45,36 @@ def test_no_page_carries_inline_script() -> None:
             assert 'type="application/json"' in tag or "src=" in tag, (path, tag)
         handlers = re.findall(r"\s(on[a-z]+)\s*=", path.read_text(encoding="utf-8"))
         assert not handlers, (path, handlers)
+
+
+def test_the_central_console_strings_are_in_the_catalogues() -> None:
+    """The central templates name their strings, and the role names and login refusals the
+    console shows at run time are in both catalogues."""
+    central = {key for key in used_keys() if key.startswith("central.")}
+    assert {"central.title", "central.login.heading", "central.status.title"} <= central
+    needed = {f"central.role.{role}" for role in STAFF_ROLES} | set(LOGIN_ERRORS.values())
+    for lang in LANGUAGES:
+        missing = needed - set(catalogue(lang))
+        assert not missing, (lang, sorted(missing))
+
+
+def words_of_their_own(html: str) -> list[str]:
+    """The words a template shows that are not from the catalogues: its text with the
+    template syntax, the <code> samples (a command, a hash) and the tags taken out, and
+    the shown attributes that are not an expression."""
+    for syntax in (r"\{#.*?#\}", r"\{%.*?%\}", r"\{\{.*?\}\}", r"<code>.*?</code>"):
+        html = re.sub(syntax, " ", html, flags=re.DOTALL)
+    attributes = re.findall(r'(?:title|placeholder|aria-label|alt|value)="([^"]*)"', html)
+    text = re.sub(r"<[^>]*>", " ", html)
+    return re.findall(r"[^\W\d_]+", " ".join([text, *attributes]))
+
+
+def test_the_central_templates_carry_no_words_of_their_own() -> None:
+    """Every word a central page shows comes from the catalogues (the venue's pages fill
+    theirs in from modules too, so only the central ones are held to this)."""
+    assert words_of_their_own('<p title="Hi">{{ t("a.b") }} <b>Log</b>: <code>x</code></p>') == [
+        "Log",
+        "Hi",
+    ]
+    for path in (TEMPLATES_DIR / "central").glob("*.html"):
+        assert not words_of_their_own(path.read_text(encoding="utf-8")), path.name

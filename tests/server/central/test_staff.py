@@ -16,7 +16,12 @@ from server.central.staff import COOKIE, CSRF_COOKIE
 from server.central.storage import verify_audit_chain
 from server.clock import iso
 from server.staffauth import StaffError
-from tests.server.central.conftest import STAFF_PASSWORD, Central, staff_password_hash
+from tests.server.central.conftest import (
+    STAFF_PASSWORD,
+    Central,
+    new_venue,
+    staff_password_hash,
+)
 
 SESSION = "S1"
 # (path, kind, roles allowed): every human-facing route of the central console.
@@ -294,7 +299,7 @@ async def test_the_login_form_signs_in_and_goes_back_where_it_was_going(
     headers = {"Cookie": f"{COOKIE}={session}; {CSRF_COOKIE}={csrf}"}
     status = await http.get("/status", headers=headers)
     text = await status.text()
-    assert status.status == 200 and "Op (op, operator)" in text and csrf in text
+    assert status.status == 200 and "Op（op，操作员）" in text and csrf in text
     resp = await http.post(
         "/logout", data={"csrf_token": csrf}, headers=headers, allow_redirects=False
     )
@@ -313,14 +318,14 @@ async def test_the_login_form_refuses_a_missing_csrf_token_and_shows_errors(
     form = {"csrf_token": "abc", "login": "op", "password": STAFF_PASSWORD}
     http.session.cookie_jar.clear()
     resp = await http.post("/login", data=form, allow_redirects=False)
-    assert resp.status == 403 and "expired" in await resp.text()
+    assert resp.status == 403 and "页面已过期，请重新登录。" in await resp.text()
     assert COOKIE not in resp.cookies
     http.session.cookie_jar.clear()
     jar = {"Cookie": f"{CSRF_COOKIE}=abc"}
     resp = await http.post(
         "/login", data={**form, "password": "wrong-password"}, headers=jar, allow_redirects=False
     )
-    assert resp.status == 401 and "wrong login or password" in await resp.text()
+    assert resp.status == 401 and "账号或密码错误。" in await resp.text()
     http.session.cookie_jar.clear()
     form["password"] = STAFF_PASSWORD
     for bad in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
@@ -392,3 +397,88 @@ def test_the_staff_commands_add_list_and_disable(
     assert main(["central", "staff", "list", str(central_dir)]) == 0
     assert "li.na" in (listing := capsys.readouterr().out) and "(disabled)" in listing
     assert main(["audit", "verify", str(central_dir / "central.db")]) == 0
+
+
+def _html_lang(html: str) -> str:
+    found = re.search(r'<html lang="([^"]+)">', html)
+    assert found, html[:200]
+    return found[1]
+
+
+async def test_the_login_page_speaks_chinese_first_and_english_on_request(
+    central: Central,
+) -> None:
+    """The login page opens in Chinese, with a link to English that keeps `next`; ?lang=en
+    renders it in English and remembers that in the cbt_lang cookie, so the form's refusals
+    come back in English too; the JSON login keeps the problem's own words."""
+    await central.add_staff("op")
+    http = central.client
+    page = await http.get("/login?next=/status")
+    html = await page.text()
+    assert _html_lang(html) == "zh-CN" and "考试中心工作人员登录" in html
+    assert 'href="/login?next=%2Fstatus&amp;lang=en">English</a>' in html
+    assert "cbt_lang" not in page.cookies
+    http.session.cookie_jar.clear()
+    page = await http.get("/login?next=/status&lang=en")
+    html = await page.text()
+    assert _html_lang(html) == "en" and "Central staff sign-in" in html
+    assert "考试中心" not in html
+    assert 'href="/login?next=%2Fstatus&amp;lang=zh-CN">中文</a>' in html
+    assert page.cookies["cbt_lang"].value == "en" and page.cookies["cbt_lang"]["httponly"]
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert token
+    form = {"csrf_token": token[1], "next": "/status", "login": "op", "password": "wrong-pw-1"}
+    for lang, refusal in (("en", "Wrong login or password."), ("zh-CN", "账号或密码错误。")):
+        http.session.cookie_jar.clear()
+        jar = {"Cookie": f"{CSRF_COOKIE}={token[1]}; cbt_lang={lang}"}
+        resp = await http.post("/login", data=form, headers=jar, allow_redirects=False)
+        html = await resp.text()
+        assert resp.status == 401 and _html_lang(html) == lang and refusal in html
+        assert 'name="next" value="/status"' in html  # still going where it was going
+    for _ in range(3):  # five failures in all: the login is locked, in the page's language
+        http.session.cookie_jar.clear()
+        await http.post("/login", data=form, headers=jar, allow_redirects=False)
+    http.session.cookie_jar.clear()
+    resp = await http.post("/login", data=form, headers=jar, allow_redirects=False)
+    assert resp.status == 429
+    assert re.search(r"登录失败次数过多，请 \d+ 秒后再试。", await resp.text())
+    resp = await http.post("/api/v1/staff/login", json={"login": "nobody", "password": "x" * 10})
+    assert (await assert_problem(resp, 401, "login-failed"))["detail"] == "wrong login or password"
+
+
+async def test_the_status_page_speaks_chinese_first_and_english_on_request(
+    central: Central,
+) -> None:
+    """/status is Chinese by default (role and headings); ?lang=en switches every label and
+    is remembered; without a login, ?lang= is carried to the login page."""
+    resp = await central.client.get("/status?lang=en", allow_redirects=False)
+    assert resp.headers["Location"] == "/login?next=/status%3Flang%3Den&lang=en"
+    headers = await central.as_staff("op")
+    html = await (await central.client.get("/status", headers=headers)).text()
+    assert "接收日志：尚未接收答卷数据包。" in html and "已登记考点：无" in html
+    for venue_id in ("BJ-001", "SH-002"):
+        await central.register(new_venue(venue_id))
+    now = iso(central.clock.now())
+    await central.storage.record_release(SESSION, "BJ-001", now, now)
+    page = await central.client.get("/status", headers=headers)
+    html = await page.text()
+    assert _html_lang(html) == "zh-CN"
+    for text in (
+        "状态总览",
+        "Op（op，操作员）",
+        "考试场次",
+        "未上传",
+        "已登记考点：BJ-001、SH-002",
+    ):
+        assert text in html, text
+    assert 'href="/status?lang=en">English</a>' in html
+    page = await central.client.get("/status?lang=en", headers=headers)
+    html = await page.text()
+    assert _html_lang(html) == "en" and page.cookies["cbt_lang"].value == "en"
+    for text in ("Central status", "Op (op, operator)", "Session", "<td>no</td>",
+                 "Venues registered: BJ-001, SH-002"):  # fmt: skip
+        assert text in html, text
+    assert not re.search(r"[\u4e00-\u9fff]", html.replace("中文", "")), "Chinese left in English"
+    cookie = {"Cookie": f"{headers['Cookie']}; cbt_lang=en"}
+    html = await (await central.client.get("/status", headers=cookie)).text()
+    assert _html_lang(html) == "en"

@@ -152,6 +152,7 @@ class LiveVenue:
         self._loop.call_soon_threadsafe(self._loop.stop)
         assert self._thread is not None
         self._thread.join(30)
+        self._loop.close()  # an unclosed loop warns when collected, in whichever test that is
 
     def call(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None

@@ -12,9 +12,10 @@
 
 The upload id IS the package's SHA-256, so a retried create, chunk or finish can never make a
 second copy. A chunk is stored whole or not at all (its checksum is checked first), so a cut
-connection leaves the upload at the last whole chunk. A chunk's body is hashed piece by piece
-as it arrives and handed to the store as those pieces (never joined into one buffer here);
-the whole-package hashes run on a worker thread, so other uploads keep flowing meanwhile.
+connection leaves the upload at the last whole chunk. A chunk's body is kept as the pieces it
+arrived in and handed to the store so (never joined into one buffer here); every hash, of a
+chunk or of a whole package, runs on a worker thread, so the event loop keeps receiving the
+other uploads meanwhile.
 Nothing is accepted before the venue's signature, the payload hash and the unwrap of the
 content key with the centre's key have all checked out (the payload's AEAD is checked again
 whenever it is read).
@@ -141,14 +142,22 @@ async def _read_chunk(request: web.Request) -> tuple[list[bytes], bytes]:
     )
     if (request.content_length or 0) > limit:
         raise too_large
-    pieces, size, digest = [], 0, hashlib.sha256()
+    pieces, size = [], 0
     async for piece in request.content.iter_any():
         size += len(piece)
         if size > limit:
             raise too_large
-        digest.update(piece)
         pieces.append(piece)
-    return pieces, digest.digest()
+    # On a worker thread (hashlib lets go of the GIL): the event loop keeps receiving the
+    # other uploads' bodies meanwhile.
+    return pieces, await asyncio.to_thread(_sha256_pieces, pieces)
+
+
+def _sha256_pieces(pieces: list[bytes]) -> bytes:
+    digest = hashlib.sha256()
+    for piece in pieces:
+        digest.update(piece)
+    return digest.digest()
 
 
 @routes.patch("/api/v1/uploads/{upload_id}")
@@ -173,8 +182,13 @@ async def patch_upload(request: web.Request) -> web.Response:
     return web.Response(status=204, headers={"Upload-Offset": str(new_offset)})
 
 
+# Magic, header length, the longest header a package may have and the signature: enough
+# bytes to read the header without copying the payload on the event loop.
+HEADER_PREFIX = len(responsepkg.MAGIC) + 4 + responsepkg.MAX_HEADER + responsepkg.SIGNATURE_SIZE
+
+
 async def _check(request: web.Request, data: bytes) -> responsepkg.ResponseHeader:
-    header = responsepkg.read_header(data)
+    header = responsepkg.read_header(data[:HEADER_PREFIX])  # unverified: names the venue
     venue = await request.app[keys.STORAGE].get_venue(header.venue_id)
     if venue is None:
         raise Problem(

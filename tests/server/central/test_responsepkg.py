@@ -134,3 +134,63 @@ def test_arbitrary_bytes_raise_only_package_errors(data: bytes, authority: Autho
     """Fuzzed input never escapes as anything but the package's own typed errors."""
     with pytest.raises(ResponsePackageError):
         open_response_package(MAGIC + data, VENUE.signing.public_key(), authority.wrapping_key)
+
+
+def _resigned(data: bytes, change: Any) -> bytes:
+    """`data` with its header rewritten by `change` (a function of the header dict) and
+    signed again by the venue: a package another version of the venue could have made."""
+    import json
+
+    from paperpack.canonical import canonical_json
+    from server.responsepkg import SIGNATURE_DOMAIN
+
+    (length,) = struct.unpack_from(">I", data, len(MAGIC))
+    start = len(MAGIC) + 4
+    header = json.loads(data[start : start + length])
+    change(header)
+    header_bytes = canonical_json(header)
+    signature = crypto.sign(VENUE.signing, SIGNATURE_DOMAIN + header_bytes)
+    payload = data[start + length + 64 :]
+    return MAGIC + struct.pack(">I", len(header_bytes)) + header_bytes + signature + payload
+
+
+def test_evidence_travels_in_its_own_frame(authority: Authority) -> None:
+    """Format 2: the evidence comes back only when asked for, and exactly as sealed."""
+    evidence = {"journals": [{"attempt_id": "a1", "ticket": "T1", "journal": []}], "audit": []}
+    data = build_response_package(
+        {"attempts": []}, evidence=evidence, session_id="S1", venue_id="V1", export_seq=1,
+        created_at="2026-06-01T00:00:00.000Z", venue_key=VENUE.signing,
+        central_wrap_public=authority.wrapping_public,
+    )  # fmt: skip
+    opened = open_response_package(data, VENUE.signing.public_key(), authority.wrapping_key)
+    assert opened.header.format_version == 2 and opened.header.evidence_compressed_size > 0
+    assert opened.contents == {"attempts": [], "session_id": "S1", "venue_id": "V1"}
+    assert opened.evidence() == evidence
+
+
+def test_a_format_1_package_is_still_read(authority: Authority) -> None:
+    """A package from before the evidence frame (journals inline) opens as it was sealed."""
+    contents = sample_contents("S1", "V1", 5)
+    v2 = make_package(VENUE, authority, contents=contents)
+
+    def as_format_1(header: dict[str, Any]) -> None:
+        header["format_version"] = 1
+        del header["evidence_size"], header["evidence_compressed_size"]
+
+    opened = open_response_package(
+        _resigned(v2, as_format_1), VENUE.signing.public_key(), authority.wrapping_key
+    )
+    assert opened.header.format_version == 1 and opened.evidence() == {}
+    assert opened.contents["attempts"] == contents["attempts"]
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [{"evidence_size": 10, "evidence_compressed_size": 0},
+     {"evidence_size": 0, "evidence_compressed_size": 10},
+     {"evidence_size": 10, "evidence_compressed_size": 10**9}],
+)  # fmt: skip
+def test_evidence_sizes_that_do_not_fit_are_refused(authority: Authority, sizes) -> None:
+    data = _resigned(make_package(VENUE, authority), lambda header: header.update(sizes))
+    with pytest.raises(PackageMalformed, match="evidence sizes"):
+        open_response_package(data, VENUE.signing.public_key(), authority.wrapping_key)

@@ -10,10 +10,12 @@ Both servers run as their own processes on loopback: the central server is the r
 `cbt central serve` (store each chunk durably, verify the package hash, the signature, the
 payload hash and the key unwrap, append to the log, signed receipt; on SQLite or PostgreSQL,
 empty for each run); the raw sink is a bare aiohttp handler that reads each body and throws
-it away. The same client process sends the same packages to each, all venues at once; with
---rounds the runs interleave (raw, [before,] central) and the medians are reported, each
-round's ratio taken against that round's raw time. --compare-tree runs a second central
-server from another checkout in the same rounds, for before/after figures from one run.
+it away. Beside them, "disk" writes and fdatasyncs the same bytes to files, 16 at a time:
+the floor for any store that keeps them durably. The same client process sends the same
+packages to each, all venues at once; with --rounds the runs interleave (raw, disk,
+[before,] central) and the medians are reported, each round's ratio taken against that
+round's raw time. --compare-tree runs a second central server from another checkout in the
+same rounds, for before/after figures from one run.
 Counts: every package must end with exactly one copy at the centre and a receipt that
 verifies (0 lost, 0 duplicated). Figures go to loadtests/results/bench_upload.json.
 """
@@ -27,12 +29,14 @@ import json
 import os
 import random
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +197,27 @@ def run_raw(packages: list[bytes]) -> float:
         stop_server(sink)
 
 
+def run_disk(packages: list[bytes], folder: Path) -> float:
+    """The durable floor: write and fdatasync every package to its own file, 16 at a time
+    (as the SQLite store does), on the file system the central store uses."""
+    folder.mkdir()
+
+    def write(number: int) -> None:
+        fd = os.open(folder / str(number), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, packages[number])
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(write, range(len(packages))))
+    seconds = time.perf_counter() - began
+    shutil.rmtree(folder)
+    return seconds
+
+
 def run_central(
     tree: Path,
     label: str,
@@ -294,16 +319,21 @@ def main() -> int:
     if args.compare_tree:
         trees = {"before": args.compare_tree.resolve(), "central": ROOT}
     raw_runs: list[float] = []
+    disk_runs: list[float] = []
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label in trees}
     for round_no in range(args.rounds):
         raw_runs.append(run_raw(packages))
+        disk_runs.append(run_disk(packages, work / f"disk-{round_no}"))
         for label, tree in trees.items():
             runs[label].append(
                 run_central(tree, f"{label}-{round_no}", work, args.database, venues,
                             packages, authority, args.chunk_mb << 20)
             )  # fmt: skip
         times = ", ".join(f"{label} {runs[label][-1]['seconds']:.3f} s" for label in trees)
-        print(f"round {round_no + 1}: raw {raw_runs[-1]:.3f} s, {times}", flush=True)
+        print(
+            f"round {round_no + 1}: raw {raw_runs[-1]:.3f} s, disk {disk_runs[-1]:.3f} s, {times}",
+            flush=True,
+        )
 
     raw_s = statistics.median(raw_runs)
     figures: dict[str, Any] = {
@@ -317,6 +347,13 @@ def main() -> int:
         "build_s": round(build_s, 2),
         "raw_s": round(raw_s, 3),
         "raw_mb_s": round(total / raw_s / 1e6, 1),
+        # Writing the bytes durably and nothing else: what no durable store can beat.
+        "disk_s": round(statistics.median(disk_runs), 3),
+        "disk_mb_s": round(total / statistics.median(disk_runs) / 1e6, 1),
+        "disk_ratio": round(
+            statistics.median(raw / disk for raw, disk in zip(raw_runs, disk_runs, strict=True)),
+            3,
+        ),
     }
     ok = True
     for label in trees:

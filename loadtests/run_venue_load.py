@@ -373,7 +373,7 @@ def summarise(phases: dict[str, Phase], fsync: float, unlock_s: float, rss: dict
         + (
             ": more saves than fsyncs, so group commit shares each commit among many saves."
             if cap_rps > fsync
-            else ": fewer saves than the disk could sync, so the disk was not the limit; CPU was."
+            else ": fewer saves than the disk could sync, so its sync rate was not the limit."
         ),
         f"- The calibration itself is low ({ping_rps:,.0f} /ping per second), so the ratios "
         "to /ping are the meaningful figures here, not the absolute rates.",

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from server.clock import Clock
     from server.store import Store
-    from server.venue.attempts import AttemptAuth, LoginLimiter
+    from server.venue.attempts import AttemptAuth, AttemptCache, LoginLimiter
     from server.venue.ceremony import LiveState
     from server.venue.settings import Settings
 
@@ -28,7 +28,11 @@ LIVE: web.AppKey[LiveState] = web.AppKey("live")
 # The background task that closes attempts at the end of their time.
 CLOSER: web.AppKey[asyncio.Task[Any]] = web.AppKey("closer")
 LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")
+# Authenticated attempts by token hash; emptied whenever the store commits a change.
+ATTEMPT_CACHE: web.AppKey[AttemptCache] = web.AppKey("attempt_cache")
 
 # --- per request --------------------------------------------------------------------------
 # The authenticated candidate's attempt (set by the bearer-token check).
 ATTEMPT: web.RequestKey[AttemptAuth] = web.RequestKey("attempt")
+# The authenticated request's token hash (for the in-transaction check of a save).
+TOKEN_HASH: web.RequestKey[str] = web.RequestKey("token_hash")

@@ -292,22 +292,17 @@ class AttemptCache:
             self.entries[hashed] = replace(auth, last_seq=seq)
 
 
-# The cache of authenticated attempts. (Its key belongs in server/keys.py with the others;
-# it is here until that module's owner moves it.)
-ATTEMPT_CACHE: web.AppKey[AttemptCache] = web.AppKey("attempt_cache", AttemptCache)
-
-
 async def authenticate(request: web.Request) -> AttemptAuth:
     """The attempt behind the bearer token, or Problem 401 (also when the token was ended
     by a login elsewhere)."""
     app = request.app
     now = app[keys.CLOCK].now()
     hashed = token_hash(bearer_token(request, now))
-    auth = app[ATTEMPT_CACHE].lookup(app[keys.STORE], hashed, now)
+    auth = app[keys.ATTEMPT_CACHE].lookup(app[keys.STORE], hashed, now)
     if auth is None:
         raise _token_ended()
     request[keys.ATTEMPT] = auth
-    request[TOKEN_HASH] = hashed
+    request[keys.TOKEN_HASH] = hashed
     return auth
 
 
@@ -318,10 +313,6 @@ def _token_ended() -> Problem:
         "this login has ended (you logged in on another computer, or were logged out); "
         "log in again",
     )
-
-
-# The authenticated request's token hash (for the in-transaction check of a save).
-TOKEN_HASH: web.RequestKey[str] = web.RequestKey("token_hash", str)
 
 
 def paper_ready(app: web.Application, session_id: str) -> bool:
@@ -495,7 +486,7 @@ async def login(request: web.Request) -> web.Response:
     token = new_token(now, app[keys.SETTINGS].token_ttl_s)
     hashed = token_hash(token)
     await store.write(record_login, row["session_id"], ticket, hashed, client, now)
-    auth = app[ATTEMPT_CACHE].lookup(store, hashed, now)
+    auth = app[keys.ATTEMPT_CACHE].lookup(store, hashed, now)
     assert auth is not None  # just written and committed
     ready = paper_ready(app, auth.session_id)
     return web.json_response({"token": token, "attempt": attempt_view(auth, now, ready)})
@@ -648,7 +639,7 @@ async def put_responses(request: web.Request) -> web.Response:
     if exam is None or exam.session_id != auth.session_id or now < auth.timeline.starts_at:
         raise Problem(409, "not-started", "answers are taken only once the exam has started")
     answers = exam.to_canonical(auth.ticket, responses)
-    hashed = request[TOKEN_HASH]
+    hashed = request[keys.TOKEN_HASH]
     try:
         acked = await app[keys.STORE].write(save_batch, auth.attempt_id, hashed, seq, answers, now)
     except journal.SeqConflict as exc:
@@ -657,7 +648,7 @@ async def put_responses(request: web.Request) -> web.Response:
         raise Problem(413, "too-large", str(exc)) from None
     except journal.JournalError as exc:
         raise Problem(422, "invalid-save", str(exc)) from None
-    app[ATTEMPT_CACHE].acknowledged(hashed, acked)
+    app[keys.ATTEMPT_CACHE].acknowledged(hashed, acked)
     return web.json_response({"acked_seq": acked})
 
 
@@ -835,4 +826,4 @@ def run_in_background(app: web.Application, job: Awaitable[Any]) -> None:
 
 def setup(app: web.Application) -> None:
     app[keys.LOGIN_LIMITER] = LoginLimiter()
-    app[ATTEMPT_CACHE] = AttemptCache()
+    app[keys.ATTEMPT_CACHE] = AttemptCache()

@@ -19,7 +19,7 @@ from .test_api_rules import first_item, save, status
 
 
 def cache_of(kit: VenueKit) -> attempts.AttemptCache:
-    return kit.app[attempts.ATTEMPT_CACHE]
+    return kit.app[keys.ATTEMPT_CACHE]
 
 
 def freeze_stale(kit: VenueKit, stale: dict[str, attempts.AttemptAuth]) -> None:

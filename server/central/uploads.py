@@ -40,6 +40,7 @@ from server.central.storage import (
     OffsetConflict,
     PackageEntry,
     PackageReplayed,
+    StorageError,
     UnknownUpload,
     UploadState,
 )
@@ -230,7 +231,10 @@ async def finish_upload(request: web.Request) -> web.Response:
             f"{state.offset} of {state.size} bytes received; send the rest first",
             offset=state.offset,
         )  # fmt: skip
-    data = await app[keys.STORAGE].read_upload(state.upload_id)
+    try:
+        data = await app[keys.STORAGE].read_upload(state.upload_id)
+    except StorageError:
+        data = b""  # the bytes are gone (a lost file): discarded below, the venue sends again
     if await asyncio.to_thread(_sha256_hex, data) != state.upload_id:
         # Another central process may have accepted this package meanwhile (and dropped
         # the chunks): then its receipt is the answer.

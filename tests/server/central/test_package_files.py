@@ -127,3 +127,27 @@ async def test_oversized_and_overlong_chunks_are_refused_with_a_problem(
     assert (await client.head(url)).headers["Upload-Offset"] == "0"
     resp = await client.patch(url, data=data[:900], headers=chunk_headers(data[:900], 0))
     assert resp.status == 204 and resp.headers["Upload-Offset"] == "900"
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_bytes_lost_before_finish_are_discarded_and_sent_again(
+    central: Central, authority: Authority
+) -> None:
+    """If an upload's file is gone at finish (removed, lost with a disk), finish says
+    `hash-mismatch` and drops the upload instead of failing with a 500 on every retry; the
+    venue's next attempt is accepted."""
+    venue = new_venue("V1")
+    await central.register(venue)
+    data = make_package(venue, authority)
+    digest = hashlib.sha256(data).hexdigest()
+    client = central.client
+    body = {"package_sha256": digest, "size": len(data), "venue_id": "V1"}
+    assert (await client.post("/api/v1/uploads", json=body)).status == 201
+    url = f"/api/v1/uploads/{digest}"
+    assert (await client.patch(url, data=data, headers=chunk_headers(data, 0))).status == 204
+    (Path(central.database + "-packages") / digest).unlink()
+    await problem(await client.post(url + "/finish"), 422, "hash-mismatch")
+    assert (await client.head(url)).status == 404
+    async with aiohttp.ClientSession() as http:
+        result = await upload_package(http, central.url, data, authority.signing_public)
+    assert await central.storage.package_data(result.package_sha256) == data

@@ -12,13 +12,13 @@
 
 The upload id IS the package's SHA-256, so a retried create, chunk or finish can never make a
 second copy. A chunk is stored whole or not at all (its checksum is checked first), so a cut
-connection leaves the upload at the last whole chunk. A chunk's body is kept as the pieces it
-arrived in and handed to the store so (never joined into one buffer here); every hash, of a
-chunk or of a whole package, runs on a worker thread, so the event loop keeps receiving the
-other uploads meanwhile.
-Nothing is accepted before the venue's signature, the payload hash and the unwrap of the
-content key with the centre's key have all checked out (the payload's AEAD is checked again
-whenever it is read).
+connection leaves the upload at the last whole chunk. Nothing is accepted before the venue's
+signature, the payload hash and the unwrap of the content key with the centre's key have
+all checked out (the payload's AEAD is checked again whenever it is read).
+
+Throughput: a chunk's body is kept as the pieces it arrived in and handed to the store so
+(never joined into one buffer here), and every hash, of a chunk or of a whole package, runs
+on a worker thread, so the event loop keeps receiving the other uploads meanwhile.
 """
 
 from __future__ import annotations

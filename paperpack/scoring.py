@@ -220,23 +220,25 @@ class KeyTable:
         self.objective_points: float = math.fsum(e[2] for e in self._entries if e[1] != _ESSAY)
 
     def earned(self, answers: Mapping[str, Any]) -> list[float]:
-        """Points earned per item, in paper order."""
+        """Points earned per item, in paper order.
+
+        One comprehension (no per-item method calls): unanswered or essay 0; fill-in by
+        blanks; an answer equal to the key (as a list or a tuple) full points; one option
+        chosen that is not a one-option key's 0 (the usual wrong answer); else set logic.
+        """
         get = answers.get
-        out: list[float] = []
-        append = out.append
-        for item_id, rule, points, data, key_list in self._entries:
-            answer = get(item_id)
-            if answer is None or rule == _ESSAY:
-                append(0.0)
-            elif rule == _FILL:
-                append(_fast_fill(points, data, answer))
-            elif (answer == key_list or answer == data[0]) and answer:
-                append(points)
-            elif rule == _SINGLE and _is_list(answer) and len(answer) == 1:
-                append(0.0)  # one option chosen, not the key's one: the usual wrong answer
-            else:
-                append(_slow_choice(rule, points, data, answer))
-        return out
+        return [
+            0.0
+            if (answer := get(item_id)) is None or rule == _ESSAY
+            else _fast_fill(points, data, answer)
+            if rule == _FILL
+            else points
+            if (answer == key_list or answer == data[0]) and answer
+            else 0.0
+            if rule == _SINGLE and _is_list(answer) and len(answer) == 1
+            else _slow_choice(rule, points, data, answer)
+            for item_id, rule, points, data, key_list in self._entries
+        ]
 
     def total(self, answers: Mapping[str, Any]) -> float:
         """The candidate's objective total (the scorer's hot path)."""

@@ -144,10 +144,11 @@ _ESSAY: Final = 3
 # strings); the bound keeps memory flat on an adversarial answer set.
 _VERDICTS_PER_BLANK: Final = 4096
 
-# rule data: _EXACT (key tuple in canonical order, key set); _PARTIAL (key tuple, key set,
-# partial points); _FILL (per blank: raw accepted set, normalised accepted set,
-# normalisation, verdict cache).
-_Entry = tuple[str, int, float, Any, list[str] | None]
+# rule data: _EXACT and _SINGLE (key tuple in canonical order, key set); _PARTIAL (key tuple,
+# key set, partial points); _FILL (per blank: raw accepted set, normalised accepted set,
+# normalisation, verdict cache). The key list: a choice key as a list, or for a fill-in
+# every blank's first accepted answer (equal to it: all blanks right under any rule).
+_Entry = tuple[str, int, float, Any, list[str | None] | None]
 _BlankKey = tuple[frozenset[str], frozenset[str], Normalisation, dict[str, bool]]
 
 
@@ -171,7 +172,8 @@ def _compile_item(item: Item) -> _Entry:
             )
             for b in item.blanks
         )
-        return (item.item_id, _FILL, item.points, blanks, None)
+        right = [b.accepted[0] if b.accepted else None for b in item.blanks]
+        return (item.item_id, _FILL, item.points, blanks, right)
     return (item.item_id, _ESSAY, item.points, None, None)
 
 
@@ -222,18 +224,21 @@ class KeyTable:
     def earned(self, answers: Mapping[str, Any]) -> list[float]:
         """Points earned per item, in paper order.
 
-        One comprehension (no per-item method calls): unanswered or essay 0; fill-in by
-        blanks; an answer equal to the key (as a list or a tuple) full points; one option
-        chosen that is not a one-option key's 0 (the usual wrong answer); else set logic.
+        One comprehension (no per-item method calls): unanswered or essay 0; equal to the
+        key list (a choice key, or every blank's first accepted answer) full points; other
+        fill-ins blank by blank; a choice key as a tuple full points; one option chosen that
+        is not a one-option key's 0 (the usual wrong answer); else set logic.
         """
         get = answers.get
         return [
             0.0
             if (answer := get(item_id)) is None or rule == _ESSAY
+            else points
+            if answer == key_list and answer
             else _fast_fill(points, data, answer)
             if rule == _FILL
             else points
-            if (answer == key_list or answer == data[0]) and answer
+            if answer == data[0] and answer
             else 0.0
             if rule == _SINGLE and _is_list(answer) and len(answer) == 1
             else _slow_choice(rule, points, data, answer)

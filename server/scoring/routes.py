@@ -17,9 +17,10 @@ from typing import Any
 
 from aiohttp import web
 
+from client import templates
 from paperpack.session import ID_PATTERN
 from server.central import keys
-from server.central.staff import staff_api, staff_page
+from server.central.staff import page_context, staff_api, staff_page
 from server.problems import Problem
 from server.scoring.pipeline import results_dir
 from server.scoring.report import render_report_html
@@ -44,8 +45,11 @@ def _load_report(request: web.Request) -> dict[str, Any]:
 @routes.get("/results/{session_id}/report", name="results_report")
 @staff_page()
 async def report_html(request: web.Request) -> web.Response:
-    """The session's verification report as one self-contained HTML page."""
+    """The session's verification report as one self-contained HTML page, with the console's
+    bar (back to the status page, sign out) above it."""
     html = render_report_html(_load_report(request))
+    bar = templates().get_template("central/report_bar.html").render(**page_context(request))
+    html = html.replace("<body>", "<body>\n" + bar, 1)
     return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
 
 

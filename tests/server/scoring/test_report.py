@@ -117,7 +117,11 @@ async def test_central_console_serves_the_report(
     write_atomic(results_dir(tmp_path, SESSION_ID) / "report.json", json.dumps(report).encode())
     resp = await client.get(f"/results/{SESSION_ID}/report")
     assert resp.status == 200 and resp.content_type == "text/html"
-    assert "<svg" in await resp.text()
+    page = await resp.text()
+    assert "<svg" in page
+    # The console's bar: back to the status page, who is signed in, sign out (with the token).
+    assert 'href="/status"' in page and "Operator" in page and 'action="/logout"' in page
+    assert f'value="{login.cookies["cbt_central_csrf"].value}"' in page
     resp = await client.get(f"/api/v1/results/{SESSION_ID}/report")
     assert (await resp.json())["held"] == report["held"]
     assert (await client.get("/results/..%2Fetc/report")).status in (400, 404)

@@ -182,8 +182,9 @@ def are_neighbours(
 def similar_rows(scored: ScoredSession) -> list[dict[str, Any]]:
     answers = wrong_answers(scored.paper, scored.results)
     seats = seat_map(scored)
+    venues = {r.score.ticket: r.score.venue_id for r in scored.results}
     rows = []
-    for pair in find_similar_pairs(answers):
+    for pair in find_similar_pairs(answers, groups=venues):
         rows.append(
             {
                 "first": pair.first,

@@ -53,17 +53,46 @@ def find_similar_pairs(
     wrong_answers: Mapping[str, Sequence[WrongAnswer]],
     *,
     alpha: float = DEFAULT_ALPHA,
+    groups: Mapping[str, str] | None = None,
 ) -> list[SimilarPair]:
     """Flag pairs whose identical wrong answers are improbable under independence.
 
     `wrong_answers` maps each ticket to its per-item wrong answers, every list in the same
-    item order. Returns the flagged pairs, most improbable first.
+    item order. With `groups` (ticket -> venue) only candidates of the same group are paired:
+    copying needs sight of another's screen, and pairing a national session's candidates all
+    with all would not fit in memory. The item statistics r_i come from every candidate, and
+    the Bonferroni bound counts the pairs actually compared. Returns the flagged pairs, most
+    improbable first.
     """
     tickets = sorted(wrong_answers)
-    n = len(tickets)
-    if n < 2:
+    if len(tickets) < 2:
         return []
-    onehot, wrong, r = _encode(tickets, wrong_answers)
+    codes, r = _population(tickets, wrong_answers)
+    members: dict[str, list[str]] = {}
+    for ticket in tickets:
+        members.setdefault(groups.get(ticket, "") if groups else "", []).append(ticket)
+    compared = sum(len(m) * (len(m) - 1) // 2 for m in members.values())
+    if compared == 0:
+        return []
+    threshold = alpha / compared
+    flagged: list[SimilarPair] = []
+    for group in members.values():
+        if len(group) >= 2:
+            flagged.extend(_flag_within(group, wrong_answers, codes, r, threshold))
+    flagged.sort(key=lambda pair: pair.p_value)
+    return flagged
+
+
+def _flag_within(
+    tickets: Sequence[str],
+    wrong_answers: Mapping[str, Sequence[WrongAnswer]],
+    codes: Sequence[Mapping[Hashable, int]],
+    r: npt.NDArray[np.float64],
+    threshold: float,
+) -> list[SimilarPair]:
+    """The flagged pairs among `tickets` (one group), every pair a matrix product away."""
+    onehot, wrong = _encode(tickets, wrong_answers, codes)
+    n = len(tickets)
     identical = onehot @ onehot.T  # identical wrong answers per pair
     both_wrong = wrong @ wrong.T
     mean = (wrong * r) @ wrong.T
@@ -71,7 +100,6 @@ def find_similar_pairs(
     z = (identical - mean) / np.sqrt(np.maximum(var, 1e-12))
     upper = np.triu(np.ones((n, n), dtype=bool), k=1)
     candidates = np.argwhere(upper & (z > PRESCREEN_Z) & (identical >= 2))
-    threshold = alpha / (n * (n - 1) / 2)
     flagged: list[SimilarPair] = []
     for a, b in candidates:
         rates = r[(wrong[a] > 0) & (wrong[b] > 0)]
@@ -88,23 +116,44 @@ def find_similar_pairs(
                     p,
                 )
             )
-    flagged.sort(key=lambda pair: pair.p_value)
     return flagged
 
 
-def _encode(
+def _population(
     tickets: Sequence[str], wrong_answers: Mapping[str, Sequence[WrongAnswer]]
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """One-hot of wrong responses, the wrong indicator, and r_i per item."""
+) -> tuple[list[dict[Hashable, int]], npt.NDArray[np.float64]]:
+    """Per item, a code for every wrong response anyone gave, and r_i = sum_w p_iw^2 over
+    everyone who got the item wrong."""
     n_items = len(wrong_answers[tickets[0]])
     codes: list[dict[Hashable, int]] = [{} for _ in range(n_items)]
+    counts: list[list[int]] = [[] for _ in range(n_items)]
     for ticket in tickets:
         row = wrong_answers[ticket]
         if len(row) != n_items:
             raise ValueError(f"candidate {ticket}: {len(row)} answers, expected {n_items}")
         for i, answer in enumerate(row):
             if answer is not None:
-                codes[i].setdefault(answer, len(codes[i]))
+                code = codes[i].setdefault(answer, len(codes[i]))
+                if code == len(counts[i]):
+                    counts[i].append(0)
+                counts[i][code] += 1
+    r = np.zeros(n_items, dtype=np.float64)
+    for i, item_counts in enumerate(counts):
+        total = sum(item_counts)
+        if total > 0:
+            shares = np.array(item_counts, dtype=np.float64) / total
+            r[i] = float((shares**2).sum())
+    return codes, r
+
+
+def _encode(
+    tickets: Sequence[str],
+    wrong_answers: Mapping[str, Sequence[WrongAnswer]],
+    codes: Sequence[Mapping[Hashable, int]],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """One-hot of the group's wrong responses (codes from the population) and the wrong
+    indicator."""
+    n_items = len(codes)
     offsets = np.cumsum([0] + [len(c) for c in codes])
     onehot = np.zeros((len(tickets), int(offsets[-1])), dtype=np.float64)
     wrong = np.zeros((len(tickets), n_items), dtype=np.float64)
@@ -113,13 +162,7 @@ def _encode(
             if answer is not None:
                 onehot[t, offsets[i] + codes[i][answer]] = 1.0
                 wrong[t, i] = 1.0
-    r = np.zeros(n_items, dtype=np.float64)
-    for i in range(n_items):
-        counts = onehot[:, offsets[i] : offsets[i + 1]].sum(axis=0)
-        total = counts.sum()
-        if total > 0:
-            r[i] = float(((counts / total) ** 2).sum())
-    return onehot, wrong, r
+    return onehot, wrong
 
 
 def poisson_binomial_tail(rates: npt.NDArray[np.float64], k: int) -> float:

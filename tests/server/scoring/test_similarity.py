@@ -63,3 +63,24 @@ def test_planted_copiers_are_found() -> None:
     flagged = {(p.first, p.second) for p in find_similar_pairs(answers)}
     assert planted <= flagged
     assert flagged == planted
+
+
+def test_pairs_are_compared_within_a_venue_only() -> None:
+    """With groups, planted copiers in one venue are still found; the same copying across
+    two venues is not compared (copying needs sight of a screen), so it is not flagged."""
+    answers, rng = simulate(400, seed=11)
+    weak = [t for t in sorted(answers) if sum(a is not None for a in answers[t]) >= 30]
+    venues = {t: ("V1" if n % 2 == 0 else "V2") for n, t in enumerate(sorted(answers))}
+    same = next((a, b) for a in weak for b in weak if a < b and venues[a] == venues[b])
+    across = next(
+        (a, b) for a in weak for b in weak
+        if a < b and venues[a] != venues[b] and not {a, b} & set(same)
+    )  # fmt: skip
+    for source, copier in (same, across):
+        copied = rng.random(N_ITEMS) < 0.9
+        answers[copier] = [
+            answers[source][i] if copied[i] else answers[copier][i] for i in range(N_ITEMS)
+        ]
+    flagged = {(p.first, p.second) for p in find_similar_pairs(answers, groups=venues)}
+    assert flagged == {same}
+    assert {same, across} <= {(p.first, p.second) for p in find_similar_pairs(answers)}

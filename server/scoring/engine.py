@@ -66,18 +66,23 @@ class CandidateScore:
         """The canonical answers in hashable form (lists made tuples), for the report's
         statistics and essay marking; made on first use, as scoring needs only `received`."""
         return {
-            item_id: _hashable(answer)
+            item_id: answer if type(answer) is str else _hashable(answer)
             for item_id, answer in self.received.items()
             if answer is not None
         }
 
 
 def _hashable(answer: Any) -> Answer:
-    if type(answer) is str or type(answer) is tuple:
-        return answer  # type: ignore[no-any-return]
-    if isinstance(answer, list):
-        return tuple(answer)
-    return repr(answer)  # not an answer shape (a venue bug): kept visible, never scored
+    if isinstance(answer, list | tuple):
+        shaped = tuple(answer)
+        try:
+            hash(shaped)
+        except TypeError:  # an unhashable element: not an answer shape
+            return repr(answer)
+        return shaped
+    if isinstance(answer, str):
+        return answer
+    return repr(answer)  # not an answer shape (a venue bug): kept visible, never counted
 
 
 class AttemptScorer:

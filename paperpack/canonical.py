@@ -25,16 +25,20 @@ def canonical_hash(value: Any) -> str:
     return hashlib.sha256(canonical_json(value)).hexdigest()
 
 
-def quick_canonical_hash(value: Any) -> str:
-    """`canonical_hash` computed with orjson, several times faster on large answer sets.
+def quick_canonical_json(value: Any) -> bytes:
+    """`canonical_json` written with orjson, several times faster on answers and journals.
 
     The bytes are the same as `canonical_json`'s for every value made of dicts with string
-    keys, lists, strings, integers, booleans and null (answers, tokens: a property test pins
-    it). Floats may be written differently (orjson writes 1e16 where json writes 1e+16), so
-    a caller that finds a mismatch must confirm it with `canonical_hash`, the definition.
+    keys, lists, strings, integers, booleans and null (answers, tokens, journal links: a
+    property test pins it). Floats may be written differently (orjson writes 1e16 where json
+    writes 1e+16), so a caller that finds a mismatch must confirm it with the definition.
     """
     try:
-        data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except (TypeError, orjson.JSONEncodeError):  # a shape orjson refuses: the definition
-        return canonical_hash(value)
-    return hashlib.sha256(data).hexdigest()
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # a shape orjson refuses (orjson.JSONEncodeError too): the definition
+        return canonical_json(value)
+
+
+def quick_canonical_hash(value: Any) -> str:
+    """`canonical_hash` over `quick_canonical_json` (same caveat: confirm a mismatch)."""
+    return hashlib.sha256(quick_canonical_json(value)).hexdigest()

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from paperpack.canonical import canonical_json
+from paperpack.canonical import canonical_json, quick_canonical_json
 from server.errors import CbtError
 from server.venue.journal import GENESIS, link_hash
 
@@ -57,16 +55,11 @@ def broken_journals(attempts: list[dict[str, Any]]) -> tuple[int, dict[str, str]
 
 
 def _link(attempt_id: str, save: dict[str, Any], previous: str) -> str:
-    """The save's link hash. The body is the canonical JSON of its answers, written with
-    orjson (the same bytes for answers: strings and lists of strings); a link that does not
-    match is recomputed with `canonical_json`, the definition, before it counts as altered."""
+    """The save's link hash, its body written with `quick_canonical_json`; a link that does
+    not match is recomputed with `canonical_json`, the definition, before it counts as
+    altered."""
     fields = (attempt_id, save["seq"], save["position"], save["saved_at"])
-    try:
-        quick = orjson.dumps(save["responses"], option=orjson.OPT_SORT_KEYS).decode()
-    except TypeError:  # a shape orjson refuses: the definition decides
-        quick = None
-    if quick is not None:
-        digest = link_hash(*fields, quick, previous)
-        if digest == save["hash"]:
-            return digest
+    quick = link_hash(*fields, quick_canonical_json(save["responses"]).decode(), previous)
+    if quick == save["hash"]:
+        return quick
     return link_hash(*fields, canonical_json(save["responses"]).decode(), previous)

@@ -24,9 +24,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlite_utils import Database
 
+from paperpack.canonical import quick_canonical_json
 from server.clock import iso
 from server.errors import CbtError
 
@@ -94,9 +94,9 @@ def link_hash(
 ) -> str:
     """The hash of one journal entry (`body`: the save's canonical JSON), chained to the last.
 
-    `canonical_hash` of the link's fields, written with orjson: strings and integers only,
-    so the bytes are the same (a test pins it), several times faster, which counts when the
-    centre re-chains every save of a session."""
+    `canonical_hash` of the link's fields, written with `quick_canonical_json`: strings and
+    integers only, so the bytes are the same (a test pins it), several times faster, which
+    counts when the centre re-chains every save of a session."""
     link = {
         "attempt_id": attempt_id,
         "seq": seq,
@@ -105,7 +105,7 @@ def link_hash(
         "responses_sha256": hashlib.sha256(body.encode()).hexdigest(),
         "prev_hash": prev_hash,
     }
-    return hashlib.sha256(orjson.dumps(link, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(quick_canonical_json(link)).hexdigest()
 
 
 # The attempt's status and token, this seq if saved before, and the chain's head, in one

@@ -10,14 +10,13 @@ change) reads the verdict. A candidate whose journal does not chain is held.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 
 from server.central.packages import broken_journals
 from server.clock import iso
 from server.scoring.packages import VenuePackage
-from server.scoring.results import write_atomic
+from server.scoring.results import load_json, save_private_json
 
 JOURNALS = "journals"
 
@@ -28,13 +27,12 @@ def journal_holds(package: VenuePackage, folder: Path, now: datetime) -> dict[st
         return {}  # format 1: journals inline, checked with each attempt (engine)
     path = folder / JOURNALS / f"{package.package_sha256}.json"
     try:
-        verdict = json.loads(path.read_text(encoding="utf-8"))
-        return {str(k): str(v) for k, v in verdict["held"].items()}
-    except (FileNotFoundError, ValueError, KeyError, AttributeError):
-        pass  # not checked yet (or an unreadable verdict): check now
+        return {str(k): str(v) for k, v in load_json(path)["held"].items()}
+    except (TypeError, ValueError, KeyError, AttributeError):
+        pass  # not checked yet (None), or an unreadable verdict: check now
     attempts = package.opened.evidence().get("journals") or []
     checked, held = broken_journals([a for a in attempts if isinstance(a, dict)])
     verdict = {"package_sha256": package.package_sha256, "venue_id": package.venue_id,
                "checked_saves": checked, "held": held, "checked_at": iso(now)}  # fmt: skip
-    write_atomic(path, json.dumps(verdict, indent=1, sort_keys=True).encode() + b"\n", 0o600)
+    save_private_json(path, verdict)
     return held

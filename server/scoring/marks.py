@@ -18,7 +18,6 @@ import csv
 import hashlib
 import hmac
 import io
-import json
 import math
 import os
 import secrets
@@ -29,7 +28,7 @@ from pathlib import Path
 from paperpack.model import Paper
 from server.scoring.engine import ABSENT, HELD, CandidateScore
 from server.scoring.material import ScoringError
-from server.scoring.results import csv_bytes, write_atomic
+from server.scoring.results import csv_bytes, load_json, save_private_json, write_atomic
 
 SECRET_FILE = "results.secret"  # noqa: S105 - a file name, not a secret
 MARKS_FILE = "marks.json"
@@ -161,17 +160,13 @@ def parse_marks(
 
 def save_marks(results_dir: Path, marks: Mapping[str, Mapping[str, float]]) -> str:
     """Store accepted marks atomically (0600); returns their SHA-256 for the audit log."""
-    data = json.dumps(marks, sort_keys=True, ensure_ascii=False).encode("utf-8")
-    write_atomic(results_dir / MARKS_FILE, data, 0o600)
-    return hashlib.sha256(data).hexdigest()
+    return save_private_json(results_dir / MARKS_FILE, marks)
 
 
 def load_marks(results_dir: Path) -> dict[str, dict[str, float]]:
     """Marks imported so far (empty before any import)."""
-    path = results_dir / MARKS_FILE
-    if not path.is_file():
-        return {}
-    return {t: {i: float(m) for i, m in v.items()} for t, v in json.loads(path.read_text()).items()}
+    saved = load_json(results_dir / MARKS_FILE) or {}
+    return {t: {i: float(m) for i, m in v.items()} for t, v in saved.items()}
 
 
 def ensure_private(results_dir: Path) -> None:

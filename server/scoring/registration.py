@@ -10,15 +10,13 @@ data wins over any name a package carries; approved personal changes apply after
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from server.scoring.engine import CandidateScore
 from server.scoring.material import ScoringError
-from server.scoring.results import write_atomic
+from server.scoring.results import load_json, save_private_json
 
 REGISTRATION_FILE = "registration.json"
 COLUMNS = ("ticket", "name", "id_number")
@@ -63,16 +61,11 @@ def parse_registration(data: bytes) -> dict[str, dict[str, str]]:
 
 def save_registration(results_dir: Path, people: Mapping[str, Mapping[str, str]]) -> str:
     """Keep the registration data for later runs (0600); returns its SHA-256 for the audit."""
-    data = json.dumps(people, ensure_ascii=False, sort_keys=True).encode("utf-8")
-    write_atomic(results_dir / REGISTRATION_FILE, data, 0o600)
-    return hashlib.sha256(data).hexdigest()
+    return save_private_json(results_dir / REGISTRATION_FILE, people)
 
 
 def load_registration(results_dir: Path) -> dict[str, dict[str, str]]:
-    path = results_dir / REGISTRATION_FILE
-    if not path.is_file():
-        return {}
-    return dict(json.loads(path.read_text(encoding="utf-8")))
+    return dict(load_json(results_dir / REGISTRATION_FILE) or {})
 
 
 def apply_registration(

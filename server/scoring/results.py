@@ -17,6 +17,7 @@ Files are written atomically (temporary file, fsync, rename).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -169,6 +170,22 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def save_private_json(path: Path, value: Any) -> str:
+    """`value` as JSON (UTF-8, sorted keys), written all or nothing and readable by the
+    centre's account only (0600); returns the bytes' SHA-256, for the audit log."""
+    data = json.dumps(value, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    write_atomic(path, data, 0o600)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_json(path: Path) -> Any:
+    """What `save_private_json` wrote at `path`; None when there is no such file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
 
 
 def csv_bytes(rows: Iterable[Mapping[str, Any]], columns: tuple[str, ...]) -> bytes:

@@ -118,9 +118,15 @@ class OpenedPackage:
             )
             evidence = orjson.loads(plain)
         except (PaperpackError, ValueError) as exc:
-            raise PackageUnreadable(f"the package's evidence does not decode: {exc}") from None
+            raise PackageUnreadable(
+                f"the package's evidence (journals) does not decode: {exc}; export the session "
+                "again at the venue and upload it"
+            ) from None
         if not isinstance(evidence, dict):
-            raise PackageMalformed("the package's evidence is not a JSON object")
+            raise PackageMalformed(
+                "the package's evidence (journals) is not a JSON object: a venue software "
+                "fault; export the session again at the venue and report its version"
+            )
         return evidence
 
 
@@ -279,7 +285,10 @@ def _parse_header(header_bytes: bytes) -> ResponseHeader:
         or header.evidence_compressed_size >= header.compressed_size
         or header.evidence_size > MAX_PLAINTEXT
     ):
-        raise PackageMalformed("the response package header's evidence sizes do not fit")
+        raise PackageMalformed(
+            "the response package header's evidence sizes do not fit the payload: the venue "
+            "software made a broken package; export the session again and report its version"
+        )
     if header.format_version not in READABLE_VERSIONS or header.chunk_size != CHUNK_SIZE:
         raise PackageMalformed(
             f"response package format version {header.format_version} is not supported"
@@ -378,7 +387,10 @@ def open_response_package(
     except (PaperpackError, ValueError) as exc:
         raise PackageUnreadable(f"the payload does not decompress or decode: {exc}") from None
     if not isinstance(contents, dict):
-        raise PackageMalformed("the package's contents are not a JSON object")
+        raise PackageMalformed(
+            "the package's contents are not a JSON object: a venue software fault; export the "
+            "session again at the venue and report its version"
+        )
     if (
         contents.get("session_id") != header.session_id
         or contents.get("venue_id") != header.venue_id

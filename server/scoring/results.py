@@ -30,6 +30,7 @@ from typing import Any
 from paperpack.model import Paper
 from server.scoring.changes import APPROVED, Change, read_personal
 from server.scoring.engine import ABSENT, CANCELLED, HELD, SCORED, CandidateScore
+from server.scoring.material import ScoringError
 
 PENDING = "pending"
 PUBLIC_COLUMNS = (
@@ -161,15 +162,22 @@ def finalise(
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write `data` to `path` all or nothing: a temporary file, fsync, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `data` to `path` all or nothing: a temporary file, fsync, then rename. A folder
+    that cannot be written is a ScoringError naming it, not a traceback."""
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ScoringError(
+            f"cannot write {path}: {exc.strerror}; make its folder writable by the account "
+            "running cbt (or choose another output path) and run the command again"
+        ) from None
 
 
 def save_private_json(path: Path, value: Any) -> str:

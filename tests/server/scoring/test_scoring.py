@@ -344,3 +344,14 @@ def test_journals_in_the_evidence_are_checked_once_per_package(
 
     monkeypatch.setattr(journals, "broken_journals", must_not_run)
     assert journals.journal_holds(package, tmp_path, START) == held
+
+
+def test_an_unwritable_output_is_a_clear_error(tmp_path: Path) -> None:
+    """A results path that cannot be written names the path and what to do: no traceback."""
+    from server.scoring.material import ScoringError
+    from server.scoring.results import write_atomic
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    with pytest.raises(ScoringError, match=r"cannot write .*not-a-folder/scores\.csv.*writable"):
+        write_atomic(blocker / "scores.csv", b"data")

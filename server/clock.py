@@ -38,3 +38,8 @@ class SettableClock:
 def iso(moment: datetime) -> str:
     """ISO 8601 UTC with milliseconds and a Z, the form every `*_at` field uses."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time as written in a `*_at` field, as an aware UTC datetime."""
+    return datetime.fromisoformat(text).astimezone(UTC)

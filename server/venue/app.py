@@ -33,6 +33,7 @@ from server.venue import (
     schedule,
     staff,
 )
+from server.venue.background import background_context
 from server.venue.settings import Settings
 
 log = logging.getLogger("server.venue.requests")
@@ -81,7 +82,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[keys.CLOCK] = clock or SystemClock()
     app.cleanup_ctx.append(_store_context)
     app.cleanup_ctx.append(_closer_context)
-    app.cleanup_ctx.append(_background_context)  # exits first: its writes need the store
+    app.cleanup_ctx.append(background_context)  # exits first: its writes need the store
     if settings.central_url:  # ended sessions are exported and sent home on their own
         app.cleanup_ctx.append(export.outbox_context(settings.venue_dir, settings.central_url))
     attempts.setup(app)
@@ -120,11 +121,3 @@ async def _closer_context(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await attempts.flush_seen(app)  # the store is still open: its context exits last
-
-
-async def _background_context(app: web.Application) -> AsyncIterator[None]:
-    """On shutdown, let jobs started without awaiting (queued writes) finish first."""
-    yield
-    tasks = list(app[keys.LIVE].tasks)
-    if tasks:
-        await asyncio.wait(tasks, timeout=30)

@@ -37,9 +37,9 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -47,10 +47,12 @@ from sqlite_utils import Database
 
 from paperpack.canonical import canonical_hash, canonical_json
 from server import audit, keys
-from server.clock import iso
+from server.clock import iso, parse_time
+from server.http import read_json_object, require_field
 from server.problems import Problem
 from server.store import Store, routine_write
 from server.venue import journal, rules
+from server.venue.background import run_in_background
 from server.venue.rules import ExamRules, RuleViolation, Timeline
 
 log = logging.getLogger(__name__)
@@ -59,48 +61,6 @@ routes = web.RouteTableDef()
 OPEN_STATUSES = ("logged_in", "answering")
 CLOSED_STATUSES = journal.CLOSED_STATUSES
 MAX_LOGIN_BODY = 4096
-
-
-# --- request parsing ----------------------------------------------------------------------
-
-
-async def read_json_object(request: web.Request, max_bytes: int) -> dict[str, Any]:
-    """The request body as a JSON object, or a Problem: 413 if larger than `max_bytes`,
-    400 if not JSON or not an object."""
-    length = request.content_length
-    if length is not None and length > max_bytes:
-        raise _too_large(max_bytes)
-    body: bytes | bytearray
-    if length is not None:  # the parser holds the body to exactly this length
-        body = await request.read()
-    else:  # chunked: count as it arrives
-        body = bytearray()
-        async for chunk in request.content.iter_chunked(65536):
-            body += chunk
-            if len(body) > max_bytes:
-                raise _too_large(max_bytes)
-    try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Problem(400, "malformed-json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise Problem(400, "malformed-json", "the body must be a JSON object")
-    return value
-
-
-def _too_large(max_bytes: int) -> Problem:
-    return Problem(
-        413, "too-large", f"the body is larger than {max_bytes} bytes; send smaller batches"
-    )
-
-
-def require_field(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
-    """`body[name]` if it has the JSON type `kind`, else a Problem 422 naming the field."""
-    value = body.get(name)
-    if value is None or not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise Problem(422, "invalid-field", f"field {name!r} is missing or not a {names}")
-    return value
 
 
 # --- tokens -------------------------------------------------------------------------------
@@ -161,10 +121,6 @@ class AttemptAuth:
         if now < self.timeline.starts_at or not paper_ready:
             return "waiting"
         return "paused" if self.paused else "answering"
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def session_rules(session: Mapping[str, Any]) -> tuple[datetime, ExamRules]:
@@ -807,21 +763,6 @@ def start_closer(app: web.Application) -> asyncio.Task[None]:
                 log.exception("attempt.closer_failed")
 
     return asyncio.create_task(run(), name="attempt-closer")
-
-
-def run_in_background(app: web.Application, job: Awaitable[Any]) -> None:
-    """Run `job` without awaiting it; the app keeps a reference until it is done and logs
-    a failure instead of losing it."""
-    tasks = app[keys.LIVE].tasks
-    task = asyncio.ensure_future(job)
-    tasks.add(task)
-
-    def done(finished: asyncio.Future[Any]) -> None:
-        tasks.discard(finished)  # type: ignore[arg-type]
-        if not finished.cancelled() and finished.exception() is not None:
-            log.error("background.failed error=%s", type(finished.exception()).__name__)
-
-    task.add_done_callback(done)
 
 
 def setup(app: web.Application) -> None:

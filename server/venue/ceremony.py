@@ -33,12 +33,11 @@ from paperpack.model import Paper, paper_to_dict
 from paperpack.variants import Variant
 from server import audit, keys
 from server.central.release import open_release_response, sign_release_request
-from server.clock import iso
+from server.clock import iso, parse_time
+from server.http import read_json_object, require_field
 from server.problems import Problem
-from server.venue import attempts
+from server.venue.background import run_in_background
 from server.venue.packages import ImportRefused, verify_package
-from server.venue.packages import import_package as import_package  # moved: still importable here
-from server.venue.packages import pin_authority_key as pin_authority_key  # ditto
 from server.venue.staff import require_role
 from server.venue.workspace import load_signing_key, load_venue, load_wrapping_key
 
@@ -162,8 +161,8 @@ def latest_package(db: Database, session_id: str) -> dict[str, Any]:
 
 
 def check_window(package: Mapping[str, Any], now: datetime) -> None:
-    opens = attempts.parse_time(package["window_not_before"])
-    closes = attempts.parse_time(package["window_not_after"])
+    opens = parse_time(package["window_not_before"])
+    closes = parse_time(package["window_not_after"])
     if not opens <= now < closes:
         raise Problem(
             409,
@@ -350,7 +349,7 @@ async def _finish_if_complete(app: web.Application, state: CeremonyState) -> dic
     app[keys.LIVE].ceremony = None
     unlocker.close()
     # Render every paper before the exam-start herd arrives; requests render on demand meanwhile.
-    attempts.run_in_background(app, asyncio.to_thread(exam.render_all))
+    run_in_background(app, asyncio.to_thread(exam.render_all))
     log.info("ceremony.unlocked session=%s variants=%d", state.session_id, len(exam.variants))
     return {**state.view(now), "status": "unlocked", "variants": len(exam.variants)}
 
@@ -360,8 +359,8 @@ async def post_ceremony(request: web.Request) -> web.Response:
     """Open the unlock ceremony for a session (system administrator, inside the window)."""
     staff = await require_role(request, ADMIN)
     app = request.app
-    body = await attempts.read_json_object(request, MAX_BODY)
-    session_id = attempts.require_field(body, "session_id", str)
+    body = await read_json_object(request, MAX_BODY)
+    session_id = require_field(body, "session_id", str)
     now = app[keys.CLOCK].now()
     await _expire_if_due(app, now)
     if app[keys.LIVE].ceremony is not None:
@@ -419,8 +418,8 @@ async def post_share(request: web.Request) -> web.Response:
     """A supervisor enters their share card under their own login; checked on entry."""
     staff = await require_role(request, *SUPERVISORS)
     app = request.app
-    body = await attempts.read_json_object(request, MAX_BODY)
-    card = attempts.require_field(body, "share", str)
+    body = await read_json_object(request, MAX_BODY)
+    card = require_field(body, "share", str)
     now = app[keys.CLOCK].now()
     state = await _current(app, now)
     if staff.login in state.holders.values():
@@ -446,7 +445,7 @@ async def post_release(request: web.Request) -> web.Response:
     """The time release: {"code": "..."} typed in, or {} to fetch it from the central server."""
     staff = await require_role(request, ADMIN, "chief_examiner")
     app = request.app
-    body = await attempts.read_json_object(request, MAX_BODY)
+    body = await read_json_object(request, MAX_BODY)
     now = app[keys.CLOCK].now()
     state = await _current(app, now)
     code = body.get("code")

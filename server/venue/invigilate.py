@@ -18,7 +18,8 @@ from aiohttp import web
 from sqlite_utils import Database
 
 from server import audit, keys
-from server.clock import iso
+from server.clock import iso, parse_time
+from server.http import read_json_object, require_field
 from server.problems import Problem
 from server.venue import attempts, seats
 from server.venue.staff import require_role
@@ -98,7 +99,7 @@ def room_status(
     candidates = []
     for r in rows:
         last = max(r["last_seen_at"] or "", (seen or {}).get(r["attempt_id"] or "", "")) or None
-        stale = last is None or (now - attempts.parse_time(last)).total_seconds() > stale_s
+        stale = last is None or (now - parse_time(last)).total_seconds() > stale_s
         candidates.append(
             {
                 "ticket": r["ticket"],
@@ -290,7 +291,7 @@ async def post_absent(request: web.Request) -> web.Response:
 async def post_incident(request: web.Request) -> web.Response:
     """Record an incident for a candidate: a kind from INCIDENT_KINDS plus text."""
     staff, ticket = await _candidate_action(request, ACTION_ROLES)
-    body = await attempts.read_json_object(request, MAX_BODY)
+    body = await read_json_object(request, MAX_BODY)
     kind, text = _kind(body, INCIDENT_KINDS), _text(body, "text", required=False)
     now = request.app[keys.CLOCK].now()
     result = await request.app[keys.STORE].write(
@@ -303,7 +304,7 @@ async def post_incident(request: web.Request) -> web.Response:
 async def post_violation(request: web.Request) -> web.Response:
     """Record a violation (art. 32): a kind from VIOLATION_KINDS plus text."""
     staff, ticket = await _candidate_action(request, ACTION_ROLES)
-    body = await attempts.read_json_object(request, MAX_BODY)
+    body = await read_json_object(request, MAX_BODY)
     kind, text = _kind(body, VIOLATION_KINDS), _text(body, "text")
     now = request.app[keys.CLOCK].now()
     result = await request.app[keys.STORE].write(
@@ -316,8 +317,8 @@ async def post_violation(request: web.Request) -> web.Response:
 async def post_time_grant(request: web.Request) -> web.Response:
     """Grant lost time to one candidate: {"granted_ms": N, "reason": "..."}."""
     staff, ticket = await _candidate_action(request, ACTION_ROLES)
-    body = await attempts.read_json_object(request, MAX_BODY)
-    granted = attempts.require_field(body, "granted_ms", int)
+    body = await read_json_object(request, MAX_BODY)
+    granted = require_field(body, "granted_ms", int)
     if not 0 < granted <= MAX_GRANT_MS:
         raise Problem(422, "invalid-field", f"granted_ms must be from 1 to {MAX_GRANT_MS}")
     reason = _text(body, "reason")
@@ -332,9 +333,9 @@ async def post_time_grant(request: web.Request) -> web.Response:
 async def post_seat_move(request: web.Request) -> web.Response:
     """Move a candidate to a spare seat: {"room_id", "seat_no", "reason"}."""
     staff, ticket = await _candidate_action(request, ACTION_ROLES)
-    body = await attempts.read_json_object(request, MAX_BODY)
-    room_id = attempts.require_field(body, "room_id", str)
-    seat_no = attempts.require_field(body, "seat_no", int)
+    body = await read_json_object(request, MAX_BODY)
+    room_id = require_field(body, "room_id", str)
+    seat_no = require_field(body, "seat_no", int)
     reason = _text(body, "reason")
     now = request.app[keys.CLOCK].now()
     result = await request.app[keys.STORE].write(
@@ -393,7 +394,7 @@ def _room_field(body: Mapping[str, Any]) -> str | None:
 async def post_pause(request: web.Request) -> web.Response:
     """Pause a room ({"room_id": "R1", "reason"}) or the whole venue (room_id null)."""
     staff = await require_role(request, "chief_examiner", "invigilator")
-    body = await attempts.read_json_object(request, MAX_BODY)
+    body = await read_json_object(request, MAX_BODY)
     room_id, reason = _room_field(body), _text(body, "reason")
     if room_id is None:  # pausing the whole venue is the chief examiner's decision
         await require_role(request, "chief_examiner")
@@ -406,7 +407,7 @@ async def post_pause(request: web.Request) -> web.Response:
 async def post_resume(request: web.Request) -> web.Response:
     """Resume a paused room ({"room_id": "R1"}) or the venue (room_id null)."""
     staff = await require_role(request, "chief_examiner", "invigilator")
-    body = await attempts.read_json_object(request, MAX_BODY)
+    body = await read_json_object(request, MAX_BODY)
     room_id = _room_field(body)
     if room_id is None:
         await require_role(request, "chief_examiner")

@@ -31,8 +31,8 @@ from paperpack.package import open_package, read_manifest_unverified
 from server import audit, keys
 from server.clock import iso
 from server.errors import CbtError
+from server.http import read_json_object, require_field
 from server.problems import Problem
-from server.venue import attempts
 from server.venue.staff import require_role
 from server.venue.workspace import Venue, load_venue
 
@@ -262,8 +262,8 @@ async def post_package(request: web.Request) -> web.Response:
     practice = request.query.get("practice") in {"1", "true"}
     try:
         if request.content_type == "application/json":
-            body = await attempts.read_json_object(request, MAX_BODY)
-            path = Path(attempts.require_field(body, "path", str))
+            body = await read_json_object(request, MAX_BODY)
+            path = Path(require_field(body, "path", str))
             practice = bool(body.get("practice", practice))
             if not (path / "manifest.json").is_file():
                 raise ImportRefused(f"{path} is not a package directory (no manifest.json)")

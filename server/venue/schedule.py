@@ -18,8 +18,8 @@ from sqlite_utils import Database
 from paperpack import crypto
 from server import audit, keys
 from server.clock import iso
+from server.http import read_json_object, require_field
 from server.problems import Problem
-from server.venue import attempts
 from server.venue.packages import authority_key
 from server.venue.rules import RuleViolation, check_start_delay
 from server.venue.staff import require_role
@@ -69,9 +69,9 @@ async def post_delay(request: web.Request) -> web.Response:
     staff = await require_role(request, "chief_examiner")
     app = request.app
     session_id = request.match_info["session_id"]
-    body = await attempts.read_json_object(request, MAX_BODY)
-    minutes = attempts.require_field(body, "delay_minutes", int)
-    reason = attempts.require_field(body, "reason", str)
+    body = await read_json_object(request, MAX_BODY)
+    minutes = require_field(body, "delay_minutes", int)
+    reason = require_field(body, "reason", str)
     approval = body.get("approval")
     if approval is not None and not isinstance(approval, str):
         raise Problem(422, "invalid-field", "field 'approval' must be a string")

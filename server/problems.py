@@ -1,8 +1,14 @@
-"""RFC 9457 problem details: the one error shape of every HTTP API here.
+"""RFC 9457 problem details: the one error shape of every HTTP API here (venue and centre).
 
-Domain code raises `Problem(status, slug, detail)`; `problem_middleware` turns it (and
-aiohttp's own HTTP errors, and any unexpected exception) into `application/problem+json`
-with `type`, `title`, `status` and `detail`. A test walks the error paths and checks the shape.
+Domain code raises typed errors with a slug (`server.errors.DomainError` and its kinds:
+`Conflict`, `Invalid`, `NotFound`, ...); one middleware, `problem_middleware`, turns them
+into `application/problem+json` with `type`, `title`, `status` and `detail`. The mapping from
+kind to HTTP status (`STATUS_OF`) lives here, at the edge, and nowhere else. The edge's own
+code (request parsing in `server.http`, authentication of a request) may raise `Problem`,
+which already names its status. aiohttp's own HTTP errors (404, 405, 413) and any unexpected
+exception become problem+json too, never a traceback. A test walks the error paths and checks
+the shape; another checks that nothing below a handler raises `Problem` or imports aiohttp's
+exceptions.
 """
 
 from __future__ import annotations
@@ -14,14 +20,41 @@ from typing import Any
 
 from aiohttp import web
 
+from server.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    Malformed,
+    NotFound,
+    RateLimited,
+    TooLarge,
+    Unauthenticated,
+    Unreachable,
+)
+
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE_BASE = "https://cbt.invalid/problems/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
+# Each kind of domain error and the HTTP status it is answered with.
+STATUS_OF: dict[type[DomainError], int] = {
+    Malformed: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    TooLarge: 413,
+    Invalid: 422,
+    RateLimited: 429,
+    Unreachable: 502,
+}
+
 
 class Problem(Exception):
-    """An HTTP error with a stable slug (the `type`) and a detail that says what to do."""
+    """An HTTP error raised by the edge itself, with its status, a stable slug (the `type`)
+    and a detail that says what to do."""
 
     def __init__(self, status: int, slug: str, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -32,6 +65,22 @@ class Problem(Exception):
 
     def to_response(self) -> web.Response:
         return problem_response(self.status, self.slug, self.detail, **self.extra)
+
+
+def status_of(error: DomainError) -> int:
+    """The HTTP status of a domain error: its nearest kind in `STATUS_OF` (500 if none)."""
+    for kind in type(error).__mro__:
+        status = STATUS_OF.get(kind)  # type: ignore[call-overload]  # mro holds any class
+        if status is not None:
+            return status
+    return 500
+
+
+def as_problem(error: Problem | DomainError) -> Problem:
+    """The edge's view of a refusal: a `Problem` as it is, a domain error with its status."""
+    if isinstance(error, Problem):
+        return error
+    return Problem(status_of(error), error.slug, error.detail, **error.extra)
 
 
 def problem_response(status: int, slug: str, detail: str, **extra: Any) -> web.Response:
@@ -53,8 +102,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     """Turn every error into problem+json; never leak a traceback to a client."""
     try:
         return await handler(request)
-    except Problem as problem:
-        return problem.to_response()
+    except (Problem, DomainError) as refusal:
+        return as_problem(refusal).to_response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -25,7 +25,7 @@ from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from server.errors import CbtError
+from server.errors import CbtError, Forbidden, Malformed, RateLimited
 from server.problems import Problem
 
 CSRF_HEADER = "X-CSRF-Token"
@@ -97,19 +97,17 @@ def lockout_seconds(recent_failures: Sequence[datetime], limit: int, now: dateti
 
 
 def check_csrf(sent: str, csrf_hash: str) -> None:
-    """Problem 403 `csrf-failed` unless `sent` is the token whose hash the session holds."""
+    """`Forbidden` (`csrf-failed`) unless `sent` is the token whose hash the session holds."""
     if not sent or not hmac.compare_digest(token_hash(sent), csrf_hash):
-        raise Problem(
-            403,
+        raise Forbidden(
             "csrf-failed",
             f"missing or wrong {CSRF_HEADER} header: send the csrf_token the login returned",
         )
 
 
-def locked_problem(seconds: int) -> Problem:
-    """The 429 answer while a login or address is locked out."""
-    return Problem(
-        429,
+def login_locked(seconds: int) -> RateLimited:
+    """The refusal while a login or address is locked out."""
+    return RateLimited(
         "login-locked",
         f"too many failed logins: try again in {seconds} s",
         retry_after_s=seconds,
@@ -117,14 +115,14 @@ def locked_problem(seconds: int) -> Problem:
 
 
 def check_credentials(body: object) -> tuple[str, str]:
-    """(login, password) from a parsed body; Problem 400 when they are missing or too long."""
+    """(login, password) from a parsed body; `Malformed` when they are missing or too long."""
     if not isinstance(body, dict):
-        raise Problem(400, "malformed-json", "the body must be a JSON object: {login, password}")
+        raise Malformed("malformed-json", "the body must be a JSON object: {login, password}")
     login, password = body.get("login"), body.get("password")
     if not isinstance(login, str) or not isinstance(password, str) or not login or not password:
-        raise Problem(400, "invalid-body", "login and password must be non-empty strings")
+        raise Malformed("invalid-body", "login and password must be non-empty strings")
     if len(login) > MAX_LOGIN_LENGTH or len(password) > MAX_PASSWORD_LENGTH:
-        raise Problem(400, "invalid-body", "login or password is too long")
+        raise Malformed("invalid-body", "login or password is too long")
     return login, password
 
 

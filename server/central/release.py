@@ -23,6 +23,7 @@ from paperpack import crypto
 from paperpack.canonical import canonical_json
 from server.central import keys
 from server.clock import iso
+from server.errors import Forbidden, Malformed
 from server.problems import Problem
 
 routes = web.RouteTableDef()
@@ -80,20 +81,18 @@ def open_release_response(
     return dict(json.loads(bytes(plain)))
 
 
-def _refuse(slug: str, detail: str) -> Problem:
-    return Problem(403, slug, detail)
+def _refuse(slug: str, detail: str) -> Forbidden:
+    return Forbidden(slug, detail)
 
 
 def _parse_request(raw: Any) -> tuple[str, str, str, bytes]:
     fields = ("session_id", "venue_id", "requested_at", "signature")
     if not isinstance(raw, dict) or not all(isinstance(raw.get(f), str) for f in fields):
-        raise Problem(
-            400, "bad-release-request", f"send JSON with string fields {', '.join(fields)}"
-        )
+        raise Malformed("bad-release-request", f"send JSON with string fields {', '.join(fields)}")
     try:
         signature = base64.b64decode(raw["signature"], validate=True)
     except ValueError:
-        raise Problem(400, "bad-release-request", "signature must be base64") from None
+        raise Malformed("bad-release-request", "signature must be base64") from None
     return raw["session_id"], raw["venue_id"], raw["requested_at"], signature
 
 
@@ -101,7 +100,7 @@ def _check_fresh(requested_at: str, now: datetime, skew_ms: int) -> None:
     try:
         asked = datetime.fromisoformat(requested_at.replace("Z", "+00:00"))
     except ValueError:
-        raise Problem(400, "bad-release-request", "requested_at must be ISO-8601 UTC") from None
+        raise Malformed("bad-release-request", "requested_at must be ISO-8601 UTC") from None
     if asked.tzinfo is None or abs(asked - now) > timedelta(milliseconds=skew_ms):
         raise _refuse(
             "stale-request",

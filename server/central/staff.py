@@ -43,8 +43,9 @@ from client import STATIC_DIR, templates
 from server.central import keys
 from server.central.storage import STAFF_ROLES, StaffAccount, StorageError, verify_audit_chain
 from server.clock import iso
+from server.errors import DomainError
 from server.i18n import Translate, other_language, page_language, remember_language, translator
-from server.problems import Problem
+from server.problems import Problem, as_problem
 from server.staffauth import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -56,8 +57,8 @@ from server.staffauth import (
     check_credentials,
     check_csrf,
     check_password,
-    locked_problem,
     lockout_seconds,
+    login_locked,
     new_token,
     set_session_cookie,
     token_hash,
@@ -253,7 +254,7 @@ async def log_in(request: web.Request, login: str, password: str) -> tuple[Staff
         lockout_seconds([_at(t) for t in state.remote_failures], MAX_FAILURES_PER_REMOTE, now),
     )
     if locked:
-        raise locked_problem(locked)
+        raise login_locked(locked)
     loop = asyncio.get_running_loop()
     ok = await loop.run_in_executor(
         None, check_password, state.password_hash or DUMMY_HASH, password
@@ -422,7 +423,8 @@ async def login_form(request: web.Request) -> web.Response:
     try:
         login, password = check_credentials({"login": login, "password": password})
         _, session_token, csrf_token = await log_in(request, login, password)
-    except Problem as problem:
+    except (Problem, DomainError) as refusal:
+        problem = as_problem(refusal)
         return _login_page(
             request, status=problem.status, error=problem, login=login, next_path=next_path
         )

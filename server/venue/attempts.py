@@ -48,6 +48,7 @@ from sqlite_utils import Database
 from paperpack.canonical import canonical_hash, canonical_json
 from server import audit, keys
 from server.clock import iso, parse_time
+from server.errors import Conflict, Forbidden, Invalid, RateLimited, Unauthenticated
 from server.http import read_json_object, require_field
 from server.problems import Problem
 from server.store import Store, routine_write
@@ -126,8 +127,8 @@ class AttemptAuth:
 def session_rules(session: Mapping[str, Any]) -> tuple[datetime, ExamRules]:
     """A session row's actual start (scheduled + delay) and its rules."""
     if not session.get("starts_at") or not session.get("duration_ms"):
-        raise Problem(
-            409, "session-not-ready", "the exam package has not been imported yet; please wait"
+        raise Conflict(
+            "session-not-ready", "the exam package has not been imported yet; please wait"
         )
     return _session_rules(
         session["starts_at"],
@@ -249,7 +250,7 @@ class AttemptCache:
 
 
 async def authenticate(request: web.Request) -> AttemptAuth:
-    """The attempt behind the bearer token, or Problem 401 (also when the token was ended
+    """The attempt behind the bearer token, or a 401 (also when the token was ended
     by a login elsewhere)."""
     app = request.app
     now = app[keys.CLOCK].now()
@@ -262,9 +263,8 @@ async def authenticate(request: web.Request) -> AttemptAuth:
     return auth
 
 
-def _token_ended() -> Problem:
-    return Problem(
-        401,
+def _token_ended() -> Unauthenticated:
+    return Unauthenticated(
         "token-ended",
         "this login has ended (you logged in on another computer, or were logged out); "
         "log in again",
@@ -311,8 +311,7 @@ class LoginLimiter:
     def check(self, client: str) -> None:
         recent = self._recent(client)
         if len(recent) >= self.limit:
-            raise Problem(
-                429,
+            raise RateLimited(
                 "too-many-attempts",
                 "too many failed logins from this computer; "
                 "wait a few minutes or ask an invigilator",
@@ -402,22 +401,21 @@ def check_login(row: dict[str, Any] | None, id_number: str, now: datetime) -> di
     expected = normalise_id_number(row["id_number"]) if row else ""
     given = normalise_id_number(id_number)
     if row is None or not hmac.compare_digest(expected.encode(), given.encode()):
-        raise Problem(
-            401,
+        raise Unauthenticated(
             "login-failed",
             "the ticket number and ID number do not match the roster; "
             "check both and try again, or ask an invigilator",
         )
     if row["absent"]:
-        raise Problem(
-            403, "marked-absent", "you have been marked absent; please see the chief examiner"
+        raise Forbidden(
+            "marked-absent", "you have been marked absent; please see the chief examiner"
         )
     start, exam_rules = session_rules(row)
     if not row["has_attempt"]:
         try:
             rules.check_entry(now, start, exam_rules)
         except RuleViolation as exc:
-            raise Problem(403, exc.slug, str(exc)) from None
+            raise Forbidden(exc.slug, str(exc)) from None
     return row
 
 
@@ -435,9 +433,8 @@ async def login(request: web.Request) -> web.Response:
     row = store.read_now(find_candidate, ticket)  # indexed lookups, like authentication's
     try:
         row = check_login(row, id_number, now)
-    except Problem as problem:
-        if problem.status == 401:
-            app[keys.LOGIN_LIMITER].failed(client)
+    except Unauthenticated:
+        app[keys.LOGIN_LIMITER].failed(client)
         raise
     token = new_token(now, app[keys.SETTINGS].token_ttl_s)
     hashed = token_hash(token)
@@ -524,17 +521,15 @@ async def get_paper(request: web.Request) -> web.Response:
 
 
 def check_open(auth: AttemptAuth, now: datetime) -> None:
-    """Raise 409 if the attempt no longer takes answers (submitted, closed, time up)."""
+    """`Conflict` if the attempt no longer takes answers (submitted, closed, time up)."""
     if auth.db_status in CLOSED_STATUSES:
-        raise Problem(
-            409,
+        raise Conflict(
             "attempt-submitted",
             f"this attempt was {auth.db_status} at "
             f"{auth.submitted_at}; nothing more can be changed",
         )
     if now >= auth.timeline.ends_at:
-        raise Problem(
-            409,
+        raise Conflict(
             "time-up",
             f"time ran out at {iso(auth.timeline.ends_at)}; your acknowledged answers are kept",
         )
@@ -550,8 +545,7 @@ def check_answer_shapes(responses: Mapping[str, Any]) -> None:
             continue
         if isinstance(answer, list) and all(isinstance(a, str) for a in answer):
             continue
-        raise Problem(
-            422,
+        raise Invalid(
             "invalid-answer",
             f"the answer for item {token!r} must be a list of strings or a string",
         )
@@ -571,8 +565,8 @@ def save_batch(
     try:
         return journal.append_save(db, attempt_id, seq, answers, now, held_by=hashed)
     except journal.AttemptClosed:
-        raise Problem(
-            409, "attempt-submitted", "this attempt is closed; nothing can be saved"
+        raise Conflict(
+            "attempt-submitted", "this attempt is closed; nothing can be saved"
         ) from None
     except journal.TokenEnded:
         raise _token_ended() from None
@@ -611,6 +605,13 @@ async def put_responses(request: web.Request) -> web.Response:
 # --- submission and closing ---------------------------------------------------------------
 
 
+class AlreadyClosed(Conflict):
+    """The attempt was submitted or closed already: there is nothing left to finalise."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("attempt-submitted", detail)
+
+
 def finalise_attempt(db: Database, attempt_id: str, how: str, at: datetime) -> dict[str, Any]:
     """Freeze the acknowledged answers as the submission; returns receipt and time."""
     now = iso(at)
@@ -619,7 +620,7 @@ def finalise_attempt(db: Database, attempt_id: str, how: str, at: datetime) -> d
         [attempt_id],
     ).fetchone()
     if row is None or row[0] in CLOSED_STATUSES:
-        raise Problem(409, "attempt-submitted", "this attempt has already been submitted")
+        raise AlreadyClosed("this attempt has already been submitted")
     answers = {
         item_id: json.loads(answer)
         for item_id, answer in db.execute(
@@ -703,7 +704,7 @@ def close_attempts(db: Database, attempt_ids: list[str], now: datetime) -> int:
     """Close each attempt still open with its acknowledged answers; returns how many."""
     closed = 0
     for attempt_id in attempt_ids:
-        with contextlib.suppress(Problem):  # submitted meanwhile: nothing to close
+        with contextlib.suppress(AlreadyClosed):  # submitted meanwhile: nothing to close
             finalise_attempt(db, attempt_id, "time_up", now)
             closed += 1
     return closed

@@ -34,6 +34,7 @@ from paperpack.variants import Variant
 from server import audit, keys
 from server.central.release import open_release_response, sign_release_request
 from server.clock import iso, parse_time
+from server.errors import Conflict, Invalid, Unreachable
 from server.http import read_json_object, require_field
 from server.problems import Problem
 from server.venue.background import run_in_background
@@ -89,11 +90,11 @@ class ExamState:
             self.paper_body(ticket)
 
     def to_canonical(self, ticket: str, responses: Mapping[str, Any]) -> dict[str, Any]:
-        """A browser's answers in canonical ids, or Problem 422 for an unknown token."""
+        """A browser's answers in canonical ids, or `Invalid` for an unknown token."""
         try:
             return variants.to_canonical(self.variant(ticket), responses)
         except variants.UnknownToken as exc:
-            raise Problem(422, f"unknown-{exc.role}", str(exc)) from None
+            raise Invalid(f"unknown-{exc.role}", str(exc)) from None
 
 
 # --- the ceremony in progress -------------------------------------------------------------
@@ -154,8 +155,8 @@ def latest_package(db: Database, session_id: str) -> dict[str, Any]:
         )
     )
     if not rows:
-        raise Problem(
-            409, "no-package", f"no package is imported for session {session_id}: import it first"
+        raise Conflict(
+            "no-package", f"no package is imported for session {session_id}: import it first"
         )
     return rows[0]
 
@@ -164,8 +165,7 @@ def check_window(package: Mapping[str, Any], now: datetime) -> None:
     opens = parse_time(package["window_not_before"])
     closes = parse_time(package["window_not_after"])
     if not opens <= now < closes:
-        raise Problem(
-            409,
+        raise Conflict(
             "outside-window",
             f"the unlock window is {iso(opens)} to {iso(closes)}; it is {iso(now)}: the paper "
             "can only be unlocked inside it (art. 24)",
@@ -318,17 +318,16 @@ async def _expire_if_due(app: web.Application, now: datetime) -> bool:
 
 
 async def _current(app: web.Application, now: datetime) -> CeremonyState:
-    """The open ceremony, or Problem 409 saying it timed out or was never opened."""
+    """The open ceremony, or `Conflict` saying it timed out or was never opened."""
     if await _expire_if_due(app, now):
-        raise Problem(
-            409,
+        raise Conflict(
             "ceremony-expired",
             "the ceremony timed out and every entered share was forgotten: the administrator "
             "opens a new one",
         )
     state = app[keys.LIVE].ceremony
     if state is None:
-        raise Problem(409, "no-ceremony", "no unlock ceremony is open: the administrator opens one")
+        raise Conflict("no-ceremony", "no unlock ceremony is open: the administrator opens one")
     return state
 
 
@@ -342,7 +341,7 @@ async def _finish_if_complete(app: web.Application, state: CeremonyState) -> dic
     try:
         exam = await asyncio.to_thread(open_exam, state, roster, now)
     except PaperpackError as exc:
-        raise Problem(409, "unlock-failed", str(exc)) from None
+        raise Conflict("unlock-failed", str(exc)) from None
     paper_hash = canonical_hash(paper_to_dict(exam.paper, with_keys=False, with_assets=False))
     await app[keys.STORE].write(record_unlocked, state, exam, paper_hash, now)
     app[keys.LIVE].exam = exam
@@ -498,8 +497,7 @@ async def fetch_release(
         ):
             if response.status != 200:
                 detail = (await response.text())[:300]
-                raise Problem(
-                    502,
+                raise Unreachable(
                     "release-unavailable",
                     f"the central server refused the release "
                     f"({response.status}): {detail}; ask for the release code by phone",
@@ -507,8 +505,7 @@ async def fetch_release(
             record: dict[str, Any] = await response.json()
             return record
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise Problem(
-            502,
+        raise Unreachable(
             "release-unavailable",
             f"the central server at {central_url} could not be "
             f"reached ({type(exc).__name__}); ask for the release code by phone",
@@ -518,8 +515,7 @@ async def fetch_release(
 async def fetch_release_for(app: web.Application, session_id: str, now: datetime) -> Any:
     settings = app[keys.SETTINGS]
     if not settings.central_url:
-        raise Problem(
-            422,
+        raise Invalid(
             "release-code-needed",
             "this venue has no central server configured: type in "
             "the release code read out by the centre",
@@ -530,8 +526,7 @@ async def fetch_release_for(app: web.Application, session_id: str, now: datetime
     try:
         return open_release_response(answer, load_wrapping_key(venue))
     except (KeyError, ValueError, TypeError, PaperpackError) as exc:
-        raise Problem(
-            502,
+        raise Unreachable(
             "release-unavailable",
             f"the central server's answer cannot be opened by this "
             f"venue ({type(exc).__name__}); ask for the release code by phone",

@@ -19,6 +19,7 @@ from sqlite_utils import Database
 
 from server import audit, keys
 from server.clock import iso, parse_time
+from server.errors import Conflict, Invalid, NotFound
 from server.http import read_json_object, require_field
 from server.problems import Problem
 from server.venue import attempts, seats
@@ -57,14 +58,14 @@ def actor_of(staff: Any) -> str:
 
 
 def current_session(db: Database, ticket: str) -> tuple[str, dict[str, Any]]:
-    """The session the candidate `ticket` sits now (not ended), or Problem 404."""
+    """The session the candidate `ticket` sits now (not ended), or `NotFound`."""
     row = db.execute(
         "SELECT c.session_id FROM candidates c JOIN sessions s USING (session_id) "
         "WHERE c.ticket = ? AND s.status != 'ended' ORDER BY s.starts_at LIMIT 1",
         [ticket],
     ).fetchone()
     if row is None:
-        raise Problem(404, "unknown-candidate", f"no candidate with ticket {ticket} in a session")
+        raise NotFound("unknown-candidate", f"no candidate with ticket {ticket} in a session")
     attempt = db.execute(
         "SELECT * FROM attempts WHERE session_id = ? AND ticket = ?", [row[0], ticket]
     ).fetchone()
@@ -156,24 +157,24 @@ async def get_room_status(request: web.Request) -> web.Response:
 def _text(body: Mapping[str, Any], name: str, *, required: bool = True) -> str:
     value = body.get(name, "" if not required else None)
     if not isinstance(value, str) or (required and not value.strip()):
-        raise Problem(422, "invalid-field", f"field {name!r} must be a non-empty string")
+        raise Invalid("invalid-field", f"field {name!r} must be a non-empty string")
     if len(value) > MAX_TEXT:
-        raise Problem(422, "invalid-field", f"field {name!r} is longer than {MAX_TEXT} characters")
+        raise Invalid("invalid-field", f"field {name!r} is longer than {MAX_TEXT} characters")
     return value.strip()
 
 
 def _kind(body: Mapping[str, Any], allowed: tuple[str, ...]) -> str:
     kind = body.get("kind")
     if kind not in allowed:
-        raise Problem(422, "invalid-field", f"field 'kind' must be one of: {', '.join(allowed)}")
+        raise Invalid("invalid-field", f"field 'kind' must be one of: {', '.join(allowed)}")
     return str(kind)
 
 
 def mark_absent(db: Database, ticket: str, actor: str, now: datetime) -> dict[str, Any]:
     session_id, attempt = current_session(db, ticket)
     if attempt:
-        raise Problem(
-            409, "candidate-present", f"candidate {ticket} has logged in and cannot be absent"
+        raise Conflict(
+            "candidate-present", f"candidate {ticket} has logged in and cannot be absent"
         )
     db.execute(
         "INSERT OR IGNORE INTO absences (session_id, ticket, marked_by, marked_at) "
@@ -237,9 +238,9 @@ def grant_time(
     """Add lost time to one candidate's attempt; moves only that candidate's end."""
     session_id, attempt = current_session(db, ticket)
     if not attempt:
-        raise Problem(409, "not-logged-in", f"candidate {ticket} has not logged in yet")
+        raise Conflict("not-logged-in", f"candidate {ticket} has not logged in yet")
     if attempt["status"] in attempts.CLOSED_STATUSES:
-        raise Problem(409, "attempt-submitted", f"candidate {ticket}'s attempt is already closed")
+        raise Conflict("attempt-submitted", f"candidate {ticket}'s attempt is already closed")
     db.execute(
         "INSERT INTO time_grants (attempt_id, granted_ms, reason, granted_by, granted_at)"
         " VALUES (?, ?, ?, ?, ?)",
@@ -268,8 +269,8 @@ def move_seat(
     try:
         seats.move_seat(db, session_id, ticket, room_id, seat_no, reason, actor=actor, now=now)
     except seats.SeatsError as exc:
-        status = 409 if exc.slug in ("seat-taken", "no-seat") else 422
-        raise Problem(status, exc.slug, str(exc)) from None
+        kind = Conflict if exc.slug in ("seat-taken", "no-seat") else Invalid
+        raise kind(exc.slug, str(exc)) from None
     return {"ticket": ticket, "room_id": room_id, "seat_no": seat_no}
 
 
@@ -355,7 +356,7 @@ def pause(
         "SELECT pause_id FROM pauses WHERE resumed_at IS NULL AND room_id IS ?", [room_id]
     ).fetchone()
     if open_pause is not None:
-        raise Problem(409, "already-paused", f"{_scope(room_id)} is already paused")
+        raise Conflict("already-paused", f"{_scope(room_id)} is already paused")
     sessions = [r[0] for r in db.execute("SELECT session_id FROM sessions WHERE status != 'ended'")]
     for session_id in sessions:
         db.execute(
@@ -374,7 +375,7 @@ def resume(db: Database, room_id: str | None, actor: str, now: datetime) -> dict
         [actor, iso(now), room_id],
     ).rowcount
     if not changed:
-        raise Problem(409, "not-paused", f"{_scope(room_id)} is not paused")
+        raise Conflict("not-paused", f"{_scope(room_id)} is not paused")
     audit.record(db, actor, "exam.resumed", _scope(room_id), {}, now=now)
     return {"room_id": room_id, "paused": False, "resumed_at": iso(now)}
 
@@ -386,7 +387,7 @@ def _scope(room_id: str | None) -> str:
 def _room_field(body: Mapping[str, Any]) -> str | None:
     room_id = body.get("room_id")
     if room_id is not None and not isinstance(room_id, str):
-        raise Problem(422, "invalid-field", "field 'room_id' must be a string or null (venue)")
+        raise Invalid("invalid-field", "field 'room_id' must be a string or null (venue)")
     return room_id
 
 

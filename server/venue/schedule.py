@@ -18,6 +18,7 @@ from sqlite_utils import Database
 from paperpack import crypto
 from server import audit, keys
 from server.clock import iso
+from server.errors import NotFound
 from server.http import read_json_object, require_field
 from server.problems import Problem
 from server.venue.packages import authority_key
@@ -45,7 +46,7 @@ def set_delay(
         "UPDATE sessions SET start_delay_ms = ? WHERE session_id = ?", [delay_ms, session_id]
     ).rowcount
     if not changed:
-        raise Problem(404, "unknown-session", f"there is no session {session_id}")
+        raise NotFound("unknown-session", f"there is no session {session_id}")
     db.execute(
         "INSERT INTO start_delays (session_id, delay_ms, reason, approval, decided_by,"
         " decided_at) VALUES (?, ?, ?, ?, ?, ?)",

@@ -42,8 +42,8 @@ from server.staffauth import (
     check_login_name,
     check_password,
     hash_password,
-    locked_problem,
     lockout_seconds,
+    login_locked,
     new_token,
     read_credentials,
     set_session_cookie,
@@ -308,7 +308,7 @@ async def login(request: web.Request) -> web.Response:
     )
     check = await store.read(check_login, login_name, remote, now)
     if check.locked_for_s:
-        raise locked_problem(check.locked_for_s)
+        raise login_locked(check.locked_for_s)
     loop = asyncio.get_running_loop()
     ok = await loop.run_in_executor(None, check_password, check.password_hash, password)
     if check.staff is None or not ok:

@@ -1,0 +1,1 @@
+TrSKv2Ar73qlPBQtwzuFePYcgq+51UB4oy3q5b5eZFwJcPbHYTfygt9x/DDMpZ0Vl6g9Nv3zx7gR1D2W9bo0DQ==

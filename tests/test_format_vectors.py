@@ -72,6 +72,24 @@ def private_key(name: str) -> Any:
     return crypto.load_private_key(V1 / "keys" / name)
 
 
+# Set 1's primitives, named once: the X25519 key wrap version 1 (magic CBTW\x01) and bare
+# Ed25519 signatures (set 1 predates the cbt-<kind>-v<N> tags of crypto.sign). When the
+# crypto API moves on, only these lines follow it; what they must produce does not change.
+WRAP_INFO_V1 = crypto.WRAP_INFO
+
+
+def unwrap_v1(key: crypto.X25519PrivateKey, blob: bytes, context: bytes) -> bytearray:
+    return crypto.unwrap(key, blob, context=context)
+
+
+def wrap_v1(recipient: crypto.X25519PublicKey, plaintext: bytes, context: bytes) -> bytes:
+    return crypto.wrap(recipient, plaintext, context=context)
+
+
+def ed25519(key: crypto.Ed25519PrivateKey, message: bytes) -> bytes:
+    return key.sign(message)
+
+
 def flip(data: bytes, offset: int) -> bytes:
     """One byte changed: the first letter or digit at or after `offset` becomes its neighbour
     (XOR 1), so text stays text, hex stays hex and base64 stays base64."""
@@ -158,7 +176,7 @@ def test_the_manifest_signature_is_the_authoritys_and_deterministic(manifest: Ma
     """manifest.sig verifies with the pinned key and is exactly Ed25519(manifest bytes)."""
     data, sig = read("package/sealed/manifest.json"), read("package/sealed/manifest.sig")
     verify_manifest(data, sig, authority_public())
-    remade = crypto.sign(private_key("authority-signing.pem"), data)
+    remade = ed25519(private_key("authority-signing.pem"), data)
     assert signature_text(remade).encode("ascii") == sig
     assert manifest.to_bytes() == data
 
@@ -283,7 +301,7 @@ def test_the_release_record_verifies_and_its_signature_is_remade(
     s_time = secret_from_record(manifest, record, private_key("venue-wrap.pem"), authority_public())
     assert s_time == secret(expected, "s_time")
     body = {k: v for k, v in record.items() if k != "signature"}
-    remade = crypto.sign(private_key("authority-signing.pem"), canonical_json(body))
+    remade = ed25519(private_key("authority-signing.pem"), canonical_json(body))
     assert base64.b64encode(remade).decode() == record["signature"]
 
 
@@ -357,14 +375,12 @@ def test_each_wrapped_key_unwraps_with_the_committed_private_key(name: str) -> N
     blob, record, recipient = case.blob(), case.record(), private_key(case.recipient)
     assert hashlib.sha256(blob).hexdigest() == record["blob_sha256"]
     context = bytes.fromhex(record["context_hex"])
-    assert crypto.unwrap(recipient, blob, context=context).hex() == record["plaintext_hex"]
+    assert unwrap_v1(recipient, blob, context).hex() == record["plaintext_hex"]
     eph_pub = blob[5:37]
     shared = recipient.exchange(crypto.X25519PublicKey.from_public_bytes(eph_pub))
     assert shared.hex() == record["shared_secret_hex"]
     recipient_pub = base64.b64decode(crypto.public_key_text(recipient.public_key()))
-    wrap_key = crypto.hkdf(
-        shared, salt=eph_pub + recipient_pub, info=crypto.WRAP_INFO + b"|" + context
-    )
+    wrap_key = crypto.hkdf(shared, salt=eph_pub + recipient_pub, info=WRAP_INFO_V1 + b"|" + context)
     assert wrap_key.hex() == record["wrap_key_hex"]
 
 
@@ -378,10 +394,10 @@ def test_each_wrapped_key_is_remade_byte_for_byte_from_its_ephemeral_key(name: s
         bytes.fromhex(record["ephemeral_private_hex"])
     )
     with mock.patch.object(crypto.X25519PrivateKey, "generate", lambda: ephemeral):
-        blob = crypto.wrap(
+        blob = wrap_v1(
             recipient.public_key(),
             bytes.fromhex(record["plaintext_hex"]),
-            context=bytes.fromhex(record["context_hex"]),
+            bytes.fromhex(record["context_hex"]),
         )
     assert blob == case.blob()
 
@@ -483,7 +499,7 @@ def test_the_response_header_and_its_signature_are_remade() -> None:
     the domain prefix and the header."""
     header, signature, _ = _response_parts(read("response/package.cbtr"))
     assert header == canonical_json(load("response/expected.json")["header"])
-    remade = crypto.sign(private_key("venue-sign.pem"), b"cbt-response-v1|" + header)
+    remade = ed25519(private_key("venue-sign.pem"), b"cbt-response-v1|" + header)
     assert remade == signature
 
 
@@ -535,7 +551,7 @@ def _check_approval(approval: dict[str, Any]) -> None:
     signature = base64.b64decode(approval["approval"], validate=True)
 
     def verify(message: bytes, sig: bytes) -> None:
-        crypto.verify(authority_public(), sig, message)
+        authority_public().verify(sig, message)  # raises InvalidSignature
 
     check_start_delay(
         approval["session_id"], approval["venue_id"], approval["delay_minutes"], signature, verify
@@ -550,7 +566,7 @@ def test_the_delay_approval_verifies_and_is_remade() -> None:
     )
     assert message == read("delay-approval/message.bin")
     _check_approval(approval)
-    remade = crypto.sign(private_key("authority-signing.pem"), message)
+    remade = ed25519(private_key("authority-signing.pem"), message)
     assert base64.b64encode(remade).decode() == approval["approval"]
 
 
@@ -675,9 +691,7 @@ def _unlock_with(card: str | None = None, release: str | None = None) -> None:
 
 def _unwrap_central(name: str, data: bytes) -> None:
     record = WRAPS[name].record()
-    crypto.unwrap(
-        private_key("authority-upload.pem"), data, context=bytes.fromhex(record["context_hex"])
-    )
+    unwrap_v1(private_key("authority-upload.pem"), data, bytes.fromhex(record["context_hex"]))
 
 
 def _decrypt_ciphertext(data: bytes) -> None:

@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 
     from server.clock import Clock
     from server.store import Store
-    from server.venue.attempts import AttemptAuth, AttemptCache, LoginLimiter
+    from server.venue.candidate_auth import AttemptAuth, AttemptCache
     from server.venue.ceremony import LiveState
+    from server.venue.login_limiter import LoginLimiter
     from server.venue.settings import Settings
 
 # --- the venue app ------------------------------------------------------------------------

@@ -9,8 +9,6 @@ inline script), and RFC 9457 problem details for every error.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -26,14 +24,20 @@ from server.venue import (
     console,
     export,
     invigilate,
+    login,
     openapi,
     packages,
     pages,
     resume,
+    saves,
     schedule,
     staff,
+    submission,
 )
 from server.venue.background import background_context
+from server.venue.candidate_auth import AttemptCache
+from server.venue.closer import closer_context
+from server.venue.login_limiter import LoginLimiter
 from server.venue.settings import Settings
 
 log = logging.getLogger("server.venue.requests")
@@ -81,15 +85,19 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = clock or SystemClock()
     app.cleanup_ctx.append(_store_context)
-    app.cleanup_ctx.append(_closer_context)
+    app.cleanup_ctx.append(closer_context)
     app.cleanup_ctx.append(background_context)  # exits first: its writes need the store
     if settings.central_url:  # ended sessions are exported and sent home on their own
         app.cleanup_ctx.append(export.outbox_context(settings.venue_dir, settings.central_url))
-    attempts.setup(app)
+    app[keys.LOGIN_LIMITER] = LoginLimiter()
+    app[keys.ATTEMPT_CACHE] = AttemptCache()
     ceremony.setup(app)
     app.router.add_get("/ping", ping, name="ping")
     app.add_routes(staff.staff_routes)
-    app.add_routes(attempts.routes)
+    app.add_routes(login.routes)
+    app.add_routes(attempts.routes)  # status, heartbeat and the paper
+    app.add_routes(saves.routes)
+    app.add_routes(submission.routes)
     app.add_routes(resume.routes)  # resuming a page (acknowledged answers) and paper media
     app.add_routes(invigilate.routes)
     app.add_routes(packages.routes)
@@ -109,15 +117,3 @@ async def _store_context(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await app[keys.STORE].close()
-
-
-async def _closer_context(app: web.Application) -> AsyncIterator[None]:
-    task = attempts.start_closer(app)
-    app[keys.CLOSER] = task
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await attempts.flush_seen(app)  # the store is still open: its context exits last

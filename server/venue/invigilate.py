@@ -22,7 +22,8 @@ from server.clock import iso, parse_time
 from server.errors import Conflict, Invalid, NotFound
 from server.http import read_json_object, require_field
 from server.problems import Problem
-from server.venue import attempts, seats
+from server.venue import seats
+from server.venue.journal import CLOSED_STATUSES
 from server.venue.staff import require_role
 
 routes = web.RouteTableDef()
@@ -239,7 +240,7 @@ def grant_time(
     session_id, attempt = current_session(db, ticket)
     if not attempt:
         raise Conflict("not-logged-in", f"candidate {ticket} has not logged in yet")
-    if attempt["status"] in attempts.CLOSED_STATUSES:
+    if attempt["status"] in CLOSED_STATUSES:
         raise Conflict("attempt-submitted", f"candidate {ticket}'s attempt is already closed")
     db.execute(
         "INSERT INTO time_grants (attempt_id, granted_ms, reason, granted_by, granted_at)"

@@ -17,7 +17,7 @@ from paperpack.variants import to_display
 from server import keys
 from server.problems import Problem
 from server.venue import journal
-from server.venue.attempts import authenticate
+from server.venue.candidate_auth import authenticate
 
 routes = web.RouteTableDef()
 

@@ -15,7 +15,7 @@ import pytest
 
 from server import keys
 from server.store import transaction
-from server.venue import attempts
+from server.venue import closer
 from server.venue.workspace import open_venue_db
 from tests.server.conftest import (
     CANDIDATES,
@@ -118,7 +118,7 @@ async def test_heartbeat_reports_the_servers_time(venue_kit: VenueKit) -> None:
     room = await kit.client.get("/api/v1/staff/rooms/R1/status", headers=await kit.as_staff("inv1"))
     seat = next(x for x in (await room.json())["candidates"] if x["ticket"] == c.ticket)
     assert (seat["last_seen_at"], seat["seen_recently"]) == ("2026-06-01T09:03:00.000Z", True)
-    assert await attempts.flush_seen(kit.app) == 1  # what the closer's pass writes
+    assert await closer.flush_seen(kit.app) == 1  # what the closer's pass writes
     db = open_venue_db(kit.directory)
     with transaction(db):
         written = db.execute("SELECT last_seen_at FROM attempts WHERE ticket = ?", [c.ticket])

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from server.store import transaction
-from server.venue import attempts
+from server.venue import closer
 from server.venue.workspace import open_venue_db
 from tests.server.conftest import START, Candidate, VenueKit, id_number, ticket
 
@@ -130,10 +130,10 @@ async def test_attempts_close_at_the_end_with_what_was_acknowledged(venue_kit: V
     item = await first_item(kit, c)
     assert await save(kit, c, 1, item, 0) == 200
     kit.clock.set(START + timedelta(minutes=120) - SECOND)
-    assert await attempts.close_due_attempts(kit.app) == 0
+    assert await closer.close_due_attempts(kit.app) == 0
     kit.clock.set(START + timedelta(minutes=120))
     assert await save(kit, c, 2, item, 1) == 409
-    assert await attempts.close_due_attempts(kit.app) == 1
+    assert await closer.close_due_attempts(kit.app) == 1
     db = open_venue_db(kit.directory)
     with transaction(db):
         how, answers = db.execute("SELECT how, answers FROM submissions").fetchone()

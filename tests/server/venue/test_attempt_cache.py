@@ -11,18 +11,18 @@ from typing import Any
 
 from server import keys
 from server.store import Store, routine_write, transaction
-from server.venue import attempts
+from server.venue import candidate_auth, closer
 from server.venue.workspace import open_venue_db
 from tests.server.conftest import START, Candidate, VenueKit
 
 from .test_api_rules import first_item, save, status
 
 
-def cache_of(kit: VenueKit) -> attempts.AttemptCache:
+def cache_of(kit: VenueKit) -> candidate_auth.AttemptCache:
     return kit.app[keys.ATTEMPT_CACHE]
 
 
-def freeze_stale(kit: VenueKit, stale: dict[str, attempts.AttemptAuth]) -> None:
+def freeze_stale(kit: VenueKit, stale: dict[str, candidate_auth.AttemptAuth]) -> None:
     """Put entries read before a change back into the cache as if they were still valid: what
     a missed invalidation would leave behind."""
     cache = cache_of(kit)
@@ -109,7 +109,7 @@ async def test_after_the_close_at_time_a_save_is_refused_even_from_a_stale_cache
     assert await save(kit, c, 2, item, 1) == 200  # the grant shows: 5 minutes are left
     stale = dict(cache_of(kit).entries)
     kit.clock.set(START + timedelta(minutes=130))
-    assert await attempts.close_due_attempts(kit.app) == 1
+    assert await closer.close_due_attempts(kit.app) == 1
     assert (await status(kit, c))["status"] == "closed"
     freeze_stale(kit, stale)
     # The stale entry still ends at 11:10; move the clock back inside it to reach the store.

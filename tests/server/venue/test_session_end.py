@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from server.venue.attempts import close_due_attempts
+from server.venue.closer import close_due_attempts
 from server.venue.export import sessions_to_export
 from server.venue.workspace import open_venue_db
 from tests.server.conftest import SESSION_ID, START, VenueKit

@@ -8,7 +8,7 @@ format changes, add a new version (a new folder made by the code of that day) an
 old ones. Not collected by pytest (the name does not start with `test_`), never run by tests.
 
 Every artifact is written by the code that writes it in production: `paperpack.pack`,
-`paperpack.release`, `server.venue.journal`, `server.audit`, `server.venue.attempts`,
+`paperpack.release`, `server.venue.journal`, `server.audit`, `server.venue.submission`,
 `server.venue.export`, `server.central.sqlite_store` with `server.central.receipts`. The
 generator adds only what those producers keep to themselves and a test needs in order to
 re-derive the bytes: the secrets of the package (recovered with the consumers: unwrapped,
@@ -60,7 +60,7 @@ from server.clock import iso
 from server.responsepkg import check_response_package
 from server.store import transaction
 from server.venue import journal
-from server.venue.attempts import finalise_attempt
+from server.venue.submission import finalise_attempt
 from server.venue.export import export_session
 from server.venue.rules import delay_approval_message
 from server.venue.workspace import (

@@ -60,9 +60,9 @@ from server.clock import iso
 from server.responsepkg import check_response_package
 from server.store import transaction
 from server.venue import journal
-from server.venue.submission import finalise_attempt
 from server.venue.export import export_session
 from server.venue.rules import delay_approval_message
+from server.venue.submission import finalise_attempt
 from server.venue.workspace import (
     Venue,
     init_venue,

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from server.clock import Clock
     from server.store import Store
     from server.venue.candidate_auth import AttemptAuth, AttemptCache
-    from server.venue.ceremony import LiveState
+    from server.venue.live import LiveState
     from server.venue.login_limiter import LoginLimiter
     from server.venue.settings import Settings
 

@@ -16,7 +16,7 @@ from server.commands.common import cli_actor, read_password
 from server.errors import CbtError
 from server.store import transaction
 from server.venue import backup as venue_backup
-from server.venue import roster, seats, staff
+from server.venue import invigilator_draw, rooms, roster, seats, staff
 from server.venue.workspace import init_venue, load_venue, open_venue_db
 
 
@@ -244,7 +244,7 @@ def run_seats(args: argparse.Namespace) -> int:
         forms = tuple(f.strip() for f in args.forms.split(",") if f.strip())
         with transaction(db):
             if args.rooms:
-                seats.store_rooms(db, seats.load_rooms(args.rooms), actor=cli_actor(), now=_now())
+                rooms.store_rooms(db, rooms.load_rooms(args.rooms), actor=cli_actor(), now=_now())
             has_plan = db.execute(
                 "SELECT 1 FROM seat_plans WHERE session_id = ?", (args.session,)
             ).fetchone()
@@ -258,7 +258,7 @@ def run_seats(args: argparse.Namespace) -> int:
                     forms=forms,
                 )
             if args.invigilators:
-                seats.draw_invigilators(
+                invigilator_draw.draw_invigilators(
                     db, args.session, actor=cli_actor(), now=_now(), seed=_parse_seed(args.seed)
                 )
         report = seats.verify_seats(db, args.session)
@@ -271,7 +271,9 @@ def run_seats(args: argparse.Namespace) -> int:
                 f"(row {seat.row_no}, column {seat.column_no})  {seat.ticket}"
             )
         if args.invigilators:
-            for login, room_id in sorted(seats.verify_invigilators(db, args.session).items()):
+            for login, room_id in sorted(
+                invigilator_draw.verify_invigilators(db, args.session).items()
+            ):
                 print(f"invigilator {login:<16} room {room_id}")
     finally:
         db.close()
@@ -285,7 +287,7 @@ def _verify_seats(db: Database, args: argparse.Namespace) -> int:
         f"{report.moves} audited move(s), seed {report.seed}"
     )
     if args.invigilators:
-        drawn = seats.verify_invigilators(db, args.session)
+        drawn = invigilator_draw.verify_invigilators(db, args.session)
         print(f"invigilator draw verified: {len(drawn)} invigilators")
     return 0
 

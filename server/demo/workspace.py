@@ -50,7 +50,7 @@ from server.clock import iso
 from server.demo.people import StaffMember, demo_candidates, demo_central_staff, demo_staff
 from server.errors import CbtError
 from server.store import transaction
-from server.venue import roster, seats, staff
+from server.venue import rooms, roster, seats, staff
 from server.venue.export import central_wrap_key
 from server.venue.packages import import_package, pin_authority_key
 from server.venue.workspace import Venue, init_venue, open_venue_db
@@ -204,7 +204,7 @@ def populate_venue(
                 staff.add_staff(db, m.login, m.name, m.role, hashes[m.login], actor=ACTOR, now=now)
             import_package(venue, db, package_dir, practice=False, actor=ACTOR, now=now)
             roster.store_roster(db, session_id, candidates, actor=ACTOR, now=now)
-            seats.store_rooms(db, seats.load_rooms(data_path("rooms.yaml")), actor=ACTOR, now=now)
+            rooms.store_rooms(db, rooms.load_rooms(data_path("rooms.yaml")), actor=ACTOR, now=now)
             seats.draw_seats(db, session_id, actor=ACTOR, now=now, forms=("A", "B"))
     finally:
         db.close()

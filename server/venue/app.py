@@ -24,6 +24,7 @@ from server.venue import (
     console,
     export,
     invigilate,
+    live,
     login,
     openapi,
     packages,
@@ -91,7 +92,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         app.cleanup_ctx.append(export.outbox_context(settings.venue_dir, settings.central_url))
     app[keys.LOGIN_LIMITER] = LoginLimiter()
     app[keys.ATTEMPT_CACHE] = AttemptCache()
-    ceremony.setup(app)
+    live.setup(app)
     app.router.add_get("/ping", ping, name="ping")
     app.add_routes(staff.staff_routes)
     app.add_routes(login.routes)

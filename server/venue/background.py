@@ -2,10 +2,10 @@
 
 A handler that must not hold its reply back for a write (the first serving of a paper) or a
 slow job (rendering every variant after an unlock) hands it to `run_in_background`. The task
-set lives on the app (`LiveState.tasks`): the app keeps a reference to each job until it is
-done, logs a failure instead of losing it, and `background_context` lets the jobs still
-running finish before the store closes. Starting and draining share that one set, so they
-live together here and the app module only wires the context in.
+set lives on the app (`server.venue.live.LiveState.tasks`): the app keeps a reference to each
+job until it is done, logs a failure instead of losing it, and `background_context` lets the
+jobs still running finish before the store closes. Starting and draining share that one set,
+so they live together here and the app module only wires the context in.
 """
 
 from __future__ import annotations

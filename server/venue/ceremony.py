@@ -7,22 +7,23 @@
   fetched from the central server when `central_url` is set, or typed in as the code. The
   ceremony times out after `ceremony_timeout_s` and can be reset by hand; either way every
   entered share is forgotten.
-- On success the paper (without keys) is decrypted into memory only (`ExamState`, kept on the
-  app, never written to disk) and every candidate's variant is prepared. Each step is audited.
+- On success the paper (without keys) is decrypted into memory only (`ExamState` in
+  `server.venue.live`, kept on the app, never written to disk) and every candidate's variant is
+  prepared. Each step is audited.
 - A practice package (imported with `practice`) goes through the same steps: the dry run.
+
+The online time release (asking the centre) is `server.venue.time_release`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from sqlite_utils import Database
 
@@ -30,17 +31,17 @@ from paperpack import unlock, variants
 from paperpack.canonical import canonical_hash
 from paperpack.errors import OutsideWindow, PaperpackError
 from paperpack.model import Paper, paper_to_dict
-from paperpack.variants import Variant
 from server import audit, keys
-from server.central.release import open_release_response, sign_release_request
 from server.clock import iso, parse_time
-from server.errors import Conflict, Invalid, Unreachable
+from server.errors import Conflict
 from server.http import read_json_object, require_field
 from server.problems import Problem
 from server.venue.background import run_in_background
+from server.venue.live import ExamState
 from server.venue.packages import ImportRefused, verify_package
 from server.venue.staff import require_role
-from server.venue.workspace import load_signing_key, load_venue, load_wrapping_key
+from server.venue.time_release import fetch_release_for
+from server.venue.workspace import load_venue, load_wrapping_key
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -48,68 +49,6 @@ routes = web.RouteTableDef()
 ADMIN = "system_administrator"
 SUPERVISORS = ("chief_examiner", "invigilator")
 MAX_BODY = 64 * 1024
-
-
-# --- the unlocked exam, in memory only ----------------------------------------------------
-
-
-@dataclass
-class ExamState:
-    """The decrypted paper and every candidate's variant. Never written to disk."""
-
-    session_id: str
-    package_id: str
-    dry_run: bool
-    paper: Paper  # without keys
-    variant_secret: bytes
-    forms: dict[str, str]  # ticket -> form, for papers with forms
-    variants: dict[str, Variant] = field(default_factory=dict)
-    bodies: dict[str, bytes] = field(default_factory=dict)  # ticket -> rendered paper JSON
-
-    def variant(self, ticket: str) -> Variant:
-        found = self.variants.get(ticket)
-        if found is None:  # a roster row added after the unlock
-            found = variants.build_variant(
-                self.paper, self.variant_secret, self.session_id, ticket, self.forms.get(ticket)
-            )
-            self.variants[ticket] = found
-        return found
-
-    def paper_body(self, ticket: str) -> bytes:
-        """This candidate's paper as the browser gets it (cached; opaque tokens only)."""
-        body = self.bodies.get(ticket)
-        if body is None:
-            rendered = variants.render_variant(self.paper, self.variant(ticket))
-            body = json.dumps(rendered, ensure_ascii=False, separators=(",", ":")).encode()
-            self.bodies[ticket] = body
-        return body
-
-    def render_all(self) -> None:
-        """Render every prepared variant ahead of the exam-start herd (runs in a thread)."""
-        for ticket in list(self.variants):
-            self.paper_body(ticket)
-
-    def to_canonical(self, ticket: str, responses: Mapping[str, Any]) -> dict[str, Any]:
-        """A browser's answers in canonical ids, or `Invalid` for an unknown token."""
-        try:
-            return variants.to_canonical(self.variant(ticket), responses)
-        except variants.UnknownToken as exc:
-            raise Invalid(f"unknown-{exc.role}", str(exc)) from None
-
-
-# --- the ceremony in progress -------------------------------------------------------------
-
-
-@dataclass
-class LiveState:
-    """What the venue holds in memory only: the open ceremony and the unlocked exam."""
-
-    ceremony: CeremonyState | None = None
-    exam: ExamState | None = None
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # jobs not awaited
-    # Heartbeats not yet written: attempt id -> ISO time. Written by the closer's pass (and on
-    # shutdown) in one transaction, so a heartbeat costs no commit of its own.
-    seen: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -478,61 +417,3 @@ async def post_reset(request: web.Request) -> web.Response:
     state.unlocker.close()
     await app[keys.STORE].write(end_ceremony, state.ceremony_id, "reset", staff.login, now)
     return web.json_response({"status": "reset", "ceremony_id": state.ceremony_id})
-
-
-# --- the online time release --------------------------------------------------------------
-
-
-async def fetch_release(
-    central_url: str, body: Mapping[str, str], timeout_s: float
-) -> dict[str, Any]:
-    """POST the signed request (`server.central.release.sign_release_request`) to the central
-    server; returns its JSON answer (the release record wrapped to this venue's key)."""
-    url = central_url.rstrip("/") + "/api/v1/release"
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as client,
-            client.post(url, json=dict(body)) as response,
-        ):
-            if response.status != 200:
-                detail = (await response.text())[:300]
-                raise Unreachable(
-                    "release-unavailable",
-                    f"the central server refused the release "
-                    f"({response.status}): {detail}; ask for the release code by phone",
-                )
-            record: dict[str, Any] = await response.json()
-            return record
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise Unreachable(
-            "release-unavailable",
-            f"the central server at {central_url} could not be "
-            f"reached ({type(exc).__name__}); ask for the release code by phone",
-        ) from None
-
-
-async def fetch_release_for(app: web.Application, session_id: str, now: datetime) -> Any:
-    settings = app[keys.SETTINGS]
-    if not settings.central_url:
-        raise Invalid(
-            "release-code-needed",
-            "this venue has no central server configured: type in "
-            "the release code read out by the centre",
-        )
-    venue = load_venue(settings.venue_dir)
-    body = sign_release_request(load_signing_key(venue), session_id, venue.venue_id, iso(now))
-    answer = await fetch_release(settings.central_url, body, settings.central_timeout_s)
-    try:
-        return open_release_response(answer, load_wrapping_key(venue))
-    except (KeyError, ValueError, TypeError, PaperpackError) as exc:
-        raise Unreachable(
-            "release-unavailable",
-            f"the central server's answer cannot be opened by this "
-            f"venue ({type(exc).__name__}); ask for the release code by phone",
-        ) from None
-
-
-def setup(app: web.Application) -> None:
-    """Nothing is unlocked when the server starts: the paper lives in memory only."""
-    app[keys.LIVE] = LiveState()

@@ -24,6 +24,7 @@ from server.http import read_json_object, require_field
 from server.problems import Problem
 from server.venue import seats
 from server.venue.journal import CLOSED_STATUSES
+from server.venue.rooms import SeatsError
 from server.venue.staff import require_role
 
 routes = web.RouteTableDef()
@@ -269,7 +270,7 @@ def move_seat(
     session_id, _ = current_session(db, ticket)
     try:
         seats.move_seat(db, session_id, ticket, room_id, seat_no, reason, actor=actor, now=now)
-    except seats.SeatsError as exc:
+    except SeatsError as exc:
         kind = Conflict if exc.slug in ("seat-taken", "no-seat") else Invalid
         raise kind(exc.slug, str(exc)) from None
     return {"ticket": ticket, "room_id": room_id, "seat_no": seat_no}

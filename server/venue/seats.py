@@ -1,7 +1,8 @@
-"""Rooms, the random seat plan and the random draw of invigilators to rooms (art. 20, 21).
+"""The random seat plan (art. 21): drawn once per session from a recorded seed, re-runnable.
 
-Both draws are a deterministic function of a recorded seed, so anyone holding the seed, the
-roster and the room list can re-run them and get the same plan (`cbt venue seats --verify`).
+The draw is a deterministic function of a recorded seed, so anyone holding the seed, the
+roster and the room list (`server.venue.rooms`) can re-run it and get the same plan
+(`cbt venue seats --verify`).
 
 Seat plan, algorithm `hmac-sha256-sort/1`:
 1. the seats: rooms sorted by `room_id`; in each room seats numbered row by row from 1
@@ -13,66 +14,35 @@ Seat plan, algorithm `hmac-sha256-sort/1`:
 Where the paper has parallel forms, each seat's form follows `paperpack.forms.assign_forms`
 (neighbours sit different forms) and is stored on the candidate.
 
-Invigilators, algorithm `hmac-sha256-sort/1` too: active invigilators sorted by
-HMAC-SHA256(seed, login); rooms sorted by room_id take them in turn, each as many as the room
-needs (at least 2, art. 20); any left over are reserves (not assigned).
-
 A plan is drawn once per session. The only later change is `move_seat`, an audited exception
-with a reason; `verify_seats` replays the recorded moves on the recomputed draw.
+with a reason; `verify_seats` replays the recorded moves on the recomputed draw. The draw of
+invigilators to rooms uses the same keyed sort (`draw_key`, `new_seed`, `record_seed`) and
+lives in `server.venue.invigilator_draw`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 
-import yaml
 from sqlite_utils import Database
 
 from paperpack.canonical import canonical_hash
 from paperpack.forms import Seat, assign_forms
 from server.audit import record
 from server.clock import iso
-from server.errors import CbtError
+from server.venue.rooms import Room, SeatsError, rooms_hash, stored_rooms
 from server.venue.roster import roster_hash
 
 ALGORITHM = "hmac-sha256-sort/1"
-MIN_INVIGILATORS = 2
-
-
-class SeatsError(CbtError):
-    """Rooms or seats cannot be set up or changed as asked; `slug` names the case for the API."""
-
-    def __init__(self, message: str, slug: str = "seats-refused") -> None:
-        super().__init__(message)
-        self.slug = slug
 
 
 class SeatsMismatch(SeatsError):
-    """The stored plan is not what its recorded seed gives."""
-
-
-@dataclass(frozen=True)
-class Room:
-    """One exam room; seats are numbered row by row from 1."""
-
-    room_id: str
-    rows: int
-    columns: int
-    spare_seats: int = 0
-    name: str = ""
-    invigilators: int = MIN_INVIGILATORS
-
-    @property
-    def usable_seats(self) -> int:
-        return self.rows * self.columns - self.spare_seats
+    """The stored plan (or invigilator draw) is not what its recorded seed gives."""
 
 
 @dataclass(frozen=True)
@@ -84,91 +54,6 @@ class SeatAssignment:
     seat_no: int
     row_no: int
     column_no: int
-
-
-# --- rooms -----------------------------------------------------------------------------------
-
-
-def load_rooms(path: Path) -> list[Room]:
-    """Read rooms.yaml (`rooms: [{room_id, rows, columns, spare_seats, name, invigilators}]`)."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SeatsError(f"cannot read rooms file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise SeatsError(f"{path} is not valid YAML: {exc}") from None
-    entries = data.get("rooms") if isinstance(data, dict) else None
-    if not isinstance(entries, list) or not entries:
-        raise SeatsError(f"{path}: expected a non-empty list under 'rooms'")
-    rooms = [_parse_room(entry, f"{path}: rooms[{i}]") for i, entry in enumerate(entries)]
-    seen: set[str] = set()
-    for room in rooms:
-        if room.room_id in seen:
-            raise SeatsError(f"{path}: room {room.room_id} is listed twice")
-        seen.add(room.room_id)
-    return rooms
-
-
-def _parse_room(entry: Any, where: str) -> Room:
-    if not isinstance(entry, dict):
-        raise SeatsError(f"{where}: expected a mapping with room_id, rows, columns")
-    room_id = entry.get("room_id")
-    if not isinstance(room_id, str) or not room_id.strip():
-        raise SeatsError(f"{where}.room_id: give the room's code as text, e.g. 'R101'")
-    ints: dict[str, int] = {}
-    for field, low, default in (
-        ("rows", 1, None),
-        ("columns", 1, None),
-        ("spare_seats", 0, 0),
-        ("invigilators", MIN_INVIGILATORS, MIN_INVIGILATORS),
-    ):
-        value = entry.get(field, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise SeatsError(f"{where}.{field}: must be a whole number >= {low}, not {value!r}")
-        ints[field] = value
-    room = Room(room_id=room_id, name=str(entry.get("name", "")), **ints)
-    if room.usable_seats < 1:
-        raise SeatsError(f"{where}.spare_seats: leaves no seat for candidates in {room_id}")
-    return room
-
-
-def store_rooms(db: Database, rooms: Sequence[Room], *, actor: str, now: datetime) -> None:
-    """Insert or update the rooms; refused for a room a seat plan already uses; audited."""
-    for room in rooms:
-        used = db.execute("SELECT count(*) FROM seats WHERE room_id = ?", (room.room_id,))
-        old = db.execute(
-            "SELECT rows, columns, spare_seats FROM rooms WHERE room_id = ?", (room.room_id,)
-        ).fetchone()
-        if used.fetchone()[0] and old != (room.rows, room.columns, room.spare_seats):
-            raise SeatsError(
-                f"room {room.room_id} is in a seat plan already: its layout cannot change"
-            )
-        db.execute(
-            "INSERT INTO rooms (room_id, name, rows, columns, spare_seats, invigilators)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (room_id) DO UPDATE SET name = excluded.name,"
-            " rows = excluded.rows, columns = excluded.columns,"
-            " spare_seats = excluded.spare_seats, invigilators = excluded.invigilators",
-            (room.room_id, room.name, room.rows, room.columns, room.spare_seats, room.invigilators),
-        )
-    record(db, actor, "rooms.stored", "venue", {"rooms_hash": rooms_hash(rooms)}, now=now)
-
-
-def stored_rooms(db: Database) -> list[Room]:
-    """The rooms in the database, by room_id."""
-    return [
-        Room(room_id=r[0], name=r[1], rows=r[2], columns=r[3], spare_seats=r[4], invigilators=r[5])
-        for r in db.execute(
-            "SELECT room_id, name, rows, columns, spare_seats, invigilators FROM rooms"
-            " ORDER BY room_id"
-        )
-    ]
-
-
-def rooms_hash(rooms: Sequence[Room]) -> str:
-    """Hex SHA-256 of the canonical room layouts (what the draw depends on)."""
-    return canonical_hash(
-        sorted(([r.room_id, r.rows, r.columns, r.spare_seats] for r in rooms), key=lambda x: x[0])
-    )
 
 
 # --- the draw, as pure functions --------------------------------------------------------------
@@ -208,28 +93,11 @@ def plan_hash(plan: Sequence[SeatAssignment]) -> str:
     return canonical_hash([asdict(a) for a in sorted(plan, key=lambda a: a.ticket)])
 
 
-def compute_invigilator_draw(
-    seed: bytes, logins: Sequence[str], rooms: Sequence[Room]
-) -> dict[str, str]:
-    """{login: room_id} for the invigilators the seed puts in each room (reserves left out)."""
-    needed = sum(r.invigilators for r in rooms)
-    if len(logins) < needed:
-        raise SeatsError(
-            f"the rooms need {needed} invigilators (at least {MIN_INVIGILATORS} each, art. 20) "
-            f"but only {len(logins)} invigilator accounts are active: add staff"
-        )
-    ordered = iter(sorted(logins, key=lambda name: (draw_key(seed, name), name)))
-    return {
-        next(ordered): room.room_id
-        for room in sorted(rooms, key=lambda r: r.room_id)
-        for _ in range(room.invigilators)
-    }
-
-
 # --- recording and verifying ------------------------------------------------------------------
 
 
-def _new_seed(seed: bytes | None) -> bytes:
+def new_seed(seed: bytes | None) -> bytes:
+    """A fresh 32-byte seed, or `seed` if it is long enough to be one."""
     if seed is None:
         return secrets.token_bytes(32)
     if len(seed) < 16:
@@ -237,9 +105,10 @@ def _new_seed(seed: bytes | None) -> bytes:
     return seed
 
 
-def _record_seed(
+def record_seed(
     db: Database, session_id: str, purpose: str, seed: bytes, actor: str, now: datetime
 ) -> int:
+    """Store a draw's seed (`purpose` seats or invigilators); returns its seed_id."""
     cursor = db.execute(
         "INSERT INTO seeds (session_id, purpose, seed, created_at, created_by)"
         " VALUES (?, ?, ?, ?, ?)",
@@ -278,9 +147,9 @@ def draw_seats(
     rooms = stored_rooms(db)
     if not rooms:
         raise SeatsError("no rooms are set up: pass --rooms rooms.yaml")
-    seed = _new_seed(seed)
+    seed = new_seed(seed)
     plan = compute_seat_plan(seed, tickets, rooms)
-    seed_id = _record_seed(db, session_id, "seats", seed, actor, now)
+    seed_id = record_seed(db, session_id, "seats", seed, actor, now)
     digest = plan_hash(plan)
     cursor = db.execute(
         "INSERT INTO seat_plans (session_id, seed_id, algorithm, roster_hash, rooms_hash,"
@@ -476,73 +345,3 @@ def move_seat(
         now=now,
     )
     return SeatAssignment(ticket, room_id, seat_no, row, column)
-
-
-def invigilator_logins(db: Database) -> list[str]:
-    return [
-        r[0]
-        for r in db.execute(
-            "SELECT login FROM staff WHERE role = 'invigilator' AND active = 1 ORDER BY login"
-        )
-    ]
-
-
-def draw_invigilators(
-    db: Database, session_id: str, *, actor: str, now: datetime, seed: bytes | None = None
-) -> dict[str, str]:
-    """Draw (once per session) and store which invigilators watch which room; audited."""
-    if db.execute(
-        "SELECT 1 FROM invigilator_assignments WHERE session_id = ?", (session_id,)
-    ).fetchone():
-        raise SeatsError(f"session {session_id} already has its invigilator draw")
-    rooms = stored_rooms(db)
-    if not rooms:
-        raise SeatsError("no rooms are set up: pass --rooms rooms.yaml")
-    seed = _new_seed(seed)
-    logins = invigilator_logins(db)
-    draw = compute_invigilator_draw(seed, logins, rooms)
-    seed_id = _record_seed(db, session_id, "invigilators", seed, actor, now)
-    db.conn.executemany(
-        "INSERT INTO invigilator_assignments (session_id, staff_id, room_id, seed_id)"
-        " SELECT ?, staff_id, ?, ? FROM staff WHERE login = ?",
-        [(session_id, room_id, seed_id, login) for login, room_id in draw.items()],
-    )
-    record(
-        db,
-        actor,
-        "invigilators.drawn",
-        f"session:{session_id}",
-        {
-            "seed": seed.hex(),
-            "algorithm": ALGORITHM,
-            "logins": logins,
-            "draw_hash": canonical_hash(draw),
-        },
-        now=now,
-    )
-    return draw
-
-
-def verify_invigilators(db: Database, session_id: str) -> dict[str, str]:
-    """Re-run the invigilator draw from its recorded seed and staff list; compare; return it."""
-    row = db.execute(
-        "SELECT details FROM audit_events WHERE action = 'invigilators.drawn' AND object = ?"
-        " ORDER BY event_id DESC LIMIT 1",
-        (f"session:{session_id}",),
-    ).fetchone()
-    if row is None:
-        raise SeatsError(f"session {session_id} has no invigilator draw yet")
-    details = json.loads(row[0])
-    stored = dict(
-        db.execute(
-            "SELECT s.login, a.room_id FROM invigilator_assignments a JOIN staff s"
-            " ON s.staff_id = a.staff_id WHERE a.session_id = ?",
-            (session_id,),
-        ).fetchall()
-    )
-    expected = compute_invigilator_draw(
-        bytes.fromhex(details["seed"]), details["logins"], stored_rooms(db)
-    )
-    if expected != stored or canonical_hash(expected) != details["draw_hash"]:
-        raise SeatsMismatch("the stored invigilator rooms are not what the recorded seed gives")
-    return stored

@@ -12,20 +12,19 @@ from sqlite_utils import Database
 
 from server.audit import verify_audit
 from server.store import transaction
+from server.venue.invigilator_draw import (
+    compute_invigilator_draw,
+    draw_invigilators,
+    verify_invigilators,
+)
+from server.venue.rooms import Room, SeatsError, load_rooms, store_rooms
 from server.venue.roster import import_roster_file
 from server.venue.seats import (
-    Room,
-    SeatsError,
     SeatsMismatch,
-    compute_invigilator_draw,
     compute_seat_plan,
     current_seats,
-    draw_invigilators,
     draw_seats,
-    load_rooms,
     move_seat,
-    store_rooms,
-    verify_invigilators,
     verify_seats,
 )
 from server.venue.staff import add_staff

@@ -1,0 +1,88 @@
+"""What the venue holds in memory only, never on disk: the open unlock ceremony, the
+unlocked exam (the decrypted paper without keys and every candidate's variant), the jobs
+started without awaiting them, and heartbeats not yet written.
+
+`LiveState` is kept on the app (`keys.LIVE`); nothing is unlocked when the server starts, so a
+restart means a new ceremony. `ExamState` renders each candidate's paper once and maps the
+browser's opaque tokens back to canonical ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from paperpack import variants
+from paperpack.model import Paper
+from paperpack.variants import Variant
+from server import keys
+from server.errors import Invalid
+
+if TYPE_CHECKING:
+    from server.venue.ceremony import CeremonyState
+
+
+@dataclass
+class ExamState:
+    """The decrypted paper and every candidate's variant. Never written to disk."""
+
+    session_id: str
+    package_id: str
+    dry_run: bool
+    paper: Paper  # without keys
+    variant_secret: bytes
+    forms: dict[str, str]  # ticket -> form, for papers with forms
+    variants: dict[str, Variant] = field(default_factory=dict)
+    bodies: dict[str, bytes] = field(default_factory=dict)  # ticket -> rendered paper JSON
+
+    def variant(self, ticket: str) -> Variant:
+        found = self.variants.get(ticket)
+        if found is None:  # a roster row added after the unlock
+            found = variants.build_variant(
+                self.paper, self.variant_secret, self.session_id, ticket, self.forms.get(ticket)
+            )
+            self.variants[ticket] = found
+        return found
+
+    def paper_body(self, ticket: str) -> bytes:
+        """This candidate's paper as the browser gets it (cached; opaque tokens only)."""
+        body = self.bodies.get(ticket)
+        if body is None:
+            rendered = variants.render_variant(self.paper, self.variant(ticket))
+            body = json.dumps(rendered, ensure_ascii=False, separators=(",", ":")).encode()
+            self.bodies[ticket] = body
+        return body
+
+    def render_all(self) -> None:
+        """Render every prepared variant ahead of the exam-start herd (runs in a thread)."""
+        for ticket in list(self.variants):
+            self.paper_body(ticket)
+
+    def to_canonical(self, ticket: str, responses: Mapping[str, Any]) -> dict[str, Any]:
+        """A browser's answers in canonical ids, or `Invalid` for an unknown token."""
+        try:
+            return variants.to_canonical(self.variant(ticket), responses)
+        except variants.UnknownToken as exc:
+            raise Invalid(f"unknown-{exc.role}", str(exc)) from None
+
+
+@dataclass
+class LiveState:
+    """What the venue holds in memory only: the open ceremony and the unlocked exam."""
+
+    ceremony: CeremonyState | None = None
+    exam: ExamState | None = None
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # jobs not awaited
+    # Heartbeats not yet written: attempt id -> ISO time. Written by the closer's pass (and on
+    # shutdown) in one transaction, so a heartbeat costs no commit of its own.
+    seen: dict[str, str] = field(default_factory=dict)
+
+
+def setup(app: web.Application) -> None:
+    """Nothing is unlocked when the server starts: the paper lives in memory only."""
+    app[keys.LIVE] = LiveState()

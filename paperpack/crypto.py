@@ -1,7 +1,9 @@
 """The one front door to `cryptography` (as `allmydata.crypto` is for Tahoe-LAFS).
 
-Owns: Ed25519 signing keys, X25519 key wrapping (ephemeral X25519 + HKDF-SHA256 +
-AES-256-GCM, the shape of age's X25519 recipient and of HPKE base mode), HKDF, the STREAM
+Owns: Ed25519 signatures, always over a domain tag (`sign(key, kind, body)` signs
+`b"cbt-<kind>-v<N>|" + body`, so no signed thing can pass for another kind or another
+version), X25519 key wrapping (HPKE base mode, RFC 9180: DHKEM(X25519, HKDF-SHA256),
+HKDF-SHA256, AES-256-GCM, with the older hand-made wrap still read), HKDF, the STREAM
 chunked AEAD (AES-256-GCM, nonce = 11-byte big-endian chunk counter + 1-byte last-chunk flag,
 as in age, so truncation, reordering and appending all fail authentication), private-key files
 (mode 0600, optional passphrase via `BestAvailableEncryption`) and zeroising of bytearrays.
@@ -19,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes, hpke, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -28,6 +30,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from paperpack.errors import PaperpackError
 
 __all__ = [
+    "SIGNING_KINDS",
     "TAG_SIZE",
     "CryptoError",
     "Ed25519PrivateKey",
@@ -46,8 +49,11 @@ __all__ = [
     "read_signing_public",
     "read_wrapping_public",
     "sign",
+    "sign_undomained",
+    "signing_tag",
     "unwrap",
     "verify",
+    "verify_undomained",
     "wrap",
     "write_private_key",
     "zeroise",
@@ -57,8 +63,22 @@ KEY_SIZE = 32  # AES-256
 TAG_SIZE = 16  # GCM tag appended to every chunk
 NONCE_SIZE = 12
 MAX_CHUNKS = 2**88  # 11-byte counter; never reached, but checked rather than wrapped
-WRAP_INFO = b"cbt-wrap-x25519-v1"
-WRAP_FORMAT = b"CBTW\x01"  # magic + version of a wrapped blob
+WRAP_FORMAT = b"CBTW\x02"  # magic + version of a wrapped blob: 2 is HPKE
+WRAP_INFO = b"cbt-wrap-hpke-v2"  # HPKE info = WRAP_INFO | context
+LEGACY_WRAP_FORMAT = b"CBTW\x01"  # version 1: the hand-made X25519 wrap, still read
+LEGACY_WRAP_INFO = b"cbt-wrap-x25519-v1"
+_HPKE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+_HPKE_ENC_SIZE = 32  # the encapsulated X25519 key in front of the ciphertext
+
+# Every kind of thing the project signs, with the version N of its current tag
+# `cbt-<kind>-v<N>`. N is the format version of the signed artifact; a kind's N rises when
+# the meaning of its signed bytes changes. docs/sealing.md lists the history.
+SIGNING_KINDS: dict[str, int] = {
+    "manifest": 2,  # package manifest (paperpack.manifest), package format 2
+    "release-record": 2,  # the time-release record (paperpack.release), record format 2
+    "receipt": 1,  # the centre's upload receipt
+    "response": 1,  # response package header (formats 1 and 2)
+}
 
 
 class CryptoError(PaperpackError):
@@ -94,19 +114,60 @@ def generate_signing_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
 
 
-def sign(key: Ed25519PrivateKey, message: bytes) -> bytes:
-    return key.sign(message)
+def signing_tag(kind: str, version: int | None = None) -> bytes:
+    """The domain tag `cbt-<kind>-v<N>` (current N unless `version`), as signed: with its `|`."""
+    current = SIGNING_KINDS.get(kind)
+    if current is None:
+        raise CryptoError(f"{kind!r} is not a signing kind (known: {', '.join(SIGNING_KINDS)})")
+    chosen = current if version is None else version
+    if not 1 <= chosen <= current:
+        raise CryptoError(f"signing kind {kind} has no version {chosen} (current: {current})")
+    return f"cbt-{kind}-v{chosen}|".encode("ascii")
 
 
-def verify(public_key: Ed25519PublicKey, signature: bytes, message: bytes) -> None:
-    """Raise CryptoError unless `signature` is `public_key`'s over `message`."""
+def sign(key: Ed25519PrivateKey, kind: str, body: bytes) -> bytes:
+    """Ed25519 over `cbt-<kind>-v<N>|` + `body`, N the kind's current version."""
+    return key.sign(signing_tag(kind) + body)
+
+
+def verify(
+    public_key: Ed25519PublicKey,
+    kind: str,
+    body: bytes,
+    signature: bytes,
+    *,
+    version: int | None = None,
+) -> None:
+    """Raise CryptoError unless `signature` is `public_key`'s over the tagged `body`.
+
+    `version` names an older tag of the kind, for reading artifacts of an older format that
+    already carried one (response packages 1 and 2 were signed under `cbt-response-v1`)."""
+    _verify_raw(public_key, signature, signing_tag(kind, version) + body)
+
+
+def sign_undomained(key: Ed25519PrivateKey, body: bytes) -> bytes:
+    """Ed25519 over `body` alone. Only for the release request of format 1, whose signed JSON
+    names its purpose inside; it moves to the tagged `sign` with its format version 2."""
+    return key.sign(body)
+
+
+def verify_undomained(public_key: Ed25519PublicKey, body: bytes, signature: bytes) -> None:
+    """Raise CryptoError unless `signature` is over `body` alone, with no domain tag.
+
+    Only for artifacts of a format made before domain tags (package format 1, release record
+    format 1, release request 1): the caller decides the artifact is of such a version, and
+    refuses a newer one signed this way."""
+    _verify_raw(public_key, signature, body)
+
+
+def _verify_raw(public_key: Ed25519PublicKey, signature: bytes, message: bytes) -> None:
     try:
         public_key.verify(signature, message)
     except InvalidSignature:
         raise CryptoError("the Ed25519 signature does not match the signed bytes") from None
 
 
-# --- key wrapping (X25519 + HKDF + AES-256-GCM) -------------------------------------------
+# --- key wrapping (HPKE; the hand-made X25519 wrap of version 1 is still read) ----------
 
 
 def generate_wrapping_key() -> X25519PrivateKey:
@@ -117,40 +178,87 @@ def _raw_public(key: X25519PublicKey | Ed25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def wrap(recipient: X25519PublicKey, plaintext: bytes | bytearray, *, context: bytes) -> bytes:
+def wrap(
+    recipient: X25519PublicKey,
+    plaintext: bytes | bytearray,
+    *,
+    context: bytes,
+    version: int = 2,
+) -> bytes:
     """Encrypt `plaintext` to `recipient`; `context` (e.g. session|venue) must match on unwrap.
 
-    Layout: magic+version (5) | ephemeral public key (32) | AES-GCM(ciphertext + tag).
-    The wrap key is HKDF(shared secret, salt = ephemeral pub | recipient pub, info | context),
-    so a blob cannot be replayed to another recipient or in another context.
+    Layout: `CBTW` + version 2 (5) | HPKE enc (32) | HPKE ciphertext + tag. HPKE base mode
+    (RFC 9180) with DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM and
+    info = "cbt-wrap-hpke-v2" | context, so a blob cannot be replayed to another recipient
+    or in another context. `version=1` writes the old wrap, for a format that still
+    specifies it (and for tests that make old artifacts).
     """
+    if version == 1:
+        return _wrap_legacy(recipient, plaintext, context)
+    if version != 2:
+        raise CryptoError(f"there is no key wrap version {version} (1 and 2 exist)")
+    return WRAP_FORMAT + _HPKE.encrypt(bytes(plaintext), recipient, info=_info(context))
+
+
+def _info(context: bytes) -> bytes:
+    return WRAP_INFO + b"|" + context
+
+
+def unwrap(
+    private_key: X25519PrivateKey, blob: bytes, *, context: bytes, legacy: bool = False
+) -> bytearray:
+    """Decrypt a `wrap` blob with the recipient's private key; CryptoError if not for it.
+
+    `legacy=True` also reads version 1 (the hand-made X25519 wrap): only for artifacts of a
+    format made before HPKE, or files with no version of their own; otherwise a version 1
+    blob is refused, so a new-format artifact cannot carry the old wrap."""
+    if blob.startswith(LEGACY_WRAP_FORMAT):
+        if not legacy:
+            raise CryptoError(
+                "the wrapped key uses the old X25519 wrap (version 1) inside a format that"
+                " requires HPKE (version 2): the artifact is damaged or forged"
+            )
+        return _unwrap_legacy(private_key, blob, context)
+    if len(blob) < len(WRAP_FORMAT) + _HPKE_ENC_SIZE + TAG_SIZE or not blob.startswith(WRAP_FORMAT):
+        raise CryptoError("the wrapped key is not a cbt key wrap (bad magic or too short)")
+    try:
+        return bytearray(_HPKE.decrypt(blob[len(WRAP_FORMAT) :], private_key, info=_info(context)))
+    except (InvalidTag, ValueError):
+        raise CryptoError(
+            "the wrapped key does not open with this private key: it was wrapped to another key"
+            " or for another session/venue"
+        ) from None
+
+
+def _wrap_legacy(recipient: X25519PublicKey, plaintext: bytes | bytearray, context: bytes) -> bytes:
     ephemeral = X25519PrivateKey.generate()
     eph_pub = _raw_public(ephemeral.public_key())
     shared = bytearray(ephemeral.exchange(recipient))
-    key = hkdf(shared, salt=eph_pub + _raw_public(recipient), info=WRAP_INFO + b"|" + context)
+    salt = eph_pub + _raw_public(recipient)
+    key = hkdf(shared, salt=salt, info=LEGACY_WRAP_INFO + b"|" + context)
     try:
-        sealed = AESGCM(bytes(key)).encrypt(bytes(NONCE_SIZE), bytes(plaintext), WRAP_FORMAT)
+        sealed = AESGCM(bytes(key)).encrypt(bytes(NONCE_SIZE), bytes(plaintext), LEGACY_WRAP_FORMAT)
     finally:
         zeroise(shared, key)
-    return WRAP_FORMAT + eph_pub + sealed
+    return LEGACY_WRAP_FORMAT + eph_pub + sealed
 
 
-def unwrap(private_key: X25519PrivateKey, blob: bytes, *, context: bytes) -> bytearray:
-    """Decrypt a `wrap` blob with the recipient's private key; CryptoError if not for it."""
-    if len(blob) < len(WRAP_FORMAT) + 32 + TAG_SIZE or not blob.startswith(WRAP_FORMAT):
-        raise CryptoError("the wrapped key is not a cbt X25519 wrap (bad magic or too short)")
-    eph_pub = blob[len(WRAP_FORMAT) : len(WRAP_FORMAT) + 32]
+def _unwrap_legacy(private_key: X25519PrivateKey, blob: bytes, context: bytes) -> bytearray:
+    """Version 1: ephemeral X25519 (32) | AES-256-GCM under HKDF(shared, salt = ephemeral pub
+    | recipient pub, info = "cbt-wrap-x25519-v1" | context), nonce zero, AD the magic."""
+    magic = LEGACY_WRAP_FORMAT
+    if len(blob) < len(magic) + 32 + TAG_SIZE:
+        raise CryptoError("the wrapped key is not a cbt key wrap (bad magic or too short)")
+    eph_pub = blob[len(magic) : len(magic) + 32]
     try:
         shared = bytearray(private_key.exchange(X25519PublicKey.from_public_bytes(eph_pub)))
     except ValueError:
         raise CryptoError("the wrapped key holds an invalid X25519 public key") from None
     recipient_pub = _raw_public(private_key.public_key())
-    key = hkdf(shared, salt=eph_pub + recipient_pub, info=WRAP_INFO + b"|" + context)
+    key = hkdf(shared, salt=eph_pub + recipient_pub, info=LEGACY_WRAP_INFO + b"|" + context)
     try:
         return bytearray(
-            AESGCM(bytes(key)).decrypt(
-                bytes(NONCE_SIZE), blob[len(WRAP_FORMAT) + 32 :], WRAP_FORMAT
-            )
+            AESGCM(bytes(key)).decrypt(bytes(NONCE_SIZE), blob[len(magic) + 32 :], magic)
         )
     except InvalidTag:
         raise CryptoError(

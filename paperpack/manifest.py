@@ -4,6 +4,11 @@ The manifest is canonical JSON signed with the authority's Ed25519 key (signatur
 `manifest.sig`, base64). `parse_manifest` validates every field's type and range and raises
 only `ManifestInvalid`, so untrusted bytes never reach the rest of the code unchecked.
 
+Format 2 (written now) signs `b"cbt-manifest-v2|" + manifest bytes` (`crypto.sign` with
+kind "manifest") and wraps the device secret with HPKE. Format 1 signed the bare bytes and
+used the version 1 key wrap; it is still read, and only a manifest that says format 1 may
+carry an undomained signature (`verify_manifest` refuses a format 2 one signed that way).
+
 The manifest cannot contain a hash of itself, and the key must be bound to it before the
 ciphertext (hence the fragment hashes) exists. So the key binds to `binding`: the SHA-256 of
 the *sealed fields*, everything fixed before encryption starts (format, versions, the random
@@ -28,11 +33,21 @@ from datetime import datetime
 from typing import Any
 
 from paperpack.canonical import canonical_json
-from paperpack.crypto import CryptoError, Ed25519PublicKey, hkdf, public_key_text, verify, zeroise
+from paperpack.crypto import (
+    CryptoError,
+    Ed25519PublicKey,
+    hkdf,
+    public_key_text,
+    verify,
+    verify_undomained,
+    zeroise,
+)
 from paperpack.errors import ManifestInvalid, SignatureInvalid
 
 FORMAT = "cbt-package"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # written by pack: domain-tagged signature, HPKE device wrap
+READABLE_FORMAT_VERSIONS = (1, 2)  # 1: undomained signature, version 1 wrap
+SIGNING_KIND = "manifest"
 CIPHER = "AES-256-GCM-STREAM"
 COMPRESSION = "zstd"
 MAX_PLAIN_SIZE = 8 << 30  # a paper over 8 GiB is refused before anything is decompressed
@@ -64,6 +79,11 @@ class Manifest:
     @property
     def package_id_bytes(self) -> bytes:
         return bytes.fromhex(self.raw["package_id"])
+
+    @property
+    def legacy_wrap(self) -> bool:
+        """Whether the wrapped secrets of this package use the version 1 wrap (format 1)."""
+        return bool(self.raw["format_version"] == 1)
 
     @property
     def wrapped_device_secret(self) -> bytes:
@@ -147,7 +167,8 @@ def signature_text(signature: bytes) -> str:
 
 
 def verify_manifest(data: bytes, signature_file: bytes, authority: Ed25519PublicKey) -> None:
-    """Raise SignatureInvalid unless `signature_file` is the authority's over `data`."""
+    """Raise SignatureInvalid unless `signature_file` is the authority's over `data`: tagged
+    `cbt-manifest-v2` for a format 2 manifest, untagged only for a format 1 manifest."""
     try:
         signature = base64.b64decode(signature_file.strip(), validate=True)
     except ValueError:
@@ -159,7 +180,20 @@ def verify_manifest(data: bytes, signature_file: bytes, authority: Ed25519Public
             f"manifest.sig holds {len(signature)} bytes, not a 64-byte Ed25519 signature"
         )
     try:
-        verify(authority, signature, data)
+        verify(authority, SIGNING_KIND, data, signature)
+    except CryptoError:
+        pass
+    else:
+        # Authentic bytes: their declared version may now be read. A tagged signature over a
+        # manifest that says format 1 is refused, so each version has exactly one form.
+        if _declared(data, "format_version") not in (FORMAT_VERSION, None):
+            raise SignatureInvalid(
+                "the manifest carries a format 2 signature but says another format version:"
+                " refuse this package"
+            )
+        return
+    try:
+        verify_undomained(authority, data, signature)
     except CryptoError:
         signer = _declared_signer(data)
         if signer is not None and signer != public_key_text(authority):
@@ -172,6 +206,20 @@ def verify_manifest(data: bytes, signature_file: bytes, authority: Ed25519Public
             "the manifest signature does not verify with the pinned authority key:"
             " the manifest was altered after signing, or the signature is forged"
         ) from None
+    if _declared(data, "format_version") != 1:
+        raise SignatureInvalid(
+            "the manifest says package format 2 but carries an old-style signature without"
+            " the cbt-manifest-v2 domain tag: refuse this package and ask the centre"
+        )
+
+
+def _declared(data: bytes, field: str) -> Any:
+    """A top-level field of manifest bytes, or None when they do not parse as an object."""
+    try:
+        raw = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    return raw.get(field) if isinstance(raw, dict) else None
 
 
 def _declared_signer(data: bytes) -> str | None:
@@ -248,10 +296,11 @@ def parse_manifest(data: bytes) -> Manifest:
     if raw.get("format") != FORMAT:
         raise ManifestInvalid("manifest.json is not a cbt package manifest (format field)")
     version = c.integer(raw, "format_version", "", 0, 2**31)
-    if version != FORMAT_VERSION:
+    if version not in READABLE_FORMAT_VERSIONS:
+        readable = " and ".join(str(v) for v in READABLE_FORMAT_VERSIONS)
         raise ManifestInvalid(
             f"package format version {version} is not supported"
-            f" (this software reads {FORMAT_VERSION}): upgrade the venue software"
+            f" (this software reads {readable}): upgrade the venue software"
             " or ask the centre to re-pack"
         )
     c.integer(raw, "manifest_version", "", 1, 2**31 - 1)

@@ -45,6 +45,7 @@ from paperpack.manifest import (
     COMPRESSION,
     FORMAT,
     FORMAT_VERSION,
+    SIGNING_KIND,
     Manifest,
     binding,
     derive_key,
@@ -237,9 +238,9 @@ def central_context(what: str, session_id: str, venue_id: str) -> bytes:
 
 
 def sign_manifest(raw: dict[str, Any], authority: Authority) -> tuple[bytes, str]:
-    """Canonical manifest bytes and the signature file text."""
+    """Canonical manifest bytes and the signature file text (tagged `cbt-manifest-v2`)."""
     data = canonical_json(raw)
-    return data, signature_text(sign(authority.signing_key, data))
+    return data, signature_text(sign(authority.signing_key, SIGNING_KIND, data))
 
 
 def _prepare_dirs(out: Path, venue_id: str) -> tuple[Path, Path]:

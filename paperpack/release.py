@@ -14,6 +14,13 @@ where it matters, at the venue (`check_release_*`), against the signed manifest.
 Venue side: `secret_from_code` and `secret_from_record` return S_time after checking it
 against the manifest's release commitment, so a release for another venue, session or
 package is refused when it is entered.
+
+Record format 2 (written now) is signed under the domain tag `cbt-release-record-v2` and
+wraps S_time with HPKE. Format 1 (bare canonical JSON signed, version 1 wrap) is still read;
+a record that says format 2 but carries an untagged signature is refused.
+
+The centre's own sealed files (`secrets.sealed`, `answer-keys.sealed`) carry no format
+version outside the wrap, so they are opened with either wrap version (`legacy=True`).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from paperpack.crypto import (
     sign,
     unwrap,
     verify,
+    verify_undomained,
     wrap,
     zeroise,
 )
@@ -45,7 +53,9 @@ from paperpack.manifest import Manifest, release_commitment
 from paperpack.pack import central_context
 
 RECORD_FORMAT = "cbt-release"
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # written: tagged signature, HPKE wrap
+READABLE_RECORD_VERSIONS = (1, 2)  # 1: untagged signature, version 1 wrap
+SIGNING_KIND = "release-record"
 MAX_RECORD_BYTES = 64 * 1024
 
 
@@ -89,6 +99,7 @@ def _central_material(
             authority.wrapping_key,
             secrets_blob,
             context=central_context("secrets", session_id, venue_id),
+            legacy=True,
         )
     except (OSError, CryptoError) as exc:
         raise ReleaseError(
@@ -126,7 +137,7 @@ def issue_release(
         "issued_at": (now or datetime.now(UTC)).isoformat(),
         "signing_key": public_key_text(authority.signing_public),
     }
-    signature = sign(authority.signing_key, canonical_json(body))
+    signature = sign(authority.signing_key, SIGNING_KIND, canonical_json(body))
     record = {**body, "signature": base64.b64encode(signature).decode("ascii")}
     return Release(session_id, venue_id, code, record)
 
@@ -158,24 +169,51 @@ def secret_from_code(manifest: Manifest, code: str) -> bytearray:
     return data
 
 
-def parse_record(text: str | bytes) -> dict[str, Any]:
-    """Parse a release record's JSON and field types (ReleaseRejected on anything else)."""
-    if len(text) > MAX_RECORD_BYTES:
+def parse_record(text: str | bytes | dict[str, Any]) -> dict[str, Any]:
+    """Parse a release record's JSON (or check an already decoded one) and its field types
+    (ReleaseRejected on anything else)."""
+    if isinstance(text, dict):
+        record: Any = text
+    elif len(text) > MAX_RECORD_BYTES:
         raise ReleaseRejected("the release record is too large to be one")
-    try:
-        record = json.loads(text)
-    except (ValueError, RecursionError):
-        raise ReleaseRejected("the release record is not valid JSON: fetch it again") from None
+    else:
+        try:
+            record = json.loads(text)
+        except (ValueError, RecursionError):
+            raise ReleaseRejected("the release record is not valid JSON: fetch it again") from None
     if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
         raise ReleaseRejected("this is not a cbt release record (format field)")
-    if record.get("format_version") != RECORD_VERSION:
+    version = record.get("format_version")
+    if isinstance(version, bool) or version not in READABLE_RECORD_VERSIONS:
         raise ReleaseRejected(
-            f"release record version {record.get('format_version')!r} is not supported"
+            f"release record version {version!r} is not supported"
+            f" (this software reads {' and '.join(map(str, READABLE_RECORD_VERSIONS))}):"
+            " upgrade the venue software"
         )
     for key in ("session_id", "venue_id", "package_id", "wrapped_secret", "signature", "issued_at"):
         if not isinstance(record.get(key), str):
             raise ReleaseRejected(f"the release record's {key} is missing or not text")
     return record
+
+
+def verify_record(record: dict[str, Any], authority_key: Ed25519PublicKey) -> None:
+    """SignatureInvalid unless the authority signed this parsed record: format 2 under the
+    `cbt-release-record-v2` tag, format 1 (and only format 1) without a tag."""
+    body = canonical_json({k: v for k, v in record.items() if k != "signature"})
+    try:
+        signature = base64.b64decode(record["signature"], validate=True)
+    except ValueError:
+        raise SignatureInvalid("the release record's signature is not base64: refuse it") from None
+    try:
+        if record["format_version"] == 1:
+            verify_undomained(authority_key, body, signature)
+        else:
+            verify(authority_key, SIGNING_KIND, body, signature)
+    except CryptoError:
+        raise SignatureInvalid(
+            "the release record is not signed by the pinned authority key"
+            f" (format {record['format_version']} signature): refuse it"
+        ) from None
 
 
 def secret_from_record(
@@ -185,14 +223,7 @@ def secret_from_record(
     authority_key: Ed25519PublicKey,
 ) -> bytearray:
     """S_time from a signed record: signature, binding, then unwrap with the venue key."""
-    body = {k: v for k, v in record.items() if k != "signature"}
-    try:
-        signature = base64.b64decode(record["signature"], validate=True)
-        verify(authority_key, signature, canonical_json(body))
-    except (ValueError, CryptoError):
-        raise SignatureInvalid(
-            "the release record is not signed by the pinned authority key: refuse it"
-        ) from None
+    verify_record(record, authority_key)
     for field, expected in (
         ("session_id", manifest.session_id),
         ("venue_id", manifest.venue_id),
@@ -209,6 +240,7 @@ def secret_from_record(
             device_key,
             wrapped,
             context=release_context(manifest.session_id, manifest.venue_id, manifest.package_id),
+            legacy=record["format_version"] == 1,
         )
     except (ValueError, CryptoError):
         raise ReleaseRejected(

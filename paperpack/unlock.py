@@ -84,6 +84,7 @@ class Unlock:
                 device_private_key,
                 m.wrapped_device_secret,
                 context=device_context(m.session_id, m.venue_id, m.package_id_bytes),
+                legacy=m.legacy_wrap,
             )
         except CryptoError:
             raise WrongVenue(
@@ -145,9 +146,7 @@ class Unlock:
         if now is not None:
             check_window(self.manifest, now, "accept the release")
         if isinstance(code_or_record, dict) or code_or_record.lstrip().startswith("{"):
-            record = (
-                code_or_record if isinstance(code_or_record, dict) else parse_record(code_or_record)
-            )
+            record = parse_record(code_or_record)
             s_time = secret_from_record(
                 self.manifest, record, self._device_key, self.opened.authority_key
             )

@@ -47,7 +47,7 @@ MAGIC = b"CBTRESP\x01"
 FORMAT = "cbt-response"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # 1: contents only, journals inline in the attempts
-SIGNATURE_DOMAIN = b"cbt-response-v1|"
+SIGNING_KIND = "response"  # signed under the domain tag cbt-response-v1
 CHUNK_SIZE = 1 << 20  # plaintext bytes per STREAM chunk
 MAX_HEADER = 64 * 1024  # a header is a few hundred bytes; anything larger is not ours
 MAX_PLAINTEXT = 4 << 30  # 4 GiB: far above 3,000 candidates' journals, refuses absurd claims
@@ -212,7 +212,7 @@ def build_response_package(
     key = crypto.random_bytes(32)
     try:
         payload = _encrypt(compressed, key, context)
-        wrapped = crypto.wrap(central_wrap_public, key, context=context)
+        wrapped = crypto.wrap(central_wrap_public, key, context=context, version=1)
     finally:
         crypto.zeroise(key)
     header = ResponseHeader(
@@ -232,7 +232,7 @@ def build_response_package(
         evidence_compressed_size=len(evidence_frame) if evidence_json else 0,
     )
     header_bytes = canonical_json(header.to_dict())
-    signature = crypto.sign(venue_key, SIGNATURE_DOMAIN + header_bytes)
+    signature = crypto.sign(venue_key, SIGNING_KIND, header_bytes)
     return MAGIC + _LEN.pack(len(header_bytes)) + header_bytes + signature + payload
 
 
@@ -312,7 +312,7 @@ def verify_response_package(data: bytes, venue_public: crypto.Ed25519PublicKey) 
             "check the venue registry or the venue's key"
         )
     try:
-        crypto.verify(venue_public, signature, SIGNATURE_DOMAIN + header_bytes)
+        crypto.verify(venue_public, SIGNING_KIND, header_bytes, signature)
     except crypto.CryptoError:
         raise PackageTampered(
             f"the signature of venue {header.venue_id} does not match the package header: "
@@ -336,7 +336,9 @@ def _content_key(
     header = verify_response_package(data, venue_public)
     context = _context(header.session_id, header.venue_id, header.export_seq)
     try:
-        key = crypto.unwrap(central_wrap_key, base64.b64decode(header.wrapped_key), context=context)
+        key = crypto.unwrap(
+            central_wrap_key, base64.b64decode(header.wrapped_key), context=context, legacy=True
+        )
     except (PaperpackError, ValueError):
         raise PackageUnreadable(
             "the content key does not unwrap with this centre's X25519 key: the package was "

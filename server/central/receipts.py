@@ -20,7 +20,7 @@ from server.errors import CbtError
 
 RECEIPT_FORMAT = "cbt-receipt"
 RECEIPT_VERSION = 1
-RECEIPT_DOMAIN = b"cbt-receipt-v1|"
+SIGNING_KIND = "receipt"  # signed under the domain tag cbt-receipt-v1
 
 
 class ReceiptInvalid(CbtError):
@@ -49,7 +49,7 @@ def sign_receipt(
         "log_previous_root": previous_root,
         "log_root": root,
     }
-    signature = crypto.sign(key, RECEIPT_DOMAIN + canonical_json(body))
+    signature = crypto.sign(key, SIGNING_KIND, canonical_json(body))
     return {"receipt": body, "signature": base64.b64encode(signature).decode("ascii")}
 
 
@@ -60,11 +60,11 @@ def verify_receipt(
     try:
         body = document["receipt"]
         signature = base64.b64decode(document["signature"], validate=True)
-        message = RECEIPT_DOMAIN + canonical_json(body)
+        message = canonical_json(body)
     except (KeyError, TypeError, ValueError):
         raise ReceiptInvalid("the receipt is malformed: expected {receipt, signature}") from None
     try:
-        crypto.verify(central_public, signature, message)
+        crypto.verify(central_public, SIGNING_KIND, message, signature)
     except crypto.CryptoError:
         raise ReceiptInvalid(
             "the receipt's signature does not verify with the centre's public key: "

@@ -61,7 +61,9 @@ def sign_release_request(
     venue_key: crypto.Ed25519PrivateKey, session_id: str, venue_id: str, requested_at: str
 ) -> dict[str, str]:
     """The JSON body a venue POSTs to /api/v1/release."""
-    signature = crypto.sign(venue_key, release_request_message(session_id, venue_id, requested_at))
+    signature = crypto.sign_undomained(
+        venue_key, release_request_message(session_id, venue_id, requested_at)
+    )
     return {
         "session_id": session_id,
         "venue_id": venue_id,
@@ -76,7 +78,10 @@ def open_release_response(
     """The release record from the centre's answer (venue side); CryptoError if not for us."""
     blob = base64.b64decode(body["wrapped_release"])
     plain = crypto.unwrap(
-        venue_wrap_key, blob, context=wrap_context(body["session_id"], body["venue_id"])
+        venue_wrap_key,
+        blob,
+        context=wrap_context(body["session_id"], body["venue_id"]),
+        legacy=True,
     )
     return dict(json.loads(bytes(plain)))
 
@@ -122,10 +127,10 @@ async def post_release(request: web.Request) -> web.Response:
     if venue is None:
         raise _refuse("unknown-venue", f"venue {venue_id} is not registered at this centre")
     try:
-        crypto.verify(
+        crypto.verify_undomained(
             crypto.read_signing_public(venue.signing_public),
-            signature,
             release_request_message(session_id, venue_id, requested_at),
+            signature,
         )
     except crypto.CryptoError:
         raise _refuse(
@@ -150,6 +155,7 @@ async def post_release(request: web.Request) -> web.Response:
         crypto.read_wrapping_public(venue.wrap_public),
         canonical_json(offer.record),
         context=wrap_context(session_id, venue_id),
+        version=1,
     )
     await app[keys.STORAGE].record_release(session_id, venue_id, requested_at, iso(now))
     return web.json_response(

@@ -76,7 +76,10 @@ def _open_sealed(
         ) from None
     try:
         plain = unwrap(
-            authority.wrapping_key, blob, context=central_context(what, session_id, venue)
+            authority.wrapping_key,
+            blob,
+            context=central_context(what, session_id, venue),
+            legacy=True,  # sealed files carry no version of their own outside the wrap
         )
     except CryptoError as exc:
         raise MaterialMissing(f"{path} does not open with this authority's key: {exc}") from None

@@ -80,7 +80,7 @@ async def post_delay(request: web.Request) -> web.Response:
     signature = _decode_approval(approval)
 
     def verify(message: bytes, sig: bytes) -> None:
-        crypto.verify(authority_key(venue), sig, message)
+        crypto.verify_undomained(authority_key(venue), message, sig)
 
     try:
         check_start_delay(session_id, venue.venue_id, minutes, signature, verify)

@@ -154,7 +154,7 @@ def signed_by_another_key(package: Path, kit: Kit) -> None:
     raw["authority"]["signing_key"] = public_key_text(other.public_key())
     data = canonical_json(raw)
     (package / "manifest.json").write_bytes(data)
-    (package / "manifest.sig").write_text(signature_text(sign(other, data)))
+    (package / "manifest.sig").write_text(signature_text(sign(other, "manifest", data)))
 
 
 def unsigned(package: Path, kit: Kit) -> None:

@@ -82,10 +82,87 @@ def test_wrap_opens_only_for_its_recipient_and_context() -> None:
 def test_signatures_verify_and_refuse_a_changed_message() -> None:
     """verify raises on any change to the signed bytes."""
     key = crypto.generate_signing_key()
-    signature = crypto.sign(key, b"manifest")
-    crypto.verify(key.public_key(), signature, b"manifest")
+    signature = crypto.sign(key, "manifest", b"body")
+    crypto.verify(key.public_key(), "manifest", b"body", signature)
     with pytest.raises(CryptoError):
-        crypto.verify(key.public_key(), signature, b"manifesT")
+        crypto.verify(key.public_key(), "manifest", b"bodY", signature)
+
+
+def test_a_signature_covers_its_domain_tag() -> None:
+    """sign(kind, body) signs b"cbt-<kind>-v<N>|" + body: that exact message, and no other."""
+    key = crypto.generate_signing_key()
+    signature = crypto.sign(key, "receipt", b"body")
+    key.public_key().verify(signature, b"cbt-receipt-v1|body")  # the raw Ed25519 check
+    assert crypto.signing_tag("manifest") == b"cbt-manifest-v2|"
+    assert crypto.signing_tag("manifest", 1) == b"cbt-manifest-v1|"
+
+
+@pytest.mark.parametrize("other", sorted(set(crypto.SIGNING_KINDS) - {"manifest"}))
+def test_a_signature_of_one_kind_never_passes_as_another(other: str) -> None:
+    """The same body signed as a manifest does not verify as any other kind."""
+    key = crypto.generate_signing_key()
+    signature = crypto.sign(key, "manifest", b'{"a":1}')
+    with pytest.raises(CryptoError, match="does not match"):
+        crypto.verify(key.public_key(), other, b'{"a":1}', signature)
+
+
+def test_an_undomained_signature_is_not_a_tagged_one() -> None:
+    """A signature over the bare body (the old formats) fails the tagged check, and back."""
+    key = crypto.generate_signing_key()
+    bare = key.sign(b"body")
+    crypto.verify_undomained(key.public_key(), b"body", bare)
+    with pytest.raises(CryptoError):
+        crypto.verify(key.public_key(), "manifest", b"body", bare)
+    with pytest.raises(CryptoError):
+        crypto.verify_undomained(key.public_key(), b"body", crypto.sign(key, "manifest", b"body"))
+
+
+def test_an_older_tag_version_is_checked_only_when_asked_for() -> None:
+    """version= reads an older tag; the current tag does not pass for it, nor back."""
+    key = crypto.generate_signing_key()
+    old = key.sign(b"cbt-manifest-v1|body")
+    crypto.verify(key.public_key(), "manifest", b"body", old, version=1)
+    with pytest.raises(CryptoError):
+        crypto.verify(key.public_key(), "manifest", b"body", old)
+
+
+@pytest.mark.parametrize(
+    ("kind", "version", "message"),
+    [("manifesto", None, "not a signing kind"), ("manifest", 3, "no version 3")],
+)
+def test_an_unknown_kind_or_version_is_refused(
+    kind: str, version: int | None, message: str
+) -> None:
+    """A kind outside the list, or a version above the current one, is an error, not a tag."""
+    key = crypto.generate_signing_key()
+    with pytest.raises(CryptoError, match=message):
+        crypto.verify(key.public_key(), kind, b"body", bytes(64), version=version)
+
+
+def test_wrap_is_hpke_base_mode() -> None:
+    """A wrap is CBTW 2 then RFC 9180 HPKE (X25519, HKDF-SHA256, AES-256-GCM), info bound
+    to the context: the raw HPKE suite opens it."""
+    from cryptography.hazmat.primitives import hpke
+
+    venue = crypto.generate_wrapping_key()
+    blob = crypto.wrap(venue.public_key(), b"s" * 32, context=b"S1|V1")
+    assert blob.startswith(b"CBTW\x02") and len(blob) == 5 + 32 + 32 + 16
+    suite = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+    assert suite.decrypt(blob[5:], venue, info=b"cbt-wrap-hpke-v2|S1|V1") == b"s" * 32
+
+
+def test_the_old_wrap_opens_only_where_old_formats_allow_it() -> None:
+    """A version 1 wrap opens with legacy=True, and is refused where HPKE is required."""
+    venue = crypto.generate_wrapping_key()
+    blob = crypto.wrap(venue.public_key(), b"s" * 32, context=b"S1|V1", version=1)
+    assert blob.startswith(b"CBTW\x01")
+    assert crypto.unwrap(venue, blob, context=b"S1|V1", legacy=True) == bytearray(b"s" * 32)
+    with pytest.raises(CryptoError, match="old X25519 wrap"):
+        crypto.unwrap(venue, blob, context=b"S1|V1")
+    with pytest.raises(CryptoError, match="another key"):
+        crypto.unwrap(venue, blob, context=b"S1|V2", legacy=True)
+    new = crypto.wrap(venue.public_key(), b"s" * 32, context=b"S1|V1")
+    assert crypto.unwrap(venue, new, context=b"S1|V1", legacy=True) == bytearray(b"s" * 32)
 
 
 def test_private_key_files_are_0600_and_passphrase_protected(tmp_path: Path) -> None:

@@ -127,7 +127,8 @@ def test_a_release_record_of_another_session_is_rejected(packed: Packed) -> None
 
     record = issue_release(packed.authority, packed.session.session_id, "V1").record
     body = {k: v for k, v in record.items() if k != "signature"} | {"session_id": "S-OTHER"}
-    signature = base64.b64encode(sign(packed.authority.signing_key, canonical_json(body))).decode()
+    signed = sign(packed.authority.signing_key, "release-record", canonical_json(body))
+    signature = base64.b64encode(signed).decode()
     with pytest.raises(ReleaseRejected, match="for session S-OTHER, not S-2026-27"):
         new_unlock(packed).add_release({**body, "signature": signature})
 

@@ -142,14 +142,14 @@ def _resigned(data: bytes, change: Any) -> bytes:
     import json
 
     from paperpack.canonical import canonical_json
-    from server.responsepkg import SIGNATURE_DOMAIN
+    from server.responsepkg import SIGNING_KIND
 
     (length,) = struct.unpack_from(">I", data, len(MAGIC))
     start = len(MAGIC) + 4
     header = json.loads(data[start : start + length])
     change(header)
     header_bytes = canonical_json(header)
-    signature = crypto.sign(VENUE.signing, SIGNATURE_DOMAIN + header_bytes)
+    signature = crypto.sign(VENUE.signing, SIGNING_KIND, header_bytes)
     payload = data[start + length + 64 :]
     return MAGIC + struct.pack(">I", len(header_bytes)) + header_bytes + signature + payload
 

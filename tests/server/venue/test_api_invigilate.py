@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from paperpack.authority import load_authority
-from paperpack.crypto import sign
 from server.store import transaction
 from server.venue.rules import delay_approval_message
 from server.venue.workspace import open_venue_db
@@ -95,7 +94,7 @@ async def test_start_delay_over_thirty_minutes_needs_the_centres_approval(
     assert resp.status == 403
     assert (await resp.json())["type"].endswith("/delay-needs-approval")
     authority = load_authority(kit.template.authority_dir)
-    signature = sign(authority.signing_key, delay_approval_message(SESSION_ID, VENUE_ID, 45))
+    signature = authority.signing_key.sign(delay_approval_message(SESSION_ID, VENUE_ID, 45))
     code = base64.b64encode(signature).decode()
     forged = base64.b64encode(bytes(64)).decode()
     resp = await kit.client.post(

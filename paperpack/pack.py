@@ -95,7 +95,7 @@ def payload_head(
 ) -> dict[str, Any]:
     return {
         "format": PAYLOAD_FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": manifest_raw["format_version"],  # the package's format version
         "package_id": manifest_raw["package_id"],
         "session_id": manifest_raw["session_id"],
         "venue_id": manifest_raw["venue_id"],

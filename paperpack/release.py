@@ -184,7 +184,7 @@ def parse_record(text: str | bytes | dict[str, Any]) -> dict[str, Any]:
     if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
         raise ReleaseRejected("this is not a cbt release record (format field)")
     version = record.get("format_version")
-    if isinstance(version, bool) or version not in READABLE_RECORD_VERSIONS:
+    if type(version) is not int or version not in READABLE_RECORD_VERSIONS:
         raise ReleaseRejected(
             f"release record version {version!r} is not supported"
             f" (this software reads {' and '.join(map(str, READABLE_RECORD_VERSIONS))}):"
@@ -199,11 +199,14 @@ def parse_record(text: str | bytes | dict[str, Any]) -> dict[str, Any]:
 def verify_record(record: dict[str, Any], authority_key: Ed25519PublicKey) -> None:
     """SignatureInvalid unless the authority signed this parsed record: format 2 under the
     `cbt-release-record-v2` tag, format 1 (and only format 1) without a tag."""
-    body = canonical_json({k: v for k, v in record.items() if k != "signature"})
     try:
+        body = canonical_json({k: v for k, v in record.items() if k != "signature"})
         signature = base64.b64decode(record["signature"], validate=True)
     except ValueError:
-        raise SignatureInvalid("the release record's signature is not base64: refuse it") from None
+        raise SignatureInvalid(
+            "the release record is not signed by the pinned authority key (its signature or"
+            " fields do not encode): refuse it"
+        ) from None
     try:
         if record["format_version"] == 1:
             verify_undomained(authority_key, body, signature)

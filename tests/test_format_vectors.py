@@ -75,15 +75,15 @@ def private_key(name: str) -> Any:
 # Set 1's primitives, named once: the X25519 key wrap version 1 (magic CBTW\x01) and bare
 # Ed25519 signatures (set 1 predates the cbt-<kind>-v<N> tags of crypto.sign). When the
 # crypto API moves on, only these lines follow it; what they must produce does not change.
-WRAP_INFO_V1 = crypto.WRAP_INFO
+WRAP_INFO_V1 = crypto.LEGACY_WRAP_INFO
 
 
 def unwrap_v1(key: crypto.X25519PrivateKey, blob: bytes, context: bytes) -> bytearray:
-    return crypto.unwrap(key, blob, context=context)
+    return crypto.unwrap(key, blob, context=context, legacy=True)
 
 
 def wrap_v1(recipient: crypto.X25519PublicKey, plaintext: bytes, context: bytes) -> bytes:
-    return crypto.wrap(recipient, plaintext, context=context)
+    return crypto.wrap(recipient, plaintext, context=context, version=1)
 
 
 def ed25519(key: crypto.Ed25519PrivateKey, message: bytes) -> bytes:

@@ -1,8 +1,11 @@
-"""The central store's one interface, and the rules both back-ends share.
+"""The central store's interface, split by role, and the rules both back-ends share.
 
-`CentralStorage` is what the app talks to; `server.central.sqlite_store` (the default, a file
-in the central directory) and `server.central.pg_store` (asyncpg, for several central processes
-sharing one PostgreSQL) implement it and pass the same test suite. This module also owns the
+`CentralStorage` is what the app talks to: the roles `VenueRegistry`, `Uploads`, `PackageLog`,
+`ReleaseLog`, `AuditLog` and `StaffStore` composed into one store. Code that needs one role
+asks for that one. `server.central.store.CentralStore` implements them once, over the drivers
+`server.central.sqlite_store` (the default, a file in the central directory) and
+`server.central.pg_store` (asyncpg, for several central processes sharing one PostgreSQL),
+which pass the same test suite. This module also owns the
 append-only log's hash chain (`next_log_root`), the retention rule of art. 23(7)
 (`retention_until`) and the central staff accounts' records (`StaffAccount`, `LoginState`),
 so neither back-end can drift from the other.
@@ -205,14 +208,8 @@ def check_deletable(
         )
 
 
-class CentralStorage(Protocol):
-    """Everything the central server keeps. Every method is atomic."""
-
-    async def open(self) -> None:
-        """Connect and create or migrate the schema."""
-        ...
-
-    async def close(self) -> None: ...
+class VenueRegistry(Protocol):
+    """The venues the centre trusts, and their public keys."""
 
     async def add_venue(self, venue: VenueRecord) -> None:
         """Register a venue, or replace its keys (a re-registration is audited by the caller)."""
@@ -221,6 +218,10 @@ class CentralStorage(Protocol):
     async def get_venue(self, venue_id: str) -> VenueRecord | None: ...
 
     async def list_venues(self) -> list[VenueRecord]: ...
+
+
+class Uploads(Protocol):
+    """Resumable uploads of response packages, before they are accepted."""
 
     async def create_upload(
         self, upload_id: str, venue_id: str, size: int, now: str
@@ -248,6 +249,10 @@ class CentralStorage(Protocol):
         """The bytes received so far, in order (`StorageError` if they are not all there)."""
         ...
 
+
+class PackageLog(Protocol):
+    """The append-only log of accepted packages, their bytes and their retention."""
+
     async def accept_package(
         self, entry: PackageEntry, sign: ReceiptSigner, now: str
     ) -> dict[str, Any]:
@@ -267,6 +272,20 @@ class CentralStorage(Protocol):
         """Accepted packages in log order, optionally of one session."""
         ...
 
+    async def set_results_published(self, session_id: str, results_at: str) -> None:
+        """Record when a session's results were published (starts the retention clock)."""
+        ...
+
+    async def results_published(self, session_id: str) -> str | None: ...
+
+    async def delete_package(self, package_sha256: str, now: datetime) -> None:
+        """Delete the package's bytes (its log entry stays); refused before its retention date."""
+        ...
+
+
+class ReleaseLog(Protocol):
+    """The time releases served to venues."""
+
     async def record_release(
         self, session_id: str, venue_id: str, requested_at: str, now: str
     ) -> None:
@@ -277,15 +296,9 @@ class CentralStorage(Protocol):
         """How many releases each (session, venue) fetched."""
         ...
 
-    async def set_results_published(self, session_id: str, results_at: str) -> None:
-        """Record when a session's results were published (starts the retention clock)."""
-        ...
 
-    async def results_published(self, session_id: str) -> str | None: ...
-
-    async def delete_package(self, package_sha256: str, now: datetime) -> None:
-        """Delete the package's bytes (its log entry stays); refused before its retention date."""
-        ...
+class AuditLog(Protocol):
+    """The centre's hash-chained audit events."""
 
     async def audit(
         self, actor: str, action: str, obj: str, details: dict[str, Any], now: str
@@ -297,7 +310,9 @@ class CentralStorage(Protocol):
         """Every audit event in order, with its chain hashes."""
         ...
 
-    # --- central staff accounts and their logins (server.central.staff) ---
+
+class StaffStore(Protocol):
+    """Central staff accounts and their logins (server.central.staff)."""
 
     async def add_staff(
         self, login: str, name: str, role: str, password_hash: str, actor: str, now: str
@@ -348,6 +363,19 @@ class CentralStorage(Protocol):
     async def end_staff_session(self, token_hash: str, account: StaffAccount, now: str) -> None:
         """Log out: end the session (audited `staff.logout`)."""
         ...
+
+
+class CentralStorage(
+    VenueRegistry, Uploads, PackageLog, ReleaseLog, AuditLog, StaffStore, Protocol
+):
+    """Everything the central server keeps: every role above, in one store. Every method is
+    atomic. `server.central.store.CentralStore` implements them once for both back-ends."""
+
+    async def open(self) -> None:
+        """Connect and bring the schema to the latest migration (`server.central.schema`)."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 def audit_event_hash(prev_hash: str, event: dict[str, Any]) -> str:

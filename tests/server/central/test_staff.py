@@ -358,6 +358,7 @@ async def test_an_older_database_gets_the_staff_tables_when_opened(
     await storage.open()
     try:
         sql = "DROP TABLE staff_sessions; DROP TABLE staff_login_failures; DROP TABLE staff"
+        sql += "; DROP TABLE schema_migrations"  # as databases made before migrations
         if central.database.startswith("postgresql"):
             await storage.pool.execute(sql)  # type: ignore[attr-defined]
         else:

@@ -75,10 +75,14 @@ class PgStorage(CentralStore):
                 f"cannot connect to the central database: {exc}; "
                 "check --database or CBT_CENTRAL_DATABASE"
             ) from exc
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
-            step = migrate(POSTGRES, datetime.now(UTC).isoformat())
-            await run_step_async(step, lambda s: _answer(conn, s))
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+                step = migrate(POSTGRES, datetime.now(UTC).isoformat())
+                await run_step_async(step, lambda s: _answer(conn, s))
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -113,6 +113,12 @@ class SqliteStorage(CentralStore):
         return await self._run(tx)
 
     async def open(self) -> None:
+        if sqlite3.sqlite_version_info < (3, 35):  # the shared queries use RETURNING
+            raise StorageError(
+                f"the central store needs SQLite 3.35 or newer, this Python has "
+                f"{sqlite3.sqlite_version}: use Python 3.11 as packaged by the distribution"
+            )
+
         def connect() -> None:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA page_size=65536")  # large BLOB chunks: fewer overflow pages

@@ -195,15 +195,10 @@ class CentralStore:
     ) -> None:
         await self._write(queries.record_login_failure(login, remote, now, forget_before))
 
-    async def open_staff_session(
-        self,
-        account: StaffAccount,
-        token_hash: str,
-        csrf_hash: str,
-        remote: str,
-        now: str,
+    async def open_staff_session(  # the arguments of StaffStore.open_staff_session
+        self, account: StaffAccount, token_hash: str, csrf_hash: str, remote: str, now: str,
         expires_at: str,
-    ) -> None:
+    ) -> None:  # fmt: skip
         step = queries.open_staff_session(account, token_hash, csrf_hash, remote, now, expires_at)
         await self._write(step)
 

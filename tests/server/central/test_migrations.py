@@ -27,7 +27,7 @@ from server.central.app import create_app, open_storage
 from server.central.receipts import verify_receipt
 from server.central.schema import LATEST, MIGRATIONS
 from server.central.settings import CentralSettings
-from server.central.storage import CentralStorage, verify_audit_chain
+from server.central.storage import CentralStorage, StorageError, verify_audit_chain
 from server.clock import SettableClock
 from server.scoring.pipeline import score_session
 from server.venue.upload import upload_package
@@ -127,6 +127,29 @@ async def test_a_new_database_has_every_migration_applied(database: str) -> None
         finally:
             await storage.close()
     assert len(MIGRATIONS) == LATEST
+
+
+async def test_a_database_from_a_newer_version_is_refused(database: str) -> None:
+    """A database that a newer version migrated further is refused, saying what to do,
+    instead of being used by code that does not know its schema."""
+    backend = "postgres" if database.startswith("postgresql") else "sqlite"
+    storage = open_storage(database, pg_pool_size=2)
+    await storage.open()
+    sql = (
+        "INSERT INTO schema_migrations (version, name, applied_at, how) "  # noqa: S608 (a constant)
+        f"VALUES ({LATEST + 1}, 'from the future', 't', 'applied')"
+    )
+    try:
+        if backend == "postgres":
+            await storage.pool.execute(sql)  # type: ignore[attr-defined]
+        else:
+            await storage._run(lambda db: db.execute(sql))  # type: ignore[attr-defined]
+    finally:
+        await storage.close()
+    storage = open_storage(database, pg_pool_size=2)
+    with pytest.raises(StorageError, match=f"schema version {LATEST + 1}, newer than"):
+        await storage.open()
+    await storage.close()
 
 
 async def test_a_546a924_database_has_the_schema_of_a_new_one(

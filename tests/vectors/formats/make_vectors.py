@@ -12,9 +12,10 @@ Every artifact is written by the code that writes it in production: `paperpack.p
 `server.venue.export`, `server.central.sqlite_store` with `server.central.receipts`. The
 generator adds only what those producers keep to themselves and a test needs in order to
 re-derive the bytes: the secrets of the package (recovered with the consumers: unwrapped,
-combined from the cards, decoded from the release code), the ephemeral X25519 keys each
-`crypto.wrap` made (recorded as `X25519PrivateKey.generate` returns them, not replaced), and
-the intermediate streams (STREAM plaintext and ciphertext, payload).
+combined from the cards, decoded from the release code), the ephemeral X25519 key of each
+version 1 wrap (recorded as `X25519PrivateKey.generate` returns it, not replaced; an HPKE
+wrap keeps its ephemeral inside `cryptography`), and the intermediate streams (STREAM
+plaintext and ciphertext, payload).
 
 Each artifact has its own function (`make_sealed_package`, `make_release`,
 `make_delay_approval`, `make_venue_sitting`, `make_response_package`, `make_centre_log`);
@@ -44,7 +45,7 @@ from paperpack import crypto, shamir, sharecards
 from paperpack.authority import Authority, init_authority, load_authority
 from paperpack.canonical import canonical_json
 from paperpack.compress import decompress_stream
-from paperpack.manifest import binding, derive_key
+from paperpack.manifest import KEY_INFO, binding, derive_key
 from paperpack.model import Paper, paper_from_dict, paper_to_dict
 from paperpack.pack import central_context, device_context, pack_venue
 from paperpack.package import open_package
@@ -209,27 +210,32 @@ class Context:
     def wrap_record(
         self, blob: bytes, recipient: crypto.X25519PrivateKey, context: bytes, what: str
     ) -> dict[str, Any]:
-        """Everything a test needs to unwrap `blob` and to make it again byte for byte."""
-        eph_pub = blob[5:37]
-        eph_text = base64.b64encode(eph_pub).decode()
-        ephemeral = crypto.X25519PrivateKey.from_private_bytes(
-            bytes.fromhex(self.ephemerals[eph_text])
-        )
-        shared = ephemeral.exchange(recipient.public_key())
-        recipient_pub = base64.b64decode(crypto.public_key_text(recipient.public_key()))
-        wrap_key = crypto.hkdf(
-            shared, salt=eph_pub + recipient_pub, info=crypto.WRAP_INFO + b"|" + context
-        )
-        plaintext = crypto.unwrap(recipient, blob, context=context)
-        return {
+        """Everything a test needs to unwrap `blob`, and for a version 1 wrap to make it again
+        byte for byte (its ephemeral key, shared secret and HKDF wrap key). An HPKE wrap
+        (version 2) keeps its ephemeral inside `cryptography`: it is recorded for unwrapping."""
+        plaintext = crypto.unwrap(recipient, blob, context=context, legacy=True)
+        record: dict[str, Any] = {
             "what": what,
+            "wrap_version": blob[4],
             "blob_sha256": hashlib.sha256(blob).hexdigest(),
             "context_hex": context.hex(),
-            "ephemeral_private_hex": self.ephemerals[eph_text],
-            "shared_secret_hex": shared.hex(),
-            "wrap_key_hex": _hex(wrap_key),
             "plaintext_hex": _hex(plaintext),
         }
+        if blob.startswith(crypto.LEGACY_WRAP_FORMAT):
+            eph_pub = blob[5:37]
+            private_hex = self.ephemerals[base64.b64encode(eph_pub).decode()]
+            ephemeral = crypto.X25519PrivateKey.from_private_bytes(bytes.fromhex(private_hex))
+            shared = ephemeral.exchange(recipient.public_key())
+            recipient_pub = base64.b64decode(crypto.public_key_text(recipient.public_key()))
+            wrap_key = crypto.hkdf(
+                shared, salt=eph_pub + recipient_pub, info=crypto.LEGACY_WRAP_INFO + b"|" + context
+            )
+            record.update(
+                ephemeral_private_hex=private_hex,
+                shared_secret_hex=shared.hex(),
+                wrap_key_hex=_hex(wrap_key),
+            )
+        return record
 
 
 # --- keys ---------------------------------------------------------------------------------
@@ -333,14 +339,18 @@ def record_package_secrets(ctx: Context) -> None:
     raw = m.raw
     package_id = m.package_id_bytes
     device_ctx = device_context(SESSION_ID, VENUE_ID, package_id)
-    s_dev = crypto.unwrap(venue_key, m.wrapped_device_secret, context=device_ctx)
+    s_dev = crypto.unwrap(venue_key, m.wrapped_device_secret, context=device_ctx, legacy=True)
     central = ctx.out / "package" / "central"
     secrets_ctx = central_context("secrets", SESSION_ID, VENUE_ID)
     keys_ctx = central_context("answer-keys", SESSION_ID, VENUE_ID)
     secrets_blob = (central / "secrets.sealed").read_bytes()
     keys_blob = (central / "answer-keys.sealed").read_bytes()
     secrets_doc = json.loads(
-        bytes(crypto.unwrap(ctx.authority.wrapping_key, secrets_blob, context=secrets_ctx))
+        bytes(
+            crypto.unwrap(
+                ctx.authority.wrapping_key, secrets_blob, context=secrets_ctx, legacy=True
+            )
+        )
     )
     s_time = bytearray(base64.b64decode(secrets_doc["release_secret"]))
     variant_secret = base64.b64decode(secrets_doc["variant_secret"])
@@ -353,7 +363,7 @@ def record_package_secrets(ctx: Context) -> None:
     key, tag = derive_key(s_sup, s_time, s_dev, raw)
     assert tag == raw["key_commitment"]
     ikm = bytes(s_sup + s_time + s_dev)
-    info = b"|".join([b"cbt-package-key-v1", SESSION_ID.encode(), VENUE_ID.encode(), binding(raw)])
+    info = b"|".join([KEY_INFO, SESSION_ID.encode(), VENUE_ID.encode(), binding(raw)])
     okm = crypto.hkdf(ikm, salt=package_id, info=info, length=64)
     assert okm[:32] == key
 
@@ -440,7 +450,8 @@ def make_delay_approval(ctx: Context) -> None:
     of server.venue.rules (there is no other producer: the authority signs this message)."""
     assert ctx.authority is not None
     message = delay_approval_message(SESSION_ID, VENUE_ID, DELAY_MINUTES)
-    code = base64.b64encode(crypto.sign(ctx.authority.signing_key, message)).decode("ascii")
+    signature = crypto.sign_undomained(ctx.authority.signing_key, message)
+    code = base64.b64encode(signature).decode("ascii")
     ctx.write("delay-approval/message.bin", message)
     ctx.write_json(
         "delay-approval/approval.json",

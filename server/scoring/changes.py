@@ -10,7 +10,7 @@ A result changes only through a change request, and only in these ways:
 
 Every request needs a second, different operator to approve it (maker-checker): the proposer
 can never approve their own request. Requests and decisions are events in the central store's
-hash-chained audit log (`CentralStorage.audit`, the same chain on SQLite and PostgreSQL), and
+hash-chained audit log (`AuditLog.audit`, the same chain on SQLite and PostgreSQL), and
 the current state of every request is a replay of that log, verified first: there is no second
 copy that could disagree with the trace. New personal data (a corrected name or ID number)
 never enters the log: the event carries its SHA-256 and the value is kept in a file under the
@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from server.central.storage import CentralStorage, StorageError, verify_audit_chain
+from server.central.storage import AuditLog, StorageError, verify_audit_chain
 from server.clock import iso
 from server.scoring.material import ScoringError
 
@@ -88,7 +88,7 @@ class Change:
         return out
 
 
-async def load_changes(storage: CentralStorage, session_id: str) -> list[Change]:
+async def load_changes(storage: AuditLog, session_id: str) -> list[Change]:
     """Every change request of `session_id`, in proposal order, from the verified audit log."""
     events = await storage.audit_events()
     try:
@@ -222,7 +222,7 @@ def read_personal(results_dir: Path, change: Change) -> dict[str, str]:
 
 
 async def propose_change(
-    storage: CentralStorage,
+    storage: AuditLog,
     session_id: str,
     request: ChangeRequest,
     operator: str,
@@ -256,7 +256,7 @@ async def propose_change(
 
 
 async def decide_change(
-    storage: CentralStorage,
+    storage: AuditLog,
     session_id: str,
     change_id: str,
     operator: str,

@@ -279,7 +279,10 @@ def _import_item(
         report=report,
     )
     writer = BodyWriter(where, name, assets, report)
-    return convert_item(source, writer)
+    try:
+        return convert_item(source, writer)
+    finally:
+        writer.flush()
 
 
 def _paper(

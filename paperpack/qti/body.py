@@ -14,8 +14,18 @@ maps every element to the allowlist instead of letting validation refuse it late
 - templates, printed variables, MathML, includes and unknown elements are errors, never
   silently dropped. Interactions are handed to the caller (`paperpack.qti.items`).
 
-Every attribute except an image's alt/width/height is dropped, runs of whitespace collapse
-(outside pre), and the result still goes through `paperpack.html.sanitise`.
+Nothing is changed silently (docs/paper-format.md, *QTI import*):
+
+- what the native format refuses as unsafe is an **error** naming the item, the field and
+  the construct: `on...=` event handlers and `javascript:`/`vbscript:` URLs;
+- every other element shown differently and every attribute dropped is a **warning**,
+  once per item and construct, listing the elements and fields it was met in. Only the
+  attributes that carry nothing a reader sees (`id`, `label`, `xml:lang`, `xml:base`,
+  `xml:space`) are dropped without a word.
+
+Runs of whitespace collapse (outside pre), and the result is checked against the native
+rules (`paperpack.html.html_problems`, any finding an error) before it goes through
+`paperpack.html.sanitise`, so the sanitiser never removes anything unreported.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from dataclasses import dataclass, field
 from html import escape
 from xml.etree.ElementTree import Element
 
-from paperpack.html import sanitise
+from paperpack.html import html_problems, sanitise
 from paperpack.model import Asset
 from paperpack.qti.report import Report
 from paperpack.qti.source import MAX_FILE_BYTES, Package, QtiFileError, local_name, resolve_href
@@ -62,6 +72,30 @@ _BLOCKS = frozenset(
         *_AS_DIV, *_HEADINGS,
     }
 )  # fmt: skip
+XML_NS = "{http://www.w3.org/XML/1998/namespace}"
+# Attributes that carry nothing a reader sees: dropped without a warning.
+_SILENT_ATTRIBUTES = frozenset(
+    {"id", "label", f"{XML_NS}lang", f"{XML_NS}base", f"{XML_NS}space", "lang"}
+)
+# Attributes the writer itself reads, by element; the rest of an element's are dropped.
+_READ_ATTRIBUTES: dict[str, frozenset[str]] = {
+    "img": frozenset({"src", "alt", "width", "height"}),
+    "object": frozenset({"data", "type", "width", "height"}),
+    "rubricBlock": frozenset({"view"}),
+    "a": frozenset({"href"}),
+}
+_SHOWN_AS = {
+    **{tag: "a plain block (<div>)" for tag in _AS_DIV if tag != "rubricBlock"},
+    **{tag: "plain text (<span>)" for tag in _AS_SPAN if tag != "q"},
+    **{tag: "a bold paragraph" for tag in _HEADINGS},
+    "tfoot": "part of the table body (<tbody>)",
+}
+_DROPPED_ELEMENT = {
+    "hr": "<hr> (a horizontal rule) dropped",
+    "col": "<col> (column widths and styles) dropped",
+    "colgroup": "<colgroup> (column widths and styles) dropped",
+}
+_SCRIPT_SCHEME = re.compile(r"^(javascript|vbscript):")
 _ASSET_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _SPACE = re.compile(r"\s+")
 
@@ -138,10 +172,66 @@ class BodyWriter:
     assets: Assets
     report: Report
     interactions: dict[str, InteractionRenderer] = field(default_factory=dict)
+    part: str = "stem"  # the item field being written, named in every message
+    # (is_error, template) -> (elements met, fields met): one line per construct per item
+    _notes: dict[tuple[bool, str], tuple[dict[str, None], dict[str, None]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
-    def html(self, element: Element) -> str:
-        """The sanitised HTML of `element`'s content (not the element itself)."""
-        return sanitise(self._children(element, pre=False).strip())
+    def html(self, element: Element, part: str | None = None) -> str:
+        """The HTML of `element`'s content (not the element itself), for the item field
+        `part` (default: the field being written, e.g. the stem a prompt belongs to)."""
+        outer = self.part
+        self.part = part or outer
+        try:
+            raw = self._children(element, pre=False).strip()
+            # The writer emits only allowed HTML; should anything else slip through, it is
+            # refused with the native message rather than quietly removed by the sanitiser.
+            for problem in html_problems(raw):
+                self._note(True, problem + "; fix it in the QTI file", "")
+            return sanitise(raw)
+        finally:
+            self.part = outer
+
+    def flush(self) -> None:
+        """Report what this item's HTML lost or changed: one line per construct."""
+        for (is_error, template), (elements, parts) in self._notes.items():
+            message = f"{self.where}: {', '.join(parts)}: " + template.replace(
+                "{elements}", ", ".join(elements)
+            )
+            (self.report.error if is_error else self.report.warn)(message)
+        self._notes.clear()
+
+    def _note(self, is_error: bool, template: str, element: str) -> None:
+        elements, parts = self._notes.setdefault((is_error, template), ({}, {}))
+        if element:
+            elements.setdefault(element)
+        parts.setdefault(self.part)
+
+    def _check_attributes(self, element: Element, tag: str) -> None:
+        """Refuse script attributes; note every other attribute that is dropped."""
+        read = _READ_ATTRIBUTES.get(tag, frozenset())
+        for name, value in element.attrib.items():
+            if name in _SILENT_ATTRIBUTES:
+                continue
+            local = name.rsplit("}", 1)[-1]
+            scheme = _script_scheme(value)
+            if local.lower().startswith("on"):
+                self._note(
+                    True,
+                    f"unsafe HTML: event handler {local}= on {{elements}}; scripts never run "
+                    "in exam content: remove the attribute from the QTI file",
+                    f"<{tag}>",
+                )
+            elif scheme is not None:
+                self._note(
+                    True,
+                    f"unsafe HTML: {scheme}: URL in {{elements}}; scripts never run in exam "
+                    "content: remove it from the QTI file",
+                    f"<{tag} {local}>",
+                )
+            elif name not in read:
+                self._note(False, _dropped_attribute(local), f"<{tag}>")
 
     def _children(self, element: Element, *, pre: bool) -> str:
         children = list(element)
@@ -183,9 +273,32 @@ class BodyWriter:
         return self._qti_element(element, tag, pre=pre)
 
     def _qti_element(self, element: Element, tag: str, *, pre: bool) -> str:
+        known = (_KEEP, _AS_DIV, _AS_SPAN, _AS_OTHER, _HEADINGS, _EMPTY, ("img", "object"))
+        if any(tag in group for group in known):
+            self._check_attributes(element, tag)
+        if tag == "rubricBlock" and "candidate" not in element.get("view", "candidate"):
+            self._note(
+                False,
+                f"rubricBlock for view {element.get('view', '')!r} dropped: only the "
+                "candidates' rubric is part of the paper; give the others theirs separately",
+                "",
+            )
+            return ""
+        if tag == "a" and element.get("href") and _script_scheme(element.get("href", "")) is None:
+            self._note(
+                False,
+                "link target dropped from {elements}, its text kept: exam content opens no "
+                "other pages; put what the candidate needs into the item",
+                f"<a href={element.get('href', '')!r}>",
+            )
+        elif tag in _SHOWN_AS:
+            self._note(
+                False,
+                f"<{tag}> shown as {_SHOWN_AS[tag]}: exam content has no such element; "
+                "check that the item still reads as intended",
+                "",
+            )
         if tag in _KEEP or tag in _AS_DIV or tag in _AS_SPAN or tag in _AS_OTHER:
-            if tag == "rubricBlock" and "candidate" not in element.get("view", "candidate"):
-                return ""
             out = tag if tag in _KEEP else _AS_OTHER.get(tag, "div" if tag in _AS_DIV else "span")
             if tag == "br":
                 return "<br>"
@@ -196,6 +309,12 @@ class BodyWriter:
         if tag in _HEADINGS:
             return f"<p><strong>{self._children(element, pre=pre)}</strong></p>"
         if tag in _EMPTY:
+            self._note(
+                False,
+                f"{_DROPPED_ELEMENT[tag]}: exam content has no such element; "
+                "check that the item still reads as intended",
+                "",
+            )
             return ""
         if tag == "img":
             return self._img(element)
@@ -213,7 +332,10 @@ class BodyWriter:
         if tag.endswith("Interaction"):
             self.report.error(f"{self.where}: {tag} is not supported here")
             return ""
-        self.report.error(f"{self.where}: element <{tag}> is not supported in an item body")
+        self.report.error(
+            f"{self.where}: element <{tag}> is not supported in an item body; "
+            "remove it from the QTI file"
+        )
         return ""
 
     def _img(self, element: Element) -> str:
@@ -223,7 +345,7 @@ class BodyWriter:
             self.report.error(f"{self.where}: <img> without src")
         if name is None:
             return ""
-        return _img_tag(name, element.get("alt", ""), element.get("width"), element.get("height"))
+        return self._img_tag(name, element.get("alt", ""), element, "img")
 
     def _object(self, element: Element) -> str:
         data, kind = element.get("data", ""), element.get("type", "")
@@ -240,7 +362,22 @@ class BodyWriter:
             return ""
         # The fallback content describes the picture: it becomes the alt text.
         alt = _SPACE.sub(" ", "".join(element.itertext())).strip()
-        return _img_tag(name, alt, element.get("width"), element.get("height"))
+        return self._img_tag(name, alt, element, "object")
+
+    def _img_tag(self, name: str, alt: str, element: Element, tag: str) -> str:
+        attrs = f' src="asset:{escape(name)}" alt="{escape(alt)}"'
+        for label in ("width", "height"):
+            value = (element.get(label) or "").strip()
+            if value.isdigit():
+                attrs += f' {label}="{value}"'
+            elif value:
+                self._note(
+                    False,
+                    f"{label}= that is not a whole number of pixels dropped from {{elements}}; "
+                    "the image shows at its own size: give pixels in the QTI file if it matters",
+                    f"<{tag} {label}={value!r}>",
+                )
+        return f"<img{attrs}>"
 
 
 def sniff_image(data: bytes) -> str | None:
@@ -256,9 +393,26 @@ def sniff_image(data: bytes) -> str | None:
     return None
 
 
-def _img_tag(name: str, alt: str, width: str | None, height: str | None) -> str:
-    attrs = f' src="asset:{escape(name)}" alt="{escape(alt)}"'
-    for label, value in (("width", width), ("height", height)):
-        if value and value.isdigit():
-            attrs += f' {label}="{value}"'
-    return f"<img{attrs}>"
+def _script_scheme(value: str) -> str | None:
+    """`javascript` or `vbscript` when `value` is such a URL (browsers ignore the control
+    characters and spaces inside a scheme, so they are ignored here too), else None."""
+    match = _SCRIPT_SCHEME.match(re.sub(r"[\x00-\x20]", "", value).lower())
+    return match.group(1) if match else None
+
+
+def _dropped_attribute(name: str) -> str:
+    """The warning for an attribute exam content has no place for (an `{elements}` template)."""
+    if name in ("class", "style"):
+        return (
+            f"{name}= dropped from {{elements}}: exam pages style every item alike; if the "
+            "styling carried meaning (say, a highlighted word), use <b>, <i> or <u> instead"
+        )
+    if name in ("colspan", "rowspan"):
+        return (
+            f"{name}= dropped from {{elements}}: exam tables have no merged cells, so the "
+            "cells shift; rebuild the table without merged cells, or show it as an image"
+        )
+    return (
+        f"{name}= dropped from {{elements}}: exam content keeps no such attribute; "
+        "check that the item still reads as intended"
+    )

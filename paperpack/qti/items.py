@@ -152,7 +152,7 @@ def _options(
             )
             return None
         fixed = choice.get("fixed", "false").strip().lower() == "true"
-        options.append(Option(option_id, writer.html(choice), fixed))
+        options.append(Option(option_id, writer.html(choice, f"option {option_id}"), fixed))
     if len(options) < 2:
         source.report.error(
             f"{source.where}: choiceInteraction has {len(options)} choice(s); needs 2 or more"

@@ -3,6 +3,9 @@
 An import walks every file before it gives up, so the user sees *every* problem at once:
 errors (the paper cannot be built) end in one `PaperInvalid`; warnings (the paper was built,
 but something the QTI file said could not be carried over exactly) travel with the result.
+
+Each is reported once: a message is kept the first time its `key` is seen (by default the
+message itself), so a construct met twice in one item, or by two code paths, gives one line.
 """
 
 from __future__ import annotations
@@ -16,25 +19,28 @@ from paperpack.errors import PaperInvalid
 class Report:
     """Ordered, de-duplicated errors and warnings of one import."""
 
-    # dicts used as ordered sets: a package of thousands of items stays linear
-    _errors: dict[str, None] = field(default_factory=dict)
-    _warnings: dict[str, None] = field(default_factory=dict)
+    # key -> message; dicts keep insertion order, so a package of thousands of items stays
+    # linear and the lines come out in the order the files were read
+    _errors: dict[object, str] = field(default_factory=dict)
+    _warnings: dict[object, str] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[str]:
-        return list(self._errors)
+        return list(self._errors.values())
 
     @property
     def warnings(self) -> list[str]:
-        return list(self._warnings)
+        return list(self._warnings.values())
 
-    def error(self, message: str) -> None:
-        self._errors.setdefault(message)
+    def error(self, message: str, *, key: object = None) -> None:
+        """Record an error once per `key` (default: the message)."""
+        self._errors.setdefault(message if key is None else key, message)
 
-    def warn(self, message: str) -> None:
-        self._warnings.setdefault(message)
+    def warn(self, message: str, *, key: object = None) -> None:
+        """Record a warning once per `key` (default: the message)."""
+        self._warnings.setdefault(message if key is None else key, message)
 
     def raise_errors(self) -> None:
         """Raise one PaperInvalid listing every error, if there is any."""
         if self._errors:
-            raise PaperInvalid(list(self._errors))
+            raise PaperInvalid(self.errors)

@@ -671,3 +671,87 @@ def test_manifest_order_and_item_relative_images_in_subfolders(
     assert [i.item_id for i in paper.items()] == ["extendedText", "choice"]
     assert paper.asset("sign.png").data == png(2, 2)
     assert paper_problems(paper) == []
+
+
+# --- nothing is removed or changed without a word (issue 17, part 7) ---------------------------
+
+
+def test_event_handler_on_a_supplied_image_is_an_error_naming_it(tmp_path: Path) -> None:
+    """<img onerror=...> is refused naming the handler, the item and the field, also once
+    the image is there (it used to vanish silently and the paper was "valid")."""
+    item = tmp_path / "img_onerror.xml"
+    shutil.copyfile(EXTRA / "img_onerror.xml", item)
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "risk.png").write_bytes(STAND_IN)
+    (problem,) = problems_of(item)
+    assert problem.startswith("img_onerror.xml: item onerror1: stem: ")
+    assert "event handler onerror= on <img>" in problem and "remove the attribute" in problem
+
+
+def test_event_handler_is_reported_beside_the_missing_image() -> None:
+    """Without the image both problems are listed, each once."""
+    problems = problems_of(EXTRA / "img_onerror.xml")
+    assert len(problems) == 2
+    assert sum("onerror=" in p for p in problems) == 1
+    assert sum("images/risk.png" in p and "not found" in p for p in problems) == 1
+
+
+def test_javascript_link_is_an_error() -> None:
+    """A javascript: href is refused as unsafe, as the native format refuses it."""
+    (problem,) = problems_of(EXTRA / "styled_markup.xml")
+    assert "item styled1: stem: unsafe HTML: javascript: URL in <a href>" in problem
+
+
+def test_dropped_attributes_and_changed_elements_are_warned_once_each(tmp_path: Path) -> None:
+    """Every dropped attribute and changed element is one warning naming the item, the fields
+    and the elements; ids are dropped without a word."""
+    text = (EXTRA / "styled_markup.xml").read_text(encoding="utf-8")
+    path = tmp_path / "styled.xml"
+    path.write_text(text.replace(' href="javascript:steal()"', ""), encoding="utf-8")
+    paper, warnings = load_qti_with_warnings(path)
+    assert_clean_html(paper)
+    prefix = "styled.xml: item styled1: "
+    assert all(w.startswith(prefix) for w in warnings), warnings
+    (classes,) = [w for w in warnings if "class=" in w]
+    assert classes.startswith(prefix + "stem, option A, option B: class= dropped from <p>, ")
+    assert "<table>" in classes and "<span>" in classes
+    for expected in (
+        "stem: colspan= dropped from <td>",
+        "stem: style= dropped from <td>",
+        "stem: <colgroup> (column widths and styles) dropped",
+        "stem: <hr> (a horizontal rule) dropped",
+        "stem: rubricBlock for view 'scorer' dropped",
+        "stem: <a> shown as plain text",
+    ):
+        assert sum(expected in w for w in warnings) == 1, expected
+    assert len(warnings) == 7
+    assert not any("id=" in w for w in warnings)
+
+
+def test_headings_and_links_of_the_chinese_item_are_warned() -> None:
+    """The QTI 2.2 item's heading and its link to example.org are each reported once."""
+    _, warnings = load_qti_with_warnings(EXTRA / "qti22_choice_zh.xml")
+    assert sum("<h3> shown as a bold paragraph" in w for w in warnings) == 1
+    (link,) = [w for w in warnings if "link target dropped" in w]
+    assert "item zh_single: stem:" in link and "https://example.org/" in link
+
+
+def test_blockquote_of_the_real_text_entry_item_is_warned(
+    qti_fixtures: Path, tmp_path: Path
+) -> None:
+    """The Richard III quotation's <blockquote> becomes a plain block, and says so."""
+    _, warnings = load_qti_with_warnings(copy_item(qti_fixtures / TEXT_ENTRY, tmp_path))
+    (changed,) = [w for w in warnings if "<blockquote>" in w]
+    assert changed.startswith(f"{TEXT_ENTRY}: item textEntry: stem: <blockquote> shown as")
+
+
+def test_image_size_that_is_not_pixels_is_warned(qti_fixtures: Path, tmp_path: Path) -> None:
+    """width="50%" cannot be kept (whole pixels only): dropped with a warning."""
+    item = copy_item(qti_fixtures / SINGLE, tmp_path)
+    text = item.read_text(encoding="utf-8")
+    item.write_text(text.replace("<img ", '<img width="50%" height="120" '), encoding="utf-8")
+    paper, warnings = load_qti_with_warnings(item)
+    assert 'height="120"' in only_item(paper).stem and "width" not in only_item(paper).stem
+    (warning,) = [w for w in warnings if "width=" in w]
+    assert "item choice: stem: width= that is not a whole number of pixels" in warning
+    assert "<img width='50%'>" in warning

@@ -78,6 +78,7 @@ SIGNING_KINDS: dict[str, int] = {
     "release-record": 2,  # the time-release record (paperpack.release), record format 2
     "receipt": 1,  # the centre's upload receipt
     "response": 1,  # response package header (formats 1 and 2)
+    "delay-approval": 2,  # the centre's approval of a start delay over 30 min (approval 2)
 }
 
 

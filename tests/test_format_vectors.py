@@ -23,6 +23,7 @@ import pytest
 from sqlite_utils import Database
 
 from paperpack import crypto, shamir, sharecards, typable
+from paperpack.approval import ApprovalRejected, check_delay_approval
 from paperpack.canonical import canonical_hash, canonical_json
 from paperpack.compress import decompress_stream
 from paperpack.errors import FragmentCorrupt, SignatureInvalid
@@ -53,7 +54,6 @@ from server.central.storage import (
 )
 from server.store import transaction
 from server.venue import journal
-from server.venue.rules import RuleViolation, check_start_delay, delay_approval_message
 from server.venue.workspace import init_venue, open_venue_db
 
 V1 = Path(__file__).parent / "vectors" / "formats" / "v1"
@@ -88,6 +88,14 @@ def wrap_v1(recipient: crypto.X25519PublicKey, plaintext: bytes, context: bytes)
 
 def ed25519(key: crypto.Ed25519PrivateKey, message: bytes) -> bytes:
     return key.sign(message)
+
+
+def delay_approval_message_v1(session_id: str, venue_id: str, delay_minutes: int) -> bytes:
+    """What a format 1 delay approval signed (the venue no longer accepts format 1)."""
+    return canonical_json(
+        {"purpose": "start-delay-approval", "session_id": session_id, "venue_id": venue_id,
+         "delay_minutes": delay_minutes}
+    )  # fmt: skip
 
 
 def flip(data: bytes, offset: int) -> bytes:
@@ -548,26 +556,41 @@ def test_the_receipt_verifies_and_is_remade() -> None:
 
 
 def _check_approval(approval: dict[str, Any]) -> None:
+    """Format 1's check (the venue no longer runs it: format 1 approvals are refused)."""
     signature = base64.b64decode(approval["approval"], validate=True)
-
-    def verify(message: bytes, sig: bytes) -> None:
-        authority_public().verify(sig, message)  # raises InvalidSignature
-
-    check_start_delay(
-        approval["session_id"], approval["venue_id"], approval["delay_minutes"], signature, verify
+    message = delay_approval_message_v1(
+        approval["session_id"], approval["venue_id"], approval["delay_minutes"]
     )
+    crypto.verify_undomained(authority_public(), message, signature)
 
 
 def test_the_delay_approval_verifies_and_is_remade() -> None:
-    """The message is rules.delay_approval_message; the code is Ed25519 over it and checks."""
+    """The message is format 1's; the code is Ed25519 over it and checks."""
     approval = load("delay-approval/approval.json")
-    message = delay_approval_message(
+    message = delay_approval_message_v1(
         approval["session_id"], approval["venue_id"], approval["delay_minutes"]
     )
     assert message == read("delay-approval/message.bin")
     _check_approval(approval)
     remade = ed25519(private_key("authority-signing.pem"), message)
     assert base64.b64encode(remade).decode() == approval["approval"]
+
+
+def test_the_venue_refuses_a_format_1_delay_approval_and_says_why() -> None:
+    """Format 1 has no expiry and no package binding, so today's venue refuses it outright,
+    naming the old format and asking for a new code (paperpack.approval, format 2)."""
+    approval = load("delay-approval/approval.json")
+    with pytest.raises(ApprovalRejected, match="old format") as refused:
+        check_delay_approval(
+            approval["approval"],
+            authority_public(),
+            session_id=approval["session_id"],
+            venue_id=approval["venue_id"],
+            package_id=load("package/central/pack-record.json")["package_id"],
+            delay_minutes=approval["delay_minutes"],
+            now=datetime.fromisoformat("2026-01-01T00:00:00+00:00"),
+        )
+    assert refused.value.slug == "delay-approval-invalid"
 
 
 # --- the chains --------------------------------------------------------------------------------
@@ -831,7 +854,7 @@ FLIPS = {
     "delay-approval": Flip(
         "delay-approval/approval.json", lambda d: after(d, b'"approval":"') + 10,
         lambda t, d: _check_approval(json.loads(d)),
-        RuleViolation, "approval code does not carry",
+        crypto.CryptoError, "does not match",
     ),
     "journal": Flip(
         "journal/journal.json", lambda d: after(d, b'"saved_at":"'),

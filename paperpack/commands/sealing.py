@@ -1,4 +1,5 @@
-"""`paperpack` subcommands for sealing: authority init, pack, inspect, verify, release.
+"""`paperpack` subcommands for sealing: authority init, pack, inspect, verify, release,
+approve-delay.
 
 Thin handlers: parse arguments, call one function of paperpack.authority / pack / package /
 release, print the result. Errors are the library's typed errors, which the CLI runner turns
@@ -12,8 +13,15 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
+from paperpack.approval import (
+    DEFAULT_VALIDITY,
+    MAX_VALIDITY,
+    ApprovalError,
+    issue_delay_approval,
+)
 from paperpack.authority import (
     init_authority,
     load_authority,
@@ -73,6 +81,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     release.add_argument("--passphrase-file", type=Path, help="the authority keys' passphrase")
     release.add_argument("--out", type=Path, help="directory for the signed release record")
     release.set_defaults(func=cmd_release)
+
+    approve = sub.add_parser(
+        "approve-delay", help="the centre's signed approval of a start delay over 30 minutes"
+    )
+    approve.add_argument("session_id", metavar="SESSION_ID")
+    approve.add_argument("venue_id", metavar="VENUE_ID")
+    approve.add_argument("--minutes", required=True, type=int, help="the approved delay")
+    approve.add_argument(
+        "--valid-hours",
+        type=float,
+        default=DEFAULT_VALIDITY / timedelta(hours=1),
+        help="hours until the approval expires (default 12, at most 168)",
+    )
+    approve.add_argument("--authority", required=True, type=Path, help="the authority directory")
+    approve.add_argument("--passphrase-file", type=Path, help="the authority keys' passphrase")
+    approve.set_defaults(func=cmd_approve_delay)
 
 
 def cmd_authority_init(args: argparse.Namespace) -> int:
@@ -189,4 +213,23 @@ def cmd_release(args: argparse.Namespace) -> int:
     print(f"release code for {args.session_id} / {args.venue_id} (read it out, in groups):")
     print(f"  {release.code}")
     print(f"signed release record (for the central server): {path}")
+    return 0
+
+
+def cmd_approve_delay(args: argparse.Namespace) -> int:
+    if not 0 < args.valid_hours <= MAX_VALIDITY / timedelta(hours=1):
+        raise ApprovalError("--valid-hours must be more than 0 and at most 168 (7 days)")
+    authority = load_authority(args.authority, read_passphrase(args.passphrase_file))
+    code = issue_delay_approval(
+        authority,
+        args.session_id,
+        args.venue_id,
+        args.minutes,
+        valid_for=timedelta(hours=args.valid_hours),
+    )
+    print(
+        f"start-delay approval for {args.session_id} / {args.venue_id}, {args.minutes} min,"
+        f" valid {args.valid_hours:g} h (the chief examiner pastes it into the console):"
+    )
+    print(code)
     return 0

@@ -9,7 +9,8 @@ signed manifest):
   end; longer -> 2 h from the start; audio/video -> until the end;
 - a candidate's end = start + duration + granted time + time the room or venue was paused;
 - a venue may delay its start by up to 30 min on its own authority; more needs an approval
-  signed by the centre (`check_start_delay`).
+  signed by the centre, for that package and not expired (`check_start_delay`,
+  `paperpack.approval`).
 
 Boundaries are exact: "at or after" a moment counts as past it, to the millisecond.
 """
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from paperpack.canonical import canonical_json
+from paperpack.approval import ApprovalRejected
 from server.errors import CbtError
 
 MINUTE_MS = 60_000
@@ -171,47 +172,26 @@ def time_left_ms(now: datetime, line: Timeline) -> int:
 # --- start delays (art. 31) ---------------------------------------------------------------
 
 
-def delay_approval_message(session_id: str, venue_id: str, delay_minutes: int) -> bytes:
-    """The bytes the centre signs to approve a start delay beyond 30 minutes."""
-    return canonical_json(
-        {
-            "purpose": "start-delay-approval",
-            "session_id": session_id,
-            "venue_id": venue_id,
-            "delay_minutes": delay_minutes,
-        }
-    )
-
-
 def check_start_delay(
-    session_id: str,
-    venue_id: str,
-    delay_minutes: int,
-    approval_signature: bytes | None,
-    verify_signature: Callable[[bytes, bytes], object],
+    delay_minutes: int, approval: str | None, check_approval: Callable[[str], object]
 ) -> None:
     """Raise unless the delay is within the venue's own authority or approved by the centre.
 
-    `verify_signature(message, signature)` must raise when the signature is not the centre's
-    (the venue passes paperpack.crypto's Ed25519 check with the pinned authority key).
+    `check_approval(code)` must raise `paperpack.approval.ApprovalRejected` unless the code
+    is the centre's approval of exactly this delay for this session, venue and package, not
+    yet expired (the venue passes `paperpack.approval.check_delay_approval`).
     """
     if delay_minutes < 0:
         raise RuleViolation("bad-delay", "a start delay cannot be negative")
     if delay_minutes * MINUTE_MS <= VENUE_DELAY_LIMIT_MS:
         return
-    if approval_signature is None:
+    if not approval:
         raise RuleViolation(
             "delay-needs-approval",
             f"a delay of {delay_minutes} min is over 30 min and needs the centre's signed "
             "approval code (art. 31); ask the exam authority for one",
         )
     try:
-        verify_signature(
-            delay_approval_message(session_id, venue_id, delay_minutes), approval_signature
-        )
-    except Exception as exc:
-        raise RuleViolation(
-            "delay-approval-invalid",
-            f"the approval code does not carry the centre's signature for a {delay_minutes} min "
-            f"delay of session {session_id} at venue {venue_id}; check it was read correctly",
-        ) from exc
+        check_approval(approval)
+    except ApprovalRejected as exc:
+        raise RuleViolation(exc.slug, str(exc)) from None

@@ -1,21 +1,21 @@
 """The session schedule's one change at the venue: a start delay (art. 31).
 
 A venue may delay its start by up to 30 minutes on its own authority (the chief examiner);
-more needs an approval code from the centre: the base64 Ed25519 signature, by the pinned
-authority key, of `rules.delay_approval_message(session, venue, minutes)`. Every delay is
+more needs an approval code from the centre (`paperpack approve-delay`): a document signed by
+the pinned authority key for exactly this delay of this session's current package, with an
+expiry (`paperpack.approval.check_delay_approval`). Every delay is
 recorded in `start_delays` and audited; attempts' times follow `sessions.start_delay_ms`.
 """
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 from sqlite_utils import Database
 
-from paperpack import crypto
+from paperpack.approval import check_delay_approval
 from server import audit, keys
 from server.clock import iso
 from server.errors import NotFound
@@ -66,7 +66,7 @@ def set_delay(
 @routes.post("/api/v1/staff/sessions/{session_id}/delay", name="delay_start")
 async def post_delay(request: web.Request) -> web.Response:
     """Delay the start: {"delay_minutes", "reason", "approval"?}; over 30 min needs the
-    centre's signed approval code (base64 Ed25519 signature, see rules.delay_approval_message)."""
+    centre's approval code for this delay and package, unexpired (paperpack approve-delay)."""
     staff = await require_role(request, "chief_examiner")
     app = request.app
     session_id = request.match_info["session_id"]
@@ -77,26 +77,35 @@ async def post_delay(request: web.Request) -> web.Response:
     if approval is not None and not isinstance(approval, str):
         raise Problem(422, "invalid-field", "field 'approval' must be a string")
     venue = load_venue(app[keys.SETTINGS].venue_dir)
-    signature = _decode_approval(approval)
+    now = app[keys.CLOCK].now()
+    package_id = await app[keys.STORE].read(session_package, session_id)
 
-    def verify(message: bytes, sig: bytes) -> None:
-        crypto.verify_undomained(authority_key(venue), message, sig)
+    def check(code: str) -> None:
+        if package_id is None:
+            raise NotFound("unknown-session", f"there is no session {session_id}")
+        check_delay_approval(
+            code,
+            authority_key(venue),
+            session_id=session_id,
+            venue_id=venue.venue_id,
+            package_id=package_id,
+            delay_minutes=minutes,
+            now=now,
+        )
 
     try:
-        check_start_delay(session_id, venue.venue_id, minutes, signature, verify)
+        check_start_delay(minutes, approval, check)
     except RuleViolation as exc:
         raise Problem(403, exc.slug, str(exc)) from None
-    now = app[keys.CLOCK].now()
     result = await app[keys.STORE].write(
         set_delay, session_id, minutes * 60_000, reason, approval, staff.login, now
     )
     return web.json_response(result)
 
 
-def _decode_approval(approval: str | None) -> bytes | None:
-    if not approval:
-        return None
-    try:
-        return base64.b64decode(approval.strip(), validate=True)
-    except ValueError:
-        return b"not-base64"
+def session_package(db: Database, session_id: str) -> str | None:
+    """The package the session runs (the one imported last), or None for an unknown session."""
+    row = db.execute(
+        "SELECT package_id FROM sessions WHERE session_id = ?", [session_id]
+    ).fetchone()
+    return None if row is None else str(row[0])

@@ -8,9 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from paperpack.approval import issue_delay_approval
 from paperpack.authority import load_authority
 from server.store import transaction
-from server.venue.rules import delay_approval_message
 from server.venue.workspace import open_venue_db
 from tests.server.conftest import (
     SESSION_ID,
@@ -80,8 +80,8 @@ async def test_incidents_and_violations_take_a_kind_from_the_list(venue_kit: Ven
 async def test_start_delay_over_thirty_minutes_needs_the_centres_approval(
     venue_kit: VenueKit,
 ) -> None:
-    """30 minutes on the venue's authority moves the start; 45 needs a code signed by the
-    centre, and with it the start moves again."""
+    """30 minutes on the venue's authority moves the start; 45 needs the centre's approval
+    code (forged, expired or for another delay: refused), and with it the start moves again."""
     kit = venue_kit
     await kit.import_package()
     chief = await kit.as_staff("chief")
@@ -94,13 +94,31 @@ async def test_start_delay_over_thirty_minutes_needs_the_centres_approval(
     assert resp.status == 403
     assert (await resp.json())["type"].endswith("/delay-needs-approval")
     authority = load_authority(kit.template.authority_dir)
-    signature = authority.signing_key.sign(delay_approval_message(SESSION_ID, VENUE_ID, 45))
-    code = base64.b64encode(signature).decode()
+    now = kit.clock.now()
+    code = issue_delay_approval(authority, SESSION_ID, VENUE_ID, 45, now=now)
     forged = base64.b64encode(bytes(64)).decode()
     resp = await kit.client.post(
         path, json={"delay_minutes": 45, "reason": "r", "approval": forged}, headers=chief
     )
     assert (await resp.json())["type"].endswith("/delay-approval-invalid")
+    expired = issue_delay_approval(
+        authority,
+        SESSION_ID,
+        VENUE_ID,
+        45,
+        valid_for=timedelta(minutes=1),
+        now=now - timedelta(minutes=1),
+    )
+    resp = await kit.client.post(
+        path, json={"delay_minutes": 45, "reason": "r", "approval": expired}, headers=chief
+    )
+    assert resp.status == 403
+    assert (await resp.json())["type"].endswith("/delay-approval-expired")
+    other_delay = issue_delay_approval(authority, SESSION_ID, VENUE_ID, 60, now=now)
+    resp = await kit.client.post(
+        path, json={"delay_minutes": 45, "reason": "r", "approval": other_delay}, headers=chief
+    )
+    assert (await resp.json())["type"].endswith("/delay-approval-mismatch")
     resp = await kit.client.post(
         path, json={"delay_minutes": 45, "reason": "r", "approval": code}, headers=chief
     )

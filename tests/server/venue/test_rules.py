@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from paperpack.approval import ApprovalRejected
 from server.errors import CbtError
 from server.venue import rules
 from server.venue.rules import ExamRules, RuleViolation
@@ -88,27 +90,31 @@ def test_session_overrides_apply_and_typos_are_refused() -> None:
         ExamRules.for_session("standard", 90, {"entry_cutof_minutes": 10})
 
 
-def _verify_ok(message: bytes, signature: bytes) -> None:
-    if signature != b"sig:" + message:
-        raise ValueError("bad signature")
+def _approves(expected: str) -> Callable[[str], None]:
+    """A stand-in for paperpack.approval.check_delay_approval: accepts one code."""
+
+    def check(code: str) -> None:
+        if code != expected:
+            raise ApprovalRejected("delay-approval-mismatch", "not the approved delay")
+
+    return check
 
 
 def test_delay_up_to_thirty_minutes_needs_no_approval() -> None:
     """A venue may delay by 30 minutes on its own authority."""
-    rules.check_start_delay("S1", "V1", 30, None, _verify_ok)
+    rules.check_start_delay(30, None, _approves("never asked"))
 
 
-def test_longer_delay_needs_the_centres_signature() -> None:
-    """31 minutes without approval, or with an approval for another delay, is refused."""
+def test_longer_delay_needs_the_centres_approval() -> None:
+    """31 minutes without approval, or with a code the check refuses, is refused with the
+    check's own slug; an approved code passes."""
     with pytest.raises(RuleViolation) as err:
-        rules.check_start_delay("S1", "V1", 31, None, _verify_ok)
+        rules.check_start_delay(31, None, _approves("A60"))
     assert err.value.slug == "delay-needs-approval"
-    wrong = b"sig:" + rules.delay_approval_message("S1", "V1", 45)
     with pytest.raises(RuleViolation) as err:
-        rules.check_start_delay("S1", "V1", 60, wrong, _verify_ok)
-    assert err.value.slug == "delay-approval-invalid"
-    right = b"sig:" + rules.delay_approval_message("S1", "V1", 60)
-    rules.check_start_delay("S1", "V1", 60, right, _verify_ok)
+        rules.check_start_delay(60, "A45", _approves("A60"))
+    assert err.value.slug == "delay-approval-mismatch"
+    rules.check_start_delay(60, "A60", _approves("A60"))
 
 
 @settings(max_examples=100)

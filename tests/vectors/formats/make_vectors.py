@@ -62,7 +62,6 @@ from server.responsepkg import check_response_package
 from server.store import transaction
 from server.venue import journal
 from server.venue.export import export_session
-from server.venue.rules import delay_approval_message
 from server.venue.submission import finalise_attempt
 from server.venue.workspace import (
     Venue,
@@ -445,12 +444,21 @@ def record_package_secrets(ctx: Context) -> None:
 # --- start-delay approval ----------------------------------------------------------------------
 
 
+def delay_approval_message_v1(session_id: str, venue_id: str, delay_minutes: int) -> bytes:
+    """Format 1's signed message (was server.venue.rules.delay_approval_message; format 2,
+    paperpack.approval, replaced it and format 1 is no longer accepted by the venue)."""
+    return canonical_json(
+        {"purpose": "start-delay-approval", "session_id": session_id, "venue_id": venue_id,
+         "delay_minutes": delay_minutes}
+    )  # fmt: skip
+
+
 def make_delay_approval(ctx: Context) -> None:
-    """A centre-signed approval code for a 45-minute delay: base64 Ed25519 over the message
-    of server.venue.rules (there is no other producer: the authority signs this message)."""
+    """A centre-signed approval code for a 45-minute delay, format 1: base64 Ed25519 over
+    `delay_approval_message_v1` (set 1 only; there was no other producer)."""
     assert ctx.authority is not None
-    message = delay_approval_message(SESSION_ID, VENUE_ID, DELAY_MINUTES)
-    signature = crypto.sign_undomained(ctx.authority.signing_key, message)
+    message = delay_approval_message_v1(SESSION_ID, VENUE_ID, DELAY_MINUTES)
+    signature = ctx.authority.signing_key.sign(message)  # format 1: a bare signature
     code = base64.b64encode(signature).decode("ascii")
     ctx.write("delay-approval/message.bin", message)
     ctx.write_json(

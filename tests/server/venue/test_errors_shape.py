@@ -72,6 +72,7 @@ async def test_error_paths_share_one_shape(venue_kit: VenueKit) -> None:
     await check_problem(
         await client.post("/api/v1/candidate/login", json={"ticket": "T0002", "id_number": "0"}),
         429,
+        slug="too-many-attempts",
     )
 
 
@@ -126,6 +127,36 @@ async def test_domain_refusals_reach_the_client_with_their_status_and_slug(
         await client.post(f"{staff_api}/T0002/incidents", json={"kind": "x"}, headers=inv),
         422,
         slug="invalid-field",
+    )
+    move = {"room_id": "R1", "seat_no": 3, "reason": "machine failure"}
+    await check_problem(
+        await client.post(f"{staff_api}/T0002/seat", json=move, headers=inv),
+        409,
+        slug="seat-taken",
+    )
+    await check_problem(
+        await client.post(f"{staff_api}/T0002/seat", json={**move, "room_id": "R9"}, headers=inv),
+        422,
+        slug="unknown-room",
+    )
+    pause = {"room_id": "R1", "reason": "fire alarm"}
+    assert (await client.post("/api/v1/staff/pauses", json=pause, headers=inv)).status == 200
+    await check_problem(
+        await client.post("/api/v1/staff/pauses", json=pause, headers=inv),
+        409,
+        slug="already-paused",
+    )
+    resume = await client.post("/api/v1/staff/pauses/resume", json=pause, headers=inv)
+    assert resume.status == 200
+    chief = await kit.as_staff("chief")
+    await check_problem(
+        await client.post(
+            "/api/v1/staff/sessions/NOPE/delay",
+            json={"delay_minutes": 5, "reason": "late bus"},
+            headers=chief,
+        ),
+        404,
+        slug="unknown-session",
     )
     wrong = {"ticket": "T0002", "id_number": "nope"}
     await check_problem(await client.post(login, json=wrong), 401, slug="login-failed")

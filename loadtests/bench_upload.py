@@ -49,9 +49,9 @@ sys.path.insert(0, str(ROOT))
 from paperpack import crypto  # noqa: E402 (after the path set-up)
 from paperpack.authority import init_authority, load_authority  # noqa: E402
 from server.central.app import open_storage  # noqa: E402
-from server.central.receipts import verify_receipt  # noqa: E402
 from server.central.settings import init_central  # noqa: E402
 from server.central.storage import VenueRecord  # noqa: E402
+from server.protocol.receipts import verify_receipt  # noqa: E402
 from server.responsepkg import build_response_package  # noqa: E402
 from server.venue.upload import Backoff, upload_package  # noqa: E402
 

@@ -1,10 +1,13 @@
-"""The append-only, hash-chained audit log (venue and SQLite central): writing and verifying.
+"""The venue's append-only, hash-chained audit log: writing it, verifying it, and
+`cbt audit verify` for a venue or central database.
 
 `record()` appends one event to the `audit_events` table **in the caller's transaction**, so
 an event exists exactly when the change it records was committed. Each row stores the hash
-of the previous row and its own hash over the canonical JSON of its fields (position, time,
-actor, action, object, details, previous hash). `verify_audit()` walks the chain and raises
-`AuditBroken` naming the first row that was edited, deleted or moved.
+of the previous row, its own hash and the format of that hash (`chain_format`): the one
+audit-chain format both sides write, `server.protocol.audit_chain`. `verify_audit()` walks
+the chain and raises `AuditBroken` naming the first row that was edited, deleted or moved;
+rows written before the format was recorded are in the venue's legacy format and still
+verify.
 
 A chain alone cannot show that its newest rows were cut off; the continuous backup
 (`server.venue.backup`) and the copy uploaded to the centre hold the head to compare with.
@@ -15,55 +18,29 @@ Details are for hashes, counts and ids: never passwords, shares, tokens, answers
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
-from paperpack.canonical import canonical_hash, canonical_json
+from paperpack.canonical import canonical_json
 from server.clock import iso
 from server.errors import CbtError
+from server.protocol.audit_chain import (
+    GENESIS,
+    LEGACY_CENTRAL_FORMAT,
+    LEGACY_VENUE_FORMAT,
+    AuditBroken,
+    verify_audit_records,
+)
+from server.protocol.audit_chain import new_event as new_audit_event
 
-GENESIS = "0" * 64
 # Detail keys that would put a secret or personal data into the log.
 FORBIDDEN_DETAIL_KEYS = frozenset(
     {"password", "share", "shares", "token", "secret", "answer", "answers", "id_number", "key"}
 )
-
-
-class AuditBroken(CbtError):
-    """The audit chain does not verify; `event_id` is the first bad row."""
-
-    def __init__(self, event_id: int, why: str) -> None:
-        self.event_id = event_id
-        super().__init__(
-            f"audit event {event_id} {why}: the audit log has been tampered with; keep this "
-            "database as evidence and compare it with the backup copy"
-        )
-
-
-def event_hash(
-    event_id: int,
-    at: str,
-    actor: str,
-    action: str,
-    obj: str,
-    details: Any,
-    prev_hash: str,
-) -> str:
-    """Hex SHA-256 of the canonical JSON of one event's fields (the chain's link)."""
-    return canonical_hash(
-        {
-            "event_id": event_id,
-            "at": at,
-            "actor": actor,
-            "action": action,
-            "object": obj,
-            "details": details,
-            "prev_hash": prev_hash,
-        }
-    )
 
 
 def record(
@@ -89,10 +66,10 @@ def record(
         "SELECT event_id, hash FROM audit_events ORDER BY event_id DESC LIMIT 1"
     ).fetchone()
     event_id, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
-    digest = event_hash(event_id, at, actor, action, object, details, prev_hash)
+    event = new_audit_event(event_id, at, actor, action, object, details, prev_hash)
     db.execute(
-        "INSERT INTO audit_events (event_id, at, actor, action, object, details, prev_hash, hash)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit_events (event_id, at, actor, action, object, details, prev_hash, hash,"
+        " chain_format) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             event_id,
             at,
@@ -101,36 +78,44 @@ def record(
             object,
             canonical_json(details).decode(),
             prev_hash,
-            digest,
+            event.hash,
+            event.chain_format,
         ),
     )
     return int(event_id)
 
 
 def verify_audit(db: Database) -> int:
-    """Check the whole chain; return the number of events, or raise AuditBroken."""
-    expected_prev = GENESIS
-    expected_id = 1
+    """Check the venue database's whole chain; return the number of events, or raise
+    `AuditBroken` (server.protocol.audit_chain) naming the first bad one."""
+    return _verify_table(db, "event_id", LEGACY_VENUE_FORMAT)
+
+
+def _verify_table(db: Database, position_key: str, unmarked_format: str) -> int:
+    """Verify `audit_events` keyed by `position_key`; rows without a recorded chain format
+    (a database or backup copy from before it was recorded) are in `unmarked_format`."""
+    columns = db["audit_events"].columns_dict
+    chain_format = "chain_format" if "chain_format" in columns else "NULL"
     rows = db.execute(
-        "SELECT event_id, at, actor, action, object, details, prev_hash, hash"
-        " FROM audit_events ORDER BY event_id"
+        f"SELECT {position_key}, at, actor, action, object, details, prev_hash, hash,"  # noqa: S608 (fixed names)
+        f" {chain_format} FROM audit_events ORDER BY {position_key}"
     )
-    for event_id, at, actor, action, obj, details, prev_hash, digest in rows:
-        if event_id != expected_id:
-            raise AuditBroken(expected_id, f"is missing (the next row is {event_id}): deleted")
-        if prev_hash != expected_prev:
-            raise AuditBroken(
-                event_id, "does not follow the previous event: a row before it was changed"
-            )
+    keys = (position_key, "at", "actor", "action", "object", "details", "prev_hash", "hash",
+            "chain_format")  # fmt: skip
+    records = (dict(zip(keys, row, strict=True)) for row in rows)
+    return verify_audit_records(_parsed(records, position_key), position_key, unmarked_format)
+
+
+def _parsed(records: Iterator[dict[str, Any]], position_key: str) -> Iterator[dict[str, Any]]:
+    """The rows with their details parsed; details that are not JSON break the chain."""
+    for record in records:
         try:
-            parsed = json.loads(details)
+            record["details"] = json.loads(record["details"])
         except ValueError:
-            raise AuditBroken(event_id, "has details that are not JSON: edited") from None
-        if event_hash(event_id, at, actor, action, obj, parsed, prev_hash) != digest:
-            raise AuditBroken(event_id, "does not match its hash: edited or moved")
-        expected_prev = digest
-        expected_id += 1
-    return expected_id - 1
+            raise AuditBroken(
+                record[position_key], "has details that are not JSON: edited"
+            ) from None
+        yield record
 
 
 def audit_database_path(target: Path) -> Path:
@@ -155,26 +140,9 @@ def verify_audit_file(target: Path) -> int:
         db = Database(conn)
         if "audit_events" not in db.table_names():
             raise CbtError(f"{path} has no audit_events table: is it a venue or central database?")
+        # The two sides key their events differently; the chain format is the same.
         if "seq" in db["audit_events"].columns_dict:
-            return _verify_central_chain(db)
+            return _verify_table(db, "seq", LEGACY_CENTRAL_FORMAT)
         return verify_audit(db)
     finally:
         conn.close()
-
-
-def _verify_central_chain(db: Database) -> int:
-    """The central SQLite store keeps its own chain format (server.central.storage)."""
-    from server.central.storage import StorageError, verify_audit_chain
-
-    keys = ("seq", "at", "actor", "action", "object", "details", "prev_hash", "hash")
-    rows = db.execute(
-        "SELECT seq, at, actor, action, object, details, prev_hash, hash"
-        " FROM audit_events ORDER BY seq"
-    ).fetchall()
-    events = [dict(zip(keys, row, strict=True)) for row in rows]
-    for event in events:
-        event["details"] = json.loads(event["details"])
-    try:
-        return verify_audit_chain(events)
-    except StorageError as exc:
-        raise CbtError(f"{exc}: the audit log has been tampered with") from None

@@ -43,15 +43,16 @@ from paperpack.package import open_package
 from paperpack.release import parse_record, secret_from_code, secret_from_record
 from paperpack.unlock import Unlock, decode_payload
 from server import responsepkg
-from server.audit import AuditBroken, event_hash, verify_audit
-from server.central.receipts import ReceiptInvalid, sign_receipt, verify_receipt
-from server.central.storage import (
-    PackageEntry,
-    StorageError,
-    audit_event_hash,
-    next_log_root,
-    verify_audit_chain,
+from server.audit import verify_audit
+from server.central.storage import PackageEntry
+from server.protocol.audit_chain import (
+    LEGACY_CENTRAL_FORMAT,
+    AuditBroken,
+    legacy_central_event_hash,
+    legacy_venue_event_hash,
+    verify_audit_records,
 )
+from server.protocol.receipts import ReceiptInvalid, next_log_root, sign_receipt, verify_receipt
 from server.store import transaction
 from server.venue import journal
 from server.venue.workspace import init_venue, open_venue_db
@@ -622,12 +623,13 @@ def test_the_journals_in_the_response_package_are_the_committed_chain() -> None:
 
 
 def test_each_venue_audit_event_hash_is_recomputed() -> None:
-    """event_hash over each committed venue event gives its hash, chained from 64 zeros."""
+    """The venue's (legacy) event hash over each committed event gives its hash, chained
+    from 64 zeros."""
     prev = "0" * 64
     for row in load("audit/venue-audit.json"):
         assert row["prev_hash"] == prev
         details = json.loads(row["details"])
-        digest = event_hash(
+        digest = legacy_venue_event_hash(
             row["event_id"], row["at"], row["actor"], row["action"], row["object"], details, prev
         )
         assert digest == row["hash"]
@@ -635,14 +637,15 @@ def test_each_venue_audit_event_hash_is_recomputed() -> None:
 
 
 def test_each_central_audit_event_hash_is_recomputed() -> None:
-    """audit_event_hash over each committed centre event gives its hash; the chain verifies."""
+    """The centre's (legacy) event hash over each committed event gives its hash; the chain
+    verifies."""
     events = load("audit/central-audit.json")
     prev = "0" * 64
     for event in events:
         assert event["prev_hash"] == prev
-        assert audit_event_hash(prev, event) == event["hash"]
+        assert legacy_central_event_hash(prev, event) == event["hash"]
         prev = event["hash"]
-    assert verify_audit_chain(events) == len(events)
+    assert verify_audit_records(events, "seq", LEGACY_CENTRAL_FORMAT) == len(events)
 
 
 @pytest.fixture
@@ -866,8 +869,8 @@ FLIPS = {
     ),
     "central-audit": Flip(
         "audit/central-audit.json", lambda d: after(d, b'"object":"'),
-        lambda t, d: verify_audit_chain(json.loads(d)),
-        StorageError, "edited after it was written",
+        lambda t, d: verify_audit_records(json.loads(d), "seq", LEGACY_CENTRAL_FORMAT),
+        AuditBroken, "edited after it was written",
     ),
 }  # fmt: skip
 

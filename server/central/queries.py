@@ -7,8 +7,9 @@ transaction when it writes. Every INSERT lists its columns. Row locks (`FOR UPDA
 PostgreSQL, where several processes share the database; SQLite drops them (its writer holds the
 whole database for a transaction).
 
-The rules both back-ends share (the log's chain, retention, the chunk checks, the audit hash)
-live in `server.central.storage`; this module only says how they meet the tables.
+The rules both back-ends share (retention, the chunk checks) live in `server.central.storage`,
+the chains' formats (the package log's root, the audit chain) in `server.protocol`; this
+module only says how they meet the tables.
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ from server.central.storage import (
     UnknownUpload,
     UploadState,
     VenueRecord,
-    audit_event_hash,
     check_chunk,
     check_deletable,
-    next_log_root,
 )
+from server.protocol.audit_chain import new_event
+from server.protocol.receipts import next_log_root
 from server.staffauth import StaffError
 
 Row = Sequence[Any]
@@ -52,7 +53,8 @@ PACKAGE_COLUMNS = (
     "log_root, receipt, serious_violation, summary, deleted_at"
 )
 STAFF_COLUMNS = "staff_id, login, name, role, active, created_at"
-AUDIT_COLUMNS = ("seq", "at", "actor", "action", "object", "details", "prev_hash", "hash")
+AUDIT_COLUMNS = ("seq", "at", "actor", "action", "object", "details", "prev_hash", "hash",
+                 "chain_format")  # fmt: skip
 
 
 def _package(row: Row) -> StoredPackage:
@@ -327,17 +329,16 @@ def append_audit(
     """Append one event inside the caller's transaction (the head row is the lock)."""
     head = yield fetch_one("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
     seq, prev = int(head[0]) + 1, head[1]
-    event = {"seq": seq, "at": now, "actor": actor, "action": action, "object": obj,
-             "details": details}  # fmt: skip
-    digest = audit_event_hash(prev, event)
+    event = new_event(seq, now, actor, action, obj, details, prev)  # the one audit-chain format
     yield execute(
         f"INSERT INTO audit_events ({', '.join(AUDIT_COLUMNS)}) "  # noqa: S608 (constant columns)
-        "VALUES (:seq, :at, :actor, :action, :object, :details, :prev_hash, :hash)",
+        "VALUES (:seq, :at, :actor, :action, :object, :details, :prev_hash, :hash,"
+        " :chain_format)",
         seq=seq, at=now, actor=actor, action=action, object=obj, details=json.dumps(details),
-        prev_hash=prev, hash=digest,
+        prev_hash=prev, hash=event.hash, chain_format=event.chain_format,
     )  # fmt: skip
     yield execute("UPDATE audit_head SET seq = :seq, hash = :hash WHERE id = 1",
-                  seq=seq, hash=digest)  # fmt: skip
+                  seq=seq, hash=event.hash)  # fmt: skip
 
 
 def audit_events() -> Step[list[dict[str, Any]]]:

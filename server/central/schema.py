@@ -106,7 +106,7 @@ CENTRAL_TABLES = Migration(1, "central tables: venues, uploads, the package log,
     object TEXT NOT NULL,               -- on what, e.g. a package's SHA-256
     details TEXT NOT NULL,              -- JSON; never secrets or answers
     prev_hash TEXT NOT NULL,            -- the previous event's hash (64 zeros for the first)
-    hash TEXT NOT NULL                  -- server.central.storage.audit_event_hash of this one
+    hash TEXT NOT NULL                  -- this event's hash (server.protocol.audit_chain)
 )""",
     # Chunks are ciphertext: TOAST's compression would burn CPU for nothing.
     ("postgres", "ALTER TABLE upload_chunks ALTER COLUMN data SET STORAGE EXTERNAL"),
@@ -174,7 +174,15 @@ UPLOADS_OUT_OF_ROWS = Migration(4, "uploads left half-way in rows start again at
     "DELETE FROM upload_chunks WHERE upload_id IN (SELECT upload_id FROM uploads)",
 ), only="sqlite")  # fmt: skip
 
-MIGRATIONS = (CENTRAL_TABLES, STAFF_TABLES, HEAD_ROWS, UPLOADS_OUT_OF_ROWS)
+AUDIT_CHAIN_FORMAT = Migration(5, "each audit event records its chain format", (
+    # The one audit-chain format the venue and the centre both write (server.protocol.
+    # audit_chain, issue 12). Events written before it keep the centre's legacy format, which
+    # the DEFAULT names; every new event names its format when it is written.
+    """ALTER TABLE audit_events ADD COLUMN
+    chain_format TEXT NOT NULL DEFAULT 'cbt-audit-central-v1'""",
+))  # fmt: skip
+
+MIGRATIONS = (CENTRAL_TABLES, STAFF_TABLES, HEAD_ROWS, UPLOADS_OUT_OF_ROWS, AUDIT_CHAIN_FORMAT)
 LATEST = MIGRATIONS[-1].number
 
 VERSION_TABLE = """CREATE TABLE schema_migrations (

@@ -41,11 +41,12 @@ from aiohttp import web
 
 from client import STATIC_DIR, templates
 from server.central import keys
-from server.central.storage import STAFF_ROLES, StaffAccount, StorageError, verify_audit_chain
+from server.central.storage import STAFF_ROLES, StaffAccount
 from server.clock import iso
 from server.errors import DomainError
 from server.i18n import Translate, other_language, page_language, remember_language, translator
 from server.problems import Problem, as_problem
+from server.protocol.audit_chain import LEGACY_CENTRAL_FORMAT, AuditBroken, verify_audit_records
 from server.staffauth import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -358,9 +359,9 @@ async def api_audit(request: web.Request) -> web.Response:
     """The central audit trail, with whether its hash chain holds (auditors only)."""
     events = await request.app[keys.STORAGE].audit_events()
     try:
-        verify_audit_chain(events)
+        verify_audit_records(events, "seq", LEGACY_CENTRAL_FORMAT)
         verified, problem = True, None
-    except StorageError as exc:  # a broken chain is the answer here, not an error
+    except AuditBroken as exc:  # a broken chain is the answer here, not an error
         verified, problem = False, str(exc)
     return web.json_response(
         {"verified": verified, "problem": problem, "events": events},

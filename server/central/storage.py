@@ -5,21 +5,20 @@
 asks for that one. `server.central.store.CentralStore` implements them once, over the drivers
 `server.central.sqlite_store` (the default, a file in the central directory) and
 `server.central.pg_store` (asyncpg, for several central processes sharing one PostgreSQL),
-which pass the same test suite. This module also owns the
-append-only log's hash chain (`next_log_root`), the retention rule of art. 23(7)
+which pass the same test suite. This module also owns the retention rule of art. 23(7)
 (`retention_until`) and the central staff accounts' records (`StaffAccount`, `LoginState`),
-so neither back-end can drift from the other.
+so neither back-end can drift from the other. The chains both back-ends write are formats
+the venue speaks too: the package log's (`server.protocol.receipts.next_log_root`) and the
+audit chain (`server.protocol.audit_chain`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from paperpack.canonical import canonical_json
 from server.errors import CbtError
 
 LOG_GENESIS = "0" * 64  # the log's root before any package was accepted
@@ -177,12 +176,6 @@ class ReceiptSigner(Protocol):
         ...
 
 
-def next_log_root(previous_root: str, position: int, package_sha256: str, received_at: str) -> str:
-    """The append-only log's root after appending one package (a hash chain over all of them)."""
-    material = f"cbt-log-v1|{previous_root}|{position}|{package_sha256}|{received_at}"
-    return hashlib.sha256(material.encode()).hexdigest()
-
-
 def retention_until(results_at: datetime | None, serious_violation: bool) -> datetime | None:
     """The first moment a record may be deleted, or None while results are not published."""
     if results_at is None:
@@ -307,7 +300,8 @@ class AuditLog(Protocol):
         ...
 
     async def audit_events(self) -> list[dict[str, Any]]:
-        """Every audit event in order, with its chain hashes."""
+        """Every audit event in order, with its chain hashes and `chain_format`
+        (verify with `server.protocol.audit_chain.verify_audit_records`)."""
         ...
 
 
@@ -376,21 +370,3 @@ class CentralStorage(
         ...
 
     async def close(self) -> None: ...
-
-
-def audit_event_hash(prev_hash: str, event: dict[str, Any]) -> str:
-    """The hash of one audit event, chained to the one before it."""
-    body = {key: event[key] for key in ("seq", "at", "actor", "action", "object", "details")}
-    return hashlib.sha256(prev_hash.encode() + canonical_json(body)).hexdigest()
-
-
-def verify_audit_chain(events: list[dict[str, Any]]) -> int:
-    """Check every event's hash and link; return how many there are, or raise `StorageError`."""
-    prev = LOG_GENESIS
-    for index, event in enumerate(events, start=1):
-        if event["seq"] != index or event["prev_hash"] != prev:
-            raise StorageError(f"audit event {index} is missing, reordered or relinked")
-        if audit_event_hash(prev, event) != event["hash"]:
-            raise StorageError(f"audit event {index} was edited after it was written")
-        prev = event["hash"]
-    return len(events)

@@ -34,7 +34,6 @@ from aiohttp import web
 from paperpack import crypto
 from server import responsepkg
 from server.central import keys
-from server.central.receipts import sign_receipt
 from server.central.storage import (
     ChunkPastEnd,
     OffsetConflict,
@@ -46,6 +45,7 @@ from server.central.storage import (
 )
 from server.clock import iso
 from server.problems import Problem
+from server.protocol.receipts import sign_receipt
 
 routes = web.RouteTableDef()
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")

@@ -28,8 +28,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from server.central.storage import AuditLog, StorageError, verify_audit_chain
+from server.central.storage import AuditLog
 from server.clock import iso
+from server.protocol.audit_chain import LEGACY_CENTRAL_FORMAT, AuditBroken, verify_audit_records
 from server.scoring.material import ScoringError
 
 KINDS = ("cancel", "restore", "correct", "personal")
@@ -92,11 +93,11 @@ async def load_changes(storage: AuditLog, session_id: str) -> list[Change]:
     """Every change request of `session_id`, in proposal order, from the verified audit log."""
     events = await storage.audit_events()
     try:
-        verify_audit_chain(events)
-    except StorageError as exc:
+        verify_audit_records(events, "seq", LEGACY_CENTRAL_FORMAT)
+    except AuditBroken as exc:
         raise AuditChainBroken(
-            f"{exc}; results cannot be changed or computed from a broken log: keep the database "
-            "as evidence and restore the log from the backup"
+            f"audit event {exc.event_id} {exc.why}; results cannot be changed or computed from "
+            "a broken log: keep the database as evidence and restore the log from the backup"
         ) from None
     changes: dict[str, Change] = {}
     for event in events:

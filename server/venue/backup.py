@@ -139,6 +139,10 @@ class ContinuousBackup:
             + ", ".join(columns)
             + ")"
         )
+        # A column the source gained by a migration since this backup was made (such as the
+        # audit events' chain_format): the rows copied before it have NULL there.
+        for column in [c for c in columns if c not in _columns(db, table)]:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
     @staticmethod
     def _position(db: Database, table: str) -> int:

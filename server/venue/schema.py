@@ -401,6 +401,41 @@ def m002_variants(db: Database) -> None:
     db.executescript(VARIANTS)
 
 
+AUDIT_CHAIN_FORMAT = """
+-- The audit log again, with the format of each event's hash: the one audit-chain format the
+-- venue and the centre both write (server.protocol.audit_chain). Rebuilt rather than
+-- altered, so the stored schema keeps a comment on every column; event_id stays the rowid.
+CREATE TABLE audit_events_v2 (
+    event_id INTEGER PRIMARY KEY,      -- position in the chain, 1, 2, 3...
+    at TEXT NOT NULL,                  -- when (ISO-8601 UTC)
+    actor TEXT NOT NULL,               -- who: staff login, 'candidate:T', 'system', 'cli:U'
+    action TEXT NOT NULL,              -- what, dotted verb, e.g. 'seat.moved'
+    object TEXT NOT NULL,              -- on what, e.g. 'session:S1/ticket:T1'
+    details TEXT NOT NULL,             -- canonical JSON of details (hashes, never secrets)
+    prev_hash TEXT NOT NULL,           -- `hash` of the previous event (64 zeros for the first)
+    hash TEXT NOT NULL,                -- hex SHA-256 of the event in `chain_format`
+    chain_format TEXT NOT NULL         -- 'cbt-audit-v2'; unstated (events from before it):
+        DEFAULT 'cbt-audit-venue-v1'   -- the venue's legacy format
+);
+INSERT INTO audit_events_v2 (event_id, at, actor, action, object, details, prev_hash, hash)
+    SELECT event_id, at, actor, action, object, details, prev_hash, hash
+    FROM audit_events ORDER BY event_id;
+DROP TABLE audit_events;
+ALTER TABLE audit_events_v2 RENAME TO audit_events;
+CREATE INDEX audit_events_by_object ON audit_events (object);
+CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
+CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
+"""
+
+
+@migrations()
+def m003_audit_chain_format(db: Database) -> None:
+    """Record the chain format of every audit event (older events: the venue's legacy one)."""
+    db.executescript(AUDIT_CHAIN_FORMAT)
+
+
 def venue_tables() -> list[str]:
     """The names of the tables the migrations create, in order (for tests and docs)."""
     names = []

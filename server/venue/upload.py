@@ -33,8 +33,8 @@ from typing import Any
 import aiohttp
 
 from paperpack import crypto
-from server.central.receipts import verify_receipt
 from server.errors import CbtError
+from server.protocol.receipts import verify_receipt
 from server.responsepkg import read_header
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from paperpack.authority import Authority
-from server.central.receipts import verify_receipt
+from server.protocol.receipts import verify_receipt
 from server.venue.upload import Backoff, upload_package
 from tests.server.central.conftest import Central, make_package, new_venue
 

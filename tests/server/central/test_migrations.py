@@ -24,11 +24,12 @@ from paperpack import crypto
 from paperpack.authority import Authority, load_authority
 from server.central import keys
 from server.central.app import create_app, open_storage
-from server.central.receipts import verify_receipt
 from server.central.schema import LATEST, MIGRATIONS
 from server.central.settings import CentralSettings
-from server.central.storage import CentralStorage, StorageError, verify_audit_chain
+from server.central.storage import CentralStorage, StorageError
 from server.clock import SettableClock
+from server.protocol.audit_chain import CHAIN_FORMAT, LEGACY_CENTRAL_FORMAT, verify_audit_records
+from server.protocol.receipts import verify_receipt
 from server.scoring.pipeline import score_session
 from server.venue.upload import upload_package
 from tests.server.central.conftest import VenueKeys, make_package, reset_pg
@@ -166,10 +167,10 @@ async def test_a_546a924_database_has_the_schema_of_a_new_one(
     finally:
         await storage.close()
     if backend == "sqlite":  # the old SQLite store had no head rows; it kept no data in rows
-        assert done == {1: "adopted", 2: "adopted", 3: "applied", 4: "applied"}
+        assert done == {1: "adopted", 2: "adopted", 3: "applied", 4: "applied", 5: "applied"}
         fresh_url = str(tmp_path / "fresh.db")
     else:
-        assert done == {1: "adopted", 2: "adopted", 3: "adopted", 4: "applied"}
+        assert done == {1: "adopted", 2: "adopted", 3: "adopted", 4: "applied", 5: "applied"}
         await reset_pg(database)
         fresh_url = database
     fresh = open_storage(fresh_url, pg_pool_size=2)
@@ -215,7 +216,8 @@ async def test_a_546a924_database_migrates_forward_and_serves(
     )
     events = await storage.audit_events()
     assert [[e["seq"], e["action"], e["object"], e["hash"]] for e in events] == expected["audit"]
-    verify_audit_chain(events)
+    assert {e["chain_format"] for e in events} == {LEGACY_CENTRAL_FORMAT}  # as the old code wrote
+    verify_audit_records(events, "seq", LEGACY_CENTRAL_FORMAT)
 
     resp = await client.post("/api/v1/staff/login", json={"login": "op", "password": PASSWORD})
     assert resp.status == 200, await resp.text()
@@ -239,7 +241,9 @@ async def test_a_546a924_database_migrates_forward_and_serves(
     assert second["log_position"] == len(log) + 2
     assert await storage.package_data(digest) == half
     events = await storage.audit_events()
-    assert verify_audit_chain(events) == len(expected["audit"]) + 3  # login + two accepts
+    # The old events in their legacy format, then the new ones in the one current format.
+    assert verify_audit_records(events, "seq", LEGACY_CENTRAL_FORMAT) == len(expected["audit"]) + 3
+    assert [e["chain_format"] for e in events[len(expected["audit"]) :]] == [CHAIN_FORMAT] * 3
     assert events[len(expected["audit"])]["prev_hash"] == expected["audit"][-1][3]
 
     scored = await score_session(storage, legacy_authority, SESSION_ID, AFTER_END, tmp_path)

@@ -69,6 +69,7 @@ async def test_a_database_with_chunks_in_rows_is_still_read(
     old, half = hashlib.sha256(data).hexdigest(), "ab" * 32
     with sqlite3.connect(path) as db:
         db.execute("DROP TABLE schema_migrations")  # as databases made before migrations
+        db.execute("ALTER TABLE audit_events DROP COLUMN chain_format")  # ... which lacked it
         db.execute(
             "INSERT INTO packages VALUES (?, 'S1', 'V1', 1, ?, ?, 1, ?, '{}', 0, '{}', NULL)",
             (old, len(data), iso(START), "0" * 64),

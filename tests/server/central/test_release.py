@@ -15,8 +15,8 @@ from paperpack.paperfile import load_paper
 from paperpack.release import parse_record
 from paperpack.session import load_session
 from server.central.release import open_release_response, sign_release_request
-from server.central.storage import verify_audit_chain
 from server.clock import iso
+from server.protocol.audit_chain import LEGACY_CENTRAL_FORMAT, verify_audit_records
 from tests.conftest import EXAMPLES
 from tests.server.central.conftest import START, Central, VenueKeys, new_venue
 
@@ -71,7 +71,7 @@ async def test_inside_the_window_the_venue_gets_its_signed_record(
     assert (parsed["session_id"], parsed["venue_id"]) == (SESSION, packed_venue.venue_id)
     events = await central.storage.audit_events()
     assert [e["action"] for e in events] == ["release.served"]
-    verify_audit_chain(events)
+    verify_audit_records(events, "seq", LEGACY_CENTRAL_FORMAT)
     assert (await central.storage.release_counts()) == {(SESSION, packed_venue.venue_id): 1}
     operator = await central.as_staff()
     status = await (await central.client.get("/api/v1/status", headers=operator)).json()

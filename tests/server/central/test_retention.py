@@ -14,11 +14,11 @@ import aiohttp
 import pytest
 
 from paperpack.authority import Authority
-from server.central.receipts import sign_receipt
 from server.central.settings import init_central
 from server.central.sqlite_store import SqliteStorage
 from server.central.storage import PackageEntry, RetentionRefused, retention_until
 from server.clock import iso
+from server.protocol.receipts import sign_receipt
 from server.venue.upload import upload_package
 from tests.server.central.conftest import START, Central, make_package, new_venue, sample_contents
 

@@ -13,8 +13,8 @@ import pytest
 
 from server.central.app import open_storage
 from server.central.staff import COOKIE, CSRF_COOKIE
-from server.central.storage import verify_audit_chain
 from server.clock import iso
+from server.protocol.audit_chain import LEGACY_CENTRAL_FORMAT, verify_audit_records
 from server.staffauth import StaffError
 from tests.server.central.conftest import (
     STAFF_PASSWORD,
@@ -246,7 +246,7 @@ async def test_logins_and_logouts_are_audited_without_secrets(central: Central) 
     events = await central.storage.audit_events()
     assert [e["action"] for e in events] == ["staff.added", "staff.login", "staff.logout"]
     assert events[1]["details"]["role"] == "operator" and events[1]["actor"] == "operator"
-    verify_audit_chain(events)
+    verify_audit_records(events, "seq", LEGACY_CENTRAL_FORMAT)
     text = repr(events)
     csrf = headers["X-CSRF-Token"]
     token = headers["Cookie"].split(";")[0].split("=", 1)[1]
@@ -359,6 +359,7 @@ async def test_an_older_database_gets_the_staff_tables_when_opened(
     try:
         sql = "DROP TABLE staff_sessions; DROP TABLE staff_login_failures; DROP TABLE staff"
         sql += "; DROP TABLE schema_migrations"  # as databases made before migrations
+        sql += "; ALTER TABLE audit_events DROP COLUMN chain_format"  # ... which lacked it
         if central.database.startswith("postgresql"):
             await storage.pool.execute(sql)  # type: ignore[attr-defined]
         else:

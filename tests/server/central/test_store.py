@@ -15,7 +15,6 @@ import pytest
 
 from paperpack.authority import Authority
 from server.central.app import open_storage
-from server.central.receipts import sign_receipt
 from server.central.storage import (
     LOG_GENESIS,
     CentralStorage,
@@ -26,10 +25,10 @@ from server.central.storage import (
     RetentionRefused,
     StorageError,
     UnknownUpload,
-    next_log_root,
-    verify_audit_chain,
 )
 from server.clock import iso
+from server.protocol.audit_chain import LEGACY_CENTRAL_FORMAT, verify_audit_records
+from server.protocol.receipts import next_log_root, sign_receipt
 from server.staffauth import StaffError
 from tests.server.central.conftest import START, make_package, new_venue
 
@@ -149,7 +148,7 @@ async def test_releases_and_events_share_one_verified_chain(store: CentralStorag
     await store.audit("cli:test", "venue.registered", "venue:V3", {"n": 1}, T0)
     assert await store.release_counts() == {("S1", "V1"): 2, ("S1", "V2"): 1}
     events = await store.audit_events()
-    assert verify_audit_chain(events) == 4
+    assert verify_audit_records(events, "seq", LEGACY_CENTRAL_FORMAT) == 4
     assert [e["action"] for e in events] == ["release.served"] * 3 + ["venue.registered"]
     assert events[-1]["details"] == {"n": 1} and events[0]["actor"] == "venue:V1"
 

@@ -18,7 +18,7 @@ import pytest
 
 from paperpack.authority import Authority
 from server.central.pg_store import PgStorage
-from server.central.receipts import verify_receipt
+from server.protocol.receipts import verify_receipt
 from server.venue.upload import Backoff, upload_package
 from tests.server.central.conftest import make_package, new_venue, reset_pg
 

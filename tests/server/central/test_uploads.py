@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 
 from paperpack.authority import Authority
-from server.central.receipts import ReceiptInvalid, verify_receipt
-from server.central.storage import verify_audit_chain
+from server.protocol.audit_chain import LEGACY_CENTRAL_FORMAT, verify_audit_records
+from server.protocol.receipts import ReceiptInvalid, verify_receipt
 from server.responsepkg import open_response_package
 from server.venue.upload import Backoff, UploadRefused, upload_package
 from tests.server.central.conftest import Central, make_package, new_venue, sample_contents
@@ -80,7 +80,10 @@ async def test_receipts_chain_into_one_log(central: Central, authority: Authorit
         )
     assert [r[0] for r in roots] == [1, 2, 3]
     assert roots[1][1] == roots[0][2] and roots[2][1] == roots[1][2]
-    assert verify_audit_chain(await central.storage.audit_events()) == 3
+    assert (
+        verify_audit_records(await central.storage.audit_events(), "seq", LEGACY_CENTRAL_FORMAT)
+        == 3
+    )
 
 
 async def test_a_flipped_byte_is_refused_as_tampered(

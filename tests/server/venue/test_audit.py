@@ -10,10 +10,18 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from server.audit import AuditBroken, record, verify_audit
+from server.audit import record, verify_audit
 from server.cli import main as cbt
+from server.protocol.audit_chain import (
+    CHAIN_FORMAT,
+    GENESIS,
+    LEGACY_VENUE_FORMAT,
+    AuditBroken,
+    legacy_venue_event_hash,
+)
 from server.store import transaction
-from server.venue.workspace import Venue
+from server.venue import schema
+from server.venue.workspace import Venue, open_venue_db
 
 T = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 
@@ -119,7 +127,7 @@ def test_cbt_audit_verify_names_a_missing_target(tmp_path, capsys) -> None:  # t
 async def test_cbt_audit_verify_reads_a_central_database(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A central.db (its own chain format) verifies, and an edited event is named."""
+    """A central.db (keyed by seq; the same chain format) verifies, and an edited event is named."""
     from server.central.sqlite_store import SqliteStorage
 
     storage = SqliteStorage(tmp_path / "central.db")
@@ -134,4 +142,65 @@ async def test_cbt_audit_verify_reads_a_central_database(
     conn.commit()
     conn.close()
     assert cbt(["audit", "verify", str(tmp_path / "central.db")]) == 1
-    assert "audit event 2 was edited" in capsys.readouterr().err
+    assert "audit event 2 does not match its hash" in capsys.readouterr().err
+
+
+def make_pre_format_venue_db(path: Path, n: int) -> None:
+    """A venue database as the code before issue 12 left it: the migrations of that time
+    (m001, m002) and `n` audit events hashed in the venue's legacy format, no chain_format."""
+    from sqlite_utils.migrations import Migrations
+
+    old = Migrations("venue")
+    old()(schema.m001_initial)
+    old()(schema.m002_variants)
+    db = Database(path)
+    old.apply(db)
+    prev = GENESIS
+    for i in range(1, n + 1):
+        at, obj = f"2026-06-01T08:00:0{i}.000Z", f"session:S1/ticket:T{i}"
+        digest = legacy_venue_event_hash(i, at, "chief1", "seat.moved", obj, {"n": i}, prev)
+        db.execute(
+            "INSERT INTO audit_events (event_id, at, actor, action, object, details, prev_hash,"
+            " hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (i, at, "chief1", "seat.moved", obj, f'{{"n":{i}}}', prev, digest),
+        )
+        prev = digest
+    db.conn.commit()
+    db.close()
+
+
+def test_a_venue_database_from_before_the_chain_format_still_verifies(
+    venue: Venue, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Events written in the venue's legacy format verify read-only as they are, and after
+    the migration the new events (in the one current format) continue the same chain."""
+    venue.db_path.unlink()
+    make_pre_format_venue_db(venue.db_path, 3)
+    assert cbt(["audit", "verify", str(venue.db_path)]) == 0  # not migrated: read-only
+    assert "3 events verified" in capsys.readouterr().out
+    db = open_venue_db(venue.directory)  # migrates: m003 adds chain_format
+    try:
+        write_events(db, 2)
+        formats = [r[0] for r in db.execute("SELECT chain_format FROM audit_events")]
+        assert formats == [LEGACY_VENUE_FORMAT] * 3 + [CHAIN_FORMAT] * 2
+        assert verify_audit(db) == 5
+    finally:
+        db.close()
+    assert cbt(["audit", "verify", str(venue.directory)]) == 0
+    assert "5 events verified" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("tampered", [2, 5])
+def test_a_tampered_event_is_named_in_an_upgraded_venue_chain(venue: Venue, tampered: int) -> None:
+    """Editing an old (legacy) or a new event of an upgraded chain is reported at that event."""
+    venue.db_path.unlink()
+    make_pre_format_venue_db(venue.db_path, 3)
+    db = open_venue_db(venue.directory)
+    try:
+        write_events(db, 2)
+        db.execute("DROP TRIGGER audit_events_no_update")
+        db.execute("UPDATE audit_events SET object = 'x' WHERE event_id = ?", (tampered,))
+        with pytest.raises(AuditBroken, match=f"audit event {tampered} does not match its hash"):
+            verify_audit(db)
+    finally:
+        db.close()

@@ -9,7 +9,7 @@ old ones. Not collected by pytest (the name does not start with `test_`), never 
 
 Every artifact is written by the code that writes it in production: `paperpack.pack`,
 `paperpack.release`, `server.venue.journal`, `server.audit`, `server.venue.submission`,
-`server.venue.export`, `server.central.sqlite_store` with `server.central.receipts`. The
+`server.venue.export`, `server.central.sqlite_store` with `server.protocol.receipts`. The
 generator adds only what those producers keep to themselves and a test needs in order to
 re-derive the bytes: the secrets of the package (recovered with the consumers: unwrapped,
 combined from the cards, decoded from the release code), the ephemeral X25519 key of each
@@ -53,11 +53,11 @@ from paperpack.release import issue_release, release_context
 from paperpack.session import session_from_dict
 from paperpack.unlock import Unlock
 from server import audit
-from server.central.receipts import sign_receipt
 from server.central.sqlite_store import SqliteStorage
 from server.central.storage import VenueRecord
 from server.central.uploads import package_entry
 from server.clock import iso
+from server.protocol.receipts import sign_receipt
 from server.responsepkg import check_response_package
 from server.store import transaction
 from server.venue import journal

@@ -4,18 +4,18 @@ A receipt is `{"receipt": {...}, "signature": base64}`; the signature is the cen
 Ed25519 key over `b"cbt-receipt-v1|" + canonical_json(receipt)`. The fields: format and
 version, package SHA-256, session, venue, export_seq, size, received_at, the package's
 position in the centre's append-only log and the log's hash-chain root after it
-(`server.central.storage.next_log_root`). The venue verifies it with `verify_receipt` before
-it marks its copy as delivered.
+(`next_log_root`). The centre signs it with `sign_receipt` when it accepts a package; the
+venue verifies it with `verify_receipt` before it marks its copy as delivered.
 """
 
 from __future__ import annotations
 
 import base64
-from typing import Any
+import hashlib
+from typing import Any, Protocol
 
 from paperpack import crypto
 from paperpack.canonical import canonical_json
-from server.central.storage import PackageEntry, next_log_root
 from server.errors import CbtError
 
 RECEIPT_FORMAT = "cbt-receipt"
@@ -27,9 +27,30 @@ class ReceiptInvalid(CbtError):
     """A receipt does not verify, or is for another package."""
 
 
+class ReceiptSubject(Protocol):
+    """What a receipt says about the package it is for (the centre's store entry has these)."""
+
+    @property
+    def package_sha256(self) -> str: ...
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def venue_id(self) -> str: ...
+    @property
+    def export_seq(self) -> int: ...
+    @property
+    def size(self) -> int: ...
+
+
+def next_log_root(previous_root: str, position: int, package_sha256: str, received_at: str) -> str:
+    """The append-only log's root after appending one package (a hash chain over all of them)."""
+    material = f"cbt-log-v1|{previous_root}|{position}|{package_sha256}|{received_at}"
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
 def sign_receipt(
     key: crypto.Ed25519PrivateKey,
-    entry: PackageEntry,
+    entry: ReceiptSubject,
     received_at: str,
     position: int,
     previous_root: str,

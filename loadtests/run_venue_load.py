@@ -47,9 +47,10 @@ from paperpack.pack import pack_venue  # noqa: E402
 from paperpack.release import issue_release  # noqa: E402
 from paperpack.session import session_from_dict  # noqa: E402
 from paperpack.synthetic import synthetic_paper  # noqa: E402
+from server.staffauth import hash_password  # noqa: E402
 from server.store import transaction  # noqa: E402
 from server.venue.packages import import_package  # noqa: E402
-from server.venue.staff import add_staff, hash_password  # noqa: E402
+from server.venue.staff import add_staff  # noqa: E402
 from server.venue.workspace import init_venue, load_venue, open_venue_db  # noqa: E402
 
 LOCUSTFILE = ROOT / "loadtests" / "venue_locust.py"

@@ -14,6 +14,7 @@ from sqlite_utils import Database
 
 from server.commands.common import cli_actor, read_password
 from server.errors import CbtError
+from server.staffauth import hash_password
 from server.store import transaction
 from server.venue import backup as venue_backup
 from server.venue import invigilator_draw, rooms, roster, seats, staff
@@ -95,7 +96,7 @@ def _register_staff(venue_sub: argparse._SubParsersAction) -> None:  # type: ign
 
 def run_staff_add(args: argparse.Namespace) -> int:
     load_venue(args.dir)
-    password_hash = staff.hash_password(read_password(args.password_file))
+    password_hash = hash_password(read_password(args.password_file))
     db = open_venue_db(args.dir)
     try:
         with transaction(db):

@@ -49,6 +49,7 @@ from server.central.storage import VenueRecord
 from server.clock import iso
 from server.demo.people import StaffMember, demo_candidates, demo_central_staff, demo_staff
 from server.errors import CbtError
+from server.staffauth import hash_password
 from server.store import transaction
 from server.venue import rooms, roster, seats, staff
 from server.venue.export import central_wrap_key
@@ -185,7 +186,7 @@ async def register_venue(
         details = {"name": venue.name, "signing_public": venue.sign_public}
         await storage.audit(ACTOR, "venue.registered", f"venue:{venue.venue_id}", details, iso(now))
         for m in members:
-            password_hash = staff.hash_password(m.password)
+            password_hash = hash_password(m.password)
             await storage.add_staff(m.login, m.name, m.role, password_hash, ACTOR, iso(now))
     finally:
         await storage.close()
@@ -196,7 +197,7 @@ def populate_venue(
 ) -> list[roster.Candidate]:
     """Staff, package import, roster, rooms and the seat draw, in one transaction."""
     candidates = demo_candidates()
-    hashes = {m.login: staff.hash_password(m.password) for m in members}
+    hashes = {m.login: hash_password(m.password) for m in members}
     db = open_venue_db(venue.directory)
     try:
         with transaction(db):

@@ -35,13 +35,11 @@ from server.staffauth import (
     FAILURE_WINDOW,
     MAX_FAILURES_PER_LOGIN,
     MAX_FAILURES_PER_REMOTE,
-    MIN_PASSWORD_LENGTH,
     SAFE_METHODS,
     StaffError,
     check_csrf,
     check_login_name,
     check_password,
-    hash_password,
     lockout_seconds,
     login_locked,
     new_token,
@@ -49,21 +47,6 @@ from server.staffauth import (
     set_session_cookie,
     token_hash,
 )
-
-__all__ = [  # re-exported for the venue's callers and tests
-    "COOKIE",
-    "CSRF_HEADER",
-    "MIN_PASSWORD_LENGTH",
-    "ROLES",
-    "StaffError",
-    "StaffIdentity",
-    "check_password",
-    "hash_password",
-    "require_role",
-    "staff_only",
-    "staff_routes",
-    "token_hash",
-]
 
 ROLES = ("chief_examiner", "system_administrator", "invigilator")
 COOKIE = "cbt_staff"

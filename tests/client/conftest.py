@@ -28,13 +28,14 @@ from aiohttp import web
 
 from paperpack.paperfile import load_paper
 from server.clock import SettableClock
+from server.staffauth import hash_password
 from server.store import transaction
 from server.venue.app import create_app
 from server.venue.rooms import load_rooms, store_rooms
 from server.venue.roster import import_roster_file
 from server.venue.seats import draw_seats
 from server.venue.settings import Settings
-from server.venue.staff import add_staff, hash_password
+from server.venue.staff import add_staff
 from server.venue.workspace import init_venue, open_venue_db
 from tests.conftest import EXAMPLES, require
 from tests.server.conftest import pack_for_venue

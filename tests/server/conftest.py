@@ -34,10 +34,11 @@ from paperpack.release import issue_release
 from paperpack.session import session_from_dict
 from paperpack.synthetic import synthetic_paper
 from server.clock import SettableClock
+from server.staffauth import hash_password
 from server.store import transaction
 from server.venue.app import create_app
 from server.venue.settings import Settings
-from server.venue.staff import add_staff, hash_password
+from server.venue.staff import add_staff
 from server.venue.workspace import init_venue, open_venue_db
 from tests.conftest import require
 

@@ -20,14 +20,13 @@ from server import keys
 from server.audit import verify_audit
 from server.clock import SettableClock
 from server.problems import problem_middleware
+from server.staffauth import StaffError, hash_password
 from server.store import Store, transaction
 from server.venue.staff import (
     COOKIE,
-    StaffError,
     StaffIdentity,
     add_staff,
     disable_staff,
-    hash_password,
     staff_only,
     staff_routes,
 )

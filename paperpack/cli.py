@@ -1,7 +1,10 @@
 """The `paperpack` command line, and the CLI runner that `cbt` shares.
 
-Each subcommand lives in a module of `paperpack.commands` that exposes
-`register(subparsers)`; handlers take the parsed args and return an exit code.
+Each area's arguments are declared in a light module (`paperpack.commands.*_args`) that
+exposes `register(subparsers)` and imports only the standard library, so that building the
+parser, and so `--help`, costs almost nothing. Each command names its handler as a `Handler`
+("module:function"), imported only when that command runs. Handlers take the parsed args and
+return an exit code.
 Errors: the project's own exceptions become one line on stderr, `PROG: error: ...`, exit 1;
 usage errors exit 2 (argparse); `--debug` shows the traceback instead.
 """
@@ -12,15 +15,37 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from paperpack.errors import PaperpackError
 
 PAPERPACK_COMMANDS = (
-    "paperpack.commands.papers",  # validate, convert
-    "paperpack.commands.prove",  # prove
-    "paperpack.commands.sealing",  # authority init, pack, inspect, verify, release
+    "paperpack.commands.papers_args",  # validate, convert
+    "paperpack.commands.prove_args",  # prove
+    "paperpack.commands.sealing_args",  # authority init, pack, inspect, verify, release
 )
+
+
+@dataclass(frozen=True)
+class Handler:
+    """A command's handler as "module:function", imported when the command runs.
+
+    The module holding a handler imports what the command needs (aiohttp, cryptography, ...);
+    naming it instead of importing it keeps those imports out of every other command."""
+
+    target: str
+
+    def resolve(self) -> Callable[[argparse.Namespace], int | None]:
+        """The handler function itself (imports its module)."""
+        module, _, name = self.target.partition(":")
+        function: Callable[[argparse.Namespace], int | None] = getattr(
+            importlib.import_module(module), name
+        )
+        return function
+
+    def __call__(self, args: argparse.Namespace) -> int | None:
+        return self.resolve()(args)
 
 
 def build_parser(prog: str, description: str, modules: Sequence[str]) -> argparse.ArgumentParser:

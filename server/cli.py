@@ -1,7 +1,8 @@
 """The `cbt` command line: venue, central, audit and demo commands.
 
-Subcommands live in `server.commands.*`, each exposing `register(subparsers)`; the runner
-(one-line errors, `--debug`) is shared with paperpack.
+Each area's arguments are declared in a light module `server.commands.*_args` exposing
+`register(subparsers)`; handlers are imported when their command runs (see paperpack.cli).
+The runner (one-line errors, `--debug`) is shared with paperpack.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from paperpack.errors import PaperpackError
 from server.errors import CbtError
 
 CBT_COMMANDS = (
-    "server.commands.venue",  # cbt venue ...
-    "server.commands.central",  # cbt central ...
-    "server.commands.audit",  # cbt audit verify
-    "server.commands.demo",  # cbt demo
+    "server.commands.venue_args",  # cbt venue ...
+    "server.commands.central_args",  # cbt central ...
+    "server.commands.audit_args",  # cbt audit verify
+    "server.commands.demo_args",  # cbt demo
 )
 
 

@@ -1,1 +1,2 @@
-"""Subcommands of `paperpack`, one module per area; each exposes `register(subparsers)`."""
+"""Subcommands of `paperpack`: per area, `<area>_args` declares the arguments (standard library
+only, so `--help` is fast) and `<area>` holds the handlers, imported when their command runs."""

@@ -2,8 +2,9 @@
 approve-delay.
 
 Thin handlers: parse arguments, call one function of paperpack.authority / pack / package /
-release, print the result. Errors are the library's typed errors, which the CLI runner turns
-into one line `paperpack: error: ...` with exit code 1.
+release, print the result; the arguments are declared in paperpack.commands.sealing_args.
+Errors are the library's typed errors, which the CLI runner turns into one line
+`paperpack: error: ...` with exit code 1.
 """
 
 from __future__ import annotations
@@ -14,10 +15,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 
 from paperpack.approval import (
-    DEFAULT_VALIDITY,
     MAX_VALIDITY,
     ApprovalError,
     issue_delay_approval,
@@ -35,68 +34,6 @@ from paperpack.pack import Progress, estimate_plain_size, pack_session
 from paperpack.package import check_fragment, open_package, read_manifest_unverified
 from paperpack.release import issue_release
 from paperpack.session import load_session
-
-
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add this area's subcommands to `sub`."""
-    authority = sub.add_parser("authority", help="the centre's signing and upload keys")
-    authority_sub = authority.add_subparsers(dest="authority_command", metavar="ACTION")
-    authority_sub.required = True
-    init = authority_sub.add_parser("init", help="create the authority key pairs in DIR")
-    init.add_argument("directory", metavar="DIR", type=Path)
-    init.add_argument(
-        "--passphrase-file", type=Path, help="encrypt the private keys with this passphrase"
-    )
-    init.set_defaults(func=cmd_authority_init)
-
-    pack = sub.add_parser("pack", help="seal a paper for every venue of a session")
-    pack.add_argument("paper", metavar="PAPER", type=Path)
-    pack.add_argument("--session", required=True, type=Path, help="the session YAML file")
-    pack.add_argument("--authority", required=True, type=Path, help="the authority directory")
-    pack.add_argument("--out", required=True, type=Path, help="where the venue packages go")
-    pack.add_argument("--passphrase-file", type=Path, help="the authority keys' passphrase")
-    pack.add_argument("--chunk-size", type=int, default=1 << 20, help="AEAD chunk size in bytes")
-    pack.set_defaults(func=cmd_pack)
-
-    inspect = sub.add_parser("inspect", help="show what a package holds (no signature check)")
-    inspect.add_argument("package", metavar="PACKAGE_DIR", type=Path)
-    inspect.set_defaults(func=cmd_inspect)
-
-    verify = sub.add_parser("verify", help="check every signature and hash of a package")
-    verify.add_argument("package", metavar="PACKAGE_DIR", type=Path)
-    verify.add_argument(
-        "--authority-pub", required=True, type=Path, help="signing.pub of the authority"
-    )
-    verify.add_argument("--venue", help="refuse a package for another venue")
-    verify.add_argument("--session", help="refuse a package for another session")
-    verify.add_argument(
-        "--highest-seen-version", type=int, default=0, help="refuse older manifests"
-    )
-    verify.set_defaults(func=cmd_verify)
-
-    release = sub.add_parser("release", help="the time release of one venue: code and record")
-    release.add_argument("session_id", metavar="SESSION_ID")
-    release.add_argument("venue_id", metavar="VENUE_ID")
-    release.add_argument("--authority", required=True, type=Path, help="the authority directory")
-    release.add_argument("--passphrase-file", type=Path, help="the authority keys' passphrase")
-    release.add_argument("--out", type=Path, help="directory for the signed release record")
-    release.set_defaults(func=cmd_release)
-
-    approve = sub.add_parser(
-        "approve-delay", help="the centre's signed approval of a start delay over 30 minutes"
-    )
-    approve.add_argument("session_id", metavar="SESSION_ID")
-    approve.add_argument("venue_id", metavar="VENUE_ID")
-    approve.add_argument("--minutes", required=True, type=int, help="the approved delay")
-    approve.add_argument(
-        "--valid-hours",
-        type=float,
-        default=DEFAULT_VALIDITY / timedelta(hours=1),
-        help="hours until the approval expires (default 12, at most 168)",
-    )
-    approve.add_argument("--authority", required=True, type=Path, help="the authority directory")
-    approve.add_argument("--passphrase-file", type=Path, help="the authority keys' passphrase")
-    approve.set_defaults(func=cmd_approve_delay)
 
 
 def cmd_authority_init(args: argparse.Namespace) -> int:

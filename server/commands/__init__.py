@@ -1,1 +1,2 @@
-"""Subcommands of `cbt`, one module per area; each exposes `register(subparsers)`."""
+"""Subcommands of `cbt`: per area, `<area>_args` declares the arguments (standard library only,
+so `--help` is fast) and `<area>` holds the handlers, imported when their command runs."""

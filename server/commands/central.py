@@ -1,5 +1,6 @@
-"""`cbt central` subcommands: init, venues add/list, staff add/list/disable, serve, results,
-delete (scoring adds its own).
+"""`cbt central` handlers: init, venues add/list, staff add/list/disable, serve, results,
+delete (scoring's are in server.scoring.cli; all the arguments are declared in
+server.commands.central_args).
 
 cbt central init DIR --authority AUTHDIR
 cbt central venues add DIR --venue-id ID --public-key FILE [--wrap-key FILE] [--name NAME]
@@ -16,7 +17,6 @@ import argparse
 import asyncio
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from paperpack import crypto
@@ -26,105 +26,10 @@ from server.central.settings import (
     read_central,
     settings_from_env,
 )
-from server.central.storage import STAFF_ROLES, VenueRecord
+from server.central.storage import VenueRecord
 from server.clock import iso
 from server.commands.common import cli_actor, read_password
 from server.staffauth import StaffError, check_login_name, hash_password
-
-
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add this area's subcommands to `sub`."""
-    central = sub.add_parser("central", help="the central server: registry, uploads, releases")
-    central_sub = central.add_subparsers(dest="central_command", metavar="COMMAND")
-    central_sub.required = True
-
-    init = central_sub.add_parser("init", help="create a central directory bound to an authority")
-    init.add_argument("dir", type=Path)
-    init.add_argument(
-        "--authority", type=Path, required=True, help="directory of `paperpack authority init`"
-    )
-    init.set_defaults(func=cmd_init)
-
-    venues = central_sub.add_parser("venues", help="the venue registry (public keys)")
-    venues_sub = venues.add_subparsers(dest="venues_command", metavar="COMMAND")
-    venues_sub.required = True
-    add = venues_sub.add_parser("add", help="register a venue's public keys (or replace them)")
-    add.add_argument("dir", type=Path)
-    add.add_argument("--venue-id", required=True)
-    add.add_argument(
-        "--public-key", type=Path, required=True,
-        help="the venue's venue.json (both keys), or its Ed25519 public key file",
-    )  # fmt: skip
-    add.add_argument(
-        "--wrap-key", type=Path, help="the venue's X25519 public key file (if not in venue.json)"
-    )
-    add.add_argument("--name", default="", help="the venue's name for the status page")
-    add.add_argument("--database", help="override the database (as for serve)")
-    add.set_defaults(func=cmd_venues_add)
-    listing = venues_sub.add_parser("list", help="list registered venues")
-    listing.add_argument("dir", type=Path)
-    listing.add_argument("--database")
-    listing.set_defaults(func=cmd_venues_list)
-
-    _register_staff(central_sub)
-
-    serve = central_sub.add_parser("serve", help="run the central server")
-    serve.add_argument("dir", type=Path)
-    serve.add_argument("--database", help="SQLite path or postgresql:// URL (CBT_CENTRAL_DATABASE)")
-    serve.add_argument("--host", help="listen address (CBT_CENTRAL_HOST, default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="listen port (CBT_CENTRAL_PORT, default 8700)")
-    serve.set_defaults(func=cmd_serve)
-
-    results = central_sub.add_parser(
-        "results", help="record that a session's results were published (starts retention)"
-    )
-    results.add_argument("dir", type=Path)
-    results.add_argument("--session", required=True)
-    results.add_argument("--published-at", help="ISO-8601 with a time zone (default: now)")
-    results.add_argument("--database")
-    results.set_defaults(func=cmd_results)
-    delete = central_sub.add_parser(
-        "delete", help="delete a package's bytes after its retention date (art. 23(7))"
-    )
-    delete.add_argument("dir", type=Path)
-    delete.add_argument("--package", required=True, help="the package's SHA-256")
-    delete.add_argument("--database")
-    delete.set_defaults(func=cmd_delete)
-
-    from server.scoring.cli import register_scoring  # score, essays, marks, changes
-
-    register_scoring(central_sub)
-
-
-def _register_staff(central_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = central_sub.add_parser("staff", help="central staff accounts (console logins)")
-    staff_sub = p.add_subparsers(dest="staff_command", metavar="COMMAND")
-    staff_sub.required = True
-    add = staff_sub.add_parser(
-        "add",
-        help="add a console account (operator, or auditor: read-only plus the audit trail)",
-        description="Add a central staff account. The password is read from --password-file, "
-        "or asked twice on a terminal, or read as one line from standard input.",
-    )
-    add.add_argument("dir", type=Path, metavar="DIR")
-    add.add_argument("--login", required=True)
-    add.add_argument("--role", required=True, choices=STAFF_ROLES)
-    add.add_argument("--name", required=True, help="full name")
-    add.add_argument("--password-file", type=Path, help="file whose first line is the password")
-    add.add_argument("--database", help="override the database (as for serve)")
-    add.set_defaults(func=cmd_staff_add)
-    disable = staff_sub.add_parser(
-        "disable", help="disable an account and end its sessions (audited, with a reason)"
-    )
-    disable.add_argument("dir", type=Path, metavar="DIR")
-    disable.add_argument("--login", required=True)
-    disable.add_argument("--reason", required=True)
-    disable.add_argument("--database")
-    disable.set_defaults(func=cmd_staff_disable)
-    show = staff_sub.add_parser("list", help="list central staff accounts")
-    show.add_argument("dir", type=Path, metavar="DIR")
-    show.add_argument("--database")
-    show.set_defaults(func=cmd_staff_list)
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -1,14 +1,15 @@
-"""`cbt venue ...`: set up and run a venue server from its directory.
+"""`cbt venue ...`: set up a venue from its directory: the handlers of init, staff, roster,
+seats and backup.
 
-This module holds init, staff, roster, seats and backup; `serve` and `import` (the venue
-API part) register in `register_api_commands` at the end of the file.
+Their arguments are declared in server.commands.venue_args; `serve` and `import` (the venue
+API part) are handled in server.commands.venue_api, `export` and `upload` in
+server.commands.venue_answers.
 """
 
 from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlite_utils import Database
 
@@ -21,38 +22,11 @@ from server.venue import invigilator_draw, rooms, roster, seats, staff
 from server.venue.workspace import init_venue, load_venue, open_venue_db
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add `cbt venue` and its subcommands."""
-    venue = sub.add_parser("venue", help="set up and run a venue (test centre) server")
-    venue_sub = venue.add_subparsers(dest="venue_command", metavar="COMMAND")
-    venue_sub.required = True
-    _register_init(venue_sub)
-    _register_staff(venue_sub)
-    _register_roster(venue_sub)
-    _register_seats(venue_sub)
-    _register_backup(venue_sub)
-    register_api_commands(venue_sub)
-    register_answer_commands(venue_sub)
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
 # --- init ------------------------------------------------------------------------------------
-
-
-def _register_init(venue_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = venue_sub.add_parser(
-        "init",
-        help="create a venue directory: key pairs, settings and the database",
-        description="Create DIR with the venue's X25519 and Ed25519 key pairs, venue.json and "
-        "an empty database; print the public keys to give to the centre.",
-    )
-    p.add_argument("dir", type=Path, metavar="DIR")
-    p.add_argument("--venue-id", required=True, help="the venue id the centre uses, e.g. BJ-001")
-    p.add_argument("--name", default="", help="the venue's name (default: the id)")
-    p.set_defaults(func=run_init)
 
 
 def run_init(args: argparse.Namespace) -> int:
@@ -64,34 +38,6 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 # --- staff -----------------------------------------------------------------------------------
-
-
-def _register_staff(venue_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = venue_sub.add_parser("staff", help="manage staff accounts")
-    staff_sub = p.add_subparsers(dest="staff_command", metavar="COMMAND")
-    staff_sub.required = True
-    add = staff_sub.add_parser(
-        "add",
-        help="add a staff account (chief examiner, system administrator, invigilator)",
-        description="Add a staff account. The password is read from --password-file, or "
-        "asked twice on a terminal, or read as one line from standard input.",
-    )
-    add.add_argument("dir", type=Path, metavar="DIR")
-    add.add_argument("--login", required=True)
-    add.add_argument("--role", required=True, choices=staff.ROLES)
-    add.add_argument("--name", required=True, help="full name")
-    add.add_argument("--password-file", type=Path, help="file whose first line is the password")
-    add.set_defaults(func=run_staff_add)
-    disable = staff_sub.add_parser(
-        "disable", help="disable an account and end its sessions (audited, with a reason)"
-    )
-    disable.add_argument("dir", type=Path, metavar="DIR")
-    disable.add_argument("--login", required=True)
-    disable.add_argument("--reason", required=True)
-    disable.set_defaults(func=run_staff_disable)
-    show = staff_sub.add_parser("list", help="list staff accounts")
-    show.add_argument("dir", type=Path, metavar="DIR")
-    show.set_defaults(func=run_staff_list)
 
 
 def run_staff_add(args: argparse.Namespace) -> int:
@@ -136,39 +82,6 @@ def run_staff_list(args: argparse.Namespace) -> int:
 # --- roster ----------------------------------------------------------------------------------
 
 
-def _register_roster(venue_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = venue_sub.add_parser("roster", help="import the candidates of a session")
-    roster_sub = p.add_subparsers(dest="roster_command", metavar="COMMAND")
-    roster_sub.required = True
-    imp = roster_sub.add_parser(
-        "import",
-        help="import a roster CSV (ticket,name,id_number,subject[,photo][,id_type])",
-        description="Check and store a roster CSV (UTF-8, BOM allowed). Every problem is "
-        "reported by row and column; nothing is stored unless every row passes.",
-    )
-    imp.add_argument("dir", type=Path, metavar="DIR")
-    imp.add_argument("file", type=Path, metavar="FILE.csv")
-    imp.add_argument("--session", required=True, help="the session id")
-    imp.add_argument(
-        "--subject", help="the subject code, needed when no package for the session is imported"
-    )
-    imp.set_defaults(func=run_roster_import)
-    fix = roster_sub.add_parser(
-        "correct",
-        help="correct one candidate's name or ID number (audited, with a reason; art. 42)",
-        description="Correct ONE field of one roster entry. The name and the ID number of a "
-        "candidate are never both changed: after one has been corrected the other is refused.",
-    )
-    fix.add_argument("dir", type=Path, metavar="DIR")
-    fix.add_argument("--session", required=True, help="the session id")
-    fix.add_argument("--ticket", required=True)
-    which = fix.add_mutually_exclusive_group(required=True)
-    which.add_argument("--name", help="the corrected name")
-    which.add_argument("--id-number", help="the corrected ID number")
-    fix.add_argument("--reason", required=True, help="why, and the evidence seen")
-    fix.set_defaults(func=run_roster_correct)
-
-
 def run_roster_import(args: argparse.Namespace) -> int:
     load_venue(args.dir)
     db = open_venue_db(args.dir)
@@ -206,25 +119,6 @@ def run_roster_correct(args: argparse.Namespace) -> int:
 
 
 # --- seats -----------------------------------------------------------------------------------
-
-
-def _register_seats(venue_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = venue_sub.add_parser(
-        "seats",
-        help="draw the seat plan from a recorded seed, show it, or --verify it",
-        description="Without --verify: store --rooms if given, draw the session's seat plan "
-        "(once; a random seed is recorded and printed) and print it. With --verify: re-run the "
-        "draw from the recorded seed, replay the audited moves and compare (exit 1 on any "
-        "difference).",
-    )
-    p.add_argument("dir", type=Path, metavar="DIR")
-    p.add_argument("--session", required=True, help="the session id")
-    p.add_argument("--rooms", type=Path, help="rooms YAML (see examples/rooms.yaml)")
-    p.add_argument("--seed", help="use this seed (hex, >= 32 characters) instead of a random one")
-    p.add_argument("--forms", default="", help="parallel forms of the paper, e.g. A,B")
-    p.add_argument("--invigilators", action="store_true", help="also draw invigilators to rooms")
-    p.add_argument("--verify", action="store_true", help="re-run and compare; change nothing")
-    p.set_defaults(func=run_seats)
 
 
 def _parse_seed(text: str | None) -> bytes | None:
@@ -296,18 +190,6 @@ def _verify_seats(db: Database, args: argparse.Namespace) -> int:
 # --- backup ----------------------------------------------------------------------------------
 
 
-def _register_backup(venue_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = venue_sub.add_parser(
-        "backup",
-        help="write a full, consistent copy of the venue database (safe while serving)",
-        description="Copy DIR/venue.db with SQLite's online backup API into DIR/backup/ (or "
-        "--out), then check the copy's integrity and audit chain.",
-    )
-    p.add_argument("dir", type=Path, metavar="DIR")
-    p.add_argument("--out", type=Path, help="the copy's path (default DIR/backup/venue-<time>.db)")
-    p.set_defaults(func=run_backup)
-
-
 def run_backup(args: argparse.Namespace) -> int:
     venue = load_venue(args.dir)
     destination = args.out or venue.backup_dir / venue_backup.default_backup_name(_now())
@@ -317,20 +199,3 @@ def run_backup(args: argparse.Namespace) -> int:
         f"{report.journal_rows} journal rows, {report.audit_events} audit events verified"
     )
     return 0
-
-
-# --- serve, import: the venue API part adds its subcommands here ------------------------------
-
-
-def register_api_commands(venue_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """`cbt venue serve` and `cbt venue import` (owned by the venue API part)."""
-    from server.commands import venue_api  # the venue API part's commands
-
-    venue_api.register(venue_sub)
-
-
-def register_answer_commands(venue_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """`cbt venue export` and `cbt venue upload` (owned by the answers-home part)."""
-    from server.commands import venue_answers
-
-    venue_answers.register(venue_sub)

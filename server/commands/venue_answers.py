@@ -4,7 +4,8 @@
     cbt venue upload DIR --central URL [--central-pub SIGNING_PUB]
 
 `export` seals a session into DIR/outbox/ (and copies it to --out); `upload` sends every
-package in the outbox that has no verified receipt, with a progress bar on a terminal.
+package in the outbox that has no verified receipt, with a progress bar on a terminal. The
+arguments are declared in server.commands.venue_args.
 """
 
 from __future__ import annotations
@@ -13,36 +14,11 @@ import argparse
 import asyncio
 import shutil
 import sys
-from pathlib import Path
 
 from paperpack import crypto
 from server.errors import CbtError
-from server.venue.export import export_session
+from server.venue.export import AUTHORITY_SIGN_FILE, export_session
 from server.venue.upload import Progress, drain_outbox, pending
-
-AUTHORITY_SIGN_FILE = "authority-sign.pub"  # DIR/keys/: the pinned central signing key
-
-
-def register(venue_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add `export` and `upload` to `cbt venue`."""
-    export = venue_sub.add_parser("export", help="seal a session's answers for the centre")
-    export.add_argument("dir", type=Path)
-    export.add_argument("--session", help="session id (needed when the venue has several)")
-    export.add_argument("--out", type=Path, help="also copy the package here")
-    export.add_argument(
-        "--central-key", type=Path,
-        help="the authority's upload.pub (X25519) or its directory; pinned after first use",
-    )  # fmt: skip
-    export.set_defaults(func=run_export)
-
-    upload = venue_sub.add_parser("upload", help="send the outbox to the central server")
-    upload.add_argument("dir", type=Path)
-    upload.add_argument("--central", required=True, help="the central server's base URL")
-    upload.add_argument(
-        "--central-pub", type=Path,
-        help=f"the authority's signing.pub (default DIR/keys/{AUTHORITY_SIGN_FILE})",
-    )  # fmt: skip
-    upload.set_defaults(func=run_upload)
 
 
 def run_export(args: argparse.Namespace) -> int:

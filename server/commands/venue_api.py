@@ -2,7 +2,8 @@
 
 `serve` runs the venue server (server.venue.app) from a venue directory; `import` verifies a
 package directory against the pinned authority key and stores it (nothing is decrypted),
-pinning the key on first use with `--authority-pub`.
+pinning the key on first use with `--authority-pub`. The arguments are declared in
+server.commands.venue_args.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 from datetime import UTC, datetime
-from pathlib import Path
 
 from aiohttp import web
 
@@ -20,37 +20,6 @@ from server.venue.app import create_app
 from server.venue.packages import import_package, pin_authority_key
 from server.venue.settings import Settings
 from server.venue.workspace import load_venue, open_venue_db
-
-
-def register(venue_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add `serve` and `import` to `cbt venue`."""
-    serve = venue_sub.add_parser(
-        "serve",
-        help="run the venue server",
-        description="Serve the candidate and staff API and pages from DIR. Settings come from "
-        "CBT_* environment variables (see server/venue/settings.py); flags override them.",
-    )
-    serve.add_argument("dir", type=Path, metavar="DIR")
-    serve.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=None, help="port (default 8080)")
-    serve.add_argument("--central-url", default=None, help="central server for the time release")
-    serve.set_defaults(func=run_serve)
-    imp = venue_sub.add_parser(
-        "import",
-        help="verify and store a package (nothing is decrypted)",
-        description="Verify PACKAGE_DIR (signature, venue binding, fragment hashes, version) and "
-        "store it in DIR/packages. The first import pins the centre's signing key.",
-    )
-    imp.add_argument("dir", type=Path, metavar="DIR")
-    imp.add_argument("package_dir", type=Path, metavar="PACKAGE_DIR")
-    imp.add_argument(
-        "--authority-pub",
-        type=Path,
-        default=None,
-        help="the centre's public signing key file, pinned on first import",
-    )
-    imp.add_argument("--practice", action="store_true", help="a practice package (dry run)")
-    imp.set_defaults(func=run_import)
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -8,8 +8,8 @@ cbt central changes propose DIR --session ID --ticket T --kind KIND --reason TEX
 cbt central changes approve|reject DIR --session ID --change C0001 --operator NAME
 cbt central changes list DIR --session ID
 
-Every command takes `--database` like `cbt central serve`. `register_scoring(sub)` is called
-from `server.commands.central.register`.
+Every command takes `--database` like `cbt central serve`. The arguments are declared in
+server.commands.central_args.
 """
 
 from __future__ import annotations
@@ -59,65 +59,6 @@ def _run(args: argparse.Namespace, action: Action[T]) -> T:
             await storage.close()
 
     return asyncio.run(go())
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dir", type=Path, help="the central directory (cbt central init)")
-    parser.add_argument("--session", required=True, help="the session id")
-    parser.add_argument("--database", help="SQLite path or postgresql:// URL (as for serve)")
-
-
-def register_scoring(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add score, export-essays, import-marks and changes to `cbt central`."""
-    score = sub.add_parser("score", help="score a session after its end (objective + marks)")
-    _common(score)
-    score.add_argument("--out", type=Path, required=True, help="publication CSV (IDs masked)")
-    score.add_argument("--json", type=Path, help="publication JSON (IDs masked)")
-    score.add_argument("--report", type=Path, help="verification report as HTML")
-    score.add_argument(
-        "--roster", type=Path, help="registration CSV (ticket,name,id_number), kept for later runs"
-    )
-    score.set_defaults(func=cmd_score)
-
-    essays = sub.add_parser("export-essays", help="anonymised essay answers for markers")
-    _common(essays)
-    essays.add_argument("--out", type=Path, required=True, help="CSV to give the markers")
-    essays.set_defaults(func=cmd_export_essays)
-
-    imports = sub.add_parser("import-marks", help="import the markers' CSV (validated)")
-    _common(imports)
-    imports.add_argument("file", type=Path, help="the marked CSV")
-    imports.add_argument("--operator", required=True, help="who imports the marks")
-    imports.set_defaults(func=cmd_import_marks)
-
-    _register_changes(sub)
-
-
-def _register_changes(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    changes = sub.add_parser("changes", help="change requests for results (maker-checker)")
-    changes_sub = changes.add_subparsers(dest="changes_command", metavar="COMMAND")
-    changes_sub.required = True
-    propose = changes_sub.add_parser("propose", help="propose a change (needs a second approver)")
-    _common(propose)
-    propose.add_argument("--ticket", required=True)
-    propose.add_argument("--kind", required=True, choices=change_rules.KINDS)
-    propose.add_argument("--reason", required=True, help="the stated reason or cause")
-    propose.add_argument("--evidence", default="", help="evidence reference (cancel/restore)")
-    propose.add_argument("--item", default="", help="correct: the item id")
-    propose.add_argument("--points", type=float, help="correct: the item's new points")
-    propose.add_argument("--name", help="personal: the corrected name")
-    propose.add_argument("--id-number", help="personal: the corrected ID number")
-    propose.add_argument("--operator", required=True, help="who proposes it")
-    propose.set_defaults(func=cmd_changes_propose)
-    for verb in ("approve", "reject"):
-        decide = changes_sub.add_parser(verb, help=f"{verb} a change (not your own)")
-        _common(decide)
-        decide.add_argument("--change", required=True, help="the change id, e.g. C0001")
-        decide.add_argument("--operator", required=True, help="who decides (not the proposer)")
-        decide.set_defaults(func=cmd_changes_decide, approve=verb == "approve")
-    listing = changes_sub.add_parser("list", help="list the session's change requests")
-    _common(listing)
-    listing.set_defaults(func=cmd_changes_list)
 
 
 # --- score --------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ No I/O in the factory: the store (SQLite or PostgreSQL, from `settings.database`
 authority keys open in a cleanup context. Routes: uploads and receipts
 (`server.central.uploads`) and the time release (`server.central.release`), authenticated by
 the venues' keys; for people, the staff login (`server.central.staff`) in front of the status
-page (`server.central.status`) and the verification reports (`server.scoring.routes`).
+page (`server.central.status`) and the verification reports (`server.scoring.routes`); the
+OpenAPI document of all the JSON routes (`server.central.openapi`).
 Errors are RFC 9457 problem details.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from paperpack.authority import Authority
-from server.central import keys, release, staff, status, uploads
+from server.central import keys, openapi, release, staff, status, uploads
 from server.central.release import ReleaseSource
 from server.central.settings import CentralSettings, load_central_keys
 from server.central.storage import CentralStorage
@@ -76,4 +77,5 @@ def create_app(
     app.add_routes(staff.routes)  # login, logout, the console's stylesheets
     app.add_routes(status.routes)
     app.add_routes(results_routes)  # GET /results/{session_id}/report (server.scoring)
+    app.add_routes(openapi.routes)  # GET /api/v1/openapi.json
     return app

@@ -92,7 +92,9 @@ async def create_upload(request: web.Request) -> web.Response:
         raise Problem(400, "bad-upload", "package_sha256 must be 64 lower-case hex characters")
     if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= limit:
         raise Problem(400, "bad-upload", f"size must be a whole number of bytes from 1 to {limit}")
-    if not isinstance(venue_id, str) or await request.app[keys.STORAGE].get_venue(venue_id) is None:
+    if not isinstance(venue_id, str):
+        raise Problem(400, "bad-upload", "venue_id must be the venue's id, a string")
+    if await request.app[keys.STORAGE].get_venue(venue_id) is None:
         raise Problem(403, "unknown-venue", f"venue {venue_id!r} is not registered at this centre")
     now = iso(request.app[keys.CLOCK].now())
     state = await request.app[keys.STORAGE].create_upload(digest, venue_id, size, now)
@@ -130,8 +132,12 @@ def _chunk_headers(request: web.Request) -> tuple[int, bytes]:
         raise Problem(
             400, "bad-chunk", "send Upload-Offset: <bytes> and Upload-Checksum: sha256 <base64>"
         ) from None
-    if algorithm != "sha256" or offset < 0:
-        raise Problem(400, "bad-chunk", "Upload-Checksum must be sha256; Upload-Offset >= 0")
+    limit = request.app[keys.SETTINGS].max_package_bytes
+    if algorithm != "sha256" or not 0 <= offset <= limit:
+        # No upload is longer than the limit; a larger offset was a 500 on PostgreSQL (bigint).
+        raise Problem(
+            400, "bad-chunk", f"Upload-Checksum must be sha256; Upload-Offset from 0 to {limit}"
+        )
     return offset, checksum
 
 

@@ -2,30 +2,20 @@
 
 The document is a checked-in file (`openapi.json` beside this module), written for people and
 client generators; a test compares its paths and methods with the app's routes, so a route
-cannot be added or removed without the document following.
+cannot be added or removed without the document following (`server.openapi` serves it).
 """
 
 from __future__ import annotations
 
-import json
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from server.openapi import document_routes, load_document
 
 DOCUMENT = Path(__file__).with_name("openapi.json")
-routes = web.RouteTableDef()
+routes = document_routes(DOCUMENT)
 
 
-@cache
 def document() -> dict[str, Any]:
     """The parsed OpenAPI document (read once)."""
-    value: dict[str, Any] = json.loads(DOCUMENT.read_text(encoding="utf-8"))
-    return value
-
-
-@routes.get("/api/v1/openapi.json", name="openapi")
-async def get_openapi(request: web.Request) -> web.Response:
-    """The OpenAPI document of this server's API."""
-    return web.json_response(document())
+    return load_document(DOCUMENT)

@@ -264,7 +264,9 @@ async def post_package(request: web.Request) -> web.Response:
         if request.content_type == "application/json":
             body = await read_json_object(request, MAX_BODY)
             path = Path(require_field(body, "path", str))
-            practice = bool(body.get("practice", practice))
+            practice = body.get("practice", practice)
+            if not isinstance(practice, bool):
+                raise Problem(422, "invalid-field", "field 'practice' must be true or false")
             if not (path / "manifest.json").is_file():
                 raise ImportRefused(f"{path} is not a package directory (no manifest.json)")
             result = await _import_via_thread(request.app, path, practice, staff.login)

@@ -27,6 +27,7 @@ from server.venue.attempts import check_open
 from server.venue.candidate_auth import authenticate, token_ended
 
 routes = web.RouteTableDef()
+MAX_SEQ = 2**63 - 1  # the largest INTEGER SQLite stores: a larger seq was a 500
 
 
 def check_answer_shapes(responses: Mapping[str, Any]) -> None:
@@ -70,8 +71,8 @@ async def put_responses(request: web.Request) -> web.Response:
     app = request.app
     body = await read_json_object(request, app[keys.SETTINGS].max_save_bytes)
     seq = require_field(body, "seq", int)
-    if seq < 1:
-        raise Problem(422, "invalid-field", "field 'seq' must be 1 or more")
+    if not 1 <= seq <= MAX_SEQ:
+        raise Problem(422, "invalid-field", f"field 'seq' must be from 1 to {MAX_SEQ}")
     responses = require_field(body, "responses", dict)
     check_answer_shapes(responses)
     now = app[keys.CLOCK].now()

@@ -35,7 +35,7 @@ ROUTES = {
 }
 # Routes open without a staff login: machine-to-machine (venue keys) and the login itself.
 PUBLIC = re.compile(
-    r"^(/api/v1/uploads.*|/api/v1/release|/api/v1/staff/log(in|out)|/login|/logout|/"
+    r"^(/api/v1/openapi.json|/api/v1/uploads.*|/api/v1/release|/api/v1/staff/log(in|out)|/login|/logout|/"
     r"|/static/.*)$"
 )
 

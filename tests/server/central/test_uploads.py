@@ -161,6 +161,13 @@ async def test_chunks_at_the_wrong_offset_or_with_a_bad_checksum_change_nothing(
     bad = headers(data[100:200], 100)
     resp = await central.client.patch(f"/api/v1/uploads/{digest}", data=data[101:201], headers=bad)
     await assert_problem(resp, 400, "checksum-mismatch")
+    # An offset past any package (and past PostgreSQL's bigint) is refused, not a 500.
+    for offset in (2**31 + 1, 2**63, 10**30):
+        far = headers(data[100:200], offset)
+        resp = await central.client.patch(
+            f"/api/v1/uploads/{digest}", data=data[100:200], headers=far
+        )
+        await assert_problem(resp, 400, "bad-chunk")
     resp = await central.client.head(f"/api/v1/uploads/{digest}")
     assert resp.headers["Upload-Offset"] == "100" and resp.headers["Upload-Length"] == str(
         len(data)

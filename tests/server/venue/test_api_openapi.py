@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import jsonschema
-from aiohttp import web
 
 from tests.server.conftest import START, VenueKit
-
-
-def route_operations(app: web.Application) -> set[tuple[str, str]]:
-    return {
-        (r.resource.canonical, r.method.lower())
-        for r in app.router.routes()
-        if r.method != "HEAD"
-        and r.resource is not None
-        and (r.resource.canonical.startswith("/api/") or r.resource.canonical == "/ping")
-    }
-
-
-def schema(doc: dict[str, Any], name: str) -> dict[str, Any]:
-    """A component schema with its references resolvable (the whole document as root)."""
-    return {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
+from tests.server.openapi_checks import (
+    check_bodies,
+    documented_operations,
+    route_operations,
+    schema,
+)
 
 
 async def test_document_lists_exactly_the_routes(venue_kit: VenueKit) -> None:
@@ -32,7 +21,7 @@ async def test_document_lists_exactly_the_routes(venue_kit: VenueKit) -> None:
     assert resp.status == 200
     doc = await resp.json()
     assert doc["openapi"].startswith("3.1")
-    documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
+    documented = documented_operations(doc)
     assert documented == route_operations(venue_kit.app)
     names = {op["operationId"] for ops in doc["paths"].values() for op in ops.values()}
     assert len(names) == len(documented)
@@ -68,3 +57,29 @@ async def test_candidate_replies_match_their_documented_schemas(venue_kit: Venue
     jsonschema.validate(receipt, schema(doc, "Receipt"))
     problem = await (await kit.client.post("/api/v1/attempt/submit", headers=auth)).json()
     jsonschema.validate(problem, schema(doc, "Problem"))
+
+
+async def test_request_bodies_are_what_the_handlers_accept(venue_kit: VenueKit) -> None:
+    """Each documented body's examples pass the handler's checks; a body without a required
+    field, with a field of the wrong type or past a documented limit is refused with a 4xx
+    problem."""
+    kit = venue_kit
+    doc = await (await kit.client.get("/api/v1/openapi.json")).json()
+    await kit.unlock()
+    candidate = await kit.login_candidate(1)
+    kit.clock.set(START + timedelta(minutes=2))
+    admin_paths = ("/api/v1/staff/ceremony", "/api/v1/staff/packages")
+
+    async def headers_for(path: str) -> dict[str, str]:
+        kit.client.session.cookie_jar.clear()  # a staff login example sets a cookie
+        if path.startswith("/api/v1/attempt/"):
+            return candidate.auth
+        if not path.startswith("/api/v1/staff/") or path == "/api/v1/staff/login":
+            return {}
+        shares = path == "/api/v1/staff/ceremony/shares"
+        return await kit.as_staff(
+            "admin" if path.startswith(admin_paths) and not shares else "chief"
+        )
+
+    sent = await check_bodies(kit.client, doc, headers_for, {"ticket": "T0001", "session_id": "S1"})
+    assert sent > 60

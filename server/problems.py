@@ -111,7 +111,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             exc.status, "http-error"
         )
         detail = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
-        return problem_response(exc.status, slug, detail or HTTPStatus(exc.status).phrase)
+        response = problem_response(exc.status, slug, detail or HTTPStatus(exc.status).phrase)
+        if "Allow" in exc.headers:  # a 405 says which methods the resource has (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         log.exception("request.failed method=%s path=%s", request.method, request.path)
         return problem_response(

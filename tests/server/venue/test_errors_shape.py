@@ -39,7 +39,9 @@ async def test_error_paths_share_one_shape(venue_kit: VenueKit) -> None:
     kit = venue_kit
     client = kit.client
     await check_problem(await client.get("/api/v1/nothing-here"), 404)
-    await check_problem(await client.delete("/api/v1/attempt"), 405)
+    not_allowed = await client.delete("/api/v1/attempt")
+    await check_problem(not_allowed, 405)
+    assert "GET" in not_allowed.headers["Allow"]  # RFC 9110: a 405 lists the methods
     await check_problem(await client.get("/api/v1/attempt"), 401)
     await check_problem(await client.post("/api/v1/staff/ceremony", json={}), 401)
     await check_problem(

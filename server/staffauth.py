@@ -26,6 +26,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from server.errors import CbtError, Forbidden, Malformed, RateLimited
+from server.http import parse_json
 from server.problems import Problem
 
 CSRF_HEADER = "X-CSRF-Token"
@@ -129,7 +130,7 @@ def check_credentials(body: object) -> tuple[str, str]:
 async def read_credentials(request: web.Request) -> tuple[str, str]:
     """(login, password) from a JSON body `{login, password}`; Problem 400 otherwise."""
     try:
-        body = await request.json()
+        body = parse_json(await request.read())
     except ValueError:
         raise Problem(400, "malformed-json", "the body must be JSON: {login, password}") from None
     return check_credentials(body)

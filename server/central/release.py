@@ -24,6 +24,7 @@ from paperpack.canonical import canonical_json
 from server.central import keys
 from server.clock import iso
 from server.errors import Forbidden, Malformed
+from server.http import parse_json
 from server.problems import Problem
 
 routes = web.RouteTableDef()
@@ -119,7 +120,7 @@ async def post_release(request: web.Request) -> web.Response:
     """Serve a session's time release to a registered venue inside its window."""
     app = request.app
     try:
-        raw = await request.json()
+        raw = parse_json(await request.read())
     except ValueError:
         raise Problem(400, "bad-release-request", "the body is not JSON") from None
     session_id, venue_id, requested_at, signature = _parse_request(raw)

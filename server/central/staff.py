@@ -44,6 +44,7 @@ from server.central import keys
 from server.central.storage import STAFF_ROLES, StaffAccount
 from server.clock import iso
 from server.errors import DomainError
+from server.http import parse_json
 from server.i18n import Translate, other_language, page_language, remember_language, translator
 from server.problems import Problem, as_problem
 from server.protocol.audit_chain import LEGACY_CENTRAL_FORMAT, AuditBroken, verify_audit_records
@@ -327,7 +328,7 @@ async def api_login(request: web.Request) -> web.Response:
     if request.content_type != "application/json":
         raise Problem(415, "unsupported-media-type", "send the login as application/json")
     try:
-        body = await request.json()
+        body = parse_json(await request.read())
     except ValueError:
         raise Problem(400, "malformed-json", "the body must be JSON: {login, password}") from None
     login, password = check_credentials(body)

@@ -44,6 +44,7 @@ from server.central.storage import (
     UploadState,
 )
 from server.clock import iso
+from server.http import parse_json
 from server.problems import Problem
 from server.protocol.receipts import sign_receipt
 
@@ -81,7 +82,7 @@ async def _state(request: web.Request) -> UploadState:
 async def create_upload(request: web.Request) -> web.Response:
     """Start (or find again) the upload of one package, keyed by its hash."""
     try:
-        raw = await request.json()
+        raw = parse_json(await request.read())
     except ValueError:
         raise Problem(400, "bad-upload", "the body is not JSON") from None
     if not isinstance(raw, dict):

@@ -140,3 +140,32 @@ async def test_wrong_id_number_is_refused_without_saying_which_part(venue_kit: V
     assert missing.status == 422
     assert "id_number" in (await missing.json())["detail"]
     assert journal_state(kit) == before
+
+
+async def test_text_no_store_can_keep_is_refused_as_malformed(venue_kit: VenueKit) -> None:
+    """A lone surrogate or NUL in any string, or JSON nested past the parser, is 400
+    malformed-json on every body (a lone surrogate was a 500; found by schemathesis)."""
+    kit = venue_kit
+    c, item = await answering(kit)
+    chief = await kit.as_staff("chief")
+    json_type = {"Content-Type": "application/json"}
+    for bad in (r"\ud800", r"a\u0000b"):
+        bodies = [
+            ("/api/v1/candidate/login", '{"ticket": "%s", "id_number": "x"}', {}),
+            ("/api/v1/staff/login", '{"login": "%s", "password": "x"}', {}),
+            ("/api/v1/staff/candidates/T0001/incidents", '{"kind": "other", "text": "%s"}', chief),
+            ("/api/v1/staff/pauses", '{"room_id": "%s", "reason": "x"}', chief),
+        ]
+        for path, template, headers in bodies:
+            data = (template % bad).encode()
+            resp = await kit.client.post(path, data=data, headers={**json_type, **headers})
+            assert resp.status == 400, (path, bad, await resp.text())
+            assert (await resp.json())["type"].endswith("/malformed-json")
+        save = ('{"seq": 9, "responses": {"' + item["id"] + '": "' + bad + '"}}').encode()
+        resp = await kit.client.put(
+            "/api/v1/attempt/responses", data=save, headers={**c.auth, **json_type}
+        )
+        assert resp.status == 400, await resp.text()
+    deep = b"[" * 2000 + b"]" * 2000  # within the 4096 bytes a login may have
+    resp = await kit.client.post("/api/v1/candidate/login", data=deep, headers=json_type)
+    assert resp.status == 400, await resp.text()

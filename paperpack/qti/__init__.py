@@ -17,7 +17,8 @@ missing images are errors, never silently dropped. Duplicate item identifiers ac
 are errors naming both files: ids are what keys and responses refer to, so the importer
 never renames them.
 
-Conversion rules (what cannot be carried over exactly becomes a warning):
+Conversion rules (what cannot be carried over exactly becomes a warning, once per item and
+construct, naming the file, the item and the field; see docs/paper-format.md, *QTI import*):
 
 - **choiceInteraction** single -> `single_choice`, multiple -> `multiple_choice`;
   `shuffle="true"` -> `shuffle_options`; `simpleChoice fixed="true"` -> `Option.fixed`;
@@ -44,15 +45,26 @@ Conversion rules (what cannot be carried over exactly becomes a warning):
   `caseSensitive="false"` (QTI's match is exact); our other normalisations (trim, inner
   whitespace, full-width) stay on, which is only more lenient about spacing.
 - **extendedTextInteraction** -> `essay`; `max_length` = 5 x `expectedLength`, a generous
-  bound (QTI's expectedLength is a size hint, not a limit), or 0 (no limit) without one.
+  bound (QTI's expectedLength is a size hint, not a limit), warned naming both figures, or
+  0 (no limit) without one. What an essay cannot keep (a model answer, response
+  processing, rich-text format, placeholder, pattern) is warned.
 - **Images**: `<img src>` and `<object type="image/..." data>` in the body become embedded
   `Asset`s referenced as `asset:NAME` (see `paperpack.qti.body`); a missing file is an error
   naming the item and the file.
 
 The paper has one section (not shuffled: the file order is kept) holding the items in
-manifest order, or sorted file-name order for a folder. Metadata defaults: `paper_id` and
-`subject_code` from the file or folder name, `title` from the only item's title (else the
-name), `language` from the first item's `xml:lang` (else "en"), `duration_minutes` 60.
+manifest order, or sorted file-name order for a folder. Metadata given by the caller wins;
+otherwise (docs/paper-format.md, *QTI import*):
+
+- `paper_id`: the manifest's `identifier` (made into an id), else the file or folder name;
+  `subject_code` the file or folder name (QTI has no subject);
+- `title` (and `subject_name`): the manifest's organization title, else its LOM title,
+  else the only item's `title`, else the file or folder name, with a warning (candidates
+  see the title);
+- `language`: the items' `xml:lang` (on assessmentItem or itemBody; the most common one,
+  with a warning when they disagree or one is not a BCP 47 tag), else `zh-CN` when the
+  items' text holds more Han characters than Latin-script words, else `en`;
+- `duration_minutes` 60.
 """
 
 from __future__ import annotations
@@ -60,6 +72,7 @@ from __future__ import annotations
 import contextlib
 import re
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +95,7 @@ from paperpack.qti.source import (
     MANIFEST,
     DirPackage,
     Package,
+    PackageInfo,
     QtiFileError,
     list_item_files,
     local_name,
@@ -105,6 +119,9 @@ DEFAULT_DURATION_MINUTES = 60
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _SLUG = re.compile(r"[^A-Za-z0-9_-]+")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")  # as paper.schema.json
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]+")
+_TAG = re.compile(r"<[^>]*>")
 
 
 @dataclass(frozen=True)
@@ -147,15 +164,16 @@ def import_qti(path: Path, **metadata: Any) -> QtiImport:
             package, single = _open(path, stack)
         except QtiFileError as exc:
             raise PaperInvalid([str(exc)]) from exc
-        names = list_item_files(package, report, single=single)
+        info = PackageInfo()
+        names = list_item_files(package, report, single=single, info=info)
         assets = Assets(package, report)
-        roots: list[Element] = []
+        roots: list[tuple[str, Element]] = []  # (file, assessmentItem) of each item
         items = _import_files(package, names, assets, report, roots)
     report.raise_errors()
     if not items:
         report.error(f"{path.name}: no items to import")
         report.raise_errors()
-    paper = _paper(path, items, roots, assets, metadata)
+    paper = _paper(path, items, roots, assets, metadata, info, report)
     return QtiImport(paper, tuple(report.warnings))
 
 
@@ -172,7 +190,11 @@ def _open(path: Path, stack: contextlib.ExitStack) -> tuple[Package, str | None]
 
 
 def _import_files(
-    package: Package, names: list[str], assets: Assets, report: Report, roots: list[Element]
+    package: Package,
+    names: list[str],
+    assets: Assets,
+    report: Report,
+    roots: list[tuple[str, Element]],
 ) -> list[Item]:
     items: list[Item] = []
     seen: dict[str, str] = {}  # item identifier -> the file that defined it first
@@ -185,7 +207,7 @@ def _import_files(
         item_id = _item_identifier(package, name, root, report, seen)
         if item_id is None:
             continue
-        roots.append(root)
+        roots.append((name, root))
         item = _import_item(name, item_id, root, assets, report)
         if item is not None:
             items.append(item)
@@ -268,7 +290,10 @@ def _import_item(
         report.error(f"{where}: adaptive items are not supported; an exam item is answered once")
         return None
     if child(root, "modalFeedback") is not None:
-        report.warn(f"{where}: modalFeedback dropped: an exam shows no feedback")
+        report.warn(
+            f"{where}: modalFeedback dropped: an exam shows no feedback; nothing to do "
+            "(give it to candidates after the results if it teaches something)"
+        )
     source = ItemSource(
         item_id=item_id,
         where=where,
@@ -286,23 +311,77 @@ def _import_item(
 
 
 def _paper(
-    path: Path, items: list[Item], roots: list[Element], assets: Assets, metadata: dict[str, Any]
+    path: Path,
+    items: list[Item],
+    roots: list[tuple[str, Element]],
+    assets: Assets,
+    metadata: dict[str, Any],
+    info: PackageInfo,
+    report: Report,
 ) -> Paper:
     name = path.name if path.is_dir() else path.stem
-    slug = _SLUG.sub("-", name).strip("-._")[:64].rstrip("-._") or "qti-import"
-    title = (roots[0].get("title") or name) if len(items) == 1 else name
-    language = next((r.get(XML_LANG, "") for r in roots if r.get(XML_LANG)), "").replace("_", "-")
-    if not _LANGUAGE.match(language):
-        language = "en"  # absent or not a BCP 47 tag; the caller may pass language=...
+    label = path.name
+    slug = _slug(name)
+    paper_id = _slug(info.identifier) if info.identifier else slug
+    title = info.title or ((roots[0][1].get("title") or "").strip() if len(items) == 1 else "")
+    if not title:
+        title = name
+        if "title" not in metadata:
+            report.warn(
+                f"{label}: paper: title: the QTI gives the package no title (no manifest "
+                f"title, {len(items)} items), so the name {name!r} was used; candidates see "
+                "the title: give it with paperpack convert --title, or edit the YAML"
+            )
+    language = str(metadata["language"]) if "language" in metadata else ""
+    if not language:
+        language = _language(label, items, roots, report)
     title = str(metadata.get("title", title))
     section = Section(section_id="qti", title=title, items=tuple(items), shuffle=False)
     return Paper(
-        paper_id=str(metadata.get("paper_id", slug)),
+        paper_id=str(metadata.get("paper_id", paper_id)),
         subject_code=str(metadata.get("subject_code", slug)),
         subject_name=str(metadata.get("subject_name", title)),
         title=title,
-        language=str(metadata.get("language", language)),
+        language=language,
         duration_minutes=int(metadata.get("duration_minutes", DEFAULT_DURATION_MINUTES)),
         sections=(section,),
         assets=tuple(assets.assets),
     )
+
+
+def _slug(name: str) -> str:
+    """`name` made into an id (letters, digits, '.', '_', '-'; at most 64 characters)."""
+    return _SLUG.sub("-", name).strip("-._")[:64].rstrip("-._") or "qti-import"
+
+
+def _language(
+    label: str, items: list[Item], roots: list[tuple[str, Element]], report: Report
+) -> str:
+    """The paper's language: the items' xml:lang, else what their text is written in."""
+    declared: Counter[str] = Counter()
+    for item, (name, root) in zip(items, roots, strict=True):
+        body = child(root, "itemBody")
+        tag = root.get(XML_LANG) or (body.get(XML_LANG) if body is not None else None)
+        if not tag:
+            continue
+        tag = tag.strip().replace("_", "-")
+        if _LANGUAGE.match(tag):
+            declared[tag] += 1
+        else:
+            report.warn(
+                f"{name}: item {item.item_id}: xml:lang: {tag!r} is not a language tag "
+                "(BCP 47, e.g. zh-CN or en), so it was not used; fix it in the QTI file, "
+                "or give the paper's language with paperpack convert --language"
+            )
+    if declared:
+        language = declared.most_common(1)[0][0]
+        if len(declared) > 1:
+            counts = ", ".join(f"{tag} ({n})" for tag, n in declared.most_common())
+            report.warn(
+                f"{label}: paper: language: the items declare {counts}; the paper's language "
+                f"is {language}, the most common: give another with paperpack convert "
+                "--language, or edit the YAML"
+            )
+        return language
+    text = _TAG.sub(" ", " ".join(f"{i.stem} {' '.join(o.html for o in i.options)}" for i in items))
+    return "zh-CN" if len(_HAN.findall(text)) > len(_LATIN_WORD.findall(text)) else "en"

@@ -321,7 +321,7 @@ class BodyWriter:
         if tag == "object":
             return self._object(element)
         if tag in _FEEDBACK:
-            self.report.warn(f"{self.where}: {tag} dropped: an exam shows no feedback")
+            self._note(False, f"{tag} dropped: an exam shows no feedback; nothing to do", "")
             return ""
         if tag in _TEMPLATED:
             self.report.error(

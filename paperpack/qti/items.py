@@ -79,7 +79,10 @@ def _stem(source: ItemSource, writer: BodyWriter, body: Element) -> str:
     stem = writer.html(body)
     if not stem:
         title = source.root.get("title", "")
-        source.report.warn(f"{source.where}: the body has no text; its title became the stem")
+        source.report.warn(
+            f"{source.where}: stem: the body has no text, so the item's title became the "
+            "stem; write the question into the stem in the YAML"
+        )
         stem = writer.html(_paragraph(title or source.item_id))
     return stem
 
@@ -171,7 +174,8 @@ def _choice_key(source: ItemSource, response: Response, ids: set[str]) -> tuple[
         key = tuple(e.key for e in positive)
         if key:
             source.report.warn(
-                f"{source.where}: no correctResponse; the key was taken from the mapping"
+                f"{source.where}: key: no correctResponse, so the key was taken from the "
+                f"mapping ({', '.join(key)}); check it in the YAML"
             )
     if not key:
         source.report.error(
@@ -201,9 +205,15 @@ def _check_choice_counts(
             "nobody could give the right answer"
         )
     elif not single and 0 < max_choices < options:
-        source.report.warn(f"{source.where}: maxChoices={max_choices} is not enforced here")
+        source.report.warn(
+            f"{source.where}: options: maxChoices={max_choices} is not enforced here (a "
+            "candidate may choose more); say the number in the stem"
+        )
     if min_choices > 1:
-        source.report.warn(f"{source.where}: minChoices={min_choices} is not enforced here")
+        source.report.warn(
+            f"{source.where}: options: minChoices={min_choices} is not enforced here (a "
+            "candidate may choose fewer); say the number in the stem"
+        )
 
 
 # --- fill in the blank ----------------------------------------------------------------------
@@ -233,8 +243,8 @@ def _fill_blank_item(source: ItemSource, writer: BodyWriter, body: Element) -> I
         return None
     if source.processing not in ("match_correct", "map_response", "none"):
         source.report.warn(
-            f"{source.where}: responseProcessing ({source.processing}) is not interpreted; "
-            "each blank scores its accepted answers"
+            f"{source.where}: blanks: responseProcessing ({source.processing}) is not "
+            "interpreted; each blank scores its accepted answers: check them in the YAML"
         )
     uses_mapping = source.processing != "match_correct" and best_total > 0
     return Item(
@@ -278,9 +288,16 @@ def _blank(
         source.report.error(f"{where}: no correctResponse or positive mapEntry: the key is missing")
         return None
     if response.base_type in ("integer", "float"):
-        source.report.warn(f"{where}: numeric answers are compared as text here ('3.0' is not '3')")
-    if interaction.get("patternMask"):
-        source.report.warn(f"{where}: patternMask is not enforced here")
+        source.report.warn(
+            f"{where}: accepted: numeric answers are compared as text here ('3.0' is not "
+            "'3'); list every form that deserves the marks in accepted"
+        )
+    for name, what in (
+        ("patternMask", "the answer is not checked against the pattern"),
+        ("placeholderText", "the blank shows no placeholder; put the hint in the stem"),
+    ):
+        if interaction.get(name):
+            source.report.warn(f"{where}: {name}={interaction.get(name)!r} dropped: {what}")
     return Blank(
         response.identifier, tuple(accepted), _normalisation(source, where, entries, accepted)
     ), best
@@ -292,7 +309,10 @@ def _normalisation(
     """Case-sensitive unless every mapEntry of an accepted answer says caseSensitive=false."""
     flags = {e.case_sensitive for e in entries if e.key in accepted}
     if len(flags) > 1:
-        source.report.warn(f"{where}: mapEntries mix caseSensitive; the blank is case-sensitive")
+        source.report.warn(
+            f"{where}: normalise: mapEntries mix caseSensitive, so the blank is case-sensitive; "
+            "add the other spellings to accepted if they deserve the marks"
+        )
     return Normalisation(case_sensitive=flags != {False})
 
 
@@ -303,13 +323,48 @@ def _essay_item(source: ItemSource, writer: BodyWriter, body: Element) -> Item |
     interaction = source.interactions[0]
     writer.interactions = {"extendedTextInteraction": lambda el: _prompt_html(writer, el)}
     stem = _stem(source, writer, body)
-    expected = interaction.get("expectedLength", "").strip()
-    max_length = int(expected) * ESSAY_LENGTH_FACTOR if expected.isdigit() else 0
-    if int_attribute(interaction, "maxStrings", 1, source.where, source.report) > 1:
-        source.report.warn(f"{source.where}: maxStrings > 1: the answer is one text here")
+    where = source.where
+    max_length = _essay_length(source, interaction)
+    if int_attribute(interaction, "maxStrings", 1, where, source.report) > 1:
+        source.report.warn(
+            f"{where}: maxStrings: {interaction.get('maxStrings')} separate answers become one "
+            "text here; say in the stem how the candidate should separate them"
+        )
+    if int_attribute(interaction, "minStrings", 0, where, source.report) > 0:
+        source.report.warn(
+            f"{where}: minStrings: an answer is not required here (a candidate may leave "
+            "any item blank); nothing to do unless the exam's rules say otherwise"
+        )
+    for name, what in (
+        (
+            "patternMask",
+            "the answer is not checked against the pattern; if it limited the length, set "
+            "max_length in the YAML",
+        ),
+        ("placeholderText", "the answer box shows no placeholder; put the hint in the stem"),
+    ):
+        if interaction.get(name):
+            source.report.warn(f"{where}: {name}={interaction.get(name)!r} dropped: {what}")
+    if interaction.get("format", "plain") not in ("plain", "preFormatted"):
+        source.report.warn(
+            f"{where}: format={interaction.get('format')!r}: the answer is plain text here "
+            "(no formatting); say so in the stem if candidates expect a rich-text editor"
+        )
+    response = source.responses.get(interaction.get("responseIdentifier", ""))
+    if response is not None and response.correct:
+        source.report.warn(
+            f"{where}: correctResponse (a model answer) dropped: essays are marked by markers; "
+            "give them the model answer with the marking guide"
+        )
+    if source.processing != "none":
+        source.report.warn(
+            f"{where}: responseProcessing ({source.processing}) dropped: essays are marked by "
+            "markers, not scored automatically"
+        )
     if source.max_score is None:
         source.report.warn(
-            f"{source.where}: no MAXSCORE; the essay is worth 1 point: set its points"
+            f"{where}: points: no MAXSCORE, so the essay is worth 1 point; set its points "
+            "in the YAML"
         )
     return Item(
         item_id=source.item_id,
@@ -318,3 +373,29 @@ def _essay_item(source: ItemSource, writer: BodyWriter, body: Element) -> Item |
         points=points_for(source, None),
         max_length=max_length,
     )
+
+
+def _essay_length(source: ItemSource, interaction: Element) -> int:
+    """`max_length` for an essay: ESSAY_LENGTH_FACTOR x expectedLength, else 0 (no limit).
+
+    QTI's expectedLength is a hint about the answer's size ("about 400 characters"), not a
+    limit: authors often mean "at least". Taking it as the limit would cut off the very
+    candidates who write what was asked, so the limit is generous, and the warning names
+    both figures so the author can set the exam's own rule."""
+    expected = interaction.get("expectedLength", "").strip()
+    if not expected:
+        return 0
+    if not expected.isdigit() or int(expected) == 0:
+        source.report.warn(
+            f"{source.where}: max_length: expectedLength={expected!r} is not a positive whole "
+            "number; the answer has no length limit (max_length 0): set one in the YAML if "
+            "the exam has one"
+        )
+        return 0
+    max_length = int(expected) * ESSAY_LENGTH_FACTOR
+    source.report.warn(
+        f"{source.where}: max_length: QTI expectedLength {expected} is a size hint, not a limit; "
+        f"max_length set to {max_length} ({ESSAY_LENGTH_FACTOR} x {expected}) so that no answer "
+        "of the expected size is cut off: set the exam's own limit in the YAML (0 = no limit)"
+    )
+    return max_length

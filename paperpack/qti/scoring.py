@@ -26,8 +26,8 @@ def choice_scoring(
     if mapping is None or source.processing == "match_correct":
         if source.processing not in ("match_correct", "none"):
             source.report.warn(
-                f"{source.where}: responseProcessing ({source.processing}) is not interpreted; "
-                "scored all-or-nothing against correctResponse"
+                f"{source.where}: scoring: responseProcessing ({source.processing}) is not "
+                "interpreted; scored all-or-nothing against correctResponse"
             )
         return "all_or_nothing", points_for(source, None), 0.0
     values = {option: mapping.value(option) for option in ids}
@@ -35,14 +35,14 @@ def choice_scoring(
     upper = mapping.upper if mapping.upper is not None else source.max_score
     if source.processing not in ("map_response",):
         source.report.warn(
-            f"{source.where}: responseProcessing ({source.processing}) is not interpreted; "
-            "its mapping was used"
+            f"{source.where}: scoring: responseProcessing ({source.processing}) is not "
+            "interpreted; its mapping was used"
         )
     if response.cardinality == "single":
         others = sorted(o for o in ids if o != key[0] and values[o] > 0)
         if others:
             source.report.warn(
-                f"{source.where}: in QTI {', '.join(others)} also earn marks; "
+                f"{source.where}: scoring: in QTI {', '.join(others)} also earn marks; "
                 "a single choice here is right or wrong"
             )
         return "all_or_nothing", points_for(source, values[key[0]]), 0.0
@@ -50,8 +50,8 @@ def choice_scoring(
     if reason is not None:
         points = points_for(source, min(correct_sum, upper) if upper is not None else correct_sum)
         source.report.warn(
-            f"{source.where}: its mapping cannot be expressed as partial credit ({reason}); "
-            f"imported as all-or-nothing for {points:g} points"
+            f"{source.where}: scoring: its mapping cannot be expressed as partial credit "
+            f"({reason}); imported as all-or-nothing for {points:g} points"
         )
         return "all_or_nothing", points, 0.0
     partial = min(values[k] for k in key)
@@ -60,7 +60,7 @@ def choice_scoring(
     if abs(points - correct_sum) > _EPSILON:  # MAXSCORE differs: keep the proportion
         partial = partial * points / correct_sum
         source.report.warn(
-            f"{source.where}: the mapping awards up to {correct_sum:g} but MAXSCORE is "
+            f"{source.where}: scoring: the mapping awards up to {correct_sum:g} but MAXSCORE is "
             f"{points:g}; points and partial points were scaled to MAXSCORE"
         )
     return "partial", points, partial
@@ -92,24 +92,24 @@ def _warn_partial_losses(
     wrong = sorted(o for o in values if o not in key)
     if (mapping.lower is None or mapping.lower < 0) and any(values[o] < 0 for o in wrong):
         source.report.warn(
-            f"{source.where}: negative totals (no lowerBound >= 0) cannot be expressed; "
+            f"{source.where}: scoring: negative totals (no lowerBound >= 0) cannot be expressed; "
             "a selection with a wrong option scores 0 here"
         )
     if mapping.lower is not None and mapping.lower > _EPSILON:
         source.report.warn(
-            f"{source.where}: lowerBound {mapping.lower:g} gives every answer marks in QTI; "
-            "here a wrong answer scores 0 and a partly right one the partial points"
+            f"{source.where}: scoring: lowerBound {mapping.lower:g} gives every answer marks in "
+            "QTI; here a wrong answer scores 0 and a partly right one the partial points"
         )
     softened = [o for o in wrong if correct_sum + values[o] > _EPSILON]
     if softened:
         source.report.warn(
-            f"{source.where}: negative marks cannot be expressed: in QTI a selection with "
+            f"{source.where}: scoring: negative marks cannot be expressed: in QTI a selection with "
             f"{', '.join(softened)} still earns marks; here any wrong option scores 0"
         )
     subset_values = {values[k] for k in key}
     if len(key) > 2 or len(subset_values) > 1:
         source.report.warn(
-            f"{source.where}: in QTI a partly right answer earns between {partial:g} and "
+            f"{source.where}: scoring: in QTI a partly right answer earns between {partial:g} and "
             f"{correct_sum - min(subset_values):g}; here always {partial:g}"
         )
 

@@ -15,7 +15,9 @@ XML is parsed with defusedxml only: entity declarations (billion laughs) and ext
 references are refused, and become a `QtiFileError` naming the file.
 
 `list_item_files` decides which files are items: a manifest's QTI resources when there is
-an `imsmanifest.xml`, else every `.xml` file of a folder, else the single file.
+an `imsmanifest.xml`, else every `.xml` file of a folder, else the single file. It also
+reads what a manifest says about the package as a whole (`PackageInfo`: its identifier and
+title), which the paper's metadata comes from.
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ MAX_XML_DEPTH = 100  # real items nest a dozen levels; the body writer recurses 
 MANIFEST = "imsmanifest.xml"
 ITEM_RESOURCE_TYPES = frozenset({"imsqti_item_xmlv2p1", "imsqti_item_xmlv2p2"})
 TEST_RESOURCE_TYPES = frozenset({"imsqti_test_xmlv2p1", "imsqti_test_xmlv2p2"})
+
+
+@dataclass
+class PackageInfo:
+    """What a manifest says about the whole package ("" when it says nothing)."""
+
+    identifier: str = ""  # <manifest identifier="...">
+    title: str = ""  # the default organization's <title>, else the package LOM title
 
 
 class QtiFileError(PaperpackError):
@@ -229,12 +239,15 @@ def namespace(element: Element) -> str:
     return tag[1:].split("}", 1)[0] if tag.startswith("{") else ""
 
 
-def list_item_files(package: Package, report: Report, *, single: str | None = None) -> list[str]:
-    """The package names of the item files to import, in order (problems go to `report`)."""
+def list_item_files(
+    package: Package, report: Report, *, single: str | None = None, info: PackageInfo | None = None
+) -> list[str]:
+    """The package names of the item files to import, in order (problems go to `report`;
+    what a manifest says about the package goes to `info`)."""
     if single is not None:
         return [single]
     if package.exists(MANIFEST):
-        return _manifest_items(package, report)
+        return _manifest_items(package, report, info if info is not None else PackageInfo())
     if isinstance(package, ZipPackage):
         report.error(
             f"{package.label}: not an IMS content package: no {MANIFEST} at the top of the zip; "
@@ -247,7 +260,7 @@ def list_item_files(package: Package, report: Report, *, single: str | None = No
     return names
 
 
-def _manifest_items(package: Package, report: Report) -> list[str]:
+def _manifest_items(package: Package, report: Report, info: PackageInfo) -> list[str]:
     """Item files named by the manifest's QTI resources; tests and missing files reported."""
     try:
         root = parse_xml(package, MANIFEST)
@@ -257,6 +270,8 @@ def _manifest_items(package: Package, report: Report) -> list[str]:
     if local_name(root) != "manifest":
         report.error(f"{MANIFEST}: root element is <{local_name(root)}>, not an IMS <manifest>")
         return []
+    info.identifier = (root.get("identifier") or "").strip()
+    info.title = _manifest_title(root)
     items: list[str] = []
     for resource in (e for e in root.iter() if local_name(e) == "resource"):
         kind = resource.get("type", "")
@@ -282,6 +297,40 @@ def _manifest_items(package: Package, report: Report) -> list[str]:
             f"{MANIFEST}: lists no QTI item resources ({', '.join(sorted(ITEM_RESOURCE_TYPES))})"
         )
     return items
+
+
+def _manifest_title(root: Element) -> str:
+    """The package's title: its default organization's <title> (IMS CP), else the title in
+    the manifest's own LOM metadata (`general/title`, LOM 1.2 `langstring` or LOM `string`).
+    Titles inside resources belong to single items and are not used."""
+    organizations = _child(root, "organizations")
+    if organizations is not None:
+        found = [o for o in organizations if local_name(o) == "organization"]
+        default = organizations.get("default")
+        chosen = next((o for o in found if o.get("identifier") == default), None)
+        for organization in [chosen] if chosen is not None else found[:1]:
+            title = _text(_child(organization, "title"))
+            if title:
+                return title
+    general = _child(_child(_child(root, "metadata"), "lom"), "general")
+    return _text(_child(general, "title"))
+
+
+def _child(element: Element | None, name: str) -> Element | None:
+    if element is None:
+        return None
+    return next((c for c in element if local_name(c) == name), None)
+
+
+def _text(element: Element | None) -> str:
+    """The element's text with whitespace collapsed, or its first non-empty child's
+    (a LOM title holds its text in a langstring/string child per language)."""
+    if element is None:
+        return ""
+    own = " ".join((element.text or "").split())
+    if own:
+        return own
+    return next((t for t in (" ".join("".join(c.itertext()).split()) for c in element) if t), "")
 
 
 def _manifest_item(package: Package, report: Report, where: str, href: str | None) -> str | None:

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from paperpack.cli import main
 from paperpack.errors import PaperInvalid, PaperpackError
 from paperpack.html import html_problems
 from paperpack.model import Paper
@@ -566,16 +567,21 @@ def test_manifest_given_directly_reads_its_package(qti_fixtures: Path, tmp_path:
     assert only_item(paper).item_id == "mcbe900fffcb49f08698b349e7b832e0"
 
 
-def test_unusable_language_tag_falls_back_to_english(tmp_path: Path) -> None:
-    """An xml:lang that is not a BCP 47 tag does not make an invalid paper."""
+def test_unusable_language_tag_is_warned_and_the_text_decides(tmp_path: Path) -> None:
+    """An xml:lang that is not a BCP 47 tag does not make an invalid paper: it is named in a
+    warning and the Chinese text decides; zh_CN is read as zh-CN."""
     text = (EXTRA / "qti22_choice_zh.xml").read_text(encoding="utf-8")
     path = tmp_path / "item.xml"
     path.write_text(
         text.replace('xml:lang="zh-CN"', 'xml:lang="Chinese (Simplified)"'), encoding="utf-8"
     )
-    assert load_qti(path).language == "en"
+    paper, warnings = load_qti_with_warnings(path)
+    assert paper.language == "zh-CN"
+    (warning,) = [w for w in warnings if "xml:lang" in w]
+    assert warning.startswith("item.xml: item zh_single: xml:lang: 'Chinese (Simplified)' is not")
     path.write_text(text.replace('xml:lang="zh-CN"', 'xml:lang="zh_CN"'), encoding="utf-8")
-    assert load_qti(path).language == "zh-CN"
+    paper, warnings = load_qti_with_warnings(path)
+    assert paper.language == "zh-CN" and not any("language" in w for w in warnings)
 
 
 # --- robustness: mangled input gives a paper or a PaperInvalid, nothing else -------------------
@@ -755,3 +761,142 @@ def test_image_size_that_is_not_pixels_is_warned(qti_fixtures: Path, tmp_path: P
     (warning,) = [w for w in warnings if "width=" in w]
     assert "item choice: stem: width= that is not a whole number of pixels" in warning
     assert "<img width='50%'>" in warning
+
+
+def test_expected_length_becomes_a_generous_limit_with_both_figures_named() -> None:
+    """expectedLength="400" (a hint, "about 400") gives max_length 2000 = 5 x 400, and the
+    warning names the item, the field and both numbers."""
+    paper, warnings = load_qti_with_warnings(EXTRA / "zh_essay_length.xml")
+    assert only_item(paper).max_length == 2000
+    (warning,) = [w for w in warnings if "max_length" in w]
+    assert warning.startswith("zh_essay_length.xml: item essay400: max_length: ")
+    assert "expectedLength 400" in warning and "2000" in warning and "0 = no limit" in warning
+
+
+def test_essay_attributes_that_cannot_be_kept_are_warned_once_each() -> None:
+    """A model answer, match_correct, format=xhtml, placeholderText, patternMask and
+    minStrings each give one warning naming the item."""
+    paper, warnings = load_qti_with_warnings(EXTRA / "essay_extras.xml")
+    assert (only_item(paper).points, only_item(paper).max_length) == (10.0, 0)
+    assert all(w.startswith("essay_extras.xml: item essayExtras: ") for w in warnings)
+    for construct in (
+        "correctResponse (a model answer) dropped",
+        "responseProcessing (match_correct) dropped",
+        "format='xhtml'",
+        "placeholderText='Type here' dropped",
+        "patternMask='^.{0,500}$' dropped",
+        "minStrings:",
+    ):
+        assert sum(construct in w for w in warnings) == 1, construct
+    assert len(warnings) == 6
+
+
+def zh_folder(folder: Path) -> Path:
+    """Two Chinese items without xml:lang: the essay and the choice with its tag removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(EXTRA / "zh_essay_length.xml", folder / "a_essay.xml")
+    text = (EXTRA / "qti22_choice_zh.xml").read_text(encoding="utf-8")
+    (folder / "b_choice.xml").write_text(text.replace(' xml:lang="zh-CN"', ""), encoding="utf-8")
+    return folder
+
+
+def test_chinese_items_without_xml_lang_are_zh_cn(tmp_path: Path) -> None:
+    """Without xml:lang the text decides: Chinese items give zh-CN, English ones en."""
+    assert load_qti(zh_folder(tmp_path / "zh")).language == "zh-CN"
+    assert load_qti(EXTRA / "qti22_two_blanks.xml").language == "en"
+
+
+def test_items_declaring_different_languages_are_warned(tmp_path: Path) -> None:
+    """Items tagged zh-CN twice and en once make a zh-CN paper, with a warning counting them."""
+    folder = zh_folder(tmp_path / "mixed")
+    text = (EXTRA / "qti22_choice_zh.xml").read_text(encoding="utf-8")
+    (folder / "c.xml").write_text(text.replace('"zh_single"', '"zh2"'), encoding="utf-8")
+    english = text.replace('"zh_single"', '"en1"').replace('xml:lang="zh-CN"', 'xml:lang="en"')
+    (folder / "d.xml").write_text(english, encoding="utf-8")
+    (folder / "b_choice.xml").write_text(text, encoding="utf-8")
+    paper, warnings = load_qti_with_warnings(folder)
+    assert paper.language == "zh-CN"
+    (warning,) = [w for w in warnings if "language" in w]
+    assert warning.startswith("mixed: paper: language: the items declare zh-CN (2), en (1)")
+
+
+def manifest_zip(path: Path, organization: str, lom: str, identifier: str) -> Path:
+    """A content package of the two Chinese items, with the given manifest metadata."""
+    resources = "".join(
+        f'<resource identifier="r{n}" type="imsqti_item_xmlv2p1" href="{href}"/>'
+        for n, href in enumerate(["a_essay.xml", "b_choice.xml"])
+    )
+    manifest = (
+        f'<manifest xmlns="http://www.imsglobal.org/xsd/imscp_v1p1" '
+        f'xmlns:imsmd="http://www.imsglobal.org/xsd/imsmd_v1p2"{identifier}>'
+        f"<metadata><schema>QTIv2.1 Package</schema>{lom}</metadata>"
+        f"{organization}<resources>{resources}</resources></manifest>"
+    )
+    items = zh_folder(path.parent / "items")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("imsmanifest.xml", manifest)
+        for item in items.iterdir():
+            archive.write(item, item.name)
+    return path
+
+
+def test_manifest_title_and_identifier_become_the_papers(tmp_path: Path) -> None:
+    """The default organization's title and the manifest identifier name the paper."""
+    organization = (
+        '<organizations default="org1"><organization identifier="org0"><title>Other</title>'
+        '</organization><organization identifier="org1"><title> 项目管理 练习 </title>'
+        "</organization></organizations>"
+    )
+    package = manifest_zip(tmp_path / "qti.zip", organization, "", ' identifier="PM-2026/01"')
+    paper, warnings = load_qti_with_warnings(package)
+    assert (paper.title, paper.subject_name, paper.paper_id) == (
+        "项目管理 练习", "项目管理 练习", "PM-2026-01",
+    )  # fmt: skip
+    assert paper.language == "zh-CN"
+    assert not any("title" in w for w in warnings)
+
+
+def test_manifest_lom_title_is_used_without_an_organization(tmp_path: Path) -> None:
+    """Without organizations, the manifest's own LOM general/title names the paper."""
+    lom = (
+        "<imsmd:lom><imsmd:general><imsmd:title>"
+        '<imsmd:langstring xml:lang="zh-CN">风险管理专项</imsmd:langstring>'
+        "</imsmd:title></imsmd:general></imsmd:lom>"
+    )
+    paper = load_qti(manifest_zip(tmp_path / "qti.zip", "", lom, ""))
+    assert (paper.title, paper.paper_id) == ("风险管理专项", "qti")
+
+
+def test_folder_without_a_title_is_named_with_a_warning(tmp_path: Path) -> None:
+    """Loose items give no package title: the folder name is used and the warning says how
+    to give one; --title (metadata) silences it."""
+    folder = zh_folder(tmp_path / "qti")
+    paper, warnings = load_qti_with_warnings(folder)
+    assert paper.title == "qti"
+    (warning,) = [w for w in warnings if "title" in w]
+    assert warning.startswith("qti: paper: title: ") and "--title" in warning
+    paper, warnings = load_qti_with_warnings(folder, title="练习")
+    assert paper.title == "练习" and not any("title" in w for w in warnings)
+
+
+def test_cli_prints_each_warning_once_and_writes_a_final_newline(
+    qti_fixtures: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """validate and convert of a set with the real essay and the Chinese essay print every
+    warning once (the essay's too), and the YAML written ends with one newline."""
+    source = zh_folder(tmp_path / "qti")
+    copy_item(qti_fixtures / ESSAY, source)
+    copy_item(qti_fixtures / TEXT_ENTRY, source)
+    for argv in (
+        ["validate", str(source)],
+        ["convert", str(source), "--out", str(tmp_path / "out" / "paper.yaml")],
+    ):
+        assert main(argv) == 0
+        lines = capsys.readouterr().err.splitlines()
+        assert all(line.startswith("warning: ") for line in lines)
+        assert len(lines) == len(set(lines)), lines
+        for item in ("essay400", "extendedText"):
+            assert sum(f"item {item}: points: no MAXSCORE" in line for line in lines) == 1
+            assert sum(f"item {item}: max_length:" in line for line in lines) == 1
+    text = (tmp_path / "out" / "paper.yaml").read_text(encoding="utf-8")
+    assert text.endswith("\n") and not text.endswith("\n\n")

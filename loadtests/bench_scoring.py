@@ -37,17 +37,17 @@ from paperpack.pack import pack_venue
 from paperpack.session import session_from_dict
 from paperpack.synthetic import synthetic_paper
 from paperpack.variants import VariantPlan, paused_gc, to_canonical, to_display
-from server import responsepkg
 from server.central import keys
 from server.central.app import create_app, open_storage
 from server.central.settings import CentralSettings
 from server.central.storage import VenueRecord
 from server.clock import SettableClock, iso
+from server.protocol import response_package
+from server.protocol.journal_chain import GENESIS, link_hash
 from server.scoring.engine import AttemptScorer, CandidateScore
 from server.scoring.material import open_material
 from server.scoring.pipeline import score_session
 from server.venue.export import split_evidence
-from server.venue.journal import GENESIS, link_hash
 from server.venue.upload import upload_package
 
 TARGET_PER_MINUTE = 200_000
@@ -343,7 +343,7 @@ def venue_package(
     collected = {"session": {"session_id": SESSION_ID}, "attempts": attempts,
                  "seating": [], "absences": [], "violations": [], "audit": []}  # fmt: skip
     contents, evidence = split_evidence(collected)
-    return responsepkg.build_response_package(
+    return response_package.build_response_package(
         contents, evidence=evidence, session_id=SESSION_ID, venue_id=VENUE_ID, export_seq=1,
         created_at=iso(START), venue_key=venue_key,
         central_wrap_public=authority.wrapping_public,

@@ -52,7 +52,7 @@ from server.central.app import open_storage  # noqa: E402
 from server.central.settings import init_central  # noqa: E402
 from server.central.storage import VenueRecord  # noqa: E402
 from server.protocol.receipts import verify_receipt  # noqa: E402
-from server.responsepkg import build_response_package  # noqa: E402
+from server.protocol.response_package import build_response_package  # noqa: E402
 from server.venue.upload import Backoff, upload_package  # noqa: E402
 
 ITEMS = 100

@@ -31,7 +31,7 @@ from paperpack.canonical import canonical_hash
 from paperpack.crypto import read_signing_public
 from server.demo import people
 from server.demo.workspace import data_path
-from server.responsepkg import open_response_package
+from server.protocol.response_package import open_response_package
 from tests.conftest import EXAMPLES, REPO_ROOT
 
 READY = "Press Ctrl-C to stop."

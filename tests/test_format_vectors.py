@@ -42,9 +42,9 @@ from paperpack.pack import iter_payload
 from paperpack.package import open_package
 from paperpack.release import parse_record, secret_from_code, secret_from_record
 from paperpack.unlock import Unlock, decode_payload
-from server import responsepkg
 from server.audit import verify_audit
 from server.central.storage import PackageEntry
+from server.protocol import journal_chain, response_package
 from server.protocol.audit_chain import (
     LEGACY_CENTRAL_FORMAT,
     AuditBroken,
@@ -486,7 +486,7 @@ def venue_public() -> crypto.Ed25519PublicKey:
 def test_the_response_package_opens_to_the_committed_contents() -> None:
     """Verify, unwrap, decrypt, decompress: the committed contents and evidence, exactly."""
     data, exp = read("response/package.cbtr"), load("response/expected.json")
-    opened = responsepkg.open_response_package(
+    opened = response_package.open_response_package(
         data, venue_public(), private_key("authority-upload.pem")
     )
     assert opened.header.to_dict() == exp["header"]
@@ -600,10 +600,10 @@ def test_the_venue_refuses_a_format_1_delay_approval_and_says_why() -> None:
 def test_each_journal_link_hash_is_recomputed() -> None:
     """link_hash over each committed save gives its hash; prev_hash links to the one before."""
     for attempt_id, rows in load("journal/journal.json").items():
-        prev = journal.GENESIS
+        prev = journal_chain.GENESIS
         for row in rows:
             assert row["prev_hash"] == prev
-            digest = journal.link_hash(
+            digest = journal_chain.link_hash(
                 attempt_id, row["seq"], row["position"], row["saved_at"], row["responses"], prev
             )
             assert digest == row["hash"]
@@ -731,7 +731,8 @@ def _decrypt_ciphertext(data: bytes) -> None:
 
 
 def _open_response(data: bytes) -> None:
-    responsepkg.open_response_package(data, venue_public(), private_key("authority-upload.pem"))
+    key = private_key("authority-upload.pem")
+    response_package.open_response_package(data, venue_public(), key)
 
 
 def _journal(tmp_path: Path, data: bytes) -> None:
@@ -833,21 +834,21 @@ FLIPS = {
     ),
     "response-magic": Flip(
         "response/package.cbtr", lambda d: 0, lambda t, d: _open_response(d),
-        responsepkg.PackageMalformed, "bad magic",
+        response_package.PackageMalformed, "bad magic",
     ),
     "response-header": Flip(
         "response/package.cbtr", lambda d: after(d, b'"created_at":"'),
         lambda t, d: _open_response(d),
-        responsepkg.PackageTampered, "signature",
+        response_package.PackageTampered, "signature",
     ),
     "response-signature": Flip(
         "response/package.cbtr", lambda d: 12 + int.from_bytes(d[8:12], "big") + 5,
         lambda t, d: _open_response(d),
-        responsepkg.PackageTampered, "signature",
+        response_package.PackageTampered, "signature",
     ),
     "response-payload": Flip(
         "response/package.cbtr", lambda d: len(d) - 40, lambda t, d: _open_response(d),
-        responsepkg.PackageTampered, "payload does not match",
+        response_package.PackageTampered, "payload does not match",
     ),
     "receipt": Flip(
         "response/receipt.json", lambda d: after(d, b'"received_at":"'),

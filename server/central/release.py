@@ -1,18 +1,16 @@
-"""The time-release endpoint: `POST /api/v1/release`, and the request format venues sign.
+"""The time-release endpoint: `POST /api/v1/release`, and when the centre answers it.
 
-A venue asks for its session's time release with `{session_id, venue_id, requested_at,
-signature}`, the signature by its registered Ed25519 key over `release_request_message(...)`.
-Inside the unlock window the centre answers with the signed release record wrapped to the
-venue's registered X25519 key (`wrap_context(...)`), so only that venue server can read it.
-Unknown venue, a signature by another key, a stale request or a time outside the window get
-403 problem+json naming the reason. Every release served is audited (same transaction).
-The venue side uses `sign_release_request` and `open_release_response` from here.
+A venue asks for its session's time release with a signed request; inside the unlock window
+the centre answers with the signed release record wrapped to the venue's registered X25519
+key, so only that venue server can read it. Both messages are formats the venue speaks too:
+`server.protocol.release`. Unknown venue, a signature by another key, a stale request or a
+time outside the window get 403 problem+json naming the reason. Every release served is
+audited (same transaction). `ReleaseSource` is where the centre finds what it may release.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -20,12 +18,16 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from paperpack import crypto
-from paperpack.canonical import canonical_json
 from server.central import keys
 from server.clock import iso
 from server.errors import Forbidden, Malformed
 from server.http import parse_json
 from server.problems import Problem
+from server.protocol.release import (
+    ReleaseRequestInvalid,
+    check_release_request,
+    wrap_release_response,
+)
 
 routes = web.RouteTableDef()
 
@@ -43,48 +45,6 @@ class ReleaseSource(Protocol):
     def find(self, session_id: str, venue_id: str) -> ReleaseOffer | None:
         """The release of this session for this venue, or None when the centre has none."""
         ...
-
-
-def release_request_message(session_id: str, venue_id: str, requested_at: str) -> bytes:
-    """The bytes a venue signs to ask for a release."""
-    return canonical_json(
-        {"purpose": "cbt-release-request", "session_id": session_id, "venue_id": venue_id,
-         "requested_at": requested_at}
-    )  # fmt: skip
-
-
-def wrap_context(session_id: str, venue_id: str) -> bytes:
-    """The wrap context binding a release response to its session and venue."""
-    return f"cbt-release|{session_id}|{venue_id}".encode()
-
-
-def sign_release_request(
-    venue_key: crypto.Ed25519PrivateKey, session_id: str, venue_id: str, requested_at: str
-) -> dict[str, str]:
-    """The JSON body a venue POSTs to /api/v1/release."""
-    signature = crypto.sign_undomained(
-        venue_key, release_request_message(session_id, venue_id, requested_at)
-    )
-    return {
-        "session_id": session_id,
-        "venue_id": venue_id,
-        "requested_at": requested_at,
-        "signature": base64.b64encode(signature).decode("ascii"),
-    }
-
-
-def open_release_response(
-    body: dict[str, Any], venue_wrap_key: crypto.X25519PrivateKey
-) -> dict[str, Any]:
-    """The release record from the centre's answer (venue side); CryptoError if not for us."""
-    blob = base64.b64decode(body["wrapped_release"])
-    plain = crypto.unwrap(
-        venue_wrap_key,
-        blob,
-        context=wrap_context(body["session_id"], body["venue_id"]),
-        legacy=True,
-    )
-    return dict(json.loads(bytes(plain)))
 
 
 def _refuse(slug: str, detail: str) -> Forbidden:
@@ -128,12 +88,14 @@ async def post_release(request: web.Request) -> web.Response:
     if venue is None:
         raise _refuse("unknown-venue", f"venue {venue_id} is not registered at this centre")
     try:
-        crypto.verify_undomained(
+        check_release_request(
             crypto.read_signing_public(venue.signing_public),
-            release_request_message(session_id, venue_id, requested_at),
+            session_id,
+            venue_id,
+            requested_at,
             signature,
         )
-    except crypto.CryptoError:
+    except ReleaseRequestInvalid:
         raise _refuse(
             "bad-signature",
             f"the request is not signed by venue {venue_id}'s registered key: "
@@ -152,18 +114,8 @@ async def post_release(request: web.Request) -> web.Response:
             f"the unlock window of session {session_id} is {iso(offer.not_before)} to "
             f"{iso(offer.not_after)}; it is now {iso(now)} at the centre",
         )
-    wrapped = crypto.wrap(
-        crypto.read_wrapping_public(venue.wrap_public),
-        canonical_json(offer.record),
-        context=wrap_context(session_id, venue_id),
-        version=1,
+    answer = wrap_release_response(
+        crypto.read_wrapping_public(venue.wrap_public), offer.record, session_id, venue_id, iso(now)
     )
     await app[keys.STORAGE].record_release(session_id, venue_id, requested_at, iso(now))
-    return web.json_response(
-        {
-            "session_id": session_id,
-            "venue_id": venue_id,
-            "released_at": iso(now),
-            "wrapped_release": base64.b64encode(wrapped).decode("ascii"),
-        }
-    )
+    return web.json_response(answer)

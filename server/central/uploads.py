@@ -32,7 +32,6 @@ from typing import Any
 from aiohttp import web
 
 from paperpack import crypto
-from server import responsepkg
 from server.central import keys
 from server.central.storage import (
     ChunkPastEnd,
@@ -46,15 +45,16 @@ from server.central.storage import (
 from server.clock import iso
 from server.http import parse_json
 from server.problems import Problem
+from server.protocol import response_package
 from server.protocol.receipts import sign_receipt
 
 routes = web.RouteTableDef()
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-REFUSALS: dict[type[responsepkg.ResponsePackageError], str] = {
-    responsepkg.PackageMalformed: "package-malformed",
-    responsepkg.PackageSignerUnknown: "package-signer-unknown",
-    responsepkg.PackageTampered: "package-tampered",
-    responsepkg.PackageUnreadable: "package-unreadable",
+REFUSALS: dict[type[response_package.ResponsePackageError], str] = {
+    response_package.PackageMalformed: "package-malformed",
+    response_package.PackageSignerUnknown: "package-signer-unknown",
+    response_package.PackageTampered: "package-tampered",
+    response_package.PackageUnreadable: "package-unreadable",
 }
 
 
@@ -192,11 +192,13 @@ async def patch_upload(request: web.Request) -> web.Response:
 
 # Magic, header length, the longest header a package may have and the signature: enough
 # bytes to read the header without copying the payload on the event loop.
-HEADER_PREFIX = len(responsepkg.MAGIC) + 4 + responsepkg.MAX_HEADER + responsepkg.SIGNATURE_SIZE
+HEADER_PREFIX = (
+    len(response_package.MAGIC) + 4 + response_package.MAX_HEADER + response_package.SIGNATURE_SIZE
+)
 
 
-async def _check(request: web.Request, data: bytes) -> responsepkg.ResponseHeader:
-    header = responsepkg.read_header(data[:HEADER_PREFIX])  # unverified: names the venue
+async def _check(request: web.Request, data: bytes) -> response_package.ResponseHeader:
+    header = response_package.read_header(data[:HEADER_PREFIX])  # unverified: names the venue
     venue = await request.app[keys.STORAGE].get_venue(header.venue_id)
     if venue is None:
         raise Problem(
@@ -204,14 +206,14 @@ async def _check(request: web.Request, data: bytes) -> responsepkg.ResponseHeade
         )
     public = crypto.read_signing_public(venue.signing_public)
     wrapping = request.app[keys.AUTHORITY].wrapping_key
-    return await asyncio.to_thread(responsepkg.check_response_package, data, public, wrapping)
+    return await asyncio.to_thread(response_package.check_response_package, data, public, wrapping)
 
 
 def _sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def package_entry(header: responsepkg.ResponseHeader, digest: str, size: int) -> PackageEntry:
+def package_entry(header: response_package.ResponseHeader, digest: str, size: int) -> PackageEntry:
     """What the store records about a package, from its verified header."""
     summary = dict(header.summary)
     return PackageEntry(
@@ -255,7 +257,7 @@ async def finish_upload(request: web.Request) -> web.Response:
         )  # fmt: skip
     try:
         header = await _check(request, data)
-    except responsepkg.ResponsePackageError as exc:
+    except response_package.ResponsePackageError as exc:
         raise Problem(422, REFUSALS.get(type(exc), "package-refused"), str(exc)) from None
     if header.venue_id != state.venue_id:
         raise Problem(422, "package-malformed", "the package names another venue than its upload")

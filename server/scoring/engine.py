@@ -27,7 +27,7 @@ from paperpack.canonical import canonical_hash, quick_canonical_hash
 from paperpack.model import Paper
 from paperpack.scoring import Answer, KeyTable, compile_key
 from paperpack.variants import UnknownToken, VariantError, VariantPlan, paused_gc, to_canonical
-from server.central.packages import JournalMismatch, check_journals
+from server.protocol.journal_chain import JournalMismatch, check_journals
 from server.scoring.material import VenueMaterial
 from server.scoring.packages import VenuePackage
 

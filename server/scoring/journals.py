@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from server.central.packages import broken_journals
 from server.clock import iso
+from server.protocol.journal_chain import broken_journals
 from server.scoring.packages import VenuePackage
 from server.scoring.results import load_json, save_private_json
 

@@ -2,8 +2,9 @@
 
 Per venue the newest accepted export counts (the store refuses older replays, and a venue
 re-exports the whole session each time). Each package is verified and decrypted again with
-the venue's registered key and the centre's key (`server.responsepkg`): scoring never trusts
-bytes it has not checked itself. What a package holds is documented in docs/scoring.md.
+the venue's registered key and the centre's key (`server.protocol.response_package`):
+scoring never trusts bytes it has not checked itself. What a package holds is documented in
+docs/scoring.md.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 
 from paperpack import crypto
 from paperpack.authority import Authority
-from server import responsepkg
 from server.central.storage import CentralStorage, StoredPackage
+from server.protocol import response_package
 from server.scoring.material import ScoringError
 
 
@@ -33,7 +34,7 @@ class VenuePackage:
     received_at: str
     contents: dict[str, Any]
     # The opened package, for its evidence (journals), decoded only when they are checked.
-    opened: responsepkg.OpenedPackage | None = None
+    opened: response_package.OpenedPackage | None = None
 
 
 def newest_per_venue(stored: list[StoredPackage]) -> dict[str, StoredPackage]:
@@ -68,7 +69,7 @@ async def read_session_packages(
         data = await storage.package_data(stored.package_sha256)
         public = crypto.read_signing_public(record.signing_public)
         opened = await asyncio.to_thread(
-            responsepkg.open_response_package, data, public, authority.wrapping_key
+            response_package.open_response_package, data, public, authority.wrapping_key
         )
         out[venue_id] = VenuePackage(
             venue_id,

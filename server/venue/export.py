@@ -8,7 +8,7 @@ violations (flagged `serious` for the 5-year retention of art. 23(7)), time gran
 and the venue's audit chain. No names or ID numbers: the centre holds the registration data.
 
 `export_session(...)` splits that into the contents and the evidence (journals and audit
-log: `split_evidence`), seals both (`server.responsepkg`), writes it to the outbox
+log: `split_evidence`), seals both (`server.protocol.response_package`), writes it to the outbox
 (`server.venue.upload`), and records the export and an audit event in one transaction.
 The export number is the `exports` row number, so it rises with every export and the centre
 refuses a replayed older package.
@@ -32,7 +32,7 @@ from paperpack import crypto
 from server import audit
 from server.clock import iso
 from server.errors import CbtError
-from server.responsepkg import build_response_package
+from server.protocol.response_package import build_response_package
 from server.store import transaction
 from server.venue import journal
 from server.venue.upload import Backoff, drain_outbox, put_in_outbox

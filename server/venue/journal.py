@@ -10,15 +10,12 @@ so a late, older save never overwrites a newer answer. The `responses` table hol
 current answers and is updated in the same transaction; `derive_responses()` recomputes them
 from the journal alone so the two can be compared.
 
-Chain link: `hash = SHA-256(canonical JSON {attempt_id, seq, position, saved_at,
-responses_sha256, prev_hash})`, where `responses_sha256` is the hex SHA-256 of the stored
-canonical JSON of the save and `prev_hash` the hash at the previous position (64 zeros at
-position 1).
+The chain's link (`link_hash`, `GENESIS`) is a format the centre checks too:
+`server.protocol.journal_chain`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 from datetime import datetime
@@ -26,11 +23,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from paperpack.canonical import quick_canonical_json
 from server.clock import iso
 from server.errors import CbtError
+from server.protocol.journal_chain import GENESIS, link_hash
 
-GENESIS = "0" * 64
 MAX_SAVE_BYTES = 256 * 1024  # canonical JSON of one save, bytes
 MAX_ITEMS_PER_SAVE = 1000  # answers in one save (count)
 MAX_ANSWER_BYTES = 64 * 1024  # canonical JSON of one answer (an essay), bytes
@@ -87,25 +83,6 @@ def check_save_limits(
     if size > max_bytes:
         raise SaveTooLarge(f"the save is {size} bytes; at most {max_bytes} are accepted")
     return body
-
-
-def link_hash(
-    attempt_id: str, seq: int, position: int, saved_at: str, body: str, prev_hash: str
-) -> str:
-    """The hash of one journal entry (`body`: the save's canonical JSON), chained to the last.
-
-    `canonical_hash` of the link's fields, written with `quick_canonical_json`: strings and
-    integers only, so the bytes are the same (a test pins it), several times faster, which
-    counts when the centre re-chains every save of a session."""
-    link = {
-        "attempt_id": attempt_id,
-        "seq": seq,
-        "position": position,
-        "saved_at": saved_at,
-        "responses_sha256": hashlib.sha256(body.encode()).hexdigest(),
-        "prev_hash": prev_hash,
-    }
-    return hashlib.sha256(quick_canonical_json(link)).hexdigest()
 
 
 # The attempt's status and token, this seq if saved before, and the chain's head, in one

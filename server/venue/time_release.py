@@ -18,16 +18,16 @@ from aiohttp import web
 
 from paperpack.errors import PaperpackError
 from server import keys
-from server.central.release import open_release_response, sign_release_request
 from server.clock import iso
 from server.errors import Invalid, Unreachable
+from server.protocol.release import open_release_response, sign_release_request
 from server.venue.workspace import load_signing_key, load_venue, load_wrapping_key
 
 
 async def fetch_release(
     central_url: str, body: Mapping[str, str], timeout_s: float
 ) -> dict[str, Any]:
-    """POST the signed request (`server.central.release.sign_release_request`) to the central
+    """POST the signed request (`server.protocol.release.sign_release_request`) to the central
     server; returns its JSON answer (the release record wrapped to this venue's key)."""
     url = central_url.rstrip("/") + "/api/v1/release"
     timeout = aiohttp.ClientTimeout(total=timeout_s)

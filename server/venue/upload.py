@@ -35,7 +35,7 @@ import aiohttp
 from paperpack import crypto
 from server.errors import CbtError
 from server.protocol.receipts import verify_receipt
-from server.responsepkg import read_header
+from server.protocol.response_package import read_header
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from server.central.app import create_app
 from server.central.settings import CentralSettings
 from server.central.storage import VenueRecord
 from server.clock import SettableClock, iso
-from server.responsepkg import build_response_package
+from server.protocol.response_package import build_response_package
 from server.staffauth import hash_password
 
 START = datetime(2026, 6, 1, 1, 0, tzinfo=UTC)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from paperpack.canonical import canonical_json
-from server.central.packages import JournalMismatch, check_journals
-from server.venue.journal import GENESIS, link_hash
+from server.protocol.journal_chain import GENESIS, JournalMismatch, check_journals, link_hash
 
 
 def _journal(saves: list[dict]) -> list[dict]:

@@ -14,9 +14,9 @@ from paperpack.pack import pack_session
 from paperpack.paperfile import load_paper
 from paperpack.release import parse_record
 from paperpack.session import load_session
-from server.central.release import open_release_response, sign_release_request
 from server.clock import iso
 from server.protocol.audit_chain import LEGACY_CENTRAL_FORMAT, verify_audit_records
+from server.protocol.release import open_release_response, sign_release_request
 from tests.conftest import EXAMPLES
 from tests.server.central.conftest import START, Central, VenueKeys, new_venue
 

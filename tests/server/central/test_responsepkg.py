@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from paperpack import crypto
 from paperpack.authority import Authority
-from server.responsepkg import (
+from server.protocol.response_package import (
     MAGIC,
     PackageMalformed,
     PackageSignerUnknown,
@@ -142,7 +142,7 @@ def _resigned(data: bytes, change: Any) -> bytes:
     import json
 
     from paperpack.canonical import canonical_json
-    from server.responsepkg import SIGNING_KIND
+    from server.protocol.response_package import SIGNING_KIND
 
     (length,) = struct.unpack_from(">I", data, len(MAGIC))
     start = len(MAGIC) + 4

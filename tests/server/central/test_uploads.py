@@ -12,7 +12,7 @@ import pytest
 from paperpack.authority import Authority
 from server.protocol.audit_chain import LEGACY_CENTRAL_FORMAT, verify_audit_records
 from server.protocol.receipts import ReceiptInvalid, verify_receipt
-from server.responsepkg import open_response_package
+from server.protocol.response_package import open_response_package
 from server.venue.upload import Backoff, UploadRefused, upload_package
 from tests.server.central.conftest import Central, make_package, new_venue, sample_contents
 

@@ -15,10 +15,10 @@ from sqlite_utils import Database
 from paperpack import crypto
 from paperpack.authority import Authority
 from server import audit
-from server.central.packages import JournalMismatch, broken_journals, check_journals
 from server.central.storage import VenueRecord
 from server.clock import iso
-from server.responsepkg import open_response_package
+from server.protocol.journal_chain import JournalMismatch, broken_journals, check_journals
+from server.protocol.response_package import open_response_package
 from server.scoring.packages import read_session_packages
 from server.store import transaction
 from server.venue import journal

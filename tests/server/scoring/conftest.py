@@ -5,7 +5,7 @@
 (shares + the time-release code + the venue's device key) to get the paper without keys and
 the variant secret, and simulates candidates under a simple ability model. Their answers are
 mapped to each candidate's variant tokens (`to_display`, the forward map) and sealed in a
-response package per venue with `server.responsepkg`, signed by the venue's key.
+response package per venue with `server.protocol.response_package`, signed by the venue's key.
 
 Venue V001 ships the browser's token answers with names in its roster; V002 ships what
 `server.venue.export` does: canonical answers (mapped at save time), `form_id`, seating as
@@ -48,9 +48,9 @@ from paperpack.session import session_from_dict
 from paperpack.synthetic import synthetic_paper
 from paperpack.unlock import Unlock
 from paperpack.variants import VariantPlan, to_display
-from server import responsepkg
 from server.central.storage import CentralStorage, VenueRecord
 from server.clock import iso
+from server.protocol import response_package
 
 SESSION_ID = "S2026-ECON"
 START = datetime(2026, 6, 13, 1, 0, tzinfo=UTC)
@@ -298,7 +298,7 @@ def build_packed_session(root: Path) -> PackedSession:
     for v, (venue_id, pack) in enumerate(zip(VENUES, packed, strict=True)):
         unlocked = unlock_at_venue(pack.package_dir, pack.shares_dir, authority, devices[venue_id])
         contents = _contents(v, venue_id, unlocked, canonical, plants, people)
-        packages[venue_id] = responsepkg.build_response_package(
+        packages[venue_id] = response_package.build_response_package(
             contents, session_id=SESSION_ID, venue_id=venue_id, export_seq=1,
             created_at=iso(START + timedelta(hours=3)), venue_key=signing[venue_id],
             central_wrap_public=authority.wrapping_public,

@@ -234,12 +234,12 @@ async def test_unreadable_records_in_a_signed_package_are_a_typed_error(
     """A package whose attempt has no ticket stops scoring with a message naming the venue."""
     import dataclasses
 
-    from server import responsepkg
     from server.central.app import open_storage
     from server.clock import iso
+    from server.protocol import response_package
     from server.scoring.pipeline import PackageContentsInvalid
 
-    broken = responsepkg.build_response_package(
+    broken = response_package.build_response_package(
         {"attempts": [{"variant": {}}]}, session_id=SESSION_ID, venue_id="V001", export_seq=1,
         created_at=iso(START), venue_key=packed_session.venue_keys["V001"],
         central_wrap_public=authority.wrapping_public,
@@ -274,9 +274,9 @@ def test_registration_problems_are_named_by_row_and_column() -> None:
 
 
 def _journal(attempt_id: str, saves: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A journal chained as the venue chains it (server.venue.journal.link_hash)."""
+    """A journal chained as the venue chains it (server.protocol.journal_chain.link_hash)."""
     from paperpack.canonical import canonical_json
-    from server.venue.journal import GENESIS, link_hash
+    from server.protocol.journal_chain import GENESIS, link_hash
 
     out, previous = [], GENESIS
     for position, responses in enumerate(saves, start=1):
@@ -315,7 +315,7 @@ def test_journals_in_the_evidence_are_checked_once_per_package(
     """Format 2 carries the journals in the evidence document: a forged one holds its
     candidate, and the verdict is kept per package, so later runs do not re-chain."""
     from paperpack import crypto
-    from server import responsepkg
+    from server.protocol import response_package
     from server.scoring import journals
 
     saves = [{"q1": ["a"]}, {"q1": ["b"]}]
@@ -325,12 +325,12 @@ def test_journals_in_the_evidence_are_checked_once_per_package(
                              {"attempt_id": "a2", "ticket": "T2", "journal": forged}],
                 "audit": []}  # fmt: skip
     venue_key, centre_key = crypto.generate_signing_key(), crypto.generate_wrapping_key()
-    data = responsepkg.build_response_package(
+    data = response_package.build_response_package(
         {"attempts": []}, evidence=evidence, session_id=SESSION_ID, venue_id="V9",
         export_seq=1, created_at="2026-06-13T04:00:00.000Z", venue_key=venue_key,
         central_wrap_public=centre_key.public_key(),
     )  # fmt: skip
-    opened = responsepkg.open_response_package(data, venue_key.public_key(), centre_key)
+    opened = response_package.open_response_package(data, venue_key.public_key(), centre_key)
     assert "journals" not in opened.contents and opened.evidence() == evidence
     package = VenuePackage("V9", opened.package_sha256, 1, "", opened.contents, opened)
 

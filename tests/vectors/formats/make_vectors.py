@@ -58,7 +58,7 @@ from server.central.storage import VenueRecord
 from server.central.uploads import package_entry
 from server.clock import iso
 from server.protocol.receipts import sign_receipt
-from server.responsepkg import check_response_package
+from server.protocol.response_package import check_response_package
 from server.store import transaction
 from server.venue import journal
 from server.venue.export import export_session
@@ -635,10 +635,10 @@ def make_centre_log(ctx: Context) -> None:
     ctx.write_json("audit/central-audit.json", events)
 
     # What the tests re-derive for the response package: its content key and its streams.
-    from server import responsepkg
+    from server.protocol import response_package
 
-    header = responsepkg.verify_response_package(data, venue_sign.public_key())
-    opened = responsepkg.open_response_package(
+    header = response_package.verify_response_package(data, venue_sign.public_key())
+    opened = response_package.open_response_package(
         data, venue_sign.public_key(), authority.wrapping_key
     )
     context = canonical_json(

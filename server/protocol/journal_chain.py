@@ -1,20 +1,46 @@
-"""Re-checking the journals in an accepted response package (for scoring and reconciliation).
+"""The journal chain: the hash chain over every save of an attempt.
 
-`check_journals(contents)` re-checks every attempt's journal hash chain (the venue's
-`server.venue.journal.link_hash`), so an answer edited after it was saved is caught at the
-centre too; `broken_journals(attempts)` does the same attempt by attempt and names the
-tickets whose journal does not chain. The journals travel in the package's evidence
-document (format 2) or inline in the attempts (format 1). Reading the packages themselves
-is `server.scoring.packages`.
+The venue writes it (`server.venue.journal.append_save`, one link per save, in arrival
+order) and verifies it in its own database; the journals travel to the centre in the
+response package, where `check_journals(contents)` re-checks every attempt's chain, so an
+answer edited after it was saved is caught at the centre too, and `broken_journals(attempts)`
+does the same attempt by attempt and names the tickets whose journal does not chain. The
+journals travel in the package's evidence document (format 2) or inline in the attempts
+(format 1). Reading the packages themselves is `server.scoring.packages`.
+
+Link: `hash = SHA-256(canonical JSON {attempt_id, seq, position, saved_at, responses_sha256,
+prev_hash})`, where `responses_sha256` is the hex SHA-256 of the save's canonical JSON and
+`prev_hash` the hash at the previous position (`GENESIS`, 64 zeros, at position 1).
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from paperpack.canonical import canonical_json, quick_canonical_json
 from server.errors import CbtError
-from server.venue.journal import GENESIS, link_hash
+
+GENESIS = "0" * 64  # prev_hash of an attempt's first save
+
+
+def link_hash(
+    attempt_id: str, seq: int, position: int, saved_at: str, body: str, prev_hash: str
+) -> str:
+    """The hash of one journal entry (`body`: the save's canonical JSON), chained to the last.
+
+    `canonical_hash` of the link's fields, written with `quick_canonical_json`: strings and
+    integers only, so the bytes are the same (a test pins it), several times faster, which
+    counts when the centre re-chains every save of a session."""
+    link = {
+        "attempt_id": attempt_id,
+        "seq": seq,
+        "position": position,
+        "saved_at": saved_at,
+        "responses_sha256": hashlib.sha256(body.encode()).hexdigest(),
+        "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(quick_canonical_json(link)).hexdigest()
 
 
 class JournalMismatch(CbtError):

@@ -6,16 +6,19 @@
 
 `path` is one assessmentItem file, a folder of item files (when it holds an
 `imsmanifest.xml`, the manifest decides which files are items), or an IMS content package
-zip (`imsmanifest.xml` at its top; resources of type `imsqti_item_xmlv2p1`/`v2p2`).
+zip (`imsmanifest.xml` at its top; resources of type `imsqti_item_xmlv2p1`/`v2p2`, or
+`imsqti_test_xmlv2p1`/`v2p2`). When the package holds one assessmentTest whose items are
+all there, the test decides which items the paper has, in which order, and names the paper
+(`paperpack.qti.assessment`); its other items are left out with a warning.
 Every file is parsed with defusedxml; hrefs resolve relative to the file naming them and
 may not leave the package; sizes are bounded (see `paperpack.qti.source`).
 
 Every problem in every file is collected and raised together as one `PaperInvalid`, each
 line `FILE: item ID: what is wrong`. Unsupported interactions (order, match, hotspot,
-gapMatch, inlineChoice, ...), assessmentTest files, templated or adaptive items, MathML and
-missing images are errors, never silently dropped. Duplicate item identifiers across files
-are errors naming both files: ids are what keys and responses refer to, so the importer
-never renames them.
+gapMatch, inlineChoice, ...), a test without its items, two tests in one package,
+templated or adaptive items, MathML and missing images are errors, never silently
+dropped. Duplicate item identifiers across files are errors naming both files: ids are
+what keys and responses refer to, so the importer never renames them.
 
 Conversion rules (what cannot be carried over exactly becomes a warning, once per item and
 construct, naming the file, the item and the field; see docs/paper-format.md, *QTI import*):
@@ -58,13 +61,15 @@ otherwise (docs/paper-format.md, *QTI import*):
 
 - `paper_id`: the manifest's `identifier` (made into an id), else the file or folder name;
   `subject_code` the file or folder name (QTI has no subject);
+- `paper_id` and `title` come first from the package's assessmentTest, when there is one;
 - `title` (and `subject_name`): the manifest's organization title, else its LOM title,
   else the only item's `title`, else the file or folder name, with a warning (candidates
   see the title);
 - `language`: the items' `xml:lang` (on assessmentItem or itemBody; the most common one,
   with a warning when they disagree or one is not a BCP 47 tag), else `zh-CN` when the
   items' text holds more Han characters than Latin-script words, else `en`;
-- `duration_minutes` 60.
+- `duration_minutes`: the test's own `timeLimits maxTime` (seconds, rounded up to whole
+  minutes), else 60.
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ from xml.etree.ElementTree import Element
 
 from paperpack.errors import PaperInvalid, PaperpackError
 from paperpack.model import Item, Paper, Section
+from paperpack.qti.assessment import read_test
 from paperpack.qti.body import QTI_NAMESPACES, Assets, BodyWriter
 from paperpack.qti.declarations import (
     ItemSource,
@@ -102,7 +108,6 @@ from paperpack.qti.source import (
     namespace,
     open_zip,
     parse_xml,
-    resolve_href,
 )
 
 __all__ = ["QtiImport", "import_qti", "is_qti_path", "load_qti", "load_qti_with_warnings"]
@@ -168,7 +173,7 @@ def import_qti(path: Path, **metadata: Any) -> QtiImport:
         names = list_item_files(package, report, single=single, info=info)
         assets = Assets(package, report)
         roots: list[tuple[str, Element]] = []  # (file, assessmentItem) of each item
-        items = _import_files(package, names, assets, report, roots)
+        items = _import_files(package, names, assets, report, roots, info)
     report.raise_errors()
     if not items:
         report.error(f"{path.name}: no items to import")
@@ -195,16 +200,26 @@ def _import_files(
     assets: Assets,
     report: Report,
     roots: list[tuple[str, Element]],
+    info: PackageInfo,
 ) -> list[Item]:
+    parsed: dict[str, Element] = {}
+    tests: list[tuple[str, Element]] = []
+    for name in names:
+        root = _parse(package, name, report)
+        if root is None:
+            continue
+        if local_name(root) == "assessmentTest" and namespace(root) in QTI_NAMESPACES:
+            tests.append((name, root))
+        else:
+            parsed[name] = root
+    order = list(parsed)
+    if tests:
+        order = _test_order(package, tests, parsed, report, info)
     items: list[Item] = []
     seen: dict[str, str] = {}  # item identifier -> the file that defined it first
-    for name in names:
-        try:
-            root = parse_xml(package, name)
-        except QtiFileError as exc:
-            report.error(str(exc))
-            continue
-        item_id = _item_identifier(package, name, root, report, seen)
+    for name in order:
+        root = parsed[name]
+        item_id = _item_identifier(name, root, report, seen)
         if item_id is None:
             continue
         roots.append((name, root))
@@ -214,16 +229,60 @@ def _import_files(
     return items
 
 
-def _item_identifier(
-    package: Package, name: str, root: Element, report: Report, seen: dict[str, str]
-) -> str | None:
+def _parse(package: Package, name: str, report: Report) -> Element | None:
+    try:
+        return parse_xml(package, name)
+    except QtiFileError as exc:
+        report.error(str(exc))
+        return None
+
+
+def _test_order(
+    package: Package,
+    tests: list[tuple[str, Element]],
+    parsed: dict[str, Element],
+    report: Report,
+    info: PackageInfo,
+) -> list[str]:
+    """The item files of the package's one assessmentTest, in its order (parsed as needed);
+    the package's other item files are left out with a warning. When the test cannot be
+    used (an error is reported), every item file is still read, so that the user sees
+    all problems at once."""
+    if len(tests) > 1:
+        report.error(
+            f"{package.label}: holds {len(tests)} assessmentTests "
+            f"({', '.join(name for name, _ in tests)}); import one test at a time "
+            "(each with its items in its own folder or package)"
+        )
+        return list(parsed)
+    name, root = tests[0]
+    plan = read_test(package, name, root, report)
+    if plan is None:
+        return list(parsed)
+    info.test = plan
+    order: list[str] = []
+    for item_file in plan.item_files:
+        if item_file not in parsed:
+            item_root = _parse(package, item_file, report)
+            if item_root is None:
+                continue
+            parsed[item_file] = item_root
+        order.append(item_file)
+    left_out = [n for n in parsed if n not in order]
+    if left_out:
+        report.warn(
+            f"{name}: assessmentTest {plan.identifier or '?'}: items: "
+            f"{', '.join(left_out)} not part of the test, so not imported; import them "
+            "separately if they belong to the paper"
+        )
+    return order
+
+
+def _item_identifier(name: str, root: Element, report: Report, seen: dict[str, str]) -> str | None:
     """The identifier of an assessmentItem root; anything else is reported."""
     tag, ns = local_name(root), namespace(root)
     if ns not in QTI_NAMESPACES:
         report.error(_not_qti2(name, tag, ns))
-        return None
-    if tag == "assessmentTest":
-        report.error(_test_problem(package, name, root))
         return None
     if tag != "assessmentItem":
         report.error(f"{name}: a QTI <{tag}> is not an assessmentItem; only items are imported")
@@ -256,26 +315,6 @@ def _not_qti2(name: str, tag: str, ns: str) -> str:
     if "imsqtiasi_v3" in ns or "imsqti_v2p0" in ns:
         return f"{name}: QTI version of namespace {ns} is not supported; export QTI 2.1 or 2.2"
     return f"{name}: not a QTI 2.1/2.2 file (root <{tag}> in namespace {ns or 'none'})"
-
-
-def _test_problem(package: Package, name: str, root: Element) -> str:
-    refs = [e.get("href", "") for e in root.iter() if local_name(e) == "assessmentItemRef"]
-    missing = []
-    for href in refs:
-        try:
-            present = package.exists(resolve_href(name, href))
-        except QtiFileError:
-            present = False
-        if not present:
-            missing.append(href)
-    message = (
-        f"{name}: assessmentTest {root.get('identifier', '?')} is not supported: a test only "
-        f"refers to items ({', '.join(refs) or 'none'}); import the item files, or a content "
-        "package listing them, instead"
-    )
-    if missing:
-        message += f"; not found here: {', '.join(missing)}"
-    return message
 
 
 def _import_item(
@@ -322,16 +361,22 @@ def _paper(
     name = path.name if path.is_dir() else path.stem
     label = path.name
     slug = _slug(name)
-    paper_id = _slug(info.identifier) if info.identifier else slug
-    title = info.title or ((roots[0][1].get("title") or "").strip() if len(items) == 1 else "")
+    test = info.test
+    identifier = (test.identifier if test is not None else "") or info.identifier
+    paper_id = _slug(identifier) if identifier else slug
+    title = (test.title if test is not None else "") or info.title
+    if not title and len(items) == 1:
+        title = " ".join((roots[0][1].get("title") or "").split())
     if not title:
         title = name
         if "title" not in metadata:
             report.warn(
-                f"{label}: paper: title: the QTI gives the package no title (no manifest "
-                f"title, {len(items)} items), so the name {name!r} was used; candidates see "
-                "the title: give it with paperpack convert --title, or edit the YAML"
+                f"{label}: paper: title: the QTI gives the package no title (no test or "
+                f"manifest title, {len(items)} items), so the name {name!r} was used; "
+                "candidates see the title: give it with paperpack convert --title, or edit "
+                "the YAML"
             )
+    duration = (test.duration_minutes if test is not None else None) or DEFAULT_DURATION_MINUTES
     language = str(metadata["language"]) if "language" in metadata else ""
     if not language:
         language = _language(label, items, roots, report)
@@ -343,7 +388,7 @@ def _paper(
         subject_name=str(metadata.get("subject_name", title)),
         title=title,
         language=language,
-        duration_minutes=int(metadata.get("duration_minutes", DEFAULT_DURATION_MINUTES)),
+        duration_minutes=int(metadata.get("duration_minutes", duration)),
         sections=(section,),
         assets=tuple(assets.assets),
     )

@@ -26,7 +26,7 @@ import posixpath
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote
 from xml.etree.ElementTree import Element
 
@@ -35,6 +35,9 @@ import defusedxml.ElementTree as SafeET
 
 from paperpack.errors import PaperpackError
 from paperpack.qti.report import Report
+
+if TYPE_CHECKING:
+    from paperpack.qti.assessment import TestPlan
 
 MIB = 1024 * 1024
 MAX_XML_BYTES = 8 * MIB  # one item or manifest file
@@ -54,6 +57,7 @@ class PackageInfo:
 
     identifier: str = ""  # <manifest identifier="...">
     title: str = ""  # the default organization's <title>, else the package LOM title
+    test: TestPlan | None = None  # the package's assessmentTest, when it has one
 
 
 class QtiFileError(PaperpackError):
@@ -261,7 +265,7 @@ def list_item_files(
 
 
 def _manifest_items(package: Package, report: Report, info: PackageInfo) -> list[str]:
-    """Item files named by the manifest's QTI resources; tests and missing files reported."""
+    """Item and test files named by the manifest's QTI resources; missing ones reported."""
     try:
         root = parse_xml(package, MANIFEST)
     except QtiFileError as exc:
@@ -278,20 +282,16 @@ def _manifest_items(package: Package, report: Report, info: PackageInfo) -> list
         ident = resource.get("identifier", "?")
         href = resource.get("href")
         where = f"{MANIFEST}: resource {ident}"
-        if kind in TEST_RESOURCE_TYPES:
-            report.error(
-                f"{where}: an assessmentTest ({href}) is not supported: "
-                "list its items as imsqti_item resources instead"
-            )
+        if kind in TEST_RESOURCE_TYPES or kind in ITEM_RESOURCE_TYPES:
+            # A test is read like an item file; the importer then follows its item refs.
+            name = _manifest_item(package, report, where, href)
+            if name is not None and name not in items:
+                items.append(name)
         elif kind.startswith("imsqti_") and kind not in ITEM_RESOURCE_TYPES:
             report.error(
                 f"{where}: resource type {kind} is not supported; supported: "
-                + ", ".join(sorted(ITEM_RESOURCE_TYPES))
+                + ", ".join(sorted(ITEM_RESOURCE_TYPES | TEST_RESOURCE_TYPES))
             )
-        elif kind in ITEM_RESOURCE_TYPES:
-            name = _manifest_item(package, report, where, href)
-            if name is not None:
-                items.append(name)
     if not items and not report.errors:
         report.error(
             f"{MANIFEST}: lists no QTI item resources ({', '.join(sorted(ITEM_RESOURCE_TYPES))})"

@@ -207,10 +207,10 @@ def test_essay_imports_with_generous_length_and_postcard_image(
     assert_clean_html(paper)
 
 
-def test_assessment_test_is_reported(qti_fixtures: Path) -> None:
-    """RTEST-12 is refused as an assessmentTest, naming it and its absent items."""
+def test_assessment_test_without_its_items_is_reported(qti_fixtures: Path) -> None:
+    """RTEST-12 without its items is refused, naming the test and its absent items."""
     (problem,) = problems_of(qti_fixtures / TEST_FILE)
-    assert "assessmentTest RTEST-12 is not supported" in problem
+    assert "assessmentTest RTEST-12: refers to items not found here" in problem
     assert TEST_FILE in problem
     assert "item034.xml" in problem
 
@@ -900,3 +900,99 @@ def test_cli_prints_each_warning_once_and_writes_a_final_newline(
             assert sum(f"item {item}: max_length:" in line for line in lines) == 1
     text = (tmp_path / "out" / "paper.yaml").read_text(encoding="utf-8")
     assert text.endswith("\n") and not text.endswith("\n\n")
+
+
+# --- an assessmentTest beside its items ----------------------------------------------------------
+
+RTEST_ITEMS = ("item034", "item160", "item063", "item434", "item065", "item365", "item347",
+               "item653", "item656")  # fmt: skip
+
+
+def choice_item_xml(identifier: str) -> str:
+    return (
+        '<assessmentItem xmlns="http://www.imsglobal.org/xsd/imsqti_v2p1" '
+        f'identifier="{identifier}" title="{identifier}" adaptive="false" timeDependent="false">'
+        '<responseDeclaration identifier="RESPONSE" cardinality="single" baseType="identifier">'
+        "<correctResponse><value>A</value></correctResponse></responseDeclaration>"
+        '<itemBody><choiceInteraction responseIdentifier="RESPONSE" maxChoices="1">'
+        f"<prompt>Question {identifier}</prompt>"
+        '<simpleChoice identifier="A">yes</simpleChoice>'
+        '<simpleChoice identifier="B">no</simpleChoice></choiceInteraction></itemBody>'
+        '<responseProcessing template="http://www.imsglobal.org/question/qti_v2p1/rptemplates/'
+        'match_correct"/></assessmentItem>'
+    )
+
+
+def rtest_folder(qti_fixtures: Path, folder: Path, max_time: str = "") -> Path:
+    """RTEST-12 beside stand-in items under the names it refers to."""
+    folder.mkdir(parents=True)
+    text = (qti_fixtures / TEST_FILE).read_text(encoding="utf-8")
+    if max_time:
+        text = text.replace(
+            "    <testPart", f'    <timeLimits maxTime="{max_time}"/>\n    <testPart'
+        )
+    (folder / TEST_FILE).write_text(text, encoding="utf-8")
+    for identifier in RTEST_ITEMS:
+        (folder / f"{identifier}.xml").write_text(choice_item_xml(identifier), encoding="utf-8")
+    return folder
+
+
+def test_assessment_test_names_and_orders_the_paper(qti_fixtures: Path, tmp_path: Path) -> None:
+    """With its items beside it, RTEST-12 gives the paper its title, id, item order and its
+    time limit; what the paper cannot keep is warned once each, naming the test."""
+    folder = rtest_folder(qti_fixtures, tmp_path / "qti", max_time="5400")
+    (folder / "stray.xml").write_text(choice_item_xml("stray"), encoding="utf-8")
+    paper, warnings = load_qti_with_warnings(folder)
+    assert (paper.title, paper.paper_id) == ("Golden (required) Items and Sections", "RTEST-12")
+    assert paper.duration_minutes == 90
+    assert [i.item_id for i in paper.items()] == list(RTEST_ITEMS)
+    where = f"{TEST_FILE}: assessmentTest RTEST-12: "
+    test_warnings = [w for w in warnings if w.startswith(where)]
+    assert len(test_warnings) == len(warnings) == 5, warnings
+    for construct in (
+        "sections: sectionA, sectionB, sectionB1 became one section",
+        "selection dropped",
+        'ordering shuffle="true" dropped',
+        "rubricBlock dropped",
+        "items: stray.xml not part of the test, so not imported",
+    ):
+        assert sum(construct in w for w in test_warnings) == 1, construct
+
+
+def test_assessment_test_in_a_content_package(qti_fixtures: Path, tmp_path: Path) -> None:
+    """A zip whose manifest lists only the test imports the items the test refers to."""
+    package = tmp_path / "exam.zip"
+    manifest = (
+        '<manifest xmlns="http://www.imsglobal.org/xsd/imscp_v1p1" identifier="MANIFEST-1">'
+        '<resources><resource identifier="t" type="imsqti_test_xmlv2p1" href="tests/rtest.xml"/>'
+        "</resources></manifest>"
+    )
+    text = (qti_fixtures / TEST_FILE).read_text(encoding="utf-8")
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("imsmanifest.xml", manifest)
+        archive.writestr("tests/rtest.xml", text.replace('href="', 'href="../items/'))
+        for identifier in RTEST_ITEMS:
+            archive.writestr(f"items/{identifier}.xml", choice_item_xml(identifier))
+    paper = load_qti(package)
+    assert paper.paper_id == "RTEST-12" and len(paper.items()) == len(RTEST_ITEMS)
+
+
+def test_two_assessment_tests_are_refused_with_every_other_problem(
+    qti_fixtures: Path, tmp_path: Path
+) -> None:
+    """Two tests in one folder are an error; the items are still read and checked."""
+    folder = rtest_folder(qti_fixtures, tmp_path / "two")
+    shutil.copyfile(folder / TEST_FILE, folder / "copy.xml")
+    (folder / "item034.xml").write_text("<broken", encoding="utf-8")
+    problems = problems_of(folder)
+    assert any("holds 2 assessmentTests" in p and "copy.xml" in p for p in problems)
+    assert any(p.startswith("item034.xml: not well-formed XML") for p in problems)
+
+
+def test_implausible_test_time_limit_is_warned(qti_fixtures: Path, tmp_path: Path) -> None:
+    """maxTime of 1 minute is not an exam length: the default is kept, with a warning."""
+    paper, warnings = load_qti_with_warnings(
+        rtest_folder(qti_fixtures, tmp_path / "t", max_time="60")
+    )
+    assert paper.duration_minutes == 60
+    assert sum("duration_minutes: timeLimits maxTime='60'" in w for w in warnings) == 1

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from server import keys
 from server.clock import Clock, SystemClock
 from server.problems import Handler, problem_middleware
 from server.requestlog import request_log_middleware
@@ -24,6 +23,7 @@ from server.venue import (
     console,
     export,
     invigilate,
+    keys,
     live,
     login,
     openapi,

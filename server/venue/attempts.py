@@ -23,11 +23,10 @@ from typing import Any
 from aiohttp import web
 from sqlite_utils import Database
 
-from server import keys
 from server.clock import iso
 from server.errors import Conflict
 from server.problems import Problem
-from server.venue import rules
+from server.venue import keys, rules
 from server.venue.background import run_in_background
 from server.venue.candidate_auth import AttemptAuth, authenticate
 from server.venue.journal import CLOSED_STATUSES

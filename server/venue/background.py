@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server import keys
+from server.venue import keys
 
 log = logging.getLogger(__name__)
 

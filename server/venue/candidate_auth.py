@@ -25,10 +25,10 @@ from datetime import datetime
 from aiohttp import web
 from sqlite_utils import Database
 
-from server import keys
 from server.errors import Unauthenticated
 from server.problems import Problem
 from server.store import Store
+from server.venue import keys
 from server.venue.journal import CLOSED_STATUSES
 from server.venue.rules import Timeline
 from server.venue.timelines import candidate_timeline

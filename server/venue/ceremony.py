@@ -31,11 +31,12 @@ from paperpack import unlock, variants
 from paperpack.canonical import canonical_hash
 from paperpack.errors import OutsideWindow, PaperpackError
 from paperpack.model import Paper, paper_to_dict
-from server import audit, keys
+from server import audit
 from server.clock import iso, parse_time
 from server.errors import Conflict
 from server.http import read_json_object, require_field
 from server.problems import Problem
+from server.venue import keys
 from server.venue.background import run_in_background
 from server.venue.live import ExamState
 from server.venue.packages import ImportRefused, verify_package

@@ -18,9 +18,10 @@ from datetime import datetime, timedelta
 from aiohttp import web
 from sqlite_utils import Database
 
-from server import audit, keys
+from server import audit
 from server.clock import iso
 from server.store import routine_write
+from server.venue import keys
 from server.venue.submission import AlreadyClosed, finalise_attempt
 from server.venue.timelines import candidate_timeline, session_rules
 

@@ -13,10 +13,10 @@ from typing import Any
 from aiohttp import web
 from sqlite_utils import Database
 
-from server import keys
 from server.audit import verify_audit
 from server.clock import iso
 from server.protocol.audit_chain import AuditBroken
+from server.venue import keys
 from server.venue.invigilate import INCIDENT_KINDS, STAFF_ROLES, VIOLATION_KINDS
 from server.venue.pages import render_page
 from server.venue.staff import require_role

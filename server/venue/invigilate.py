@@ -17,12 +17,12 @@ from typing import Any
 from aiohttp import web
 from sqlite_utils import Database
 
-from server import audit, keys
+from server import audit
 from server.clock import iso, parse_time
 from server.errors import Conflict, Invalid, NotFound
 from server.http import read_json_object, require_field
 from server.problems import Problem
-from server.venue import seats
+from server.venue import keys, seats
 from server.venue.journal import CLOSED_STATUSES
 from server.venue.rooms import SeatsError
 from server.venue.staff import require_role

@@ -20,8 +20,8 @@ from aiohttp import web
 from paperpack import variants
 from paperpack.model import Paper
 from paperpack.variants import Variant
-from server import keys
 from server.errors import Invalid
+from server.venue import keys
 
 if TYPE_CHECKING:
     from server.venue.ceremony import CeremonyState

@@ -17,11 +17,11 @@ from typing import Any
 from aiohttp import web
 from sqlite_utils import Database
 
-from server import audit, keys
+from server import audit
 from server.clock import iso
 from server.errors import Forbidden, Unauthenticated
 from server.http import read_json_object, require_field
-from server.venue import rules
+from server.venue import keys, rules
 from server.venue.attempts import attempt_view, paper_ready
 from server.venue.candidate_auth import new_token, token_hash
 from server.venue.rules import RuleViolation

@@ -28,11 +28,12 @@ from paperpack import crypto
 from paperpack.canonical import canonical_json
 from paperpack.errors import PaperpackError
 from paperpack.package import open_package, read_manifest_unverified
-from server import audit, keys
+from server import audit
 from server.clock import iso
 from server.errors import CbtError
 from server.http import read_json_object, require_field
 from server.problems import Problem
+from server.venue import keys
 from server.venue.staff import require_role
 from server.venue.workspace import Venue, load_venue
 

@@ -14,9 +14,8 @@ from aiohttp import web
 from sqlite_utils import Database
 
 from paperpack.variants import to_display
-from server import keys
 from server.problems import Problem
-from server.venue import journal
+from server.venue import journal, keys
 from server.venue.candidate_auth import authenticate
 
 routes = web.RouteTableDef()

@@ -17,12 +17,11 @@ from typing import Any
 from aiohttp import web
 from sqlite_utils import Database
 
-from server import keys
 from server.errors import Conflict, Invalid
 from server.http import read_json_object, require_field
 from server.problems import Problem
 from server.store import routine_write
-from server.venue import journal
+from server.venue import journal, keys
 from server.venue.attempts import check_open
 from server.venue.candidate_auth import authenticate, token_ended
 

@@ -16,11 +16,12 @@ from aiohttp import web
 from sqlite_utils import Database
 
 from paperpack.approval import check_delay_approval
-from server import audit, keys
+from server import audit
 from server.clock import iso
 from server.errors import NotFound
 from server.http import read_json_object, require_field
 from server.problems import Problem
+from server.venue import keys
 from server.venue.packages import authority_key
 from server.venue.rules import RuleViolation, check_start_delay
 from server.venue.staff import require_role

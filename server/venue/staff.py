@@ -25,7 +25,6 @@ from typing import Any
 from aiohttp import web
 from sqlite_utils import Database
 
-from server import keys
 from server.audit import record
 from server.clock import iso
 from server.problems import Problem
@@ -47,6 +46,7 @@ from server.staffauth import (
     set_session_cookie,
     token_hash,
 )
+from server.venue import keys
 
 ROLES = ("chief_examiner", "system_administrator", "invigilator")
 COOKIE = "cbt_staff"

@@ -16,11 +16,11 @@ from aiohttp import web
 from sqlite_utils import Database
 
 from paperpack.canonical import canonical_hash, canonical_json
-from server import audit, keys
+from server import audit
 from server.clock import iso
 from server.errors import Conflict
 from server.problems import Problem
-from server.venue import rules
+from server.venue import keys, rules
 from server.venue.attempts import check_open
 from server.venue.candidate_auth import authenticate
 from server.venue.journal import CLOSED_STATUSES

@@ -17,10 +17,10 @@ import aiohttp
 from aiohttp import web
 
 from paperpack.errors import PaperpackError
-from server import keys
 from server.clock import iso
 from server.errors import Invalid, Unreachable
 from server.protocol.release import open_release_response, sign_release_request
+from server.venue import keys
 from server.venue.workspace import load_signing_key, load_venue, load_wrapping_key
 
 

@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from server import keys
 from server.store import transaction
-from server.venue import closer
+from server.venue import closer, keys
 from server.venue.workspace import open_venue_db
 from tests.server.conftest import (
     CANDIDATES,

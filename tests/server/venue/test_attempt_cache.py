@@ -9,9 +9,8 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from server import keys
 from server.store import Store, routine_write, transaction
-from server.venue import candidate_auth, closer
+from server.venue import candidate_auth, closer, keys
 from server.venue.workspace import open_venue_db
 from tests.server.conftest import START, Candidate, VenueKit
 

@@ -16,12 +16,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlite_utils import Database
 
-from server import keys
 from server.audit import verify_audit
 from server.clock import SettableClock
 from server.problems import problem_middleware
 from server.staffauth import StaffError, hash_password
 from server.store import Store, transaction
+from server.venue import keys
 from server.venue.staff import (
     COOKIE,
     StaffIdentity,

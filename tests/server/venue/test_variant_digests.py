@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server import keys
+from server.venue import keys
 from server.venue.export import collect_session
 from server.venue.workspace import open_venue_db
 from tests.server.conftest import CANDIDATES, SESSION_ID, VenueKit

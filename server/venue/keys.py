@@ -1,4 +1,5 @@
-"""Every typed key the servers keep on the app and on requests (`web.AppKey`, `web.RequestKey`).
+"""Every typed key the venue server keeps on the app and on requests (`web.AppKey`,
+`web.RequestKey`); the centre's are in `server.central.keys`.
 
 One module, so a name is never spelled twice as a string and mypy knows each value's type.
 The types are imported only for checking, so this module imports nothing at run time.

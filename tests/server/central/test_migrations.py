@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,6 +129,14 @@ async def test_a_new_database_has_every_migration_applied(database: str) -> None
         finally:
             await storage.close()
     assert len(MIGRATIONS) == LATEST
+
+
+def test_every_migration_is_in_the_docs_table() -> None:
+    """docs/central.md lists every migration by number, in order, and nothing else."""
+    docs = Path(__file__).parents[3] / "docs" / "central.md"
+    section = docs.read_text().split("## The schema and its migrations")[1].split("\n## ")[0]
+    numbers = [int(n) for n in re.findall(r"^\| (\d+) \|", section, re.MULTILINE)]
+    assert numbers == [m.number for m in MIGRATIONS]
 
 
 async def test_a_database_from_a_newer_version_is_refused(database: str) -> None:

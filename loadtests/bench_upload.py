@@ -146,12 +146,31 @@ async def central_upload(
     return elapsed, [r.receipt for r in results]
 
 
-async def register(database: str, venues: list[VenueRecord]) -> None:
-    storage = open_storage(database)
+REGISTER = """
+import asyncio, json, sys
+from server.central.app import open_storage
+from server.central.storage import VenueRecord
+
+async def register():
+    storage = open_storage(sys.argv[1])
     await storage.open()
-    for venue in venues:
-        await storage.add_venue(venue)
-    await storage.close()
+    try:
+        for venue in json.load(sys.stdin):
+            await storage.add_venue(VenueRecord(*venue))
+    finally:
+        await storage.close()
+
+asyncio.run(register())
+"""
+
+
+def register(tree: Path, database: str, venues: list[VenueRecord]) -> None:
+    """Register the venues with the store code of `tree`, so its database has the schema
+    that tree makes (an older tree's server cannot write into a newer schema)."""
+    rows = [[v.venue_id, v.name, v.signing_public, v.wrap_public, v.registered_at]
+            for v in venues]  # fmt: skip
+    command = [sys.executable, "-c", REGISTER, database]
+    subprocess.run(command, cwd=tree, input=json.dumps(rows), text=True, check=True, timeout=120)
 
 
 async def held(database: str) -> dict[str, int]:
@@ -235,7 +254,7 @@ def run_central(
     if database:
         asyncio.run(empty_pg(database))
     store = database or str(central / "central.db")
-    asyncio.run(register(store, venues))
+    register(tree, store, venues)
     port = free_port()
     command = [sys.executable, "-m", "server.cli", "central", "serve", str(central),
                "--database", store, "--port", str(port)]  # fmt: skip

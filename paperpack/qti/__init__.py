@@ -328,6 +328,12 @@ def _import_item(
     if root.get("adaptive", "false").strip().lower() == "true":
         report.error(f"{where}: adaptive items are not supported; an exam item is answered once")
         return None
+    for sheet in (c for c in root if local_name(c) == "stylesheet"):
+        report.warn(
+            f"{where}: stem: stylesheet {sheet.get('href', '')!r} dropped: exam pages style "
+            "every item alike; if the styling carried meaning, use <b>, <i> or <u> instead",
+            key=(where, "stylesheet"),
+        )
     if child(root, "modalFeedback") is not None:
         report.warn(
             f"{where}: modalFeedback dropped: an exam shows no feedback; nothing to do "

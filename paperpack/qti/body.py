@@ -83,6 +83,28 @@ _READ_ATTRIBUTES: dict[str, frozenset[str]] = {
     "object": frozenset({"data", "type", "width", "height"}),
     "rubricBlock": frozenset({"view"}),
     "a": frozenset({"href"}),
+    # QTI's own elements: what the converters (paperpack.qti.items) read or report
+    "itemBody": frozenset(),
+    "prompt": frozenset(),
+    "simpleChoice": frozenset({"identifier", "fixed", "showHide", "templateIdentifier"}),
+    "choiceInteraction": frozenset(
+        {"responseIdentifier", "shuffle", "maxChoices", "minChoices", "orientation"}
+    ),
+    "textEntryInteraction": frozenset(
+        {"responseIdentifier", "expectedLength", "patternMask", "placeholderText"}
+    ),
+    "extendedTextInteraction": frozenset(
+        {
+            "responseIdentifier",
+            "expectedLength",
+            "patternMask",
+            "placeholderText",
+            "maxStrings",
+            "minStrings",
+            "expectedLines",
+            "format",
+        }
+    ),
 }
 _SHOWN_AS = {
     **{tag: "a plain block (<div>)" for tag in _AS_DIV if tag != "rubricBlock"},
@@ -184,6 +206,7 @@ class BodyWriter:
         outer = self.part
         self.part = part or outer
         try:
+            self.check_attributes(element)
             raw = self._children(element, pre=False).strip()
             # The writer emits only allowed HTML; should anything else slip through, it is
             # refused with the native message rather than quietly removed by the sanitiser.
@@ -207,6 +230,11 @@ class BodyWriter:
         if element:
             elements.setdefault(element)
         parts.setdefault(self.part)
+
+    def check_attributes(self, element: Element) -> None:
+        """Report the attributes of a QTI element (itemBody, prompt, an interaction...) that
+        are dropped; see `_check_attributes`."""
+        self._check_attributes(element, local_name(element))
 
     def _check_attributes(self, element: Element, tag: str) -> None:
         """Refuse script attributes; note every other attribute that is dropped."""

@@ -57,6 +57,8 @@ def convert_item(source: ItemSource, writer: BodyWriter) -> Item | None:
             "an item here asks one: split it into separate items"
         )
         return None
+    for interaction in source.interactions:
+        writer.check_attributes(interaction)
     if kinds[0] == "choiceInteraction":
         return _choice_item(source, writer, body)
     if kinds[0] == "textEntryInteraction":
@@ -284,6 +286,12 @@ def _blank(
                 "a blank here is right or wrong, so it was left out (add it to accepted "
                 "if it deserves full marks)"
             )
+    if mapped and response.mapping is not None and response.mapping.default > 0:
+        source.report.warn(
+            f"{where}: accepted: the mapping's defaultValue {response.mapping.default:g} gives "
+            "any other answer marks in QTI; here any other answer scores 0: add the answers "
+            "that deserve marks to accepted"
+        )
     if not accepted:
         source.report.error(f"{where}: no correctResponse or positive mapEntry: the key is missing")
         return None

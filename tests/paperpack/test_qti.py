@@ -996,3 +996,39 @@ def test_implausible_test_time_limit_is_warned(qti_fixtures: Path, tmp_path: Pat
     )
     assert paper.duration_minutes == 60
     assert sum("duration_minutes: timeLimits maxTime='60'" in w for w in warnings) == 1
+
+
+def test_attributes_of_qti_elements_and_stylesheets_are_warned(
+    qti_fixtures: Path, tmp_path: Path
+) -> None:
+    """On the real OpenOLAT item: a class on the interaction and on a simpleChoice, and the
+    item's stylesheet, are each one warning; the attributes QTI's converter reads are not."""
+    item = copy_item(qti_fixtures / OPENOLAT, tmp_path)
+    text = item.read_text(encoding="utf-8")
+    text = (
+        text.replace('maxChoices="0"', 'maxChoices="0" class="qti-labels-upper-alpha"')
+        .replace(
+            '<simpleChoice identifier="mc1b7b8257e2419b880936ea11bff1f1"',
+            '<simpleChoice class="wrong" identifier="mc1b7b8257e2419b880936ea11bff1f1"',
+        )
+        .replace("  <itemBody>", '  <stylesheet href="olat.css" type="text/css"/>\n  <itemBody>')
+    )
+    item.write_text(text, encoding="utf-8")
+    _, warnings = load_qti_with_warnings(item)
+    (classes,) = [w for w in warnings if "class=" in w]
+    assert "stem, option mc1b7b8257e2419b880936ea11bff1f1: class= dropped from" in classes
+    assert "<choiceInteraction>, <simpleChoice>" in classes
+    assert sum("stylesheet 'olat.css' dropped" in w for w in warnings) == 1
+    assert not any(name in w for w in warnings for name in ("shuffle=", "orientation="))
+
+
+def test_a_blank_mapping_default_that_gives_marks_is_warned(
+    qti_fixtures: Path, tmp_path: Path
+) -> None:
+    """defaultValue 0.25 gives any answer marks in QTI; here only accepted answers score."""
+    item = copy_item(qti_fixtures / TEXT_ENTRY, tmp_path)
+    text = item.read_text(encoding="utf-8")
+    item.write_text(text.replace('defaultValue="0"', 'defaultValue="0.25"'), encoding="utf-8")
+    _, warnings = load_qti_with_warnings(item)
+    (warning,) = [w for w in warnings if "defaultValue" in w]
+    assert "item textEntry: response RESPONSE: accepted: the mapping's defaultValue 0.25" in warning

@@ -4,7 +4,8 @@ bytes, and today's code re-derives them from the committed inputs.
 The set was made once by `tests/vectors/formats/make_vectors.py --version 1` with the real
 producers and is never re-made (see tests/vectors/formats/README.md). A change to canonical
 JSON, key derivation, key wrapping, STREAM chunking, fragments, share cards, release codes
-and records, the response package, receipts, delay approvals or either chain fails here.
+and records, the online release request and answer, the response package, receipts, delay
+approvals or either chain fails here.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlite_utils import Database
 
 from paperpack import crypto, shamir, sharecards, typable
 from paperpack.approval import ApprovalRejected, check_delay_approval
+from paperpack.authority import load_authority
 from paperpack.canonical import canonical_hash, canonical_json
 from paperpack.compress import decompress_stream
 from paperpack.errors import FragmentCorrupt, SignatureInvalid
@@ -43,7 +45,11 @@ from paperpack.package import open_package
 from paperpack.release import parse_record, secret_from_code, secret_from_record
 from paperpack.unlock import Unlock, decode_payload
 from server.audit import verify_audit
-from server.central.storage import PackageEntry
+from server.central import keys as server_keys
+from server.central.app import create_app
+from server.central.settings import CentralSettings
+from server.central.storage import PackageEntry, VenueRecord
+from server.clock import SettableClock
 from server.protocol import journal_chain, response_package
 from server.protocol.audit_chain import (
     LEGACY_CENTRAL_FORMAT,
@@ -53,6 +59,12 @@ from server.protocol.audit_chain import (
     verify_audit_records,
 )
 from server.protocol.receipts import ReceiptInvalid, next_log_root, sign_receipt, verify_receipt
+from server.protocol.release import (
+    ReleaseRequestInvalid,
+    check_release_request,
+    open_release_response,
+    release_request_message,
+)
 from server.store import transaction
 from server.venue import journal
 from server.venue.workspace import init_venue, open_venue_db
@@ -368,6 +380,11 @@ WRAPS = {
         "venue-wrap.pem",
         _package_wrap("release"),
     ),
+    "release-answer": Wrapped(
+        lambda: base64.b64decode(load("release-exchange/answer.json")["wrapped_release"]),
+        "venue-wrap.pem",
+        lambda: load("release-exchange/expected.json")["wrap"],
+    ),
     "response-content-key": Wrapped(
         lambda: base64.b64decode(load("response/expected.json")["header"]["wrapped_key"]),
         "authority-upload.pem",
@@ -592,6 +609,90 @@ def test_the_venue_refuses_a_format_1_delay_approval_and_says_why() -> None:
             now=datetime.fromisoformat("2026-01-01T00:00:00+00:00"),
         )
     assert refused.value.slug == "delay-approval-invalid"
+
+
+# --- the online release exchange (request format 1, answer wrap version 1) ---------------------
+
+
+def test_the_release_request_is_remade_and_verifies() -> None:
+    """The request's message is format 1's canonical JSON; its signature is bare Ed25519 by
+    the venue key over it, and the centre's check accepts it."""
+    request = load("release-exchange/request.json")
+    message = release_request_message(
+        request["session_id"], request["venue_id"], request["requested_at"]
+    )
+    assert message == read("release-exchange/message.bin")
+    signature = ed25519(private_key("venue-sign.pem"), message)
+    assert base64.b64encode(signature).decode() == request["signature"]
+    _check_request(request)
+
+
+def _check_request(request: dict[str, Any]) -> None:
+    check_release_request(
+        venue_public(),
+        request["session_id"],
+        request["venue_id"],
+        request["requested_at"],
+        base64.b64decode(request["signature"], validate=True),
+    )
+
+
+def test_the_release_answer_opens_to_the_set_1_record() -> None:
+    """The venue opens the centre's answer with its key: the committed release record."""
+    record = open_release_response(
+        load("release-exchange/answer.json"), private_key("venue-wrap.pem")
+    )
+    assert canonical_json(record) == read("package/release/release-record.json")
+
+
+def _authority_from_set_1(folder: Path) -> Any:
+    """The centre's authority directory as set 1's centre had it (keys and sealed material)."""
+    central = folder / "sessions" / "S-VEC-1" / "V-VEC"
+    central.mkdir(parents=True)
+    for name, source in (
+        ("signing.key", "keys/authority-signing.pem"),
+        ("signing.pub", "keys/authority-signing.pub"),
+        ("upload.key", "keys/authority-upload.pem"),
+        ("upload.pub", "keys/authority-upload.pub"),
+    ):
+        (folder / name).write_bytes(read(source))
+    for name in ("pack-record.json", "secrets.sealed", "answer-keys.sealed"):
+        (central / name).write_bytes(read(f"package/central/{name}"))
+    return load_authority(folder)
+
+
+async def test_todays_centre_answers_the_set_1_request_and_the_record_unlocks_the_package(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """An old venue's committed request, POSTed to today's centre holding set 1's material, is
+    answered; the record in the answer opens set 1's package with set 1's cards."""
+    request = load("release-exchange/request.json")
+    settings = CentralSettings(directory=tmp_path, log_requests=False)
+    clock = SettableClock(datetime.fromisoformat(request["requested_at"].replace("Z", "+00:00")))
+    app = create_app(settings, clock=clock, authority=_authority_from_set_1(tmp_path / "auth"))
+    client = await aiohttp_client(app)
+    await app[server_keys.STORAGE].add_venue(
+        VenueRecord(
+            "V-VEC",
+            "Vector venue",
+            read("keys/venue-sign.pub").decode().strip(),
+            read("keys/venue-wrap.pub").decode().strip(),
+            request["requested_at"],
+        )
+    )
+    resp = await client.post("/api/v1/release", data=read("release-exchange/request.json"))
+    assert resp.status == 200, await resp.text()
+    record = open_release_response(await resp.json(), private_key("venue-wrap.pem"))
+    exp = load("package/expected.json")
+    now = datetime.fromisoformat(exp["unlock_at"])
+    unlock = _unlock(exp)
+    unlock.add_share(read("package/shares/holder-2.txt").decode(), "alice")
+    unlock.add_share(read("package/shares/holder-3.txt").decode(), "bob")
+    unlock.add_release(record, now=now)
+    unlocked = unlock.open(now)
+    assert canonical_json(paper_to_dict(unlocked.paper, with_keys=False)) == read(
+        "package/unlocked/paper.json"
+    )
 
 
 # --- the chains --------------------------------------------------------------------------------
@@ -849,6 +950,16 @@ FLIPS = {
     "response-payload": Flip(
         "response/package.cbtr", lambda d: len(d) - 40, lambda t, d: _open_response(d),
         response_package.PackageTampered, "payload does not match",
+    ),
+    "release-request": Flip(
+        "release-exchange/request.json", lambda d: after(d, b'"requested_at":"'),
+        lambda t, d: _check_request(json.loads(d)),
+        ReleaseRequestInvalid, "not signed by venue",
+    ),
+    "release-answer": Flip(
+        "release-exchange/answer.json", lambda d: after(d, b'"wrapped_release":"') + 60,
+        lambda t, d: open_release_response(json.loads(d), private_key("venue-wrap.pem")),
+        crypto.CryptoError, "does not open",
     ),
     "receipt": Flip(
         "response/receipt.json", lambda d: after(d, b'"received_at":"'),

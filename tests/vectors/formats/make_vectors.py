@@ -58,6 +58,11 @@ from server.central.storage import VenueRecord
 from server.central.uploads import package_entry
 from server.clock import iso
 from server.protocol.receipts import sign_receipt
+from server.protocol.release import (
+    release_request_message,
+    sign_release_request,
+    wrap_release_response,
+)
 from server.protocol.response_package import check_response_package
 from server.store import transaction
 from server.venue import journal
@@ -660,6 +665,42 @@ def make_centre_log(ctx: Context) -> None:
     )
 
 
+# --- the online release exchange ---------------------------------------------------------------
+
+
+def make_release_exchange(ctx: Context) -> None:
+    """The venue's signed release request (server.protocol.release.sign_release_request) and
+    the centre's answer (wrap_release_response) carrying this set's release record.
+
+    Reads the keys and the record from the set's files, so it also runs with `--add` on a
+    committed set: set 1 got it that way (see README), before the request's format 2."""
+    keys = ctx.out / "keys"
+    venue_sign = crypto.load_private_key(keys / "venue-sign.pem")
+    venue_wrap = crypto.load_private_key(keys / "venue-wrap.pem")
+    assert isinstance(venue_sign, crypto.Ed25519PrivateKey)
+    assert isinstance(venue_wrap, crypto.X25519PrivateKey)
+    record = json.loads((ctx.out / "package" / "release" / "release-record.json").read_bytes())
+    requested_at = iso(RELEASED_AT)
+    request = sign_release_request(venue_sign, SESSION_ID, VENUE_ID, requested_at)
+    with ctx.recording_ephemerals():
+        answer = wrap_release_response(
+            venue_wrap.public_key(), record, SESSION_ID, VENUE_ID, requested_at
+        )
+    message = release_request_message(SESSION_ID, VENUE_ID, requested_at)
+    ctx.write("release-exchange/message.bin", message)
+    ctx.write_json("release-exchange/request.json", request)
+    ctx.write_json("release-exchange/answer.json", answer)
+    blob = base64.b64decode(answer["wrapped_release"])
+    context = f"cbt-release|{SESSION_ID}|{VENUE_ID}".encode()
+    ctx.write_json(
+        "release-exchange/expected.json",
+        {
+            "set_version": ctx.version,
+            "wrap": ctx.wrap_record(blob, venue_wrap, context, "answer.wrapped_release"),
+        },
+    )
+
+
 # --- the set ------------------------------------------------------------------------------------
 
 Producer = Callable[[Context], None]
@@ -675,6 +716,9 @@ PRODUCERS: dict[int, list[Producer]] = {
         make_venue_sitting,
         make_response_package,
         make_centre_log,
+        # Added to the committed set 1 with `--add make_release_exchange` (request format 1,
+        # answer wrap version 1, set 1's record), before the request's format 2 landed.
+        make_release_exchange,
     ],
 }
 
@@ -706,12 +750,52 @@ def build(version: int, out: Path) -> None:
     staging.rename(out)
 
 
+def add(version: int, out: Path, names: list[str]) -> None:
+    """Run some producers of set `version` on the committed set in `out`: they may only
+    write new files (none is overwritten), and SHA256SUMS gains their lines."""
+    known = {produce.__name__: produce for produce in PRODUCERS.get(version, [])}
+    unknown = [name for name in names if name not in known]
+    if unknown or not out.is_dir():
+        raise SystemExit(f"cannot add {unknown or names} to {out}: unknown producer or no set")
+    before = {p for p in out.rglob("*") if p.is_file()}
+    old_sums = (out / "SHA256SUMS").read_text(encoding="ascii").splitlines()
+    with tempfile.TemporaryDirectory(prefix="cbt-vectors-") as work:
+        ctx = Context(version, out, Path(work))
+        original_write = ctx.write
+
+        def write_new(relative: str, data: bytes) -> Path:
+            if (out / relative).exists():
+                raise SystemExit(f"{relative} exists in {out}: a committed file is never re-made")
+            return original_write(relative, data)
+
+        ctx.write = write_new  # type: ignore[method-assign]
+        for name in names:
+            known[name](ctx)
+    write_sums(out)
+    new_sums = (out / "SHA256SUMS").read_text(encoding="ascii").splitlines()
+    assert set(old_sums) <= set(new_sums), "a committed file changed"
+    added = sorted(
+        p.relative_to(out).as_posix() for p in set(out.rglob("*")) - before if p.is_file()
+    )
+    print("added:", *added, sep="\n  ")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--version", type=int, required=True, help="the set version to make")
     parser.add_argument("--out", type=Path, help="default: tests/vectors/formats/v<VERSION>")
+    parser.add_argument(
+        "--add",
+        nargs="+",
+        metavar="PRODUCER",
+        help="run only these producers on the existing set (new files only)",
+    )
     args = parser.parse_args(argv)
-    build(args.version, args.out or HERE / f"v{args.version}")
+    out = args.out or HERE / f"v{args.version}"
+    if args.add:
+        add(args.version, out, args.add)
+    else:
+        build(args.version, out)
     return 0
 
 

@@ -11,6 +11,9 @@ import jinja2
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
+# The icon both servers answer /favicon.ico with (made from favicon.svg beside it: 16, 32
+# and 48 px PNGs in one ICO), so no browser logs a 404 for it.
+FAVICON = STATIC_DIR / "common" / "favicon.ico"
 I18N_DIR = Path(__file__).parent / "i18n"
 
 

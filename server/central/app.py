@@ -74,7 +74,7 @@ def create_app(
     app.cleanup_ctx.append(resources)
     app.add_routes(uploads.routes)
     app.add_routes(release.routes)
-    app.add_routes(staff.routes)  # login, logout, the console's stylesheets
+    app.add_routes(staff.routes)  # login, logout, the console's stylesheets and icon
     app.add_routes(status.routes)
     app.add_routes(results_routes)  # GET /results/{session_id}/report (server.scoring)
     app.add_routes(openapi.routes)  # GET /api/v1/openapi.json

@@ -39,7 +39,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from aiohttp import web
 
-from client import STATIC_DIR, templates
+from client import FAVICON, STATIC_DIR, templates
 from server.central import keys
 from server.central.storage import STAFF_ROLES, StaffAccount
 from server.clock import iso
@@ -456,6 +456,18 @@ async def home(request: web.Request) -> web.Response:
 async def base_css(request: web.Request) -> web.FileResponse:
     """The venue pages' own stylesheet, so the console looks the same."""
     return web.FileResponse(STATIC_DIR / "common" / "base.css")
+
+
+@routes.get("/favicon.ico", name="central_favicon")
+async def favicon(request: web.Request) -> web.FileResponse:
+    """The icon a browser asks for by itself (the same as the venue's), on every page here."""
+    return web.FileResponse(FAVICON)
+
+
+@routes.get("/static/common/favicon.svg", name="central_favicon_svg")
+async def favicon_svg(request: web.Request) -> web.FileResponse:
+    """The icon as SVG, which the console's pages link for sharp rendering at any size."""
+    return web.FileResponse(STATIC_DIR / "common" / "favicon.svg")
 
 
 @routes.get("/static/staff/staff.css", name="central_staff_css")

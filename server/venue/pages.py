@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from client import STATIC_DIR, templates
+from client import FAVICON, STATIC_DIR, templates
 from server.i18n import catalogue, page_language, remember_language, translator
 
 routes = web.RouteTableDef()
@@ -39,6 +39,12 @@ def render_page(request: web.Request, template: str, **context: Any) -> web.Resp
 async def candidate_page(request: web.Request) -> web.Response:
     """The candidate's exam page: login, waiting, exam and receipt in one document."""
     return render_page(request, "candidate/exam.html")
+
+
+@routes.get("/favicon.ico", name="favicon")
+async def favicon(request: web.Request) -> web.FileResponse:
+    """The icon a browser asks for by itself (the pages also link it and the SVG under /static)."""
+    return web.FileResponse(FAVICON)
 
 
 routes.static("/static", STATIC_DIR, name="static")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from client import FAVICON, STATIC_DIR
 from server.central.app import open_storage
 from server.central.staff import COOKIE, CSRF_COOKIE
 from server.clock import iso
@@ -33,10 +34,11 @@ ROUTES = {
     "me": ("/api/v1/staff/me", "json", {"operator", "auditor"}),
     "audit": ("/api/v1/audit", "json", {"auditor"}),
 }
-# Routes open without a staff login: machine-to-machine (venue keys) and the login itself.
+# Routes open without a staff login: machine-to-machine (venue keys), the API document, the
+# login itself, and the stylesheets and icon of the login page.
 PUBLIC = re.compile(
-    r"^(/api/v1/openapi.json|/api/v1/uploads.*|/api/v1/release|/api/v1/staff/log(in|out)|/login|/logout|/"
-    r"|/static/.*)$"
+    r"^(/api/v1/openapi.json|/api/v1/uploads.*|/api/v1/release|/api/v1/staff/log(in|out)"
+    r"|/login|/logout|/|/static/.*|/favicon\.ico)$"
 )
 
 
@@ -102,6 +104,18 @@ async def test_every_other_route_needs_a_staff_login(central: Central) -> None:
         if not getattr(route.handler, "staff_roles", None):
             unguarded.append(f"{route.method} {path}")
     assert unguarded == []
+
+
+async def test_the_icon_is_served_without_a_login(central: Central) -> None:
+    """/favicon.ico and the SVG the pages link answer 200 with the venue's icon files."""
+    for path, file in (
+        ("/favicon.ico", FAVICON),
+        ("/static/common/favicon.svg", STATIC_DIR / "common" / "favicon.svg"),
+    ):
+        resp = await central.client.get(path)
+        assert resp.status == 200, path
+        assert resp.content_type.startswith("image/"), resp.content_type
+        assert await resp.read() == file.read_bytes()
 
 
 async def test_the_login_cookies_are_strict_and_the_session_cookie_is_httponly(

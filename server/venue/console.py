@@ -31,7 +31,14 @@ MAX_AUDIT_ROWS = 1000
 async def staff_console(request: web.Request) -> web.Response:
     """The staff console page (it signs in through the staff API)."""
     kinds = {"incidents": INCIDENT_KINDS, "violations": VIOLATION_KINDS}
-    return render_page(request, "staff/console.html", kinds_json=json.dumps(kinds))
+    # Views whose API only some roles may call: the console shows their tabs to those only.
+    view_roles = {"audit": AUDIT_ROLES}
+    return render_page(
+        request,
+        "staff/console.html",
+        kinds_json=json.dumps(kinds),
+        view_roles_json=json.dumps(view_roles),
+    )
 
 
 def packages_with_windows(db: Database) -> list[dict[str, Any]]:

@@ -6,6 +6,8 @@ administrator does: rooms from examples/rooms.yaml, the roster examples/roster.c
 candidates), the seeded seat draw, four staff accounts. `live_venue` copies it and serves the
 real app from a background thread with an injected clock, so a test can move time to the
 start, the sealed period or the end; `browser` is one headless Chromium per test module.
+`central_url` serves the real central app (SQLite) with one operator, li.na, two registered
+venues and one release served.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from paperpack import crypto
+from paperpack.authority import init_authority, load_authority
 from paperpack.paperfile import load_paper
+from server.central.app import create_app as create_central_app
+from server.central.app import open_storage
+from server.central.settings import CentralSettings
+from server.central.storage import VenueRecord
 from server.clock import SettableClock
 from server.staffauth import hash_password
 from server.store import transaction
@@ -52,6 +60,7 @@ START = datetime(2026, 11, 7, 1, 0, tzinfo=UTC)  # 09:00 in Beijing
 SESSION_ID = "2026H2-27-AM"
 VENUE_ID = "BJ-001"
 PASSWORD = "correct horse battery"
+CENTRAL_PASSWORD = "operator-pass-2026"  # li.na's, at the centre
 STAFF = {
     "admin": ("system_administrator", "王管理 / Admin Wang"),
     "chief": ("chief_examiner", "李主考 / Chief Li"),
@@ -259,3 +268,63 @@ def screenshot_dir() -> Path | None:
     path = Path(target)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+async def _add_operator(database: Path) -> None:
+    """One operator, two registered venues, and one release served (a row on the status page)."""
+    storage = open_storage(str(database))
+    await storage.open()
+    try:
+        await storage.add_staff(
+            "li.na", "李娜 / Li Na", "operator", hash_password(CENTRAL_PASSWORD), "cli:test",
+            "2026-11-01T00:00:00.000Z",
+        )  # fmt: skip
+        for venue_id in ("BJ-001", "BJ-002"):
+            signing, wrapping = crypto.generate_signing_key(), crypto.generate_wrapping_key()
+            await storage.add_venue(
+                VenueRecord(
+                    venue_id, venue_id, crypto.public_key_text(signing.public_key()),
+                    crypto.public_key_text(wrapping.public_key()), "2026-11-01T00:00:00.000Z",
+                )
+            )  # fmt: skip
+        at = "2026-11-07T00:45:00.000Z"
+        await storage.record_release("2026H2-27-AM", "BJ-001", at, at)
+    finally:
+        await storage.close()
+
+
+@pytest.fixture
+def central_url(tmp_path: Path) -> Iterator[str]:
+    """The central server with one operator (li.na), served for one test."""
+    init_authority(tmp_path / "authority")
+    authority = load_authority(tmp_path / "authority")
+    settings = CentralSettings(directory=tmp_path, log_requests=False)
+    ready, state = threading.Event(), {}
+
+    async def serve() -> None:
+        # In the server's own loop: Playwright's sync API keeps this thread's loop busy.
+        await _add_operator(tmp_path / "central.db")
+        runner = web.AppRunner(create_central_app(settings, authority=authority))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        state["port"] = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        state["runner"] = runner
+        ready.set()
+
+    loop = asyncio.new_event_loop()
+
+    def run() -> None:
+        loop.run_until_complete(serve())
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(30), "the central server did not start"
+    yield f"http://127.0.0.1:{state['port']}"
+    asyncio.run_coroutine_threadsafe(state["runner"].cleanup(), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(30)
+    loop.close()  # an unclosed loop warns when collected, in whichever test that happens

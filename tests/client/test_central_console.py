@@ -8,83 +8,10 @@ out.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from aiohttp import web
-
-from paperpack import crypto
-from paperpack.authority import init_authority, load_authority
-from server.central.app import create_app, open_storage
-from server.central.settings import CentralSettings
-from server.central.storage import VenueRecord
-from server.staffauth import hash_password
-
-PASSWORD = "operator-pass-2026"
-
-
-async def _add_operator(database: Path) -> None:
-    """One operator, two registered venues, and one release served (a row on the status page)."""
-    storage = open_storage(str(database))
-    await storage.open()
-    try:
-        await storage.add_staff(
-            "li.na", "李娜 / Li Na", "operator", hash_password(PASSWORD), "cli:test",
-            "2026-11-01T00:00:00.000Z",
-        )  # fmt: skip
-        for venue_id in ("BJ-001", "BJ-002"):
-            signing, wrapping = crypto.generate_signing_key(), crypto.generate_wrapping_key()
-            await storage.add_venue(
-                VenueRecord(
-                    venue_id, venue_id, crypto.public_key_text(signing.public_key()),
-                    crypto.public_key_text(wrapping.public_key()), "2026-11-01T00:00:00.000Z",
-                )
-            )  # fmt: skip
-        at = "2026-11-07T00:45:00.000Z"
-        await storage.record_release("2026H2-27-AM", "BJ-001", at, at)
-    finally:
-        await storage.close()
-
-
-@pytest.fixture
-def central_url(tmp_path: Path) -> Iterator[str]:
-    """The central server with one operator (li.na), served for one test."""
-    init_authority(tmp_path / "authority")
-    authority = load_authority(tmp_path / "authority")
-    settings = CentralSettings(directory=tmp_path, log_requests=False)
-    ready, state = threading.Event(), {}
-
-    async def serve() -> None:
-        # In the server's own loop: Playwright's sync API keeps this thread's loop busy.
-        await _add_operator(tmp_path / "central.db")
-        runner = web.AppRunner(create_app(settings, authority=authority))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        state["port"] = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        state["runner"] = runner
-        ready.set()
-
-    loop = asyncio.new_event_loop()
-
-    def run() -> None:
-        loop.run_until_complete(serve())
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(30), "the central server did not start"
-    yield f"http://127.0.0.1:{state['port']}"
-    asyncio.run_coroutine_threadsafe(state["runner"].cleanup(), loop).result(30)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(30)
-    loop.close()  # an unclosed loop warns when collected, in whichever test that happens
+from tests.client.conftest import CENTRAL_PASSWORD as PASSWORD
 
 
 def test_an_operator_signs_in_to_the_status_page_and_out(

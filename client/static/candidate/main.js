@@ -95,8 +95,15 @@ async function enter(attempt) {
   $("candidate-name").textContent = name;
   $("waiting-name").textContent = name;
   if (isOver(state.attempt)) return showDone(state.attempt);
-  if (!(await loadPaper())) return waitForStart();
+  if (!(await paperIfReady())) return waitForStart();
   await startExam();
+}
+
+// The paper is served once the exam has started and the paper is unlocked, which the status
+// says ("waiting" until then): asking earlier is refused with 409, and the browser would log
+// that as an error on every poll.
+async function paperIfReady() {
+  return state.attempt.status !== "waiting" && (await loadPaper());
 }
 
 async function loadPaper() {
@@ -129,7 +136,7 @@ function waitForStart() {
         clearInterval(poll);
         return showDone(state.attempt);
       }
-      if (await loadPaper()) {
+      if (await paperIfReady()) {
         clearInterval(clock);
         clearInterval(poll);
         await startExam();

@@ -30,9 +30,18 @@ function showView(name) {
   }
 }
 
+// Roles allowed per view where the API limits them (the server's rule, in the page): a view
+// not listed is for every role.
+const VIEW_ROLES = JSON.parse($("view-roles").textContent);
+
+function mayOpen(name) {
+  return !(name in VIEW_ROLES) || VIEW_ROLES[name].includes(staffApi.me.role);
+}
+
 async function route() {
   if (!staffApi.me) return;
-  const name = location.hash.slice(1) in VIEWS ? location.hash.slice(1) : "dashboard";
+  const wanted = location.hash.slice(1);
+  const name = wanted in VIEWS && mayOpen(wanted) ? wanted : "dashboard";
   if (active) active.leave?.();
   active = VIEWS[name];
   showAlert("");
@@ -56,6 +65,7 @@ export function handleError(err) {
 function signedIn() {
   const me = staffApi.me;
   $("staff-who").textContent = `${me.name || me.login} · ${t(`staff.role.${me.role}`)}`;
+  for (const link of document.querySelectorAll("#tabs a")) link.hidden = !mayOpen(link.dataset.tab);
   $("tabs").hidden = false;
   $("sign-out").hidden = false;
   route();
@@ -99,6 +109,10 @@ function setup() {
 async function main() {
   loadCatalogue();
   setup();
+  // Only a tab that signed in holds the CSRF token every action needs (sessionStorage): any
+  // other shows the sign-in form without asking the server, which would answer 401 and the
+  // browser log it as an error.
+  if (!staffApi.csrf) return signedOut();
   try {
     await staffApi.whoAmI();
     signedIn();

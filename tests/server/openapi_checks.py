@@ -35,6 +35,24 @@ def documented_operations(doc: dict[str, Any]) -> set[tuple[str, str]]:
     return {(path, method) for path, ops in doc["paths"].items() for method in ops}
 
 
+def document_paths(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each operation of the document by (concrete path, method), with the path parameters
+    the tests use (ticket T0001..T0003, room R1, session S1) filled in."""
+    values = {"{room_id}": "R1", "{session_id}": "S1"}
+    found = {}
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            concrete = path
+            for name, value in values.items():
+                concrete = concrete.replace(name, value)
+            if "{ticket}" in concrete:
+                for n in (1, 2, 3):
+                    found[(concrete.replace("{ticket}", f"T000{n}"), method)] = op
+            else:
+                found[(concrete, method)] = op
+    return found
+
+
 def schema(doc: dict[str, Any], name: str) -> dict[str, Any]:
     """A component schema with its references resolvable (the whole document as root)."""
     return {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import jsonschema
 
 from tests.server.conftest import START, VenueKit
 from tests.server.openapi_checks import (
     check_bodies,
+    document_paths,
     documented_operations,
     route_operations,
     schema,
@@ -83,3 +85,52 @@ async def test_request_bodies_are_what_the_handlers_accept(venue_kit: VenueKit) 
 
     sent = await check_bodies(kit.client, doc, headers_for, {"ticket": "T0001", "session_id": "S1"})
     assert sent > 60
+
+
+async def test_staff_replies_match_their_documented_schemas(venue_kit: VenueKit) -> None:
+    """The ceremony, dashboard, status, audit and invigilation replies validate against the
+    document, as every staff reply has a schema of its own (no bare object)."""
+    kit = venue_kit
+    doc = await (await kit.client.get("/api/v1/openapi.json")).json()
+    bare = [
+        (path, method)
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+        for reply in op["responses"].values()
+        for spec in reply.get("content", {}).values()
+        if spec.get("schema") == {"type": "object"} and path != "/api/v1/openapi.json"
+    ]
+    assert bare == []
+    admin, chief = await kit.as_staff("admin"), await kit.as_staff("chief")
+    await kit.unlock()
+    await kit.login_candidate(1)
+    kit.clock.set(START + timedelta(minutes=2))
+    paths = document_paths(doc)
+
+    async def check(method: str, path: str, headers: dict[str, str], body: Any = None) -> None:
+        resp = await kit.client.request(method, path, headers=headers, json=body)
+        assert resp.status < 300, (path, await resp.text())
+        operation = paths[(path, method.lower())]
+        spec = operation["responses"][str(resp.status)]["content"]["application/json"]
+        jsonschema.validate(await resp.json(), {**spec["schema"], "components": doc["components"]})
+
+    await check("GET", "/api/v1/staff/ceremony", admin)
+    await check("GET", "/api/v1/staff/dashboard", admin)
+    await check("GET", "/api/v1/staff/packages", admin)
+    await check("GET", "/api/v1/staff/rooms", chief)
+    await check("GET", "/api/v1/staff/status", chief)
+    await check("GET", "/api/v1/staff/rooms/R1/status", chief)
+    await check("GET", "/api/v1/staff/audit", chief)
+    await check("GET", "/api/v1/staff/me", chief)
+    await check("POST", "/api/v1/staff/candidates/T0001/incidents", chief, {"kind": "other"})
+    await check("POST", "/api/v1/staff/candidates/T0001/violations", chief,
+                {"kind": "other", "text": "x"})  # fmt: skip
+    await check("POST", "/api/v1/staff/candidates/T0001/time-grants", chief,
+                {"granted_ms": 1000, "reason": "x"})  # fmt: skip
+    await check("POST", "/api/v1/staff/candidates/T0002/seat", chief,
+                {"room_id": "R1", "seat_no": 55, "reason": "x"})  # fmt: skip
+    await check("POST", "/api/v1/staff/candidates/T0003/absent", chief)
+    await check("POST", "/api/v1/staff/pauses", chief, {"room_id": "R1", "reason": "x"})
+    await check("POST", "/api/v1/staff/pauses/resume", chief, {"room_id": "R1"})
+    await check("GET", "/ping", {})
+    await check("POST", "/api/v1/staff/logout", chief)

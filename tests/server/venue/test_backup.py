@@ -89,6 +89,31 @@ async def test_a_reopened_backup_copies_only_new_rows(
     assert rows(target, "SELECT seq FROM journal ORDER BY src_rowid") == [(s,) for s in range(1, 9)]
 
 
+async def test_a_backup_made_before_a_column_was_added_gets_the_column(
+    store: Store, venue: Venue, make_attempts: Callable[[int], list[str]]
+) -> None:
+    """A continuous backup whose audit table predates `chain_format` (migration m003) gains
+    the column and keeps copying: the new events arrive with their format."""
+    (attempt,) = make_attempts(1)
+    target = venue.backup_dir / "continuous.db"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(target) as conn:  # the audit table as a backup made before m003
+        conn.execute(
+            "CREATE TABLE audit_events (src_rowid INTEGER PRIMARY KEY, event_id, at, actor,"
+            " action, object, details, prev_hash, hash)"
+        )
+    conn.close()
+    for seq in (1, 2):
+        await store.write(save_and_audit, attempt, seq)
+    backup = ContinuousBackup(store, target)
+    await backup.open()
+    assert await backup.sync_once() == 4
+    await backup.close()
+    copied = rows(target, "SELECT event_id, chain_format FROM audit_events ORDER BY src_rowid")
+    source = rows(venue.db_path, "SELECT event_id, chain_format FROM audit_events ORDER BY rowid")
+    assert copied == source and {f for _, f in copied} == {"cbt-audit-v2"}
+
+
 async def test_a_full_backup_taken_under_writes_is_consistent(
     store: Store, venue: Venue, make_attempts: Callable[[int], list[str]]
 ) -> None:

@@ -17,6 +17,12 @@ from paperpack.authority import Authority
 from server import audit
 from server.central.storage import VenueRecord
 from server.clock import iso
+from server.protocol.audit_chain import (
+    CHAIN_FORMAT,
+    LEGACY_VENUE_FORMAT,
+    AuditBroken,
+    verify_audit_records,
+)
 from server.protocol.journal_chain import JournalMismatch, broken_journals, check_journals
 from server.protocol.response_package import open_response_package
 from server.scoring.packages import read_session_packages
@@ -120,6 +126,13 @@ async def test_a_venue_exports_uploads_and_the_centre_reads_its_final_answers(
     assert evidence["audit"][0]["action"] == "absence.marked"
     assert check_journals({"attempts": evidence["journals"]}) == 3 * (len(TICKETS) - 1)
     assert broken_journals(evidence["journals"]) == (3 * (len(TICKETS) - 1), {})
+    # The venue's audit log travels too, in the one chain format the centre verifies with.
+    events = [{**e, "details": json.loads(e["details"])} for e in evidence["audit"]]
+    assert {e["chain_format"] for e in events} == {CHAIN_FORMAT}
+    assert verify_audit_records(events, "event_id", LEGACY_VENUE_FORMAT) == len(events)
+    events[0]["actor"] = "someone-else"
+    with pytest.raises(AuditBroken, match="audit event 1 does not match its hash"):
+        verify_audit_records(events, "event_id", LEGACY_VENUE_FORMAT)
     opened_again = await read_session_packages(central.storage, authority, "S1", ["V1"])
     assert opened_again["V1"].contents == contents
     evidence["journals"][2]["journal"][1]["responses"] = {"q2": ["forged"]}

@@ -19,7 +19,7 @@ from server.protocol.audit_chain import (
     AuditBroken,
     legacy_venue_event_hash,
 )
-from server.store import transaction
+from server.store import migrate, transaction
 from server.venue import schema
 from server.venue.workspace import Venue, open_venue_db
 
@@ -202,5 +202,25 @@ def test_a_tampered_event_is_named_in_an_upgraded_venue_chain(venue: Venue, tamp
         db.execute("UPDATE audit_events SET object = 'x' WHERE event_id = ?", (tampered,))
         with pytest.raises(AuditBroken, match=f"audit event {tampered} does not match its hash"):
             verify_audit(db)
+    finally:
+        db.close()
+
+
+def test_the_audit_chain_format_migration_is_all_or_nothing(tmp_path: Path) -> None:
+    """If the rebuild of audit_events fails half-way (here a view on the old table stops the
+    rename), the old table and its events are as they were and the migration stays pending."""
+    path = tmp_path / "venue.db"
+    make_pre_format_venue_db(path, 3)
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE VIEW recent_events AS SELECT * FROM audit_events")
+    conn.close()
+    db = Database(path)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="recent_events"):
+            migrate(db, schema.migrations)
+        assert "chain_format" not in db["audit_events"].columns_dict
+        assert "audit_events_v2" not in db.table_names()
+        assert verify_audit(db) == 3
+        assert "m003_audit_chain_format" not in {m.name for m in schema.migrations.applied(db)}
     finally:
         db.close()

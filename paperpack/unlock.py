@@ -5,12 +5,20 @@
     unlock.add_share(card_text, holder_login)            # checked on entry
     unlock.add_release(code_or_record)                   # checked on entry
     unlock.progress                                      # "2 of 3"
-    unlocked = unlock.open(now)                          # the paper without keys
+    unlocked = unlock.open(now, seal_to=venue_public)    # the paper without keys
+    again = reopen(opened, device_private_key, unlocked.sealed_key)  # after a restart
 
 Every share is checked against its commitment in the signed manifest as it is entered, so a
 wrong card is named by its holder number at once; each holder and each login counts once.
 Key material (S_dev, S_time, S_sup, K) lives in bytearrays that are overwritten after use.
 The window is checked against the signed manifest with the injected time `now`.
+
+`open(now, seal_to=...)` can also seal the opened paper key (K and its commitment) to this
+machine's own X25519 key (HPKE, `crypto.wrap`, context `cbt-paper-key-v1|session|venue|
+package`). `reopen` opens the same package again from that sealed key alone: no shares, no
+release and no window, only this machine's private key. The venue keeps it for the rest of the
+session so a restart costs no one time, and destroys it at the session's end (docs/sealing.md,
+"Reopening after a restart").
 """
 
 from __future__ import annotations
@@ -28,9 +36,11 @@ from paperpack.compress import decompress_stream
 from paperpack.crypto import (
     CryptoError,
     X25519PrivateKey,
+    X25519PublicKey,
     constant_time_equal,
     decrypt_chunks,
     unwrap,
+    wrap,
     zeroise,
 )
 from paperpack.errors import OutsideWindow, PayloadCorrupt, UnlockIncomplete, WrongVenue
@@ -50,6 +60,24 @@ class UnlockedPaper:
     variant_secret: bytes  # seeds per-candidate variants (paperpack.variants)
     rules: dict[str, int]  # the session's rule overrides, in minutes
     manifest: Manifest
+    # The paper key (K | key commitment) wrapped to this machine's key, when asked for.
+    sealed_key: bytes | None = None
+
+
+PAPER_KEY_CONTEXT = b"cbt-paper-key-v1"
+PAPER_KEY_SIZE = 64  # the content key (32) and the key commitment tag (32)
+
+
+def paper_key_context(manifest: Manifest) -> bytes:
+    """What a sealed paper key is bound to: its purpose, session, venue and package."""
+    return b"|".join(
+        [
+            PAPER_KEY_CONTEXT,
+            manifest.session_id.encode(),
+            manifest.venue_id.encode(),
+            manifest.package_id_bytes,
+        ]
+    )
 
 
 def check_window(manifest: Manifest, now: datetime, action: str) -> None:
@@ -156,8 +184,11 @@ class Unlock:
             zeroise(self._s_time)
         self._s_time = s_time
 
-    def open(self, now: datetime) -> UnlockedPaper:
-        """Assemble the key, decrypt and decode the paper; refused outside the window."""
+    def open(self, now: datetime, *, seal_to: X25519PublicKey | None = None) -> UnlockedPaper:
+        """Assemble the key, decrypt and decode the paper; refused outside the window.
+
+        With `seal_to` (this machine's X25519 public key) the result also carries the paper
+        key sealed to it, for `reopen` after a restart; the bare key never leaves here."""
         if self._opened:
             raise UnlockIncomplete("this unlock has already opened the paper: start a new one")
         check_window(self.manifest, now, "open the paper")
@@ -177,7 +208,14 @@ class Unlock:
                 raise PayloadCorrupt(
                     "the assembled key does not match the manifest's key commitment"
                 )
-            unlocked = decode_payload(self._plaintext(key), self.manifest)
+            unlocked = decode_payload(payload_plaintext(self.opened, key), self.manifest)
+            if seal_to is not None:
+                material = bytearray(key) + bytes.fromhex(tag)
+                try:
+                    sealed = wrap(seal_to, material, context=paper_key_context(self.manifest))
+                finally:
+                    zeroise(material)
+                unlocked = dataclasses.replace(unlocked, sealed_key=sealed)
         finally:
             zeroise(key)
         self._opened = True
@@ -191,24 +229,55 @@ class Unlock:
             zeroise(self._s_time)
         self._shares.clear()
 
-    def _plaintext(self, key: bytearray) -> Iterator[bytes]:
-        m, opened = self.manifest, self.opened
-        lengths = m.stripe_lengths()
-        stripes = read_stripes(
-            opened.fragments,
-            opened.header_lengths,
-            lengths,
-            m.fragments["needed"],
-            m.fragments["total"],
-        )
-        chunks = ((stripe, i == len(lengths) - 1) for i, stripe in enumerate(stripes))
-        compressed_length = m.payload["compressed_size"] + 16 * m.payload["chunks"]
+
+def payload_plaintext(opened: OpenedPackage, key: bytearray) -> Iterator[bytes]:
+    """The decrypted, decompressed payload of a verified package under content key `key`."""
+    m = opened.manifest
+    lengths = m.stripe_lengths()
+    stripes = read_stripes(
+        opened.fragments,
+        opened.header_lengths,
+        lengths,
+        m.fragments["needed"],
+        m.fragments["total"],
+    )
+    chunks = ((stripe, i == len(lengths) - 1) for i, stripe in enumerate(stripes))
+    compressed_length = m.payload["compressed_size"] + 16 * m.payload["chunks"]
+    try:
+        yield from decompress_stream(decrypt_chunks(key, chunks), m.payload["plain_size"])
+    except CryptoError as exc:
+        raise PayloadCorrupt(
+            f"the payload ({compressed_length} bytes) fails authentication: {exc}"
+        ) from None
+
+
+def reopen(
+    opened: OpenedPackage, device_private_key: X25519PrivateKey, sealed_key: bytes
+) -> UnlockedPaper:
+    """Open the paper again from its key sealed to this machine by `Unlock.open(seal_to=...)`.
+
+    No shares, no release and no window: whoever holds this machine's private key and the
+    sealed key can do this, which is why the venue keeps the sealed key only while the
+    session runs (docs/sealing.md). `PayloadCorrupt` if the key is not this package's."""
+    m = opened.manifest
+    try:
+        material = unwrap(device_private_key, sealed_key, context=paper_key_context(m))
+    except CryptoError as exc:
+        raise PayloadCorrupt(
+            f"the sealed paper key does not open on this machine for this package: {exc}"
+        ) from None
+    try:
+        if len(material) != PAPER_KEY_SIZE:
+            raise PayloadCorrupt("the sealed paper key has the wrong length")
+        key = material[:32]
+        if not constant_time_equal(material[32:].hex().encode(), m.key_commitment.encode()):
+            raise PayloadCorrupt("the sealed paper key does not match the manifest's commitment")
         try:
-            yield from decompress_stream(decrypt_chunks(key, chunks), m.payload["plain_size"])
-        except CryptoError as exc:
-            raise PayloadCorrupt(
-                f"the payload ({compressed_length} bytes) fails authentication: {exc}"
-            ) from None
+            return decode_payload(payload_plaintext(opened, key), m)
+        finally:
+            zeroise(key)
+    finally:
+        zeroise(material)
 
 
 class _Reader:

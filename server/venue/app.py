@@ -39,6 +39,7 @@ from server.venue.background import background_context
 from server.venue.candidate_auth import AttemptCache
 from server.venue.closer import closer_context
 from server.venue.login_limiter import LoginLimiter
+from server.venue.restart import restart_context
 from server.venue.settings import Settings
 
 log = logging.getLogger("server.venue.requests")
@@ -86,6 +87,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = clock or SystemClock()
     app.cleanup_ctx.append(_store_context)
+    app.cleanup_ctx.append(restart_context)  # outages, the paper back, the alive mark
     app.cleanup_ctx.append(closer_context)
     app.cleanup_ctx.append(background_context)  # exits first: its writes need the store
     if settings.central_url:  # ended sessions are exported and sent home on their own

@@ -51,6 +51,9 @@ def attempt_view(auth: AttemptAuth, now: datetime, ready: bool) -> dict[str, Any
         "entry_closes_at": iso(line.entry_closes_at),
         "time_left_ms": rules.time_left_ms(now, line),
         "paper_ready": ready,
+        # Why the clock stands still: "restart" (the server is reopening the paper after a
+        # restart; answers wait on the candidate's computer), "staff" (a pause), or null.
+        "paused_reason": auth.paused_reason(now),
         "acked_seq": auth.last_seq,
         "submitted_at": auth.submitted_at,
         "ticket": auth.ticket,
@@ -101,6 +104,7 @@ async def get_paper(request: web.Request) -> web.Response:
     app = request.app
     now = app[keys.CLOCK].now()
     check_open(auth, now)
+    check_not_reopening(auth)
     exam = app[keys.LIVE].exam
     if exam is None or exam.session_id != auth.session_id:
         raise Problem(409, "paper-locked", "the paper has not been unlocked yet; please wait")
@@ -114,6 +118,16 @@ async def get_paper(request: web.Request) -> web.Response:
         # queue on shutdown).
         run_in_background(app, app[keys.STORE].write(mark_started, auth.attempt_id, iso(now)))
     return web.Response(body=exam.paper_body(auth.ticket), content_type="application/json")
+
+
+def check_not_reopening(auth: AttemptAuth) -> None:
+    """`Conflict` (exam-paused) while the server reopens the paper after a restart."""
+    if auth.reopening:
+        raise Conflict(
+            "exam-paused",
+            "the exam is paused while the venue server reopens the paper after a restart; the "
+            "clock is stopped and your answers are kept on this computer until it resumes",
+        )
 
 
 def check_open(auth: AttemptAuth, now: datetime) -> None:

@@ -31,7 +31,7 @@ from server.store import Store
 from server.venue import keys
 from server.venue.journal import CLOSED_STATUSES
 from server.venue.rules import Timeline
-from server.venue.timelines import candidate_timeline
+from server.venue.timelines import candidate_timeline, outage_open
 
 # --- tokens -------------------------------------------------------------------------------
 
@@ -80,17 +80,31 @@ class AttemptAuth:
     started_at: str | None
     submitted_at: str | None
     timeline: Timeline
-    paused: bool  # the room or venue is paused now
+    paused: bool  # the room or venue is paused now, or the server is reopening the paper
+    reopening: bool = False  # the server restarted and the paper is not open again yet
 
     def status(self, now: datetime, paper_ready: bool) -> str:
-        """What the candidate is doing: waiting, answering, paused, time_up, submitted, closed."""
+        """What the candidate is doing: waiting, answering, paused, time_up, submitted, closed.
+
+        After a restart, until the paper is open again, a started exam is `paused` (the clock
+        is stopped), never `waiting`: the candidate has started and keeps their answers."""
         if self.db_status in CLOSED_STATUSES:
             return self.db_status
         if now >= self.timeline.ends_at:
             return "time_up"
-        if now < self.timeline.starts_at or not paper_ready:
+        if now < self.timeline.starts_at:
+            return "waiting"
+        if self.reopening:
+            return "paused"
+        if not paper_ready:
             return "waiting"
         return "paused" if self.paused else "answering"
+
+    def paused_reason(self, now: datetime) -> str | None:
+        """Why the clock stands still: 'restart' (the server reopens the paper), 'staff'."""
+        if now < self.timeline.starts_at or not self.paused:
+            return None
+        return "restart" if self.reopening else "staff"
 
 
 _AUTH_COLUMNS = (
@@ -118,6 +132,7 @@ def load_attempt(db: Database, where: str, param: str, now: datetime) -> Attempt
         return None
     a = dict(zip(_AUTH_COLUMNS, row, strict=True))
     line, paused = candidate_timeline(db, a, a["room_id"], a["time_granted_ms"], now)
+    reopening = paused and outage_open(db, a["session_id"])
     return AttemptAuth(
         attempt_id=a["attempt_id"],
         session_id=a["session_id"],
@@ -131,6 +146,7 @@ def load_attempt(db: Database, where: str, param: str, now: datetime) -> Attempt
         submitted_at=a["submitted_at"],
         timeline=line,
         paused=paused,
+        reopening=reopening,
     )
 
 

@@ -9,7 +9,9 @@
   entered share is forgotten.
 - On success the paper (without keys) is decrypted into memory only (`ExamState` in
   `server.venue.live`, kept on the app, never written to disk) and every candidate's variant is
-  prepared. Each step is audited.
+  prepared. Each step is audited. With `reopen_sealed` the paper key also comes back sealed
+  to this machine, kept on disk from the exam's start (`server.venue.restart`); after a
+  restart, an unlock gives the time the paper was away back to every open attempt.
 - A practice package (imported with `practice`) goes through the same steps: the dry run.
 
 The online time release (asking the centre) is `server.venue.time_release`.
@@ -29,6 +31,7 @@ from sqlite_utils import Database
 
 from paperpack import unlock, variants
 from paperpack.canonical import canonical_hash
+from paperpack.crypto import X25519PublicKey, read_wrapping_public
 from paperpack.errors import OutsideWindow, PaperpackError
 from paperpack.model import Paper, paper_to_dict
 from server import audit
@@ -40,6 +43,7 @@ from server.venue import keys
 from server.venue.background import run_in_background
 from server.venue.live import ExamState
 from server.venue.packages import ImportRefused, verify_package
+from server.venue.restart import close_outage
 from server.venue.staff import require_role
 from server.venue.time_release import fetch_release_for
 from server.venue.workspace import load_venue, load_wrapping_key
@@ -217,6 +221,8 @@ def record_unlocked(
         },
         now=now,
     )
+    # After a restart, the time the paper was away is given back to every open attempt.
+    close_outage(db, state.session_id, f"ceremony:{state.ceremony_id}", now)
 
 
 def roster_forms(db: Database, session_id: str) -> dict[str, str | None]:
@@ -228,9 +234,17 @@ def roster_forms(db: Database, session_id: str) -> dict[str, str | None]:
     }
 
 
-def open_exam(state: CeremonyState, roster: Mapping[str, str | None], now: datetime) -> ExamState:
-    """Decrypt the paper into memory and prepare every candidate's variant (CPU: a thread)."""
-    unlocked = state.unlocker.open(now)
+def open_exam(
+    state: CeremonyState,
+    roster: Mapping[str, str | None],
+    now: datetime,
+    seal_to: X25519PublicKey | None = None,
+) -> ExamState:
+    """Decrypt the paper into memory and prepare every candidate's variant (CPU: a thread).
+
+    With `seal_to` (this machine's public key) the paper key also comes back sealed to it,
+    for a restart (`server.venue.restart`)."""
+    unlocked = state.unlocker.open(now, seal_to=seal_to)
     paper: Paper = unlocked.paper
     secret = bytes(unlocked.variant_secret)
     forms = {t: f for t, f in roster.items() if f}
@@ -241,6 +255,8 @@ def open_exam(state: CeremonyState, roster: Mapping[str, str | None], now: datet
         paper=paper,
         variant_secret=secret,
         forms=forms,
+        sealed_key=unlocked.sealed_key,
+        ceremony_id=state.ceremony_id,
     )
     exam.variants = variants.build_variants(paper, secret, state.session_id, roster, forms)
     return exam
@@ -278,8 +294,12 @@ async def _finish_if_complete(app: web.Application, state: CeremonyState) -> dic
     if len(unlocker.holders_entered) < unlocker.threshold or not unlocker.has_release:
         return state.view(now)
     roster = await app[keys.STORE].read(roster_forms, state.session_id)
+    seal_to = None
+    if app[keys.SETTINGS].reopen_sealed:
+        venue = load_venue(app[keys.SETTINGS].venue_dir)
+        seal_to = read_wrapping_public(venue.wrap_public)
     try:
-        exam = await asyncio.to_thread(open_exam, state, roster, now)
+        exam = await asyncio.to_thread(open_exam, state, roster, now, seal_to)
     except PaperpackError as exc:
         raise Conflict("unlock-failed", str(exc)) from None
     paper_hash = canonical_hash(paper_to_dict(exam.paper, with_keys=False, with_assets=False))

@@ -2,9 +2,10 @@
 
 Once every `close_interval_s` seconds it writes the heartbeats collected in memory, closes
 each open attempt whose end (with grants and pauses) has passed with what was acknowledged
-(`finalise_attempt`, how `time_up`), and marks ended each unlocked session that is over with
-no attempt still open (the outbox worker exports and sends those home). `closer_context` runs
-it for the app's lifetime and writes the last heartbeats on shutdown.
+(`finalise_attempt`, how `time_up`), marks ended each unlocked session that is over with
+no attempt still open (the outbox worker exports and sends those home), and tends the sealed
+paper key (`server.venue.restart`: kept from the exam's start, destroyed at the end).
+`closer_context` runs it for the app's lifetime and writes the last heartbeats on shutdown.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from server import audit
 from server.clock import iso
 from server.store import routine_write
 from server.venue import keys
+from server.venue.restart import tend_paper_key
 from server.venue.submission import AlreadyClosed, finalise_attempt
 from server.venue.timelines import candidate_timeline, session_rules
 
@@ -121,8 +123,11 @@ async def close_due_attempts(app: web.Application) -> int:
     closed = await app[keys.STORE].write(close_attempts, due, now) if due else 0
     if closed:
         log.info("attempt.closed_at_time count=%d", closed)
-    for session_id in await app[keys.STORE].write(end_finished_sessions, now):
+    ended = await app[keys.STORE].write(end_finished_sessions, now)
+    for session_id in ended:
         log.info("session.ended session=%s", session_id)
+    # The sealed paper key is kept from the exam's start and destroyed at the session's end.
+    await tend_paper_key(app, ended)
     return closed
 
 

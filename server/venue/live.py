@@ -2,9 +2,10 @@
 unlocked exam (the decrypted paper without keys and every candidate's variant), the jobs
 started without awaiting them, and heartbeats not yet written.
 
-`LiveState` is kept on the app (`keys.LIVE`); nothing is unlocked when the server starts, so a
-restart means a new ceremony. `ExamState` renders each candidate's paper once and maps the
-browser's opaque tokens back to canonical ids.
+`LiveState` is kept on the app (`keys.LIVE`); nothing is unlocked when the server starts. After
+a restart during a session the paper comes back from its key sealed to this machine
+(`server.venue.restart`), or from a new ceremony. `ExamState` renders each candidate's paper
+once and maps the browser's opaque tokens back to canonical ids.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class ExamState:
     forms: dict[str, str]  # ticket -> form, for papers with forms
     variants: dict[str, Variant] = field(default_factory=dict)
     bodies: dict[str, bytes] = field(default_factory=dict)  # ticket -> rendered paper JSON
+    # The paper key sealed to this machine's key (paperpack.unlock), written to disk from the
+    # exam's start to the session's end (server.venue.restart); None when not kept.
+    sealed_key: bytes | None = None
+    ceremony_id: int = 0  # the ceremony that opened the paper
+    sealed_kept: bool = False  # the sealed key is on disk (DIR/run/) for this session
 
     def variant(self, ticket: str) -> Variant:
         found = self.variants.get(ticket)

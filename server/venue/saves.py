@@ -22,7 +22,7 @@ from server.http import read_json_object, require_field
 from server.problems import Problem
 from server.store import routine_write
 from server.venue import journal, keys
-from server.venue.attempts import check_open
+from server.venue.attempts import check_not_reopening, check_open
 from server.venue.candidate_auth import authenticate, token_ended
 
 routes = web.RouteTableDef()
@@ -76,9 +76,17 @@ async def put_responses(request: web.Request) -> web.Response:
     check_answer_shapes(responses)
     now = app[keys.CLOCK].now()
     check_open(auth, now)
+    check_not_reopening(auth)
     exam = app[keys.LIVE].exam
-    if exam is None or exam.session_id != auth.session_id or now < auth.timeline.starts_at:
+    if now < auth.timeline.starts_at:
         raise Problem(409, "not-started", "answers are taken only once the exam has started")
+    if exam is None or exam.session_id != auth.session_id:
+        raise Problem(
+            409,
+            "paper-locked",
+            "the paper is not open on the venue server; your answers are kept on this "
+            "computer and sent once it is",
+        )
     answers = exam.to_canonical(auth.ticket, responses)
     hashed = request[keys.TOKEN_HASH]
     try:

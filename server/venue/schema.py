@@ -436,10 +436,36 @@ def m003_audit_chain_format(db: Database) -> None:
     db.executescript(AUDIT_CHAIN_FORMAT)
 
 
+OUTAGES = """
+-- Times the venue server was down while a session's paper was open (server.venue.restart):
+-- from the last moment the stopped server was known alive to the moment candidates could
+-- answer again (the paper open again). While `reopened_at` is NULL every open attempt of the
+-- session is paused; when it is set, the same span is granted to each of them (time_grants,
+-- reason 'venue-restart'), in one transaction, so the span always counts exactly once.
+CREATE TABLE outages (
+    outage_id INTEGER PRIMARY KEY,     -- row number
+    session_id TEXT NOT NULL REFERENCES sessions(session_id), -- session whose paper was open
+    down_at TEXT NOT NULL,             -- last alive mark of the stopped server (ISO-8601 UTC)
+    up_at TEXT NOT NULL,               -- when the new server started (ISO-8601 UTC)
+    reopened_at TEXT,                  -- paper open again (ISO-8601 UTC); NULL = still paused
+    reopened_by TEXT,                  -- 'sealed-key' or 'ceremony:<ceremony_id>'
+    granted_ms INTEGER,                -- time given back to each open attempt, milliseconds
+    attempts INTEGER,                  -- open attempts that got it (count)
+    incident_id INTEGER                -- the venue incident recording it (incidents.incident_id)
+);
+"""
+
+
+@migrations()
+def m004_outages(db: Database) -> None:
+    """Record server outages during an exam, paused and then given back to every attempt."""
+    db.executescript(OUTAGES)
+
+
 def venue_tables() -> list[str]:
     """The names of the tables the migrations create, in order (for tests and docs)."""
     names = []
-    for line in (INITIAL + VARIANTS).splitlines():
+    for line in (INITIAL + VARIANTS + OUTAGES).splitlines():
         if line.startswith("CREATE TABLE "):
             names.append(line.split()[2])
     return names

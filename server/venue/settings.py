@@ -37,6 +37,12 @@ SETTING_DOCS: dict[str, str] = {
     "their time; env CBT_CLOSE_INTERVAL_S",
     "stale_after_s": "seconds without a heartbeat or save after which the room monitor shows a "
     "candidate as not seen; env CBT_STALE_AFTER_S",
+    "alive_interval_s": "seconds between the server's alive marks (DIR/run/alive.json); after a "
+    "crash the exam clocks stop from the last mark, so candidates lose nothing and gain at "
+    "most this much; env CBT_ALIVE_INTERVAL_S",
+    "reopen_sealed": "keep the opened paper key sealed to this machine's key from the exam's "
+    "start to the session's end, so a restart reopens the paper by itself (1); with 0 a "
+    "restart needs the unlock ceremony again (docs/sealing.md); env CBT_REOPEN_SEALED (1/0)",
     "log_requests": "write one log line per request (method, path, status, ms; never bodies or "
     "tokens); env CBT_LOG_REQUESTS (1/0)",
 }
@@ -57,6 +63,8 @@ class Settings:
     token_ttl_s: int = 12 * 3600
     close_interval_s: float = 1.0
     stale_after_s: int = 60
+    alive_interval_s: float = 1.0
+    reopen_sealed: bool = True
     log_requests: bool = True
 
     @classmethod

@@ -1,5 +1,7 @@
 """A candidate's timeline as the database holds it: the session's actual start (scheduled
-plus any delay) and rules, then the candidate's grants and the room's and venue's pauses.
+plus any delay) and rules, then the candidate's grants, the room's and venue's pauses, and an
+open server outage (the paper not yet open again after a restart, `server.venue.restart`),
+which pauses every attempt of its session until the time is given back as a grant.
 
 The arithmetic is `server.venue.rules`; this module reads its inputs from the rows.
 Candidate authentication, the invigilators' views and the closer all ask here.
@@ -63,6 +65,22 @@ def candidate_timeline(
             (session["session_id"], room_id),
         )
     ]
+    pauses += [
+        (max(parse_time(r[0]), start), None)
+        for r in db.conn.execute(
+            "SELECT down_at FROM outages WHERE session_id = ? AND reopened_at IS NULL",
+            (session["session_id"],),
+        )
+    ]
     paused_now = any(end is None for _, end in pauses)
     paused_total = rules.paused_ms([(b, e) for b, e in pauses if e is None or e > b], now)
     return rules.timeline(start, exam_rules, granted_ms, paused_total), paused_now
+
+
+def outage_open(db: Database, session_id: str) -> bool:
+    """True while the server has restarted and the session's paper is not open again."""
+    row = db.conn.execute(
+        "SELECT 1 FROM outages WHERE session_id = ? AND reopened_at IS NULL LIMIT 1",
+        (session_id,),
+    ).fetchone()
+    return row is not None

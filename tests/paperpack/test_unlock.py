@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from paperpack.crypto import generate_wrapping_key
 from paperpack.errors import (
     OutsideWindow,
+    PayloadCorrupt,
     ReleaseRejected,
     SignatureInvalid,
     UnlockIncomplete,
@@ -20,7 +22,7 @@ from paperpack.package import open_package
 from paperpack.release import ReleaseError, issue_release
 from paperpack.sharecards import DuplicateShare, ShareRejected
 from paperpack.typable import Mistyped
-from paperpack.unlock import Unlock
+from paperpack.unlock import Unlock, reopen
 from tests.paperpack.sealing_fixtures import IN_WINDOW, START, Packed, pack_for
 
 
@@ -203,3 +205,44 @@ def test_open_overwrites_the_secrets_and_cannot_run_twice(packed: Packed) -> Non
     assert device == bytearray(32) and time_secret == bytearray(16)
     with pytest.raises(UnlockIncomplete, match="already opened"):
         unlock.open(IN_WINDOW)
+
+
+def opened_and_sealed(packed: Packed, venue_id: str = "V1") -> tuple[Any, bytes]:
+    unlock = new_unlock(packed, venue_id)
+    for holder, login in ((1, "a"), (2, "b"), (3, "c")):
+        unlock.add_share(packed.card(holder, venue_id), login)
+    unlock.add_release(code(packed, venue_id))
+    public = packed.venue_keys[venue_id].public_key()
+    unlocked = unlock.open(IN_WINDOW, seal_to=public)
+    assert unlocked.sealed_key is not None
+    return unlocked, unlocked.sealed_key
+
+
+def test_the_paper_reopens_from_its_key_sealed_to_this_machine(packed: Packed) -> None:
+    """The sealed key opens the same paper again on this machine, outside the window too;
+    without `seal_to` nothing is sealed."""
+    unlocked, sealed = opened_and_sealed(packed)
+    assert sealed.startswith(b"CBTW\x02")  # the HPKE wrap of paperpack.crypto
+    opened = open_package(packed.package("V1"), packed.authority.signing_public)
+    again = reopen(opened, packed.venue_keys["V1"], sealed)
+    assert again.paper == unlocked.paper and again.variant_secret == unlocked.variant_secret
+    plain = new_unlock(packed)
+    for holder, login in ((1, "a"), (2, "b"), (3, "c")):
+        plain.add_share(packed.card(holder), login)
+    plain.add_release(code(packed))
+    assert plain.open(IN_WINDOW).sealed_key is None
+
+
+def test_a_sealed_key_opens_nothing_elsewhere(packed: Packed) -> None:
+    """Another machine's key, another venue's package, or one flipped byte: PayloadCorrupt."""
+    _, sealed = opened_and_sealed(packed)
+    opened = open_package(packed.package("V1"), packed.authority.signing_public)
+    with pytest.raises(PayloadCorrupt, match="does not open on this machine"):
+        reopen(opened, generate_wrapping_key(), sealed)
+    other = open_package(packed.package("V2"), packed.authority.signing_public)
+    with pytest.raises(PayloadCorrupt, match="does not open on this machine"):
+        reopen(other, packed.venue_keys["V2"], sealed)
+    flipped = bytearray(sealed)
+    flipped[-1] ^= 1
+    with pytest.raises(PayloadCorrupt, match="does not open on this machine"):
+        reopen(opened, packed.venue_keys["V1"], bytes(flipped))

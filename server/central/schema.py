@@ -3,7 +3,7 @@
 `schema_migrations` holds one row per migration applied, with its number, name and when. At
 open, `migrate` applies the missing ones in order, inside one transaction (SQLite: the writer
 thread's `BEGIN IMMEDIATE`; PostgreSQL: a transaction holding an advisory lock, so processes
-starting together do not race), so a database is always at one version or the one before.
+starting together do not race): a failure anywhere leaves the database exactly as it was.
 
 Databases made before migrations existed (commit 546a924 and earlier) have no
 `schema_migrations`. They are adopted: each migration whose tables all exist is recorded as

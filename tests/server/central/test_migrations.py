@@ -131,6 +131,31 @@ async def test_a_new_database_has_every_migration_applied(database: str) -> None
     assert len(MIGRATIONS) == LATEST
 
 
+async def test_a_failing_migration_leaves_the_database_as_it_was(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migrations run in one transaction: when one fails, those before it in the same run
+    are undone too, nothing is recorded, and the store does not open."""
+    from server.central import schema
+
+    backend = "postgres" if database.startswith("postgresql") else "sqlite"
+    broken = schema.Migration(LATEST + 2, "fails", ("SELECT no_such_column FROM venues",))
+    extra = schema.Migration(LATEST + 1, "adds a table", ("CREATE TABLE extra (x {int})",))
+    monkeypatch.setattr(schema, "MIGRATIONS", (*MIGRATIONS, extra, broken))
+    storage = open_storage(database, pg_pool_size=2)
+    with pytest.raises(Exception, match="no_such_column"):
+        await storage.open()
+    await storage.close()
+    monkeypatch.setattr(schema, "MIGRATIONS", MIGRATIONS)
+    storage = open_storage(database, pg_pool_size=2)
+    await storage.open()  # the real migrations alone: a new database, all of them applied now
+    try:
+        assert await versions(storage, backend) == {m.number: "applied" for m in MIGRATIONS}
+        assert "extra" not in await columns(storage, backend)
+    finally:
+        await storage.close()
+
+
 def test_every_migration_is_in_the_docs_table() -> None:
     """docs/central.md lists every migration by number, in order, and nothing else."""
     docs = Path(__file__).parents[3] / "docs" / "central.md"

@@ -49,7 +49,6 @@ __all__ = [
     "read_signing_public",
     "read_wrapping_public",
     "sign",
-    "sign_undomained",
     "signing_tag",
     "unwrap",
     "verify",
@@ -76,8 +75,9 @@ _HPKE_ENC_SIZE = 32  # the encapsulated X25519 key in front of the ciphertext
 SIGNING_KINDS: dict[str, int] = {
     "manifest": 2,  # package manifest (paperpack.manifest), package format 2
     "release-record": 2,  # the time-release record (paperpack.release), record format 2
+    "release-request": 2,  # a venue asking the centre for its release (request 2)
     "receipt": 1,  # the centre's upload receipt
-    "response": 1,  # response package header (formats 1 and 2)
+    "response": 3,  # response package header, format 3 (formats 1 and 2: tag v1)
     "delay-approval": 2,  # the centre's approval of a start delay over 30 min (approval 2)
 }
 
@@ -126,9 +126,11 @@ def signing_tag(kind: str, version: int | None = None) -> bytes:
     return f"cbt-{kind}-v{chosen}|".encode("ascii")
 
 
-def sign(key: Ed25519PrivateKey, kind: str, body: bytes) -> bytes:
-    """Ed25519 over `cbt-<kind>-v<N>|` + `body`, N the kind's current version."""
-    return key.sign(signing_tag(kind) + body)
+def sign(key: Ed25519PrivateKey, kind: str, body: bytes, *, version: int | None = None) -> bytes:
+    """Ed25519 over `cbt-<kind>-v<N>|` + `body`, N the kind's current version unless
+    `version` names an older tag (for a format that still specifies it, and for tests and
+    vector generators that make artifacts of an older format)."""
+    return key.sign(signing_tag(kind, version) + body)
 
 
 def verify(
@@ -146,18 +148,12 @@ def verify(
     _verify_raw(public_key, signature, signing_tag(kind, version) + body)
 
 
-def sign_undomained(key: Ed25519PrivateKey, body: bytes) -> bytes:
-    """Ed25519 over `body` alone. Only for the release request of format 1, whose signed JSON
-    names its purpose inside; it moves to the tagged `sign` with its format version 2."""
-    return key.sign(body)
-
-
 def verify_undomained(public_key: Ed25519PublicKey, body: bytes, signature: bytes) -> None:
     """Raise CryptoError unless `signature` is over `body` alone, with no domain tag.
 
     Only for artifacts of a format made before domain tags (package format 1, release record
     format 1, release request 1): the caller decides the artifact is of such a version, and
-    refuses a newer one signed this way."""
+    refuses a newer one signed this way. Nothing signs without a tag any more."""
     _verify_raw(public_key, signature, body)
 
 

@@ -24,6 +24,7 @@ from server.errors import Forbidden, Malformed
 from server.http import parse_json
 from server.problems import Problem
 from server.protocol.release import (
+    READABLE_REQUEST_VERSIONS,
     ReleaseRequestInvalid,
     check_release_request,
     wrap_release_response,
@@ -51,15 +52,22 @@ def _refuse(slug: str, detail: str) -> Forbidden:
     return Forbidden(slug, detail)
 
 
-def _parse_request(raw: Any) -> tuple[str, str, str, bytes]:
+def _parse_request(raw: Any) -> tuple[str, str, str, bytes, int]:
     fields = ("session_id", "venue_id", "requested_at", "signature")
     if not isinstance(raw, dict) or not all(isinstance(raw.get(f), str) for f in fields):
         raise Malformed("bad-release-request", f"send JSON with string fields {', '.join(fields)}")
+    version = raw.get("format_version", 1)  # absent: venue software from before version 2
+    if type(version) is not int or version not in READABLE_REQUEST_VERSIONS:
+        raise Malformed(
+            "bad-release-request",
+            f"format_version {version!r} is not a release request version this centre reads"
+            f" ({', '.join(map(str, READABLE_REQUEST_VERSIONS))}): upgrade the central server",
+        )
     try:
         signature = base64.b64decode(raw["signature"], validate=True)
     except ValueError:
         raise Malformed("bad-release-request", "signature must be base64") from None
-    return raw["session_id"], raw["venue_id"], raw["requested_at"], signature
+    return raw["session_id"], raw["venue_id"], raw["requested_at"], signature, version
 
 
 def _check_fresh(requested_at: str, now: datetime, skew_ms: int) -> None:
@@ -83,7 +91,7 @@ async def post_release(request: web.Request) -> web.Response:
         raw = parse_json(await request.read())
     except ValueError:
         raise Problem(400, "bad-release-request", "the body is not JSON") from None
-    session_id, venue_id, requested_at, signature = _parse_request(raw)
+    session_id, venue_id, requested_at, signature, version = _parse_request(raw)
     venue = await app[keys.STORAGE].get_venue(venue_id)
     if venue is None:
         raise _refuse("unknown-venue", f"venue {venue_id} is not registered at this centre")
@@ -94,6 +102,7 @@ async def post_release(request: web.Request) -> web.Response:
             venue_id,
             requested_at,
             signature,
+            version,
         )
     except ReleaseRequestInvalid:
         raise _refuse(
@@ -115,7 +124,12 @@ async def post_release(request: web.Request) -> web.Response:
             f"{iso(offer.not_after)}; it is now {iso(now)} at the centre",
         )
     answer = wrap_release_response(
-        crypto.read_wrapping_public(venue.wrap_public), offer.record, session_id, venue_id, iso(now)
+        crypto.read_wrapping_public(venue.wrap_public),
+        offer.record,
+        session_id,
+        venue_id,
+        iso(now),
+        request_version=version,
     )
     await app[keys.STORAGE].record_release(session_id, venue_id, requested_at, iso(now))
     return web.json_response(answer)

@@ -1,14 +1,19 @@
 """The online time release on the wire: the request a venue signs and the answer it opens.
 
 A venue asks for its session's time release by POSTing `sign_release_request(...)`:
-`{session_id, venue_id, requested_at, signature}`, the signature by the venue's registered
-Ed25519 key over `release_request_message(...)` (canonical JSON naming its purpose,
-`cbt-release-request`). The centre checks it with `check_release_request` and answers with
-`wrap_release_response(...)`: `{session_id, venue_id, released_at, wrapped_release}`, the
-signed release record (`paperpack release`'s format) wrapped to the venue's registered X25519
-key with `wrap_context(session, venue)`, so only that venue server can open it
-(`open_release_response`). The rules of when the centre answers (window, freshness, which
-venue) are the centre's: `server.central.release`.
+`{format_version: 2, session_id, venue_id, requested_at, signature}`, the signature by the
+venue's registered Ed25519 key over `cbt-release-request-v2|` + `release_request_message(...)`
+(`crypto.sign`, kind "release-request"). The centre checks it with `check_release_request`
+and answers with `wrap_release_response(...)`: `{session_id, venue_id, released_at,
+wrapped_release}`, the signed release record (`paperpack release`'s format) wrapped (HPKE) to
+the venue's registered X25519 key with `wrap_context(session, venue)`, so only that venue
+server can open it (`open_release_response`).
+
+Version 1 (venue software from before domain tags: no `format_version`, the signature over
+the bare canonical JSON with `purpose: cbt-release-request`) is still checked, and answered
+with the version 1 key wrap that software reads. A request saying version 2 with a bare
+signature, or version 1 with a tagged one, does not verify. The rules of when the centre
+answers (window, freshness, which venue) are the centre's: `server.central.release`.
 """
 
 from __future__ import annotations
@@ -26,12 +31,19 @@ class ReleaseRequestInvalid(CbtError):
     """A release request's signature is not by the key it was checked with."""
 
 
-def release_request_message(session_id: str, venue_id: str, requested_at: str) -> bytes:
-    """The bytes a venue signs to ask for a release."""
-    return canonical_json(
-        {"purpose": "cbt-release-request", "session_id": session_id, "venue_id": venue_id,
-         "requested_at": requested_at}
-    )  # fmt: skip
+REQUEST_VERSION = 2  # signed under cbt-release-request-v2, answered with an HPKE wrap
+READABLE_REQUEST_VERSIONS = (1, 2)  # 1: bare signature over JSON naming its purpose
+SIGNING_KIND = "release-request"
+
+
+def release_request_message(
+    session_id: str, venue_id: str, requested_at: str, version: int = REQUEST_VERSION
+) -> bytes:
+    """The body a venue signs to ask for a release (version 2: signed under the domain tag)."""
+    fields = {"session_id": session_id, "venue_id": venue_id, "requested_at": requested_at}
+    if version == 1:
+        return canonical_json({"purpose": "cbt-release-request", **fields})
+    return canonical_json(fields)
 
 
 def wrap_context(session_id: str, venue_id: str) -> bytes:
@@ -41,12 +53,12 @@ def wrap_context(session_id: str, venue_id: str) -> bytes:
 
 def sign_release_request(
     venue_key: crypto.Ed25519PrivateKey, session_id: str, venue_id: str, requested_at: str
-) -> dict[str, str]:
+) -> dict[str, Any]:
     """The JSON body a venue POSTs to /api/v1/release."""
-    signature = crypto.sign_undomained(
-        venue_key, release_request_message(session_id, venue_id, requested_at)
-    )
+    message = release_request_message(session_id, venue_id, requested_at)
+    signature = crypto.sign(venue_key, SIGNING_KIND, message)
     return {
+        "format_version": REQUEST_VERSION,
         "session_id": session_id,
         "venue_id": venue_id,
         "requested_at": requested_at,
@@ -60,12 +72,16 @@ def check_release_request(
     venue_id: str,
     requested_at: str,
     signature: bytes,
+    version: int = REQUEST_VERSION,
 ) -> None:
-    """Raise `ReleaseRequestInvalid` unless `signature` is `venue_public`'s over the request."""
+    """Raise `ReleaseRequestInvalid` unless `signature` is `venue_public`'s over the request of
+    this `version`: version 2 under its domain tag, version 1 over the bare JSON."""
+    message = release_request_message(session_id, venue_id, requested_at, version)
     try:
-        crypto.verify_undomained(
-            venue_public, release_request_message(session_id, venue_id, requested_at), signature
-        )
+        if version == 1:
+            crypto.verify_undomained(venue_public, message, signature)
+        else:
+            crypto.verify(venue_public, SIGNING_KIND, message, signature)
     except crypto.CryptoError:
         raise ReleaseRequestInvalid(
             f"the release request is not signed by venue {venue_id}'s key"
@@ -78,13 +94,15 @@ def wrap_release_response(
     session_id: str,
     venue_id: str,
     released_at: str,
+    request_version: int = REQUEST_VERSION,
 ) -> dict[str, str]:
-    """The centre's answer: the release `record` wrapped to the venue's key (centre side)."""
+    """The centre's answer: the release `record` wrapped to the venue's key (centre side),
+    with the key wrap the asking venue software reads (version 1 for a version 1 request)."""
     wrapped = crypto.wrap(
         venue_wrap_public,
         canonical_json(record),
         context=wrap_context(session_id, venue_id),
-        version=1,
+        version=1 if request_version == 1 else 2,
     )
     return {
         "session_id": session_id,
@@ -98,12 +116,10 @@ def open_release_response(
     body: dict[str, Any], venue_wrap_key: crypto.X25519PrivateKey
 ) -> dict[str, Any]:
     """The release record from the centre's answer (venue side); CryptoError if not for us,
-    KeyError, TypeError or ValueError if the answer is not of this shape."""
+    KeyError, TypeError or ValueError if the answer is not of this shape. The answer to a
+    version 2 request is always an HPKE wrap."""
     blob = base64.b64decode(body["wrapped_release"])
     plain = crypto.unwrap(
-        venue_wrap_key,
-        blob,
-        context=wrap_context(body["session_id"], body["venue_id"]),
-        legacy=True,
+        venue_wrap_key, blob, context=wrap_context(body["session_id"], body["venue_id"])
     )
     return dict(json.loads(bytes(plain)))

@@ -11,12 +11,14 @@ Layout (all integers big-endian):
     magic  b"CBTRESP" + version byte (8)
     header length (4) | header: canonical JSON (format version, session, venue, created_at,
                         export_seq, signer fingerprint, wrapped content key, sizes, payload hash)
-    signature (64): Ed25519 by the venue key over b"cbt-response-v1|" + header
+    signature (64): Ed25519 by the venue key over b"cbt-response-v3|" + header (format 3;
+                    formats 1 and 2 were signed over b"cbt-response-v1|" + header)
     payload: zstd(canonical JSON of the contents) followed (format 2) by a second zstd
              frame, of the canonical JSON of the evidence (journals, audit log;
              `evidence_compressed_size` bytes, 0 for none), encrypted together with the
              STREAM AEAD under a fresh content key; the key is wrapped to the centre's
-             X25519 key. Format 1 had the contents alone. Scoring decompresses and decodes
+             X25519 key (format 3: HPKE, `crypto.wrap`; formats 1 and 2: the version 1
+             wrap). Format 1 had the contents alone. Scoring decompresses and decodes
              only the contents: the evidence, most of the bytes of a real export, only when
              its journals are checked (once per package, server.scoring.journals).
 
@@ -45,9 +47,9 @@ from server.errors import CbtError
 
 MAGIC = b"CBTRESP\x01"
 FORMAT = "cbt-response"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # 1: contents only, journals inline in the attempts
-SIGNING_KIND = "response"  # signed under the domain tag cbt-response-v1
+FORMAT_VERSION = 3  # the signature under cbt-response-v3, the content key in an HPKE wrap
+READABLE_VERSIONS = (1, 2, 3)  # 1: contents only, journals inline; 1 and 2: tag v1, wrap 1
+SIGNING_KIND = "response"
 CHUNK_SIZE = 1 << 20  # plaintext bytes per STREAM chunk
 MAX_HEADER = 64 * 1024  # a header is a few hundred bytes; anything larger is not ours
 MAX_PLAINTEXT = 4 << 30  # 4 GiB: far above 3,000 candidates' journals, refuses absurd claims
@@ -212,7 +214,7 @@ def build_response_package(
     key = crypto.random_bytes(32)
     try:
         payload = _encrypt(compressed, key, context)
-        wrapped = crypto.wrap(central_wrap_public, key, context=context, version=1)
+        wrapped = crypto.wrap(central_wrap_public, key, context=context)
     finally:
         crypto.zeroise(key)
     header = ResponseHeader(
@@ -312,7 +314,9 @@ def verify_response_package(data: bytes, venue_public: crypto.Ed25519PublicKey) 
             "check the venue registry or the venue's key"
         )
     try:
-        crypto.verify(venue_public, SIGNING_KIND, header_bytes, signature)
+        crypto.verify(
+            venue_public, SIGNING_KIND, header_bytes, signature, version=_tag_version(header)
+        )
     except crypto.CryptoError:
         raise PackageTampered(
             f"the signature of venue {header.venue_id} does not match the package header: "
@@ -329,6 +333,13 @@ def verify_response_package(data: bytes, venue_public: crypto.Ed25519PublicKey) 
     return header
 
 
+def _tag_version(header: ResponseHeader) -> int:
+    """The version of the domain tag a header of this format is signed under: formats 1 and 2
+    under cbt-response-v1, format 3 under cbt-response-v3. The version is inside the signed
+    header, so a header claiming another format fails the signature check."""
+    return 1 if header.format_version < 3 else header.format_version
+
+
 def _content_key(
     data: bytes, venue_public: crypto.Ed25519PublicKey, central_wrap_key: crypto.X25519PrivateKey
 ) -> tuple[ResponseHeader, bytearray]:
@@ -337,7 +348,10 @@ def _content_key(
     context = _context(header.session_id, header.venue_id, header.export_seq)
     try:
         key = crypto.unwrap(
-            central_wrap_key, base64.b64decode(header.wrapped_key), context=context, legacy=True
+            central_wrap_key,
+            base64.b64decode(header.wrapped_key),
+            context=context,
+            legacy=header.format_version < 3,  # formats 1 and 2 used the version 1 wrap
         )
     except (PaperpackError, ValueError):
         raise PackageUnreadable(

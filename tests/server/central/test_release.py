@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
 from typing import Any
@@ -10,13 +11,19 @@ import pytest
 import yaml
 
 from paperpack.authority import Authority
+from paperpack.crypto import unwrap
 from paperpack.pack import pack_session
 from paperpack.paperfile import load_paper
 from paperpack.release import parse_record
 from paperpack.session import load_session
 from server.clock import iso
 from server.protocol.audit_chain import LEGACY_CENTRAL_FORMAT, verify_audit_records
-from server.protocol.release import open_release_response, sign_release_request
+from server.protocol.release import (
+    open_release_response,
+    release_request_message,
+    sign_release_request,
+    wrap_context,
+)
 from tests.conftest import EXAMPLES
 from tests.server.central.conftest import START, Central, VenueKeys, new_venue
 
@@ -136,3 +143,66 @@ async def test_a_session_the_centre_never_packed_is_refused(
         packed_venue.signing, "NOPE", packed_venue.venue_id, iso(central.clock.now())
     )
     await problem(await central.client.post("/api/v1/release", json=body), "no-release")
+
+
+async def test_a_version_1_request_is_still_answered_with_the_version_1_wrap(
+    central: Central, packed_venue: VenueKeys
+) -> None:
+    """Venue software from before domain tags (a bare signature over the JSON naming its
+    purpose, no format_version) still gets its release, wrapped the way it reads."""
+    await central.register(packed_venue)
+    central.clock.set(OPENS + timedelta(minutes=5))
+    requested_at = iso(central.clock.now())
+    message = release_request_message(SESSION, packed_venue.venue_id, requested_at, version=1)
+    assert json.loads(message)["purpose"] == "cbt-release-request"
+    body = {
+        "session_id": SESSION,
+        "venue_id": packed_venue.venue_id,
+        "requested_at": requested_at,
+        "signature": base64.b64encode(packed_venue.signing.sign(message)).decode(),
+    }
+    resp = await central.client.post("/api/v1/release", json=body)
+    assert resp.status == 200, await resp.text()
+    answer = await resp.json()
+    blob = base64.b64decode(answer["wrapped_release"])
+    assert blob.startswith(b"CBTW\x01")
+    context = wrap_context(SESSION, packed_venue.venue_id)
+    plain = unwrap(packed_venue.wrapping, blob, context=context, legacy=True)
+    assert json.loads(bytes(plain))["session_id"] == SESSION
+
+
+async def test_a_version_2_request_is_signed_under_its_tag_and_answered_with_hpke(
+    central: Central, packed_venue: VenueKeys
+) -> None:
+    """Today's request signs cbt-release-request-v2| + the JSON; the answer is an HPKE wrap."""
+    await central.register(packed_venue)
+    central.clock.set(OPENS + timedelta(minutes=5))
+    body = sign_release_request(
+        packed_venue.signing, SESSION, packed_venue.venue_id, iso(central.clock.now())
+    )
+    message = release_request_message(SESSION, packed_venue.venue_id, body["requested_at"])
+    signature = base64.b64decode(body["signature"])
+    packed_venue.signing.public_key().verify(signature, b"cbt-release-request-v2|" + message)
+    resp = await central.client.post("/api/v1/release", json=body)
+    assert resp.status == 200, await resp.text()
+    assert base64.b64decode((await resp.json())["wrapped_release"]).startswith(b"CBTW\x02")
+
+
+@pytest.mark.parametrize("form", ["bare signature, says version 2", "tagged, says version 1"])
+async def test_a_request_signed_in_the_other_versions_form_is_refused(
+    central: Central, packed_venue: VenueKeys, form: str
+) -> None:
+    """A request claiming version 2 with a bare signature, or with no version (1) and a tagged
+    signature, is refused as bad-signature: each version has one form."""
+    await central.register(packed_venue)
+    central.clock.set(OPENS + timedelta(minutes=5))
+    body = sign_release_request(
+        packed_venue.signing, SESSION, packed_venue.venue_id, iso(central.clock.now())
+    )
+    if form.startswith("bare"):
+        message = release_request_message(SESSION, packed_venue.venue_id, body["requested_at"])
+        bare = packed_venue.signing.sign(message)
+        body["signature"] = base64.b64encode(bare).decode()
+    else:
+        del body["format_version"]
+    await problem(await central.client.post("/api/v1/release", json=body), "bad-signature")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import struct
 from typing import Any
 
@@ -149,13 +150,15 @@ def _resigned(data: bytes, change: Any) -> bytes:
     header = json.loads(data[start : start + length])
     change(header)
     header_bytes = canonical_json(header)
-    signature = crypto.sign(VENUE.signing, SIGNING_KIND, header_bytes)
+    # Formats 1 and 2 are signed under the cbt-response-v1 tag, format 3 under its own.
+    tag_version = 1 if header["format_version"] < 3 else header["format_version"]
+    signature = crypto.sign(VENUE.signing, SIGNING_KIND, header_bytes, version=tag_version)
     payload = data[start + length + 64 :]
     return MAGIC + struct.pack(">I", len(header_bytes)) + header_bytes + signature + payload
 
 
 def test_evidence_travels_in_its_own_frame(authority: Authority) -> None:
-    """Format 2: the evidence comes back only when asked for, and exactly as sealed."""
+    """Format 2 and later: the evidence comes back only when asked for, exactly as sealed."""
     evidence = {"journals": [{"attempt_id": "a1", "ticket": "T1", "journal": []}], "audit": []}
     data = build_response_package(
         {"attempts": []}, evidence=evidence, session_id="S1", venue_id="V1", export_seq=1,
@@ -163,7 +166,7 @@ def test_evidence_travels_in_its_own_frame(authority: Authority) -> None:
         central_wrap_public=authority.wrapping_public,
     )  # fmt: skip
     opened = open_response_package(data, VENUE.signing.public_key(), authority.wrapping_key)
-    assert opened.header.format_version == 2 and opened.header.evidence_compressed_size > 0
+    assert opened.header.format_version == 3 and opened.header.evidence_compressed_size > 0
     assert opened.contents == {"attempts": [], "session_id": "S1", "venue_id": "V1"}
     assert opened.evidence() == evidence
 
@@ -193,4 +196,68 @@ def test_a_format_1_package_is_still_read(authority: Authority) -> None:
 def test_evidence_sizes_that_do_not_fit_are_refused(authority: Authority, sizes) -> None:
     data = _resigned(make_package(VENUE, authority), lambda header: header.update(sizes))
     with pytest.raises(PackageMalformed, match="evidence sizes"):
+        open_response_package(data, VENUE.signing.public_key(), authority.wrapping_key)
+
+
+def test_format_3_is_signed_under_its_tag_with_an_hpke_wrap(authority: Authority) -> None:
+    """Today's package: the signature covers cbt-response-v3| + header; the key is HPKE."""
+    import json
+
+    data = make_package(VENUE, authority)
+    (length,) = struct.unpack_from(">I", data, len(MAGIC))
+    start = len(MAGIC) + 4
+    header_bytes = data[start : start + length]
+    signature = data[start + length : start + length + 64]
+    VENUE.signing.public_key().verify(signature, b"cbt-response-v3|" + header_bytes)
+    header = json.loads(header_bytes)
+    assert header["format_version"] == 3
+    assert base64.b64decode(header["wrapped_key"]).startswith(b"CBTW\x02")
+
+
+def test_a_format_2_package_is_still_read(authority: Authority) -> None:
+    """A format 2 package (signed under cbt-response-v1) opens as before."""
+    contents = sample_contents("S1", "V1", 3)
+    data = _resigned(
+        make_package(VENUE, authority, contents=contents),
+        lambda header: header.update(format_version=2),
+    )
+    opened = open_response_package(data, VENUE.signing.public_key(), authority.wrapping_key)
+    assert opened.header.format_version == 2
+    assert opened.contents["attempts"] == contents["attempts"]
+
+
+@pytest.mark.parametrize(("claimed", "tag"), [(3, 1), (2, 3)])
+def test_a_signature_under_another_versions_tag_is_refused(
+    authority: Authority, claimed: int, tag: int
+) -> None:
+    """A format 3 header signed the old way (cbt-response-v1), or a format 2 header under the
+    new tag, fails the signature check: the version inside the signed header picks the tag."""
+    import json
+
+    from paperpack.canonical import canonical_json
+
+    data = make_package(VENUE, authority)
+    (length,) = struct.unpack_from(">I", data, len(MAGIC))
+    start = len(MAGIC) + 4
+    header = json.loads(data[start : start + length]) | {"format_version": claimed}
+    header_bytes = canonical_json(header)
+    signature = crypto.sign(VENUE.signing, "response", header_bytes, version=tag)
+    forged = (
+        MAGIC + struct.pack(">I", len(header_bytes)) + header_bytes + signature
+        + data[start + length + 64 :]
+    )  # fmt: skip
+    with pytest.raises(PackageTampered, match="altered after signing"):
+        open_response_package(forged, VENUE.signing.public_key(), authority.wrapping_key)
+
+
+def test_a_format_3_package_carrying_the_old_wrap_is_refused(
+    authority: Authority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Format 3 requires the HPKE wrap: a content key in the version 1 wrap does not open."""
+    import functools
+
+    monkeypatch.setattr(crypto, "wrap", functools.partial(crypto.wrap, version=1))
+    data = make_package(VENUE, authority)
+    monkeypatch.undo()
+    with pytest.raises(PackageUnreadable, match="does not unwrap"):
         open_response_package(data, VENUE.signing.public_key(), authority.wrapping_key)

@@ -38,9 +38,9 @@ from paperpack import crypto
 from paperpack.authority import load_authority
 from server.central import keys
 from server.central.app import create_app
-from server.central.release import sign_release_request
 from server.central.settings import CentralSettings
 from server.clock import SettableClock, iso
+from server.protocol.release import sign_release_request
 from server.scoring.pipeline import score_session
 from server.venue.upload import upload_package
 from tests.server.central.conftest import VenueKeys, make_package

@@ -42,6 +42,7 @@ from typing import Any
 from unittest import mock
 
 from paperpack import crypto, shamir, sharecards
+from paperpack.approval import issue_delay_approval
 from paperpack.authority import Authority, init_authority, load_authority
 from paperpack.canonical import canonical_json
 from paperpack.compress import decompress_stream
@@ -477,6 +478,15 @@ def make_delay_approval(ctx: Context) -> None:
     )
 
 
+def make_delay_approval_v2(ctx: Context) -> None:
+    """paperpack.approval.issue_delay_approval: format 2, bound to the package, expiring 12 h
+    after issue; the code as pasted, and the signed document it is the base64 of."""
+    assert ctx.authority is not None
+    code = issue_delay_approval(ctx.authority, SESSION_ID, VENUE_ID, DELAY_MINUTES, now=RELEASED_AT)
+    ctx.write("delay-approval/approval-code.txt", code.encode("ascii"))
+    ctx.write("delay-approval/approval.json", base64.b64decode(code))
+
+
 # --- the venue's sitting: journals, submissions, the venue audit chain --------------------------
 
 
@@ -719,6 +729,19 @@ PRODUCERS: dict[int, list[Producer]] = {
         # Added to the committed set 1 with `--add make_release_exchange` (request format 1,
         # answer wrap version 1, set 1's record), before the request's format 2 landed.
         make_release_exchange,
+    ],
+    # Set 2: domain-tagged signatures and HPKE wraps (package format 2, release record 2,
+    # start-delay approval 2, response package 3, receipt 1, audit chain cbt-audit-v2). The
+    # producers of set 1 make today's formats under today's code; the approval has its own.
+    2: [
+        make_keys,
+        make_sealed_package,
+        make_release,
+        record_package_secrets,
+        make_delay_approval_v2,
+        make_venue_sitting,
+        make_response_package,
+        make_centre_log,
     ],
 }
 

@@ -30,6 +30,12 @@ from paperpack.manifest import binding, derive_key, parse_manifest, signature_te
 from paperpack.package import open_package
 from paperpack.release import parse_record, secret_from_record
 from paperpack.unlock import Unlock
+from server.protocol.release import (
+    ReleaseRequestInvalid,
+    check_release_request,
+    open_release_response,
+    release_request_message,
+)
 from server.protocol.response_package import (
     PackageTampered,
     ResponsePackageError,
@@ -220,6 +226,43 @@ def test_the_receipt_verifies_for_the_package() -> None:
     assert body["package_sha256"] == hashlib.sha256(read("response/package.cbtr")).hexdigest()
 
 
+# --- the online release exchange (request format 2, answer in an HPKE wrap) ---------------
+
+
+def _check_request(request: dict[str, Any]) -> None:
+    check_release_request(
+        public("venue-sign.pub"),
+        request["session_id"],
+        request["venue_id"],
+        request["requested_at"],
+        base64.b64decode(request["signature"], validate=True),
+        request["format_version"],
+    )
+
+
+def test_the_release_request_is_format_2_signed_under_its_tag() -> None:
+    """The request says format 2; its signature is Ed25519 over cbt-release-request-v2| + the
+    message, remade byte for byte, and the centre's check accepts it."""
+    request = load("release-exchange/request.json")
+    assert request["format_version"] == 2
+    message = release_request_message(
+        request["session_id"], request["venue_id"], request["requested_at"]
+    )
+    assert message == read("release-exchange/message.bin")
+    remade = crypto.sign(private_key("venue-sign.pem"), "release-request", message)
+    assert base64.b64encode(remade).decode() == request["signature"]
+    _check_request(request)
+
+
+def test_the_release_answer_is_an_hpke_wrap_of_the_set_2_record() -> None:
+    """The centre's answer opens with the venue key to set 2's release record."""
+    answer = load("release-exchange/answer.json")
+    assert base64.b64decode(answer["wrapped_release"]).startswith(b"CBTW\x02")
+    assert load("release-exchange/expected.json")["wrap"]["wrap_version"] == 2
+    record = open_release_response(answer, private_key("venue-wrap.pem"))
+    assert canonical_json(record) == read("package/release/release-record.json")
+
+
 # --- one flipped byte of each signed artifact ----------------------------------------------
 
 
@@ -269,6 +312,10 @@ FLIPS = {
             load("delay-approval/approval.json")["issued_at"])),
         ApprovalRejected, "does not carry the centre's signature",
     ),
+    "release-request": Flip(
+        "release-exchange/request.json", lambda d: after(d, b'"requested_at":"'),
+        lambda t, d: _check_request(json.loads(d)), ReleaseRequestInvalid, "not signed by venue",
+    ),
     "response-header": Flip(
         "response/package.cbtr", lambda d: after(d, b'"created_at":"'),
         lambda t, d: _open_response(d), PackageTampered, "altered after signing",
@@ -284,4 +331,4 @@ def test_one_flipped_byte_is_refused_by_the_consumer(name: str, tmp_path: Path) 
     case.consume(tmp_path / "ok", data)
     with pytest.raises(case.error, match=case.message):
         case.consume(tmp_path / "flip", flip(data, case.offset(data)))
-    assert issubclass(case.error, PaperpackError | ResponsePackageError)
+    assert issubclass(case.error, PaperpackError | ResponsePackageError | ReleaseRequestInvalid)

@@ -116,10 +116,17 @@ def open_release_response(
     body: dict[str, Any], venue_wrap_key: crypto.X25519PrivateKey
 ) -> dict[str, Any]:
     """The release record from the centre's answer (venue side); CryptoError if not for us,
-    KeyError, TypeError or ValueError if the answer is not of this shape. The answer to a
-    version 2 request is always an HPKE wrap."""
+    KeyError, TypeError or ValueError if the answer is not of this shape.
+
+    The answer carries no version of its own, so either wrap is opened (a version 2 request is
+    answered with HPKE, a version 1 request with the old wrap). The wrap is transport only:
+    anyone can wrap to the venue's public key, and what the venue trusts is the signed record
+    inside, checked with the authority key when it is entered."""
     blob = base64.b64decode(body["wrapped_release"])
     plain = crypto.unwrap(
-        venue_wrap_key, blob, context=wrap_context(body["session_id"], body["venue_id"])
+        venue_wrap_key,
+        blob,
+        context=wrap_context(body["session_id"], body["venue_id"]),
+        legacy=True,
     )
     return dict(json.loads(bytes(plain)))

@@ -742,6 +742,7 @@ PRODUCERS: dict[int, list[Producer]] = {
         make_venue_sitting,
         make_response_package,
         make_centre_log,
+        make_release_exchange,  # request format 2 (tagged), answer in an HPKE wrap
     ],
 }
 

@@ -113,7 +113,8 @@ def test_help_imports_only_the_standard_library_and_argument_modules() -> None:
 
 
 def test_every_command_names_a_handler_that_exists() -> None:
-    """Each leaf command runs a Handler whose module and function can be imported."""
+    """Each leaf command runs a Handler whose module and function can be imported; paperpack's
+    handlers are in paperpack (paperpack never imports server, not even by name)."""
     leaves = [
         (path, parser)
         for path, parser in _commands()
@@ -124,6 +125,8 @@ def test_every_command_names_a_handler_that_exists() -> None:
         func = parser.get_default("func")
         assert isinstance(func, Handler), path
         assert callable(func.resolve()), path
+        if path.startswith("paperpack "):
+            assert func.target.startswith("paperpack."), (path, func.target)
 
 
 def test_argument_modules_copy_the_domain_constants_exactly() -> None:

@@ -575,12 +575,15 @@ def _venue_audit_rows(venue_dir: Path) -> list[dict[str, Any]]:
     db = open_venue_db(venue_dir)
     try:
         audit.verify_audit(db)
-        keys = ("event_id", "at", "actor", "action", "object", "details", "prev_hash", "hash")
+        keys = ["event_id", "at", "actor", "action", "object", "details", "prev_hash", "hash"]
+        # Each row names its chain format where the table records it (sets 1 and 2 were made
+        # before this line: set 1's table had no such column, set 2's rows are cbt-audit-v2).
+        if "chain_format" in db["audit_events"].columns_dict:
+            keys.append("chain_format")
         return [
             dict(zip(keys, row, strict=True))
             for row in db.execute(
-                "SELECT event_id, at, actor, action, object, details, prev_hash, hash"
-                " FROM audit_events ORDER BY event_id"
+                f"SELECT {', '.join(keys)} FROM audit_events ORDER BY event_id"  # noqa: S608 (fixed names)
             )
         ]
     finally:

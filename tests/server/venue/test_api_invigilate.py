@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from paperpack.approval import issue_delay_approval
 from paperpack.authority import load_authority
+from paperpack.canonical import canonical_json
+from paperpack.crypto import sign
 from server.store import transaction
 from server.venue.workspace import open_venue_db
 from tests.server.conftest import (
@@ -119,6 +122,19 @@ async def test_start_delay_over_thirty_minutes_needs_the_centres_approval(
         path, json={"delay_minutes": 45, "reason": "r", "approval": other_delay}, headers=chief
     )
     assert (await resp.json())["type"].endswith("/delay-approval-mismatch")
+    # An approval the centre signed for another package (an earlier pack of this session).
+    document = json.loads(base64.b64decode(code)) | {"package_id": "ab" * 16}
+    del document["signature"]
+    signature = sign(authority.signing_key, "delay-approval", canonical_json(document))
+    document["signature"] = base64.b64encode(signature).decode()
+    other_package = base64.b64encode(canonical_json(document)).decode()
+    resp = await kit.client.post(
+        path, json={"delay_minutes": 45, "reason": "r", "approval": other_package}, headers=chief
+    )
+    assert resp.status == 403
+    problem = await resp.json()
+    assert problem["type"].endswith("/delay-approval-mismatch")
+    assert "for package abababababab..." in problem["detail"]
     resp = await kit.client.post(
         path, json={"delay_minutes": 45, "reason": "r", "approval": code}, headers=chief
     )

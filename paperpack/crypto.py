@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import hmac
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -411,6 +411,3 @@ def load_private_key(
     if not isinstance(key, Ed25519PrivateKey | X25519PrivateKey):
         raise CryptoError(f"{path} holds a key of the wrong type (expected Ed25519 or X25519)")
     return key
-
-
-Signer = Callable[[bytes], bytes]

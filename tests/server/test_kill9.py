@@ -109,8 +109,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(venue_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CBT_LOG_REQUESTS": "0"}
+def start_server(
+    venue_dir: Path, port: int, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CBT_LOG_REQUESTS": "0", **(env or {})}
     command = [sys.executable, "-m", "server.cli", "venue", "serve", str(venue_dir)]
     with log.open("ab") as out:
         proc = subprocess.Popen(

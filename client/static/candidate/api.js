@@ -41,12 +41,23 @@ export class Api {
     sessionStorage.setItem(OFFSET_KEY, String(this.offsetMs));
   }
 
-  async fetchAsset(name) {
-    const response = await fetch(`/api/v1/attempt/assets/${encodeURIComponent(name)}`, {
-      headers: { Authorization: `Bearer ${this.token}` },
-    });
-    if (!response.ok) throw new ApiError(response.status, null);
-    return URL.createObjectURL(await response.blob());
+  async fetchAsset(name, { timeoutMs = 15000 } = {}) {
+    // A bounded wait: a server that went away must not hold the item (and its buttons) up.
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    try {
+      const response = await fetch(`/api/v1/attempt/assets/${encodeURIComponent(name)}`, {
+        headers: { Authorization: `Bearer ${this.token}` },
+        signal: controller.signal,
+      });
+      if (!response.ok) throw new ApiError(response.status, null);
+      return URL.createObjectURL(await response.blob());
+    } catch (err) {
+      if (err instanceof ApiError) throw err;
+      throw new NetworkError(String(err));
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   login(ticket, idNumber) {

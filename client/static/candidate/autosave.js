@@ -2,26 +2,39 @@
 //
 // A change is written to IndexedDB at once; about 1 s after a change (and at least every
 // 10 s) pending entries are frozen into a batch and sent, batches strictly in seq order.
-// A failure backs off (1, 2, 4 ... 15 s) and keeps everything local; the visible status says
-// saved / saving / offline. The server decides what an answer after the end of time means.
+// A failure that can pass (no answer from the server, a 5xx, or the exam paused while the
+// server reopens the paper) backs off (1, 2, 4, 5 s) and keeps everything local; the page is
+// told (`onTrouble`) so it can watch for the server and call `retryNow` when it is back. The
+// visible status says saved / saving / offline / paused. The server decides what an answer
+// after the end of time means.
 
 import { ApiError, NetworkError } from "./api.js";
 
 const DEBOUNCE_MS = 1000;
 const PERIODIC_MS = 10000;
-const MAX_BACKOFF_MS = 15000;
+const MAX_BACKOFF_MS = 5000;
+// Refusals that say "not now" rather than "never": the answers wait on this computer.
+const PAUSED_SLUGS = ["exam-paused", "paper-locked", "not-started"];
+
+export function isPausedRefusal(err) {
+  return err instanceof ApiError && err.status === 409 && PAUSED_SLUGS.includes(err.slug);
+}
 
 export class Autosave {
-  constructor(api, journal, { onStatus, onStopped }) {
+  constructor(api, journal, { onStatus, onStopped, onTrouble = () => {} }) {
     this.api = api;
     this.journal = journal;
     this.onStatus = onStatus;
     this.onStopped = onStopped;
+    this.onTrouble = onTrouble;
     this.timer = null;
     this.flushing = null;
     this.failures = 0;
     this.stopped = false;
     this.dirty = false;
+    // Paused while the server reopens the paper: no sending (each would be refused) until
+    // the page sees the exam running again and calls retryNow.
+    this.held = false;
     this.periodic = setInterval(() => this.flush(), PERIODIC_MS);
     window.addEventListener("online", () => this.flush());
   }
@@ -41,7 +54,7 @@ export class Autosave {
 
   // Send everything pending; resolves true when nothing is left unacknowledged.
   flush() {
-    if (this.stopped) return Promise.resolve(false);
+    if (this.stopped || this.held) return Promise.resolve(false);
     if (!this.flushing) {
       this.flushing = this.sendPending().finally(() => {
         this.flushing = null;
@@ -72,11 +85,24 @@ export class Autosave {
     return true;
   }
 
+  // The server is back (the page saw it answer): send at once, whatever the backoff says.
+  retryNow() {
+    if (this.stopped) return Promise.resolve(false);
+    this.held = false;
+    this.failures = 0;
+    clearTimeout(this.timer);
+    return this.flush();
+  }
+
   failed(err) {
-    if (err instanceof NetworkError || (err instanceof ApiError && err.status >= 500)) {
+    const paused = isPausedRefusal(err);
+    if (paused || err instanceof NetworkError || (err instanceof ApiError && err.status >= 500)) {
       this.failures += 1;
-      this.onStatus("offline");
-      this.schedule(Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (this.failures - 1)));
+      const status = paused ? "paused" : "offline";
+      this.onStatus(status);
+      this.onTrouble(status);
+      if (paused) this.held = true;
+      else this.schedule(Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (this.failures - 1)));
       return false;
     }
     // The server refused for good (attempt closed or submitted, login replaced): the local

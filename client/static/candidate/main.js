@@ -4,15 +4,23 @@
 // acknowledged, in the local IndexedDB journal. A reload, a crash or a reconnection resumes
 // from the server's state plus the unacknowledged local entries; on another computer (a
 // seat move) it resumes from the server alone.
+//
+// When the server goes away (a network drop, or the venue server restarting) the page keeps
+// working on its own: answers go to the local journal, a banner says what is happening, and
+// every 2 s it asks the server whether it is back. When the server answers again (the same
+// process or a new one) with the exam running, everything held here is sent at once, with no
+// reload. While the server reopens the paper after a restart the exam is shown paused, with
+// the clock stopped.
 
 import { loadCatalogue, t } from "../common/i18n.js";
 import { formatDuration } from "../common/http.js";
-import { Api, ApiError } from "./api.js";
+import { Api, ApiError, NetworkError } from "./api.js";
 import { Autosave } from "./autosave.js";
 import { Journal } from "./journal.js";
-import { isAnswered, renderItem } from "./render.js";
+import { isAnswered, renderItem, retryAssets } from "./render.js";
 
 const HEARTBEAT_MS = 15000;
+const RECONNECT_MS = 2000; // how often a page that lost the server asks whether it is back
 const WAIT_POLL_MS = 5000;
 const WARNINGS_MS = [15 * 60000, 5 * 60000];
 
@@ -28,6 +36,9 @@ const state = {
   warned: new Set(),
   timeUp: false,
   ticket: sessionStorage.getItem("cbt.ticket"),
+  connection: "ok", // "ok", "offline" (no answer from the server), "paused" (restart)
+  watcher: null, // the interval asking whether the server is back
+  checking: false,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -95,15 +106,26 @@ async function enter(attempt) {
   $("candidate-name").textContent = name;
   $("waiting-name").textContent = name;
   if (isOver(state.attempt)) return showDone(state.attempt);
+  if (isRestartPause(state.attempt) && recall("paper")) {
+    // A reload while the server reopens the paper: carry on from what this page kept.
+    state.paper = recall("paper");
+    await startExam({ offline: true });
+    return serverTrouble("paused");
+  }
   if (!(await paperIfReady())) return waitForStart();
   await startExam();
+}
+
+function isRestartPause(attempt) {
+  return attempt.status === "paused" && attempt.paused_reason === "restart";
 }
 
 // The paper is served once the exam has started and the paper is unlocked, which the status
 // says ("waiting" until then): asking earlier is refused with 409, and the browser would log
 // that as an error on every poll.
 async function paperIfReady() {
-  return state.attempt.status !== "waiting" && (await loadPaper());
+  if (state.attempt.status === "waiting" || isRestartPause(state.attempt)) return false;
+  return loadPaper();
 }
 
 async function loadPaper() {
@@ -186,7 +208,11 @@ async function startExam({ offline = false } = {}) {
   const journal = await Journal.open(state.ticket);
   await resumeAnswers(journal, { offline });
   state.flags = new Set(JSON.parse(localStorage.getItem(`cbt.flags.${state.ticket}`) || "[]"));
-  state.autosave = new Autosave(api, journal, { onStatus: showSaveStatus, onStopped: handleFatal });
+  state.autosave = new Autosave(api, journal, {
+    onStatus: showSaveStatus,
+    onStopped: handleFatal,
+    onTrouble: serverTrouble,
+  });
   state.autosave.flush();
   if (offline) showSaveStatus("offline");
   show("screen-exam");
@@ -249,6 +275,9 @@ async function goTo(index, { focus = false } = {}) {
   state.current = Math.max(0, Math.min(state.flat.length - 1, index));
   sessionStorage.setItem("cbt.current", String(state.current));
   const entry = state.flat[state.current];
+  // The buttons first: nothing below (an image from a server that went away) may hold them.
+  $("prev-item").disabled = state.current === 0;
+  $("next-item").disabled = state.current === state.flat.length - 1;
   $("section-title").textContent = entry.section.title;
   $("section-instructions").innerHTML = entry.section.instructions || "";
   await renderItem($("item"), {
@@ -261,8 +290,6 @@ async function goTo(index, { focus = false } = {}) {
   const flagged = state.flags.has(entry.item.id);
   $("flag-item").textContent = flagged ? t("exam.unflag") : t("exam.flag");
   $("flag-item").setAttribute("aria-pressed", String(flagged));
-  $("prev-item").disabled = state.current === 0;
-  $("next-item").disabled = state.current === state.flat.length - 1;
   refreshPalette();
   // After moving to another item, keyboard users continue from its heading.
   if (focus) $("item-heading").focus();
@@ -288,7 +315,11 @@ function toggleFlag() {
 function tickTimer() {
   const attempt = state.attempt;
   const paused = attempt.status === "paused";
-  $("paused-banner").hidden = !paused;
+  const restart = isRestartPause(attempt);
+  const offline = state.connection === "offline";
+  $("paused-banner").hidden = !paused || restart;
+  $("restart-banner").hidden = !restart || offline;
+  $("offline-banner").hidden = !offline;
   const left = paused ? attempt.time_left_ms : Date.parse(attempt.ends_at) - api.serverNow();
   $("time-left").textContent = formatDuration(left);
   $("timer").classList.toggle("low", left <= WARNINGS_MS[1]);
@@ -332,16 +363,75 @@ async function refreshAttempt() {
 }
 
 async function heartbeat() {
+  if (state.watcher) return; // the watcher asks more often meanwhile
   try {
     const reply = await api.heartbeat();
-    if (reply && reply.ends_at) state.attempt = { ...state.attempt, ...reply };
+    applyAttempt(reply);
     if (reply && isOver(reply)) {
       state.autosave.stop();
       showDone(reply);
+    } else if (reply && isRestartPause(reply)) {
+      serverTrouble("paused");
     }
   } catch (err) {
-    handleFatal(err);
+    if (err instanceof NetworkError) serverTrouble("offline");
+    else handleFatal(err);
   }
+}
+
+function applyAttempt(reply) {
+  if (!reply || !reply.ends_at) return;
+  state.attempt = { ...state.attempt, ...reply };
+  remember("attempt", state.attempt);
+}
+
+// ---- when the server goes away and comes back ----------------------------------------------
+
+// Something could not reach the server, or the server says the exam is paused while it
+// reopens the paper: say so, and ask every RECONNECT_MS whether it is back.
+function serverTrouble(kind) {
+  state.connection = kind;
+  if (kind === "paused") showSaveStatus("paused");
+  tickTimer();
+  if (!state.watcher) state.watcher = setInterval(checkServer, RECONNECT_MS);
+}
+
+async function checkServer() {
+  if (state.checking) return;
+  state.checking = true;
+  try {
+    const reply = await api.heartbeat();
+    applyAttempt(reply);
+    if (isOver(reply)) {
+      stopWatching();
+      state.autosave.stop();
+      showDone(reply);
+      return;
+    }
+    if (isRestartPause(reply) || !reply.paper_ready) {
+      // The server is up, the paper not yet open again: the clock stands still meanwhile.
+      state.connection = "paused";
+      showSaveStatus("paused");
+      return;
+    }
+    // Back with the exam running (the same process or a new one): send what this computer
+    // holds now, and fetch again any image that could not be fetched while it was away.
+    stopWatching();
+    state.connection = "ok";
+    await state.autosave.retryNow();
+    await retryAssets($("item"), api);
+  } catch (err) {
+    if (err instanceof ApiError) handleFatal(err);
+    else state.connection = "offline";
+  } finally {
+    state.checking = false;
+    tickTimer();
+  }
+}
+
+function stopWatching() {
+  clearInterval(state.watcher);
+  state.watcher = null;
 }
 
 // ---- submit -------------------------------------------------------------------------------
@@ -382,6 +472,8 @@ async function confirmSubmit() {
 }
 
 function showDone(attempt) {
+  stopWatching();
+  for (const id of ["paused-banner", "restart-banner", "offline-banner"]) $(id).hidden = true;
   $("timer").hidden = true;
   showAlert("");
   $("done-time").textContent = attempt.submitted_at

@@ -35,15 +35,23 @@ function withDeferredAssets(html) {
   return String(html || "").replace(/\bsrc=(["'])asset:/g, "data-asset=$1");
 }
 
-async function resolveAssets(container, api) {
-  for (const media of container.querySelectorAll("img[data-asset], audio[data-asset]")) {
+async function resolveAssets(container, api, selector = "img[data-asset], audio[data-asset]") {
+  for (const media of container.querySelectorAll(selector)) {
     const name = media.dataset.asset;
     try {
       media.src = await api.fetchAsset(name);
+      delete media.dataset.failed;
     } catch (err) {
       media.alt = `[${name}]`;
+      media.dataset.failed = "true"; // fetched again when the server is back
     }
   }
+}
+
+// The images and audio of the item on screen that could not be fetched (the server was
+// away), fetched again without redrawing the item (an answer being typed keeps its caret).
+export function retryAssets(container, api) {
+  return resolveAssets(container, api, "[data-asset][data-failed]");
 }
 
 function choiceControls(item, answer, onChange) {

@@ -61,10 +61,16 @@ class ShareMalformed(ShareError):
 
 
 class ShareRejected(ShareError):
-    """A well-formed share that does not belong to this package; `holder` names the card."""
+    """A well-formed share that does not belong to this package; `holder` names the card and
+    `reason` says why: "another-set" (`card_set` is the set the card names), "not-a-holder"
+    or "mismatch" (the share bytes are not this holder's)."""
 
-    def __init__(self, message: str, *, holder: int) -> None:
+    def __init__(
+        self, message: str, *, holder: int, reason: str = "mismatch", card_set: str = ""
+    ) -> None:
         self.holder = holder
+        self.reason = reason
+        self.card_set = card_set
         super().__init__(message)
 
 
@@ -277,6 +283,8 @@ def check_share(
             f"package): the card says set {parsed.set_id}, this package needs set "
             f"{expected_set_id}; use this session's card for this venue",
             holder=holder,
+            reason="another-set",
+            card_set=parsed.set_id,
         )
     # The manifest (JSON) keys commitments by "1".."n"; callers may also pass int keys.
     by_holder = {str(key): value for key, value in commitments.items()}
@@ -286,6 +294,7 @@ def check_share(
         raise ShareRejected(
             f"holder {holder} is not one of this package's holders ({holders}): check the card",
             holder=holder,
+            reason="not-a-holder",
         )
     actual = share_commitment(parsed.set_id, parsed.x, parsed.data, salt)
     if not hmac.compare_digest(actual, expected.lower()):

@@ -110,7 +110,10 @@ async def get_paper(request: web.Request) -> web.Response:
         raise Problem(409, "paper-locked", "the paper has not been unlocked yet; please wait")
     if now < auth.timeline.starts_at:
         raise Problem(
-            409, "not-started", f"the exam starts at {iso(auth.timeline.starts_at)}; please wait"
+            409,
+            "not-started",
+            f"the exam starts at {iso(auth.timeline.starts_at)}; please wait",
+            starts_at=iso(auth.timeline.starts_at),
         )
     if auth.started_at is None:
         # Recording the first serving is evidence, not a condition of this reply: it is queued
@@ -142,4 +145,5 @@ def check_open(auth: AttemptAuth, now: datetime) -> None:
         raise Conflict(
             "time-up",
             f"time ran out at {iso(auth.timeline.ends_at)}; your acknowledged answers are kept",
+            ends_at=iso(auth.timeline.ends_at),
         )

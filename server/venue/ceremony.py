@@ -29,11 +29,12 @@ from typing import Any
 from aiohttp import web
 from sqlite_utils import Database
 
-from paperpack import unlock, variants
+from paperpack import sharecards, unlock, variants
 from paperpack.canonical import canonical_hash
 from paperpack.crypto import X25519PublicKey, read_wrapping_public
 from paperpack.errors import OutsideWindow, PaperpackError
 from paperpack.model import Paper, paper_to_dict
+from paperpack.typable import Mistyped
 from server import audit
 from server.clock import iso, parse_time
 from server.errors import Conflict
@@ -53,6 +54,7 @@ routes = web.RouteTableDef()
 
 ADMIN = "system_administrator"
 SUPERVISORS = ("chief_examiner", "invigilator")
+RELEASE_ROLES = (ADMIN, "chief_examiner")  # who enters or fetches the time release
 MAX_BODY = 64 * 1024
 
 
@@ -68,6 +70,14 @@ class CeremonyState:
     unlocker: unlock.Unlock
     holders: dict[int, str] = field(default_factory=dict)  # holder number -> staff login
     release_source: str | None = None
+    opened_by: str = ""  # login of the administrator who opened it
+
+    def next_step(self) -> str:
+        """What the ceremony waits for: "shares" (a supervisor who has not entered one yet),
+        "release" (the chief examiner or the administrator) or "open" (nothing: it opens)."""
+        if len(self.holders) < self.unlocker.threshold:
+            return "shares"
+        return "open" if self.release_source else "release"
 
     def view(self, now: datetime) -> dict[str, Any]:
         return {
@@ -81,6 +91,17 @@ class CeremonyState:
             "shares_needed": self.unlocker.threshold,
             "progress": self.unlocker.progress,
             "entered_by": sorted(self.holders.values()),
+            # The set code printed on every share card ("Set: XXXXXXXX"), for staff to compare.
+            "set_code": self.unlocker.manifest.shares["set_id"],
+            "opened_by": self.opened_by,
+            "holders": [
+                {"holder_no": number, "login": login}
+                for number, login in sorted(self.holders.items())
+            ],
+            "shares_complete": len(self.holders) >= self.unlocker.threshold,
+            "next_step": self.next_step(),
+            "release_roles": list(RELEASE_ROLES),
+            "share_roles": list(SUPERVISORS),
             "release": self.release_source,
             "server_time": iso(now),
         }
@@ -113,6 +134,8 @@ def check_window(package: Mapping[str, Any], now: datetime) -> None:
             "outside-window",
             f"the unlock window is {iso(opens)} to {iso(closes)}; it is {iso(now)}: the paper "
             "can only be unlocked inside it (art. 24)",
+            opens_at=iso(opens),
+            closes_at=iso(closes),
         )
 
 
@@ -313,6 +336,30 @@ async def _finish_if_complete(app: web.Application, state: CeremonyState) -> dic
     return {**state.view(now), "status": "unlocked", "variants": len(exam.variants)}
 
 
+def share_refusal(exc: PaperpackError) -> tuple[str, dict[str, Any]]:
+    """The slug and machine-readable parameters of a refused share: `reason` says why
+    ("another-set", "not-a-holder", "mismatch", "mistyped", "mistyped-group", "malformed"),
+    so pages say each in their own words (catalogue key `problem.share-rejected.<reason>`)."""
+    if isinstance(exc, sharecards.DuplicateShare):
+        return "share-duplicate", {}
+    if isinstance(exc, sharecards.ShareRejected):
+        params: dict[str, Any] = {"reason": exc.reason}
+        if exc.card_set:
+            params["card_set"] = exc.card_set
+        return "share-rejected", params
+    if isinstance(exc, Mistyped):
+        if exc.group is not None:
+            return "share-rejected", {
+                "reason": "mistyped-group",
+                "group": exc.group,
+                "groups": exc.groups,
+            }
+        return "share-rejected", {"reason": "mistyped"}
+    if isinstance(exc, sharecards.ShareMalformed):
+        return "share-rejected", {"reason": "malformed"}
+    return "share-rejected", {}
+
+
 @routes.post("/api/v1/staff/ceremony", name="open_ceremony")
 async def post_ceremony(request: web.Request) -> web.Response:
     """Open the unlock ceremony for a session (system administrator, inside the window)."""
@@ -343,6 +390,7 @@ async def post_ceremony(request: web.Request) -> web.Response:
         dry_run=package["kind"] == "practice",
         expires_at=expires,
         unlocker=unlocker,
+        opened_by=staff.login,
     )
     app[keys.LIVE].ceremony = state
     return web.json_response(state.view(now), status=201)
@@ -391,8 +439,10 @@ async def post_share(request: web.Request) -> web.Response:
     try:
         holder = state.unlocker.add_share(card, staff.login)
     except PaperpackError as exc:
-        audit_slug = "share-duplicate" if "Duplicate" in type(exc).__name__ else "share-rejected"
-        raise Problem(422, audit_slug, str(exc), holder=getattr(exc, "holder", None)) from None
+        slug, params = share_refusal(exc)
+        if params.get("reason") == "another-set":
+            params["set_code"] = state.unlocker.manifest.shares["set_id"]
+        raise Problem(422, slug, str(exc), holder=getattr(exc, "holder", None), **params) from None
     holder_no = int(holder)
     state.holders[holder_no] = staff.login
     await app[keys.STORE].write(record_share, state.ceremony_id, holder_no, staff.login, now)

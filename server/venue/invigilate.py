@@ -10,6 +10,7 @@ transaction as the change.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -78,6 +79,18 @@ def current_session(db: Database, ticket: str) -> tuple[str, dict[str, Any]]:
 # --- room status --------------------------------------------------------------------------
 
 
+def monitored_sessions(db: Database) -> tuple[list[str], bool]:
+    """The sessions the monitor shows, and whether they are over: every session not ended,
+    or, once all have ended, the one that ended last, kept for reconciling the rooms."""
+    running = [r[0] for r in db.execute("SELECT session_id FROM sessions WHERE status != 'ended'")]
+    if running:
+        return running, False
+    last = db.execute(
+        "SELECT session_id FROM sessions WHERE status = 'ended' ORDER BY ended_at DESC LIMIT 1"
+    ).fetchone()
+    return ([last[0]] if last else []), last is not None
+
+
 def room_status(
     db: Database,
     room_id: str | None,
@@ -85,19 +98,29 @@ def room_status(
     stale_s: int,
     seen: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Each candidate of the room (or the venue) with what the monitor shows."""
+    """Each candidate of the room (or the venue) with what the monitor shows; after the end,
+    each one's final state (submitted, absent, moved, incidents, time changes) stays."""
+    sessions, ended = monitored_sessions(db)
+    chosen = json.dumps(sessions)  # one parameter: SQLite's json_each lists the ids
     rows = db.query(
         "SELECT c.session_id, c.ticket, c.name, st.room_id, st.seat_no, a.status, a.attempt_id,"
         " a.last_seen_at, a.submitted_at, a.time_granted_ms, a.client,"
         " (SELECT COUNT(*) FROM responses r WHERE r.attempt_id = a.attempt_id) AS answered,"
         " EXISTS (SELECT 1 FROM absences ab WHERE ab.session_id = c.session_id"
-        "   AND ab.ticket = c.ticket) AS absent"
-        " FROM candidates c JOIN sessions s ON s.session_id = c.session_id AND s.status != 'ended'"
+        "   AND ab.ticket = c.ticket) AS absent,"
+        " (SELECT COUNT(*) FROM seat_moves m WHERE m.session_id = c.session_id"
+        "   AND m.ticket = c.ticket) AS moves,"
+        " (SELECT COUNT(*) FROM incidents i WHERE i.session_id = c.session_id"
+        "   AND i.ticket = c.ticket) AS incidents,"
+        " (SELECT COUNT(*) FROM violations v WHERE v.session_id = c.session_id"
+        "   AND v.ticket = c.ticket) AS violations"
+        " FROM candidates c JOIN sessions s ON s.session_id = c.session_id"
+        "   AND s.session_id IN (SELECT value FROM json_each(?))"
         " LEFT JOIN seats st ON st.session_id = c.session_id AND st.ticket = c.ticket"
         " LEFT JOIN attempts a ON a.session_id = c.session_id AND a.ticket = c.ticket"
         " WHERE ? IS NULL OR st.room_id = ?"
         " ORDER BY st.room_id, st.seat_no, c.ticket",
-        [room_id, room_id],
+        [chosen, room_id, room_id],
     )
     candidates = []
     for r in rows:
@@ -116,17 +139,59 @@ def room_status(
                 "items_answered": r["answered"],
                 "submitted_at": r["submitted_at"],
                 "time_granted_ms": r["time_granted_ms"] or 0,
+                "seat_moves": r["moves"],
+                "incidents": r["incidents"],
+                "violations": r["violations"],
             }
         )
     paused = db.execute(
         "SELECT COUNT(*) FROM pauses WHERE resumed_at IS NULL AND (room_id IS NULL OR room_id = ?)",
         [room_id],
     ).fetchone()[0]
+    room_incidents = db.execute(
+        "SELECT COUNT(*) FROM incidents WHERE session_id IN (SELECT value FROM json_each(?))"
+        " AND ticket IS NULL"
+        " AND (? IS NULL OR room_id IS NULL OR room_id = ?)",
+        [chosen, room_id, room_id],
+    ).fetchone()[0]
+    paused_total = db.execute(
+        "SELECT COUNT(*) FROM pauses"
+        " WHERE session_id IN (SELECT value FROM json_each(?))"
+        " AND (? IS NULL OR room_id IS NULL OR room_id = ?)",
+        [chosen, room_id, room_id],
+    ).fetchone()[0]
     return {
         "room_id": room_id,
         "server_time": iso(now),
         "paused": bool(paused),
+        "ended": ended,
+        "session_ids": sessions,
+        "summary": reconciliation(candidates, room_incidents, paused_total),
         "candidates": candidates,
+    }
+
+
+def reconciliation(
+    candidates: list[dict[str, Any]], room_incidents: int, pauses: int
+) -> dict[str, int]:
+    """The counts staff reconcile a room with (art. 35): who submitted, whose attempt the
+    server closed at the end of their time, who was absent or never logged in, who moved,
+    incidents (of candidates and of the room), violations and time changes."""
+
+    def count(status: str) -> int:
+        return sum(1 for c in candidates if c["status"] == status)
+
+    return {
+        "candidates": len(candidates),
+        "submitted": count("submitted"),
+        "closed": count("closed"),
+        "absent": count("absent"),
+        "not_logged_in": count("not_logged_in"),
+        "moved": sum(1 for c in candidates if c["seat_moves"]),
+        "incidents": sum(c["incidents"] for c in candidates) + room_incidents,
+        "violations": sum(c["violations"] for c in candidates),
+        "time_grants": sum(1 for c in candidates if c["time_granted_ms"]),
+        "pauses": pauses,
     }
 
 

@@ -2,9 +2,11 @@
 
 The ticket and the ID number must match the roster (the ID compared after removing spaces
 and in upper case, in constant time); a candidate marked absent is refused; a first login is
-refused after the entry cut-off (`rules.check_entry`). A login from another machine moves the
-candidate there and ends the old token; every login is audited. Failed logins count towards
-the per-address limit (`server.venue.login_limiter`).
+refused after the entry cut-off (`rules.check_entry`). Once the exam is over (the session
+ended, or its end passed before this candidate ever logged in) a matching ticket and ID are
+told that the exam has ended, not that they do not match the roster. A login from another
+machine moves the candidate there and ends the old token; every login is audited. Failed
+logins count towards the per-address limit (`server.venue.login_limiter`).
 """
 
 from __future__ import annotations
@@ -43,7 +45,12 @@ _CANDIDATE_COLUMNS = (
 
 
 def find_candidate(db: Database, ticket: str) -> dict[str, Any] | None:
-    """The roster row for `ticket` in the session that is not over yet (earliest first)."""
+    """The roster row for `ticket` in the session that is not over yet (earliest first), else
+    in the session that ended last (with `ended` set), else None."""
+    return _find_candidate(db, ticket, ended=False) or _find_candidate(db, ticket, ended=True)
+
+
+def _find_candidate(db: Database, ticket: str, *, ended: bool) -> dict[str, Any] | None:
     found = db.conn.execute(
         "SELECT c.session_id, c.ticket, c.id_number, s.starts_at, s.start_delay_ms,"
         " s.duration_ms, s.paper_kind, s.rules,"
@@ -52,15 +59,17 @@ def find_candidate(db: Database, ticket: str) -> dict[str, Any] | None:
         " EXISTS (SELECT 1 FROM absences b"
         "         WHERE b.session_id = c.session_id AND b.ticket = c.ticket)"
         " FROM candidates c LEFT JOIN sessions s ON s.session_id = c.session_id"
-        " WHERE c.ticket = ? AND COALESCE(s.status, 'scheduled') != 'ended'"
-        " ORDER BY s.starts_at LIMIT 1",
-        (ticket,),
+        " WHERE c.ticket = ? AND (COALESCE(s.status, 'scheduled') = 'ended') = ?"
+        # Not ended: the earliest session first; ended: the latest.
+        " ORDER BY CASE WHEN ? THEN s.starts_at END DESC, s.starts_at LIMIT 1",
+        (ticket, ended, ended),
     ).fetchone()
     if found is None:
         return None
     return dict(zip(_CANDIDATE_COLUMNS, found[:-2], strict=True)) | {
         "has_attempt": bool(found[-2]),
         "absent": bool(found[-1]),
+        "ended": ended,
     }
 
 
@@ -116,11 +125,19 @@ def check_login(row: dict[str, Any] | None, id_number: str, now: datetime) -> di
             "marked-absent", "you have been marked absent; please see the chief examiner"
         )
     start, exam_rules = session_rules(row)
+    ends_at = rules.timeline(start, exam_rules).ends_at
+    if row["ended"] or (not row["has_attempt"] and now >= ends_at):
+        raise Forbidden(
+            "exam-ended",
+            f"the exam ended at {iso(ends_at)}: logins are closed; "
+            "if you sat it, your answers were collected",
+            ended_at=iso(ends_at),
+        )
     if not row["has_attempt"]:
         try:
             rules.check_entry(now, start, exam_rules)
         except RuleViolation as exc:
-            raise Forbidden(exc.slug, str(exc)) from None
+            raise Forbidden(exc.slug, str(exc), **exc.extra) from None
     return row
 
 

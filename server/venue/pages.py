@@ -16,6 +16,7 @@ from aiohttp import web
 
 from client import FAVICON, STATIC_DIR, templates
 from server.i18n import catalogue, page_language, remember_language, translator
+from server.venue import keys
 
 routes = web.RouteTableDef()
 
@@ -27,7 +28,13 @@ def render_page(request: web.Request, template: str, **context: Any) -> web.Resp
     html = (
         templates()
         .get_template(template)
-        .render(lang=lang, t=translator(lang), catalogue_json=catalogue_json, **context)
+        .render(
+            lang=lang,
+            t=translator(lang),
+            catalogue_json=catalogue_json,
+            time_zone=request.app[keys.SETTINGS].time_zone,
+            **context,
+        )
     )
     response = web.Response(text=html, content_type="text/html", charset="utf-8")
     response.headers["Cache-Control"] = "no-store"

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from paperpack.approval import ApprovalRejected
+from server.clock import iso
 from server.errors import CbtError
 
 MINUTE_MS = 60_000
@@ -31,11 +32,13 @@ VENUE_DELAY_LIMIT_MS = 30 * MINUTE_MS  # art. 31: longer delays need the centre'
 
 
 class RuleViolation(CbtError):
-    """An action the exam rules do not allow now; `slug` names the rule for problem+json."""
+    """An action the exam rules do not allow now; `slug` names the rule for problem+json and
+    `extra` holds its values (times as ISO-8601 UTC), so pages can say it in their language."""
 
-    def __init__(self, slug: str, message: str) -> None:
+    def __init__(self, slug: str, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.slug = slug
+        self.extra = extra
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,8 @@ def check_entry(now: datetime, start: datetime, rules: ExamRules) -> None:
         raise RuleViolation(
             "entry-closed",
             f"entry closed at {closes.isoformat()} ({reason}, art. 29(2)); see the chief examiner",
+            closed_at=iso(closes),
+            cutoff_minutes=rules.entry_cutoff_ms // MINUTE_MS,
         )
 
 
@@ -149,6 +154,7 @@ def check_submit(now: datetime, line: Timeline) -> None:
             "sealed-period",
             f"submission opens at {line.submit_opens_at.isoformat()} (sealed period, art. 29(3)); "
             "keep answering, your answers are saved",
+            submit_opens_at=iso(line.submit_opens_at),
         )
 
 

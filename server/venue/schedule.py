@@ -97,7 +97,7 @@ async def post_delay(request: web.Request) -> web.Response:
     try:
         check_start_delay(minutes, approval, check)
     except RuleViolation as exc:
-        raise Problem(403, exc.slug, str(exc)) from None
+        raise Problem(403, exc.slug, str(exc), **exc.extra) from None
     result = await app[keys.STORE].write(
         set_delay, session_id, minutes * 60_000, reason, approval, staff.login, now
     )

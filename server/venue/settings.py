@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from server.errors import CbtError
 
@@ -43,6 +44,8 @@ SETTING_DOCS: dict[str, str] = {
     "reopen_sealed": "keep the opened paper key sealed to this machine's key from the exam's "
     "start to the session's end, so a restart reopens the paper by itself (1); with 0 a "
     "restart needs the unlock ceremony again (docs/sealing.md); env CBT_REOPEN_SEALED (1/0)",
+    "time_zone": "IANA time zone in which the pages show times to people (the sessions' local "
+    "time, e.g. Asia/Shanghai); env CBT_TIME_ZONE",
     "log_requests": "write one log line per request (method, path, status, ms; never bodies or "
     "tokens); env CBT_LOG_REQUESTS (1/0)",
 }
@@ -65,7 +68,17 @@ class Settings:
     stale_after_s: int = 60
     alive_interval_s: float = 1.0
     reopen_sealed: bool = True
+    time_zone: str = "Asia/Shanghai"
     log_requests: bool = True
+
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.time_zone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise CbtError(
+                f"time zone {self.time_zone!r} is unknown: use an IANA name such as "
+                "Asia/Shanghai (CBT_TIME_ZONE)"
+            ) from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -89,9 +89,7 @@ async def submit(request: web.Request) -> web.Response:
     try:
         rules.check_submit(now, auth.timeline)
     except RuleViolation as exc:
-        raise Problem(
-            409, exc.slug, str(exc), submit_opens_at=iso(auth.timeline.submit_opens_at)
-        ) from None
+        raise Problem(409, exc.slug, str(exc), **exc.extra) from None
     result = await request.app[keys.STORE].write(
         finalise_attempt, auth.attempt_id, "candidate", now
     )

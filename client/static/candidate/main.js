@@ -12,7 +12,7 @@
 // reload. While the server reopens the paper after a restart the exam is shown paused, with
 // the clock stopped.
 
-import { loadCatalogue, t } from "../common/i18n.js";
+import { formatTime, loadCatalogue, problemText, t } from "../common/i18n.js";
 import { formatDuration } from "../common/http.js";
 import { Api, ApiError, NetworkError } from "./api.js";
 import { Autosave } from "./autosave.js";
@@ -71,7 +71,7 @@ function setupLogin() {
       await enter(reply.attempt);
     } catch (err) {
       error.textContent =
-        err instanceof ApiError ? `${t("login.failed")}: ${err.message}` : t("login.network");
+        err instanceof ApiError ? `${t("login.failed")}: ${problemText(err)}` : t("login.network");
       error.hidden = false;
     }
   });
@@ -464,7 +464,7 @@ async function confirmSubmit() {
     $("confirm-dialog").close();
     showDone({ ...state.attempt, ...receipt, status: "submitted" });
   } catch (err) {
-    $("confirm-error").textContent = `${t("confirm.failed")}: ${err.message}`;
+    $("confirm-error").textContent = `${t("confirm.failed")}: ${problemText(err)}`;
     $("confirm-error").hidden = false;
   } finally {
     button.disabled = false;
@@ -477,7 +477,7 @@ function showDone(attempt) {
   $("timer").hidden = true;
   showAlert("");
   $("done-time").textContent = attempt.submitted_at
-    ? new Date(attempt.submitted_at).toLocaleString(document.documentElement.lang)
+    ? formatTime(attempt.submitted_at, { seconds: true })
     : "";
   $("done-receipt").textContent = attempt.receipt || "";
   if (!attempt.receipt) $("done-message").textContent = t("done.closed");
@@ -499,7 +499,7 @@ function handleFatal(err) {
     refreshAttempt();
     return;
   }
-  showAlert(`${t("save.rejected")} (${err.message})`);
+  showAlert(`${t("save.rejected")} (${problemText(err)})`);
 }
 
 // ---- page set-up ----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // The audit log view: the latest hash-chained events, and whether the chain verifies.
 
-import { t } from "../common/i18n.js";
+import { formatTime, t } from "../common/i18n.js";
 import { staffApi } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
@@ -15,7 +15,7 @@ export async function enter() {
   body.replaceChildren();
   for (const event of log.events) {
     const row = body.insertRow();
-    const at = new Date(event.at).toLocaleString(document.documentElement.lang);
+    const at = formatTime(event.at, { seconds: true });
     for (const value of [event.event_id, at, event.actor, event.action, event.object, event.hash.slice(0, 12)]) {
       row.insertCell().textContent = String(value);
     }

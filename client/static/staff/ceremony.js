@@ -1,6 +1,8 @@
 // The unlock ceremony: the system administrator opens it; each supervisor, signed in under
 // their own login, types their share card code (checked on entry: a wrong share is named);
-// the time release is fetched from the centre or typed in; progress reads "2 of 3".
+// the time release is fetched from the centre or typed in once the shares are complete.
+// The screen shows the set code to compare with the cards ("Set: XXXXXXXX"), each step with
+// its state (done, next, waiting) and who did it, and what the viewer does next.
 
 import { t } from "../common/i18n.js";
 import { formatDuration } from "../common/http.js";
@@ -16,38 +18,87 @@ function message(text, kind = "") {
   node.className = kind;
 }
 
+// One line of the steps list: its state in words (not only a mark), then what it is.
+function step(state, text) {
+  const li = document.createElement("li");
+  li.dataset.state = state;
+  const mark = { done: "✓", next: "→", pending: "·" }[state];
+  li.append(
+    Object.assign(document.createElement("span"), { className: "step-state", textContent: `${mark} ${t(`cer.state.${state}`)}` }),
+    document.createTextNode(` ${text}`),
+  );
+  return li;
+}
+
+function steps(state) {
+  const list = document.createElement("ol");
+  list.className = "cer-steps";
+  list.setAttribute("aria-label", t("cer.steps"));
+  list.append(step("done", t("cer.step.opened", { login: state.opened_by || "—" })));
+  const holders = state.holders || [];
+  for (let n = 1; n <= state.shares_needed; n += 1) {
+    const entered = holders[n - 1];
+    if (entered) {
+      list.append(step("done", t("cer.step.share_done", { n, needed: state.shares_needed, holder: entered.holder_no, login: entered.login })));
+    } else {
+      list.append(step(n === holders.length + 1 ? "next" : "pending", t("cer.step.share_waiting", { n, needed: state.shares_needed })));
+    }
+  }
+  if (state.release) list.append(step("done", t(`cer.step.release_done.${state.release}`)));
+  else list.append(step(state.shares_complete ? "next" : "pending", t("cer.step.release_waiting")));
+  list.append(step(state.next_step === "open" ? "next" : "pending", t("cer.step.open")));
+  return list;
+}
+
+// What happens next, said to the person looking at this screen.
+function nextText(state, me, { holdsShares, alreadyEntered, mayRelease }) {
+  if (state.next_step === "shares") {
+    const left = state.shares_needed - state.shares_entered;
+    if (holdsShares && !alreadyEntered) return t("cer.next.share_me");
+    if (alreadyEntered) return t("cer.next.share_after_mine", { left });
+    return t("cer.next.share_other", { left });
+  }
+  if (state.next_step === "release") return t(mayRelease ? "cer.next.release_me" : "cer.next.release_other");
+  return t("cer.next.opening");
+}
+
 function render(state) {
   const me = staffApi.me || {};
   const isAdmin = me.role === "system_administrator";
   const open = state.status === "open";
-  const lines = [];
-  if (state.status === "none" || state.status === "reset") lines.push(t("cer.none"));
+  // Share holders are the chief examiner and invigilators, never the administrator who opened it.
+  const holdsShares = (state.share_roles || ["chief_examiner", "invigilator"]).includes(me.role);
+  const mayRelease = (state.release_roles || ["system_administrator", "chief_examiner"]).includes(me.role);
+  const alreadyEntered = (state.entered_by || []).includes(me.login);
+  const nodes = [];
+  const para = (text, className = "") => Object.assign(document.createElement("p"), { textContent: text, className });
+  if (state.status === "none" || state.status === "reset") nodes.push(para(t("cer.none")));
   if (open) {
-    lines.push(t("cer.progress", { entered: state.shares_entered, needed: state.shares_needed }));
-    if (state.entered_by?.length) lines.push(`${t("cer.entered_by")}: ${state.entered_by.join(", ")}`);
-    if (state.release) lines.push(t("cer.release_in"));
-    const left = Date.parse(state.expires_at) - Date.parse(state.server_time);
-    lines.push(t("cer.expires", { time: formatDuration(left) }));
-  }
-  if (state.status === "unlocked") {
-    lines.push(t("cer.unlocked", { variants: state.variants }) + (state.dry_run ? ` ${t("cer.dry_run")}` : ""));
-  }
-  const box = $("cer-state");
-  box.replaceChildren(...lines.map((line) => Object.assign(document.createElement("p"), { textContent: line })));
-  if (open) {
+    const progressText = t("cer.progress", { entered: state.shares_entered, needed: state.shares_needed });
     const bar = document.createElement("progress");
     bar.max = state.shares_needed || 1;
     bar.value = state.shares_entered;
-    bar.setAttribute("aria-label", lines[0]);
-    box.prepend(bar);
+    bar.setAttribute("aria-label", progressText);
+    nodes.push(bar, para(progressText));
+    if (state.set_code) {
+      const code = para(`${t("cer.set_code")} `, "set-code");
+      code.append(Object.assign(document.createElement("strong"), { id: "cer-set-code", textContent: state.set_code }));
+      nodes.push(code, para(t("cer.set_code_hint"), "muted"));
+    }
+    nodes.push(steps(state));
+    nodes.push(para(nextText(state, me, { holdsShares, alreadyEntered, mayRelease }), "next-step"));
+    const left = Date.parse(state.expires_at) - Date.parse(state.server_time);
+    nodes.push(para(t("cer.expires", { time: formatDuration(left) })));
   }
+  if (state.status === "unlocked") {
+    nodes.push(para(t("cer.unlocked", { variants: state.variants }) + (state.dry_run ? ` ${t("cer.dry_run")}` : "")));
+  }
+  $("cer-state").replaceChildren(...nodes);
   $("cer-open").hidden = open || state.status === "unlocked" || !isAdmin;
-  const alreadyEntered = (state.entered_by || []).includes(me.login);
-  // Share holders are the chief examiner and invigilators, never the administrator who opened it.
-  const holdsShares = ["chief_examiner", "invigilator"].includes(me.role);
-  $("cer-share").hidden = !open || alreadyEntered || !holdsShares;
-  $("cer-release").hidden = !open || Boolean(state.release) || !["system_administrator", "chief_examiner"].includes(me.role);
-  $("cer-reset").hidden = !open || !["system_administrator", "chief_examiner"].includes(me.role);
+  $("cer-share").hidden = !open || alreadyEntered || !holdsShares || Boolean(state.shares_complete);
+  // The release form appears once the shares are complete: before, there is nothing to open.
+  $("cer-release").hidden = !open || Boolean(state.release) || !mayRelease || !state.shares_complete;
+  $("cer-reset").hidden = !open || !mayRelease;
 }
 
 async function refresh() {

@@ -1,7 +1,7 @@
 // The venue dashboard: packages (still encrypted) with time to their unlock window, and the
 // rooms with how many candidates are logged in, submitted or absent.
 
-import { t } from "../common/i18n.js";
+import { formatTime, t } from "../common/i18n.js";
 import { formatDuration } from "../common/http.js";
 import { staffApi } from "./api.js";
 
@@ -51,7 +51,7 @@ function renderPackages(packages, serverNow) {
     cell(row, t(pkg.kind === "practice" ? "dash.kind.practice" : "dash.kind.real"));
     cell(row, String(pkg.manifest_version ?? ""));
     cell(row, String(pkg.fragment_count ?? ""));
-    cell(row, pkg.imported_at ? new Date(pkg.imported_at).toLocaleString(document.documentElement.lang) : "");
+    cell(row, pkg.imported_at ? formatTime(pkg.imported_at) : "");
     cell(row, windowText(pkg, serverNow));
   }
   holder.replaceChildren(tableNode);

@@ -1,7 +1,7 @@
 // The staff console: sign in, then four views (dashboard, unlock ceremony, room monitor,
 // audit log) chosen by the URL fragment, so every view is a link and the back button works.
 
-import { loadCatalogue, t } from "../common/i18n.js";
+import { loadCatalogue, problemText, t } from "../common/i18n.js";
 import { ApiError } from "../common/http.js";
 import { staffApi } from "./api.js";
 import * as audit from "./audit.js";
@@ -19,7 +19,7 @@ export function showAlert(text) {
 }
 
 export function describe(err) {
-  return err instanceof ApiError ? err.message : String(err.message || err);
+  return err instanceof ApiError ? problemText(err) : String(err.message || err);
 }
 
 function showView(name) {

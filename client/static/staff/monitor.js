@@ -1,8 +1,9 @@
 // The room monitor: a live grid of seats coloured by status (not logged in, answering,
 // submitted, absent; a ring when not seen recently), with items answered and last seen;
+// the room's counts for reconciliation (kept after the end, when the last session is over);
 // and the invigilator's actions on the selected candidate.
 
-import { t } from "../common/i18n.js";
+import { formatTime, t } from "../common/i18n.js";
 import { staffApi } from "./api.js";
 import { describe } from "./main.js";
 
@@ -25,9 +26,19 @@ function room() {
   return rooms.find((r) => r.room_id === $("mon-room").value) || rooms[0];
 }
 
+// What happened to a candidate that reconciliation needs: moves, incidents, violations, time.
+function seatNotes(c) {
+  const notes = [];
+  if (c.seat_moves) notes.push(t("mon.note.moved", { n: c.seat_moves }));
+  if (c.incidents) notes.push(t("mon.note.incidents", { n: c.incidents }));
+  if (c.violations) notes.push(t("mon.note.violations", { n: c.violations }));
+  if (c.time_granted_ms) notes.push(t("mon.note.time", { minutes: Math.round(c.time_granted_ms / 60000) }));
+  return notes.join(" · ");
+}
+
 function seatLabel(c) {
-  const lastSeen = c.last_seen_at ? new Date(c.last_seen_at).toLocaleTimeString(document.documentElement.lang) : "—";
-  return [
+  const lastSeen = c.last_seen_at ? formatTime(c.last_seen_at, { seconds: true, date: false }) : "—";
+  const label = [
     t("mon.seat", { n: c.seat_no ?? "?" }),
     c.name,
     c.ticket,
@@ -35,6 +46,25 @@ function seatLabel(c) {
     t("mon.items_answered", { n: c.items_answered }),
     `${t("mon.last_seen")} ${lastSeen}`,
   ];
+  const notes = seatNotes(c);
+  return notes ? [...label, notes] : label;
+}
+
+const SUMMARY = [
+  "candidates", "submitted", "closed", "absent", "not_logged_in", "moved", "incidents", "violations", "time_grants", "pauses",
+];
+
+function renderSummary(status) {
+  const summary = status.summary || {};
+  $("mon-ended").hidden = !status.ended;
+  $("mon-summary").replaceChildren(
+    ...SUMMARY.map((name) => {
+      const li = document.createElement("li");
+      li.dataset.count = name;
+      li.append(`${t(`mon.sum.${name}`)}: `, Object.assign(document.createElement("strong"), { textContent: String(summary[name] ?? 0) }));
+      return li;
+    }),
+  );
 }
 
 function renderGrid(status) {
@@ -60,7 +90,11 @@ function renderGrid(status) {
       const lines = seatLabel(c);
       node.setAttribute("aria-label", lines.join(", "));
       node.setAttribute("aria-pressed", String(c.ticket === selected));
-      for (const [i, line] of [lines[0], lines[1], lines[4]].entries()) {
+      // After the end the status (submitted, absent, ...) is what staff reconcile with.
+      const shown = status.ended ? [lines[0], lines[1], lines[3]] : [lines[0], lines[1], lines[4]];
+      const notes = seatNotes(c);
+      if (notes) shown.push(notes);
+      for (const [i, line] of shown.entries()) {
         node.append(Object.assign(document.createElement("span"), { className: `l${i}`, textContent: line }));
       }
       node.addEventListener("click", () => select(c));
@@ -69,6 +103,7 @@ function renderGrid(status) {
   }
   grid.replaceChildren(...cells);
   $("mon-paused").hidden = !status.paused;
+  renderSummary(status);
 }
 
 function select(c) {

@@ -235,3 +235,44 @@ async def test_a_package_uploaded_as_zip_imports(venue_kit: VenueKit, tmp_path: 
         headers={**await kit.as_staff("admin"), "Content-Type": "application/zip"},
     )
     assert resp.status == 201, await resp.text()
+
+
+async def test_the_ceremony_shows_the_set_code_and_each_step(venue_kit: VenueKit) -> None:
+    """The progress names the set code printed on every card, who opened, which holders are
+    in, and what comes next: shares, then the release (only once the shares are complete)."""
+    kit = venue_kit
+    await kit.import_package()
+    opened = await (await open_ceremony(kit)).json()
+    assert opened["set_code"] == sharecards.parse_card(kit.template.cards[1]).set_id
+    assert f"Set:         {opened['set_code']}" in kit.template.cards[1]
+    assert (opened["opened_by"], opened["next_step"], opened["holders"]) == ("admin", "shares", [])
+    assert opened["shares_complete"] is False
+    first = await (await enter(kit, "chief", kit.template.cards[1])).json()
+    assert first["holders"] == [{"holder_no": 1, "login": "chief"}]
+    assert first["next_step"] == "shares"
+    second = await (await enter(kit, "inv1", kit.template.cards[3])).json()
+    assert second["shares_complete"] is True and second["next_step"] == "release"
+    assert [h["holder_no"] for h in second["holders"]] == [1, 3]
+    assert second["release_roles"] == ["system_administrator", "chief_examiner"]
+    assert (await (await release(kit)).json())["status"] == "unlocked"
+
+
+async def test_refused_shares_say_why_in_parameters(venue_kit: VenueKit) -> None:
+    """A mistyped group, a card of another set and a wrong share carry a reason (and the
+    group, or both set codes) for the pages to say it in their language."""
+    kit = venue_kit
+    await kit.import_package()
+    set_code = (await (await open_ceremony(kit)).json())["set_code"]
+    card = kit.template.cards[2]
+    parsed = sharecards.parse_card(card)
+    groups = sharecards.card_code(parsed.set_id, parsed.share).split("-")
+    flipped = "B" if groups[1][0] == "A" else "A"
+    mistyped = "-".join([groups[0], flipped + groups[1][1:], *groups[2:]])
+    body = await (await enter(kit, "inv1", mistyped)).json()
+    assert (body["reason"], body["group"], body["groups"]) == ("mistyped-group", 2, len(groups))
+    other = "ABCDEFGH" if set_code != "ABCDEFGH" else "ABCDEFGJ"
+    body = await (await enter(kit, "inv1", sharecards.card_code(other, parsed.share))).json()
+    assert body["type"].endswith("/share-rejected")
+    assert (body["reason"], body["card_set"], body["set_code"]) == ("another-set", other, set_code)
+    body = await (await enter(kit, "inv1", wrong_card(card))).json()
+    assert (body["reason"], body["holder"]) == ("mismatch", 2)

@@ -52,6 +52,8 @@ async def test_entry_closes_five_minutes_after_the_start_to_the_second(venue_kit
     body = await resp.json()
     assert body["type"].endswith("/entry-closed")
     assert "5 minutes after the start" in body["detail"]
+    # The values pages need to say it in their language, the time in machine form.
+    assert (body["closed_at"], body["cutoff_minutes"]) == ("2026-06-01T09:05:00.000Z", 5)
     again = await kit.login_candidate(1)
     assert again.token != early.token
 

@@ -1,26 +1,30 @@
 """schemathesis against both servers: no 5xx, and every reply as documented.
 
 Each server runs for real on a loopback port (the app in a thread of its own, with the
-tests' SettableClock), set up so that most operations can succeed: the venue has its package
-imported and unlocked, the exam running, a candidate logged in and the chief examiner's staff
-session; the centre (on SQLite and on PostgreSQL) has a registered venue, an accepted upload
-and an auditor's session. Then `st run` (schemathesis's command line, a dev dependency)
-tests every operation of the server's own /api/v1/openapi.json within a time budget: the
-document's examples, the boundaries of every documented limit (coverage), then random valid
-and invalid requests (fuzzing), with all of schemathesis's checks (no 5xx, status codes,
-content types, headers and bodies as documented, schema-violating requests refused, auth not
-ignored, Allow on 405) but those in EXCLUDED_CHECKS, which cannot hold for this API.
+tests' SettableClock), set up so that most operations can succeed. The venue has its package
+imported and unlocked, the exam running and a candidate logged in; one run uses the chief
+examiner's session on every operation, a shorter one the administrator's on the
+administrator's own operations. The centre (on SQLite and on PostgreSQL) has a registered
+venue, an accepted upload, a half-sent upload and an auditor's session; one run covers every
+operation, a shorter one the upload operations on the half-sent upload. Each run is
+`st run` (schemathesis's command line, a dev dependency) on the server's own
+/api/v1/openapi.json within a time budget: the document's examples, the boundaries of every
+documented limit (coverage), then random valid and invalid requests (fuzzing), with all of
+schemathesis's checks (no 5xx, status codes, content types, headers and bodies as
+documented, schema-violating requests refused, auth not ignored, Allow on 405) but those in
+EXCLUDED_CHECKS, which cannot hold for this API.
 
-It takes about a minute per server and store, so it runs in CI (CBT_REQUIRE_ALL=1) and
-otherwise only when asked:
+It takes about a minute and a quarter per server and store, so it runs in CI
+(CBT_REQUIRE_ALL=1) and otherwise only when asked:
 `CBT_SCHEMATHESIS_S=60 python -m pytest tests/server/test_schemathesis.py`.
-The budget per run is CBT_SCHEMATHESIS_S seconds (60 by default); the whole output and
-schemathesis's JSON report are left in the test's tmp_path.
+The budget of a main run is CBT_SCHEMATHESIS_S seconds (60 by default), of a shorter one a
+quarter of it; each run's whole output and JSON report are left in the test's tmp_path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import shutil
@@ -49,7 +53,7 @@ from server.venue.upload import upload_package
 from tests.conftest import REPO_ROOT
 from tests.server.central.conftest import START as CENTRAL_START
 from tests.server.central.conftest import make_package, new_venue
-from tests.server.conftest import IN_WINDOW, START, VenueKit, VenueTemplate
+from tests.server.conftest import IN_WINDOW, START, StaffLogin, VenueKit, VenueTemplate
 
 T = TypeVar("T")
 BUDGET_S = int(os.environ.get("CBT_SCHEMATHESIS_S", "60"))
@@ -94,20 +98,38 @@ def loop_thread() -> Iterator[LoopThread]:
 
 
 @dataclass
-class Target:
-    """A server for schemathesis: its test client, its credentials per security scheme of
-    its document, and headers for every request."""
+class Run:
+    """One `st run` on a server: credentials per security scheme of its document, headers for
+    every request, which operations (by operationId) and fixed parameter values."""
 
-    client: TestClient[Any, Any]
+    name: str
     auth: dict[str, dict[str, str]]
     headers: dict[str, str] = field(default_factory=dict)
-    # Logging out would end the session the rest of the run uses (its own tests cover it).
-    excluded_operations: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()  # only these operations (all when empty)
+    exclude: tuple[str, ...] = ()
+    parameters: dict[str, str] = field(default_factory=dict)
+    budget_s: int = BUDGET_S
+
+
+@dataclass
+class Target:
+    """A server for schemathesis and the runs to make against it."""
+
+    client: TestClient[Any, Any]
+    runs: list[Run]
+
+
+# Logging out would end the session the rest of the run uses (its own tests cover it).
+VENUE_LOGOUT = ("staff_logout",)
+# The system administrator's own operations (the chief examiner gets 403 on them).
+ADMIN_OPERATIONS = ("open_ceremony", "import_package", "enter_release", "reset_ceremony")
+UPLOAD_OPERATIONS = ("upload", "upload_offset", "upload_chunk", "upload_finish")
 
 
 async def serve_venue(template: VenueTemplate, directory: Path) -> Target:
-    """The venue, unlocked, the exam running, candidate 1 logged in, and the chief examiner's
-    session (who may do everything but import and open the ceremony)."""
+    """The venue, unlocked, the exam running, candidate 1 logged in: one run with the chief
+    examiner's session (everything but logout), then one with the administrator's on the
+    administrator's own operations."""
     shutil.copytree(template.directory, directory)
     clock = SettableClock(IN_WINDOW)
     settings = Settings(venue_dir=directory, log_requests=False, close_interval_s=3600)
@@ -117,20 +139,26 @@ async def serve_venue(template: VenueTemplate, directory: Path) -> Target:
     await kit.unlock()
     candidate = await kit.login_candidate(1)
     clock.set(START + timedelta(minutes=2))
-    chief = await kit.login_staff("chief")
+    chief, admin = await kit.login_staff("chief"), kit.staff["admin"]
+
+    def run(name: str, staff: StaffLogin, **options: Any) -> Run:
+        cookie = staff.headers["Cookie"].removeprefix("cbt_staff=")
+        auth = {"staffCookie": {"api_key": cookie}, "candidateToken": {"bearer": candidate.token}}
+        return Run(name, auth, {"X-CSRF-Token": staff.headers["X-CSRF-Token"]}, **options)
+
     return Target(
         client,
-        {
-            "staffCookie": {"api_key": chief.headers["Cookie"].removeprefix("cbt_staff=")},
-            "candidateToken": {"bearer": candidate.token},
-        },
-        {"X-CSRF-Token": chief.headers["X-CSRF-Token"]},
-        ("staff_logout",),
+        [
+            run("chief", chief, exclude=VENUE_LOGOUT),
+            run("admin", admin, include=ADMIN_OPERATIONS, budget_s=max(5, BUDGET_S // 4)),
+        ],
     )
 
 
 async def serve_central(root: Path, database: str) -> Target:
-    """The centre with venue V001 registered, one accepted upload and an auditor's session."""
+    """The centre with venue V001 registered, one accepted upload, one upload half sent and
+    an auditor's session: one run on everything but logout, then one on the upload
+    operations with the half-sent upload's id."""
     init_authority(root / "authority")
     authority = load_authority(root / "authority")
     settings = CentralSettings(
@@ -148,63 +176,85 @@ async def serve_central(root: Path, database: str) -> Target:
     async with aiohttp.ClientSession() as http:
         url = str(client.make_url("")).rstrip("/")
         await upload_package(http, url, make_package(venue, authority), authority.signing_public)
+    pending = make_package(venue, authority, export_seq=2)
+    pending_id = hashlib.sha256(pending).hexdigest()
+    body = {"package_sha256": pending_id, "size": len(pending), "venue_id": "V001"}
+    assert (await client.post("/api/v1/uploads", json=body)).status == 201
     resp = await client.post(
         "/api/v1/staff/login", json={"login": "aud", "password": AUDITOR_PASSWORD}
     )
     assert resp.status == 200, await resp.text()
     client.session.cookie_jar.clear()
     # An auditor only reads (GET), so no CSRF token is needed; logging out is not fuzzed.
-    cookie = resp.cookies["cbt_central"].value
-    return Target(client, {"centralCookie": {"api_key": cookie}}, {}, ("central_staff_logout",))
+    auth = {"centralCookie": {"api_key": resp.cookies["cbt_central"].value}}
+    return Target(
+        client,
+        [
+            Run("all", auth, exclude=("central_staff_logout",)),
+            Run("pending upload", auth, include=UPLOAD_OPERATIONS,
+                parameters={"upload_id": pending_id}, budget_s=max(5, BUDGET_S // 4)),
+        ],
+    )  # fmt: skip
 
 
-def run_schemathesis(target: Target, folder: Path) -> dict[str, Any]:
+def toml_table(name: str, values: dict[str, str]) -> str:
+    return f"[{name}]\n" + "".join(
+        f"{key} = {json.dumps(value)}\n" for key, value in values.items()
+    )
+
+
+def run_schemathesis(client: TestClient[Any, Any], run: Run, folder: Path) -> dict[str, Any]:
     """`st run` against the server's own document; returns its JSON run report (the whole
     output is in folder/schemathesis.txt)."""
-    base = str(target.client.make_url("")).rstrip("/")
+    folder.mkdir(parents=True, exist_ok=True)
+    base = str(client.make_url("")).rstrip("/")
     config = folder / "schemathesis.toml"
-    config.write_text(
-        "".join(
-            f"[auth.openapi.{scheme}]\n"
-            + "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
-            for scheme, values in target.auth.items()
-        ),
-        encoding="utf-8",
-    )
+    tables = [toml_table(f"auth.openapi.{scheme}", values) for scheme, values in run.auth.items()]
+    if run.parameters:
+        tables.append(toml_table("parameters", run.parameters))
+    config.write_text("".join(tables), encoding="utf-8")
     report = folder / "schemathesis.json"
     command = [
         str(Path(sys.executable).with_name("st")), "--config-file", str(config),
         "run", f"{base}/api/v1/openapi.json", "--url", base,
         "--checks", "all", "--exclude-checks", ",".join(EXCLUDED_CHECKS),
-        "--max-time", str(BUDGET_S), "--phases", "examples,coverage,fuzzing",
+        "--max-time", str(run.budget_s), "--phases", "examples,coverage,fuzzing",
         "--workers", "1", "--seed", "20261205", "--request-timeout", "20",
         "--report", "json", "--report-json-path", str(report),
     ]  # fmt: skip
-    for name in target.excluded_operations:
-        command += ["--exclude-operation-id", name]
-    for name, value in target.headers.items():
+    for option, names in (
+        ("--include-operation-id", run.include),
+        ("--exclude-operation-id", run.exclude),
+    ):
+        for name in names:
+            command += [option, name]
+    for name, value in run.headers.items():
         command += ["--header", f"{name}: {value}"]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.server.schemathesis_hooks"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     done = subprocess.run(  # our own dev dependency's CLI, no shell
-        command, capture_output=True, text=True, timeout=BUDGET_S * 4 + 120, check=False,
+        command, capture_output=True, text=True, timeout=run.budget_s * 4 + 120, check=False,
         cwd=folder, env=env,
     )  # fmt: skip
     (folder / "schemathesis.txt").write_text(done.stdout + done.stderr, encoding="utf-8")
-    print(done.stdout)
+    print(f"== schemathesis run: {run.name}\n{done.stdout}")
     assert done.returncode == 0, done.stdout[-20000:] + done.stderr[-5000:]
     return dict(json.loads(report.read_text(encoding="utf-8")))
+
+
+def run_all(loop_thread: LoopThread, target: Target, folder: Path) -> None:
+    try:
+        for n, run in enumerate(target.runs):
+            run_schemathesis(target.client, run, folder / f"run-{n}")
+    finally:
+        loop_thread.run(target.client.close())
 
 
 def test_venue_api_survives_schemathesis(
     venue_template: VenueTemplate, loop_thread: LoopThread, tmp_path: Path
 ) -> None:
     """Fuzzing every venue operation finds no 5xx and no reply unlike its documented one."""
-    target = loop_thread.run(serve_venue(venue_template, tmp_path / "venue"))
-    try:
-        run_schemathesis(target, tmp_path)
-    finally:
-        loop_thread.run(target.client.close())
+    run_all(loop_thread, loop_thread.run(serve_venue(venue_template, tmp_path / "venue")), tmp_path)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -220,8 +270,4 @@ def test_central_api_survives_schemathesis(
 ) -> None:
     """Fuzzing every central operation, on each store, finds no 5xx and no reply unlike its
     documented one."""
-    target = loop_thread.run(serve_central(tmp_path, central_database))
-    try:
-        run_schemathesis(target, tmp_path)
-    finally:
-        loop_thread.run(target.client.close())
+    run_all(loop_thread, loop_thread.run(serve_central(tmp_path, central_database)), tmp_path)

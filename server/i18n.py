@@ -1,5 +1,8 @@
 """The pages' languages: which one a request gets, its string catalogue, and remembering it.
 
+Times are shown to people in the sessions' local time zone (`format_time`; the pages' modules
+do the same with `formatTime`), never as raw ISO-8601 UTC stamps.
+
 Both servers' HTML pages (the venue's candidate page and staff console, the central console)
 are Chinese-first with English: one catalogue per language in `client/i18n/<lang>.json`,
 chosen by `?lang=`, then the `cbt_lang` cookie (set when `?lang=` chose), then Chinese.
@@ -12,7 +15,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cache
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -68,3 +73,21 @@ def remember_language(
     lang = request.query.get("lang")
     if lang in LANGUAGES:
         response.set_cookie(LANG_COOKIE, lang, samesite="Strict", httponly=True, secure=secure)
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def format_time(text: str | None, lang: str, zone: str) -> str:
+    """An ISO-8601 instant as people read it, in the time zone `zone`: "2026年11月7日 08:45"
+    or "7 Nov 2026, 08:45"; "" for none, the text itself if it is not a time."""
+    if not text:
+        return ""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(ZoneInfo(zone))
+    if lang == "zh-CN":
+        return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+    return f"{local.day} {_MONTHS[local.month - 1]} {local.year}, {local:%H:%M}"

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from paperpack import crypto
 from paperpack.authority import Authority, load_authority
@@ -42,6 +43,16 @@ class CentralSettings:
     log_requests: bool = True  # one log line per request (never bodies)
     staff_session_ttl_s: int = 28_800  # seconds a console login lasts (8 hours)
     secure_cookies: bool = False  # mark the console's cookies Secure even over plain HTTP
+    time_zone: str = "Asia/Shanghai"  # IANA zone the console shows times in (sessions' local)
+
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.time_zone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise CbtError(
+                f"time zone {self.time_zone!r} is unknown: use an IANA name such as "
+                "Asia/Shanghai (CBT_CENTRAL_TIME_ZONE)"
+            ) from None
 
     def database_url(self) -> str:
         return self.database or str(self.directory / DEFAULT_DATABASE)

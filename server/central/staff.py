@@ -45,7 +45,14 @@ from server.central.storage import STAFF_ROLES, StaffAccount
 from server.clock import iso
 from server.errors import DomainError
 from server.http import parse_json
-from server.i18n import Translate, other_language, page_language, remember_language, translator
+from server.i18n import (
+    Translate,
+    format_time,
+    other_language,
+    page_language,
+    remember_language,
+    translator,
+)
 from server.problems import Problem, as_problem
 from server.protocol.audit_chain import LEGACY_CENTRAL_FORMAT, AuditBroken, verify_audit_records
 from server.staffauth import (
@@ -109,7 +116,12 @@ def language_context(request: web.Request, switch: str | None = None) -> dict[st
     lang = page_language(request)
     if switch is None:
         switch = str(request.rel_url.update_query(lang=other_language(lang)))
-    return {"lang": lang, "t": translator(lang), "lang_switch": switch}
+    zone = request.app[keys.SETTINGS].time_zone
+
+    def when(text: str | None) -> str:
+        return format_time(text, lang, zone)
+
+    return {"lang": lang, "t": translator(lang), "lang_switch": switch, "when": when}
 
 
 def redirect(location: str) -> web.Response:

@@ -6,23 +6,37 @@ in any browser and print as it shows. Every text from data is escaped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
+
+# The charts' words in English: `cbt central score` writes the report so; the console passes
+# its catalogue's `t` (keys report.chart.*) for the page's language.
+ENGLISH = {
+    "report.chart.distribution": "Score distribution",
+    "report.chart.band": "{low}-{high}: {count} candidates",
+    "report.chart.difficulty": "Item difficulty (share of points earned)",
+    "report.chart.item": "{item}: p = {p}, discrimination = {discrimination}",
+}
+
+
+def english(key: str, **params: object) -> str:
+    return ENGLISH[key].format(**params)
+
 
 WIDTH, HEIGHT, MARGIN = 640, 220, 30
 
 
-def histogram_svg(bins: Sequence[Mapping[str, Any]]) -> str:
+def histogram_svg(bins: Sequence[Mapping[str, Any]], t: Callable[..., str] = english) -> str:
     """Bars of candidate counts per band of total points."""
     top = max((int(b["count"]) for b in bins), default=0) or 1
     inner_w, inner_h = WIDTH - 2 * MARGIN, HEIGHT - 2 * MARGIN
     bar = inner_w / max(1, len(bins))
-    parts = [_open("Score distribution")]
+    parts = [_open(t("report.chart.distribution"))]
     for k, b in enumerate(bins):
         h = inner_h * int(b["count"]) / top
         x, y = MARGIN + k * bar, HEIGHT - MARGIN - h
-        label = f"{b['from']:g}-{b['to']:g}: {b['count']} candidates"
+        label = t("report.chart.band", low=f"{b['from']:g}", high=f"{b['to']:g}", count=b["count"])
         parts.append(
             f'<rect x="{x + 1:.1f}" y="{y:.1f}" width="{bar - 2:.1f}" height="{h:.1f}" '
             f'fill="#4a7ab5"><title>{escape(label)}</title></rect>'
@@ -36,17 +50,22 @@ def histogram_svg(bins: Sequence[Mapping[str, Any]]) -> str:
     return "".join(parts)
 
 
-def difficulty_svg(items: Sequence[Mapping[str, Any]]) -> str:
+def difficulty_svg(items: Sequence[Mapping[str, Any]], t: Callable[..., str] = english) -> str:
     """One bar per item, height = p-value; items flagged for a likely key error in red."""
     inner_w, inner_h = WIDTH - 2 * MARGIN, HEIGHT - 2 * MARGIN
     bar = inner_w / max(1, len(items))
-    parts = [_open("Item difficulty (share of points earned)")]
+    parts = [_open(t("report.chart.difficulty"))]
     for k, item in enumerate(items):
         p = float(item["p_value"] or 0.0)
         h = inner_h * p
         x, y = MARGIN + k * bar, HEIGHT - MARGIN - h
         colour = "#c0392b" if item.get("flag") else "#5b9b5b"
-        label = f"{item['item_id']}: p = {p:.2f}, discrimination = {item['discrimination']}"
+        label = t(
+            "report.chart.item",
+            item=item["item_id"],
+            p=f"{p:.2f}",
+            discrimination=item["discrimination"],
+        )
         parts.append(
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(bar - 1, 0.5):.1f}" height="{h:.1f}" '
             f'fill="{colour}"><title>{escape(label)}</title></rect>'

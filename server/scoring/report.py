@@ -30,6 +30,7 @@ from markupsafe import Markup
 from paperpack.canonical import canonical_hash
 from paperpack.model import CHOICE_TYPES, Paper
 from server.clock import iso
+from server.i18n import format_time, translator
 from server.scoring import charts
 from server.scoring.engine import ABSENT, CANCELLED, HELD
 from server.scoring.pipeline import ScoredSession
@@ -254,10 +255,22 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_report_html(report: Mapping[str, Any]) -> str:
-    """The report as one self-contained HTML page (inline CSS and SVG, no scripts)."""
+def render_report_html(report: Mapping[str, Any], lang: str = "en", time_zone: str = "UTC") -> str:
+    """The report as one self-contained HTML page (inline CSS and SVG, no scripts), its words
+    from the pages' catalogue in `lang` and its times in `time_zone`."""
+    t = translator(lang)
     svg = {
-        "histogram": Markup(charts.histogram_svg(report["distribution"])),  # noqa: S704 - our own SVG, numbers only
-        "difficulty": Markup(charts.difficulty_svg(report["items"])),  # noqa: S704 - our own SVG, numbers only
+        "histogram": Markup(charts.histogram_svg(report["distribution"], t)),  # noqa: S704 - our own SVG, data escaped
+        "difficulty": Markup(charts.difficulty_svg(report["items"], t)),  # noqa: S704 - our own SVG, data escaped
     }
-    return _environment().get_template("report.html").render(report=report, charts=svg)
+    return (
+        _environment()
+        .get_template("report.html")
+        .render(
+            report=report,
+            charts=svg,
+            lang=lang,
+            t=t,
+            when=lambda text: format_time(text, lang, time_zone),
+        )
+    )

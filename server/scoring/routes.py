@@ -47,8 +47,11 @@ def _load_report(request: web.Request) -> dict[str, Any]:
 async def report_html(request: web.Request) -> web.Response:
     """The session's verification report as one self-contained HTML page, with the console's
     bar (back to the status page, sign out) above it."""
-    html = render_report_html(_load_report(request))
-    bar = templates().get_template("central/report_bar.html").render(**page_context(request))
+    context = page_context(request)
+    html = render_report_html(
+        _load_report(request), context["lang"], request.app[keys.SETTINGS].time_zone
+    )
+    bar = templates().get_template("central/report_bar.html").render(**context)
     html = html.replace("<body>", "<body>\n" + bar, 1)
     return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
 

@@ -78,3 +78,23 @@ def test_the_central_templates_carry_no_words_of_their_own() -> None:
     ]
     for path in (TEMPLATES_DIR / "central").glob("*.html"):
         assert not words_of_their_own(path.read_text(encoding="utf-8")), path.name
+
+
+def test_times_are_shown_for_people_in_the_sessions_zone() -> None:
+    """`format_time` gives Beijing time in each language's form; nothing else passes through."""
+    from server.i18n import format_time
+
+    stamp = "2026-12-05T00:22:00.000Z"
+    assert format_time(stamp, "zh-CN", "Asia/Shanghai") == "2026年12月5日 08:22"
+    assert format_time(stamp, "en", "Asia/Shanghai") == "5 Dec 2026, 08:22"
+    assert format_time("2026-12-05T00:22:00+00:00", "en", "UTC") == "5 Dec 2026, 00:22"
+    assert format_time(None, "en", "UTC") == "" and format_time("soon", "en", "UTC") == "soon"
+
+
+def test_the_central_status_page_shows_no_raw_stamps() -> None:
+    """Every time on the central status page goes through `when` (local, for people) and
+    keeps the machine value only in <time datetime>."""
+    page = (TEMPLATES_DIR / "central" / "status.html").read_text(encoding="utf-8")
+    shown = re.findall(r"(?<!datetime=\")\{\{\s*row\.(\w+_at)\b", page)
+    assert not shown, shown
+    assert page.count("when(row.") == 2

@@ -185,3 +185,30 @@ def test_the_monitor_keeps_the_rooms_final_state_after_the_end(
     if screenshot_dir:
         page.screenshot(path=str(screenshot_dir / "monitor-after-end.png"), full_page=True)
     context.close()
+
+
+def test_the_fifteen_minute_warning_goes_after_two_minutes(
+    browser: Any, live_venue: LiveVenue
+) -> None:
+    """The 15-minute warning shows at 14 minutes left and is gone by 12:30 left (it stayed up
+    at 11 minutes in the field); the 5-minute one then shows on time."""
+    live_venue.unlock()
+    live_venue.clock.set(START + timedelta(minutes=1))
+    context = browser.new_context(viewport={"width": 1280, "height": 760})
+    page = context.new_page()
+    page.goto(f"{live_venue.url}/?lang=zh-CN")
+    candidate = live_venue.candidate(8)
+    page.fill("#ticket", candidate["ticket"])
+    page.fill("#id-number", candidate["id_number"])
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#screen-exam:not([hidden])", timeout=15000)
+    live_venue.clock.set(START + timedelta(minutes=150 - 14))
+    page.reload()
+    page.wait_for_selector("#alert:not([hidden])", timeout=15000)
+    assert "15 分钟" in (page.text_content("#alert") or "")
+    live_venue.clock.set(START + timedelta(minutes=150 - 12, seconds=30))  # seen at a heartbeat
+    page.wait_for_selector("#alert", state="hidden", timeout=30000)
+    live_venue.clock.set(START + timedelta(minutes=150 - 4, seconds=30))
+    page.wait_for_selector("#alert:not([hidden])", timeout=30000)
+    assert "5 分钟" in (page.text_content("#alert") or "")
+    context.close()

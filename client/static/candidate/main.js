@@ -23,6 +23,7 @@ const HEARTBEAT_MS = 15000;
 const RECONNECT_MS = 2000; // how often a page that lost the server asks whether it is back
 const WAIT_POLL_MS = 5000;
 const WARNINGS_MS = [15 * 60000, 5 * 60000];
+const WARNING_SHOWN_MS = 2 * 60000; // a time warning shows for two minutes of exam time, then goes
 
 const api = new Api();
 const state = {
@@ -324,9 +325,13 @@ function tickTimer() {
   $("time-left").textContent = formatDuration(left);
   $("timer").classList.toggle("low", left <= WARNINGS_MS[1]);
   for (const threshold of WARNINGS_MS) {
-    if (left <= threshold && left > 0 && !state.warned.has(threshold)) {
+    const text = t(threshold === WARNINGS_MS[0] ? "exam.warning_15" : "exam.warning_5");
+    // A warning past its two minutes is taken down (the 15-minute one must not still say so at
+    // 11), and one whose moment passed before this page saw it is not shown late.
+    if (left <= threshold - WARNING_SHOWN_MS && $("alert").textContent === text) showAlert("");
+    if (left <= threshold && left > Math.max(0, threshold - WARNING_SHOWN_MS) && !state.warned.has(threshold)) {
       state.warned.add(threshold);
-      showAlert(t(threshold === WARNINGS_MS[0] ? "exam.warning_15" : "exam.warning_5"));
+      showAlert(text);
     }
   }
   const opensAt = Date.parse(attempt.submit_opens_at);

@@ -125,3 +125,27 @@ async def test_central_console_serves_the_report(
     resp = await client.get(f"/api/v1/results/{SESSION_ID}/report")
     assert (await resp.json())["held"] == report["held"]
     assert (await client.get("/results/..%2Fetc/report")).status in (400, 404)
+
+
+async def test_the_report_page_speaks_the_console_language(report: dict[str, Any]) -> None:
+    """In Chinese the report's words come from the catalogue and its time is local, not a raw
+    UTC stamp; in English (the default, as `cbt central score` writes it) the words stay."""
+    chinese = render_report_html(report, "zh-CN", "Asia/Shanghai")
+    assert '<html lang="zh-CN">' in chinese and "核查报告（第 35 条第 5 款）" in chinese
+    for english in ("Score distribution", "Anomalies", "Similar answers", "not published"):
+        assert english not in chinese
+    assert report["generated_at"] not in chinese and "年" in chinese
+    english = render_report_html(report)
+    assert "Verification report (art. 35(5))" in english and "Score distribution" in english
+
+
+def test_the_charts_english_words_are_the_catalogues() -> None:
+    """The words `cbt central score` writes into the charts are the English catalogue's, so the
+    console's English page and the written report say the same."""
+    import json
+
+    from client import I18N_DIR
+    from server.scoring.charts import ENGLISH
+
+    english = json.loads((I18N_DIR / "en.json").read_text(encoding="utf-8"))
+    assert {key: english[key] for key in ENGLISH} == ENGLISH

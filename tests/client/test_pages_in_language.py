@@ -51,14 +51,18 @@ def test_the_entry_cut_off_refusal_is_in_chinese_with_beijing_time(
     context.close()
 
 
-def test_a_login_after_the_end_says_the_exam_has_ended(browser: Any, live_venue: LiveVenue) -> None:
-    """Once the session is over, the right ticket and ID are told the exam ended (not that
-    they do not match the roster)."""
+def test_a_login_after_the_end_says_the_exam_has_ended(
+    browser: Any, live_venue: LiveVenue, screenshot_dir: Path | None
+) -> None:
+    """Once the session is over, the right ticket and ID are told the exam ended at 11:30
+    Beijing time (not that they do not match the roster)."""
     live_venue.unlock()
     live_venue.clock.set(START + timedelta(hours=4))
-    context, _, text = try_login(browser, live_venue, 4)
-    assert "考试已于" in text and "结束" in text, text
+    context, page, text = try_login(browser, live_venue, 4)
+    assert "考试已于" in text and "11:30" in text and "结束" in text, text
     assert "不匹配" not in text, text
+    if screenshot_dir:
+        page.screenshot(path=str(screenshot_dir / "login-exam-ended.png"), full_page=True)
     context.close()
 
 

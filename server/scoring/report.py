@@ -37,6 +37,9 @@ from server.scoring.pipeline import ScoredSession
 from server.scoring.results import PENDING, FinalResult
 from server.scoring.similarity import WrongAnswer, find_similar_pairs
 
+# The item flag the report writes (in English, as the JSON keeps it); the page says it from
+# the catalogue (report.flag.negative_discrimination) in its language.
+NEGATIVE_DISCRIMINATION = "negative discrimination: check the key"
 MIN_SAME_ANSWER = 10  # choice items a candidate must answer before "one answer everywhere" counts
 MIN_ITEM_ANSWERS = 5  # answers an item needs before "everyone answered alike" counts
 TEMPLATES = Path(__file__).with_name("templates")
@@ -105,9 +108,7 @@ def item_rows(paper: Paper, results: Sequence[FinalResult]) -> list[dict[str, An
                 "candidates": len(present),
                 "p_value": round(float(column.mean()), 4) if len(present) else None,
                 "discrimination": None if disc is None else round(disc, 4),
-                "flag": "negative discrimination: check the key"
-                if disc is not None and disc < 0
-                else "",
+                "flag": NEGATIVE_DISCRIMINATION if disc is not None and disc < 0 else "",
             }
         )
     return rows
@@ -272,5 +273,6 @@ def render_report_html(report: Mapping[str, Any], lang: str = "en", time_zone: s
             lang=lang,
             t=t,
             when=lambda text: format_time(text, lang, time_zone),
+            flag_text={NEGATIVE_DISCRIMINATION: t("report.flag.negative_discrimination")},
         )
     )

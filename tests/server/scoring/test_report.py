@@ -11,7 +11,12 @@ import pytest
 from paperpack.authority import Authority
 from server.central.storage import CentralStorage
 from server.scoring.pipeline import score_session
-from server.scoring.report import are_neighbours, build_report, render_report_html
+from server.scoring.report import (
+    NEGATIVE_DISCRIMINATION,
+    are_neighbours,
+    build_report,
+    render_report_html,
+)
 from tests.server.scoring.conftest import AFTER_END, SESSION_ID, PackedSession
 
 
@@ -135,6 +140,7 @@ async def test_the_report_page_speaks_the_console_language(report: dict[str, Any
     for english in ("Score distribution", "Anomalies", "Similar answers", "not published"):
         assert english not in chinese
     assert report["generated_at"] not in chinese and "年" in chinese
+    assert "区分度为负：请核对答案" in chinese  # the planted wrong key's item flag
     english = render_report_html(report)
     assert "Verification report (art. 35(5))" in english and "Score distribution" in english
 
@@ -149,3 +155,4 @@ def test_the_charts_english_words_are_the_catalogues() -> None:
 
     english = json.loads((I18N_DIR / "en.json").read_text(encoding="utf-8"))
     assert {key: english[key] for key in ENGLISH} == ENGLISH
+    assert english["report.flag.negative_discrimination"] == NEGATIVE_DISCRIMINATION

@@ -19,6 +19,7 @@ from server.protocol.audit_chain import AuditBroken
 from server.venue import keys
 from server.venue.invigilate import INCIDENT_KINDS, STAFF_ROLES, VIOLATION_KINDS
 from server.venue.pages import render_page
+from server.venue.restart import latest_outage
 from server.venue.staff import require_role
 
 routes = web.RouteTableDef()
@@ -54,11 +55,13 @@ def packages_with_windows(db: Database) -> list[dict[str, Any]]:
 
 @routes.get("/api/v1/staff/dashboard", name="staff_dashboard")
 async def get_dashboard(request: web.Request) -> web.Response:
-    """Packages (still encrypted) with their unlock windows, and the server's time."""
+    """Packages (still encrypted) with their unlock windows, the latest server outage of a
+    running session (paper not open again yet, or given back), and the server's time."""
     await require_role(request, *STAFF_ROLES)
     packages = await request.app[keys.STORE].read(packages_with_windows)
+    outage = await request.app[keys.STORE].read(latest_outage)
     now = request.app[keys.CLOCK].now()
-    return web.json_response({"server_time": iso(now), "packages": packages})
+    return web.json_response({"server_time": iso(now), "packages": packages, "outage": outage})
 
 
 def list_rooms(db: Database) -> list[dict[str, Any]]:

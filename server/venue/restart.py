@@ -163,9 +163,11 @@ def close_outage(db: Database, session_id: str, how: str, now: datetime) -> dict
     """The paper is open again: give the outage back to every open attempt, record it.
 
     Each attempt still open whose time had not run out gets one grant of the span from the
-    later of the server going down and the exam's start, to `now`; the outage stops pausing
-    it in the same transaction, so the span counts exactly once. One venue incident and one
-    audit event record it. Returns what was done, or None if no outage was open."""
+    later of the server going down and the exam's start, to `now` (less any part a pause of
+    its room or the venue already stopped); the outage stops pausing it in the same
+    transaction, so the span counts exactly once. One venue incident and one audit event
+    record it. Returns what was done (`granted_ms`: the whole span), or None if no outage
+    was open."""
     row = db.execute(
         "SELECT outage_id, down_at FROM outages WHERE session_id = ? AND reopened_at IS NULL"
         " ORDER BY outage_id LIMIT 1",
@@ -179,29 +181,36 @@ def close_outage(db: Database, session_id: str, how: str, now: datetime) -> dict
     span_ms = max(0, int((now - max(down_at, start)) / timedelta(milliseconds=1)))
     reason = f"{GRANT_REASON}: server down {iso(down_at)} to {iso(now)} (outage {outage_id})"
     granted = 0
-    if span_ms:
-        for a in list(
-            db.query(
-                "SELECT a.attempt_id, a.time_granted_ms, st.room_id FROM attempts a"
-                " LEFT JOIN seats st ON st.session_id = a.session_id AND st.ticket = a.ticket"
-                " WHERE a.session_id = ? AND a.status IN (?, ?)",
-                [session_id, *OPEN_STATUSES],
-            )
-        ):
-            # The outage is still open here, so this timeline already stands still for it.
-            line, _ = candidate_timeline(db, session, a["room_id"], a["time_granted_ms"], now)
-            if now >= line.ends_at:
-                continue
-            db.execute(
-                "INSERT INTO time_grants (attempt_id, granted_ms, reason, granted_by, granted_at)"
-                " VALUES (?, ?, ?, 'system', ?)",
-                [a["attempt_id"], span_ms, reason, iso(now)],
-            )
-            db.execute(
-                "UPDATE attempts SET time_granted_ms = time_granted_ms + ? WHERE attempt_id = ?",
-                [span_ms, a["attempt_id"]],
-            )
-            granted += 1
+    for a in list(
+        db.query(
+            "SELECT a.attempt_id, a.time_granted_ms, st.room_id FROM attempts a"
+            " LEFT JOIN seats st ON st.session_id = a.session_id AND st.ticket = a.ticket"
+            " WHERE a.session_id = ? AND a.status IN (?, ?)",
+            [session_id, *OPEN_STATUSES],
+        )
+    ):
+        # The outage is still open here, so this timeline stands still for it; what it adds
+        # over the timeline without it (less any pause of the room or venue that covered the
+        # same time) is what this attempt gets back.
+        line, _ = candidate_timeline(db, session, a["room_id"], a["time_granted_ms"], now)
+        if now >= line.ends_at:
+            continue
+        plain, _ = candidate_timeline(
+            db, session, a["room_id"], a["time_granted_ms"], now, outages=False
+        )
+        back_ms = int((line.ends_at - plain.ends_at) / timedelta(milliseconds=1))
+        if back_ms <= 0:
+            continue
+        db.execute(
+            "INSERT INTO time_grants (attempt_id, granted_ms, reason, granted_by, granted_at)"
+            " VALUES (?, ?, ?, 'system', ?)",
+            [a["attempt_id"], back_ms, reason, iso(now)],
+        )
+        db.execute(
+            "UPDATE attempts SET time_granted_ms = time_granted_ms + ? WHERE attempt_id = ?",
+            [back_ms, a["attempt_id"]],
+        )
+        granted += 1
     text = (
         f"The venue server was down from {iso(down_at)} and the paper was open again at "
         f"{iso(now)} ({how}); {granted} open attempts were given {span_ms / 1000:.3f} s back."

@@ -159,10 +159,18 @@ def check_submit(now: datetime, line: Timeline) -> None:
 
 
 def paused_ms(pauses: Iterable[tuple[datetime, datetime | None]], now: datetime) -> int:
-    """Total paused time in ms; an open pause (no end yet) counts up to `now`."""
+    """Total paused time in ms; an open pause (no end yet) counts up to `now`.
+
+    Overlapping pauses count once (a room paused inside a venue pause, or a pause open while
+    the server was down): the clock cannot stop twice over."""
     total = timedelta()
-    for began, ended in pauses:
-        total += max(timedelta(), (ended or now) - began)
+    reached: datetime | None = None  # the end of the time counted so far
+    for began, ended in sorted((b, e or now) for b, e in pauses):
+        if reached is not None:
+            began = max(began, reached)
+        if ended > began:
+            total += ended - began
+        reached = ended if reached is None else max(reached, ended)
     return int(total / timedelta(milliseconds=1))
 
 

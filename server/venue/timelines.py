@@ -50,9 +50,16 @@ def _session_rules(
 
 
 def candidate_timeline(
-    db: Database, session: Mapping[str, Any], room_id: str | None, granted_ms: int, now: datetime
+    db: Database,
+    session: Mapping[str, Any],
+    room_id: str | None,
+    granted_ms: int,
+    now: datetime,
+    *,
+    outages: bool = True,
 ) -> tuple[Timeline, bool]:
-    """One candidate's timeline (grants, room and venue pauses) and whether paused now."""
+    """One candidate's timeline (grants, room and venue pauses, an open server outage unless
+    `outages` is False) and whether paused now."""
     start, exam_rules = session_rules(session)
     pauses = [
         (
@@ -65,13 +72,14 @@ def candidate_timeline(
             (session["session_id"], room_id),
         )
     ]
-    pauses += [
-        (max(parse_time(r[0]), start), None)
-        for r in db.conn.execute(
-            "SELECT down_at FROM outages WHERE session_id = ? AND reopened_at IS NULL",
-            (session["session_id"],),
-        )
-    ]
+    if outages:
+        pauses += [
+            (max(parse_time(r[0]), start), None)
+            for r in db.conn.execute(
+                "SELECT down_at FROM outages WHERE session_id = ? AND reopened_at IS NULL",
+                (session["session_id"],),
+            )
+        ]
     paused_now = any(end is None for _, end in pauses)
     paused_total = rules.paused_ms([(b, e) for b, e in pauses if e is None or e > b], now)
     return rules.timeline(start, exam_rules, granted_ms, paused_total), paused_now

@@ -25,7 +25,14 @@ import pytest
 
 from server.clock import parse_time
 from tests.client.test_candidate_page import answer_current
-from tests.server.test_kill9 import Setup, build_venue, free_port, start_server, unlock
+from tests.server.test_kill9 import (
+    PASSWORD,
+    Setup,
+    build_venue,
+    free_port,
+    start_server,
+    unlock,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -176,6 +183,18 @@ def run_restart(
                 names = ("restart-paused.png", "restart-paused-en.png")
                 for seat, name in zip(seats, names, strict=True):
                     seat.page.screenshot(path=str(screenshot_dir / name))
+            # The chief's console says what happened and what to do.
+            console = browser.new_context(viewport={"width": 1280, "height": 700})
+            staff_page = console.new_page()
+            staff_page.goto(f"{base}/staff?lang=zh-CN")
+            staff_page.fill("#staff-login-name", "chief")
+            staff_page.fill("#staff-password", PASSWORD)
+            staff_page.click("#staff-login button[type=submit]")
+            staff_page.wait_for_selector("#dash-outage:not([hidden])", timeout=15000)
+            assert "解锁仪式" in (staff_page.text_content("#dash-outage") or "")
+            if screenshot_dir:
+                staff_page.screenshot(path=str(screenshot_dir / "restart-console.png"))
+            console.close()
             frozen = get_attempt(base, seats[0].token)
             assert (frozen["status"], frozen["paused_reason"]) == ("paused", "restart")
             time.sleep(2)  # staff gather; the clock stands still

@@ -340,7 +340,8 @@ function tickTimer() {
   $("submit-opens").textContent = canSubmit
     ? ""
     : t("exam.submit_opens", { time: formatDuration(opensAt - api.serverNow()) });
-  if (left <= 0 && !paused && !state.timeUp) timeUp();
+  // Only a server that answers can say time is up (one that was away gives the time back).
+  if (left <= 0 && !paused && !state.timeUp && state.connection === "ok") timeUp();
 }
 
 async function timeUp() {

@@ -1,5 +1,6 @@
-// The venue dashboard: packages (still encrypted) with time to their unlock window, and the
-// rooms with how many candidates are logged in, submitted or absent.
+// The venue dashboard: packages (still encrypted) with time to their unlock window, the rooms
+// with how many candidates are logged in, submitted or absent, and the latest restart of the
+// server during a session: paused until the paper is open again, or the time given back.
 
 import { formatTime, t } from "../common/i18n.js";
 import { formatDuration } from "../common/http.js";
@@ -81,11 +82,30 @@ function renderRooms(status) {
   $("dash-paused").hidden = !status.paused;
 }
 
+function renderOutage(outage) {
+  const node = $("dash-outage");
+  node.hidden = !outage;
+  if (!outage) return;
+  const time = (at) => formatTime(at, { seconds: true, date: false });
+  node.classList.toggle("urgent", !outage.reopened_at);
+  node.textContent = outage.reopened_at
+    ? t("dash.outage_closed", {
+        session: outage.session_id,
+        down: time(outage.down_at),
+        back: time(outage.reopened_at),
+        how: t(outage.reopened_by === "sealed-key" ? "dash.outage_sealed" : "dash.outage_ceremony"),
+        attempts: outage.attempts ?? 0,
+        seconds: Math.round((outage.granted_ms ?? 0) / 1000),
+      })
+    : t("dash.outage_open", { session: outage.session_id, down: time(outage.down_at) });
+}
+
 async function refresh() {
   const [dashboard, status] = await Promise.all([
     staffApi.get("/api/v1/staff/dashboard"),
     staffApi.get("/api/v1/staff/status"),
   ]);
+  renderOutage(dashboard.outage);
   renderPackages(dashboard.packages, Date.parse(dashboard.server_time));
   renderRooms(status);
 }

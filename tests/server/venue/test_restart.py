@@ -114,6 +114,11 @@ async def test_with_the_ceremony_the_clock_stands_still_until_the_paper_is_open(
     status, problem = await save(venue_kit, who, 2)
     assert status == 409 and problem["type"].endswith("/exam-paused"), problem
     assert "kept on this computer" in problem["detail"]
+    dashboard = await venue_kit.client.get(
+        "/api/v1/staff/dashboard", headers=await venue_kit.as_staff("admin")
+    )
+    outage = (await dashboard.json())["outage"]
+    assert outage["session_id"] == SESSION_ID and outage["reopened_at"] is None
     venue_kit.clock.advance(seconds=70)  # staff gather for the ceremony
     assert (await attempt(venue_kit, who))["time_left_ms"] == before
     await close_due_attempts(venue_kit.app)
@@ -125,6 +130,11 @@ async def test_with_the_ceremony_the_clock_stands_still_until_the_paper_is_open(
     assert (await save(venue_kit, who, 2)) == (200, {"acked_seq": 2})
     assert rows(venue_kit, "SELECT granted_ms FROM time_grants") == [(110_000,)]
     assert rows(venue_kit, "SELECT reopened_by FROM outages")[0][0].startswith("ceremony:")
+    dashboard = await venue_kit.client.get(
+        "/api/v1/staff/dashboard", headers=await venue_kit.as_staff("admin")
+    )
+    outage = (await dashboard.json())["outage"]
+    assert (outage["granted_ms"], outage["attempts"]) == (110_000, 1)
     assert len(rows(venue_kit, "SELECT 1 FROM incidents")) == 1
 
 
@@ -192,3 +202,29 @@ async def test_a_restart_before_the_start_costs_nothing_and_grants_nothing(
     await venue_kit.unlock()
     assert rows(venue_kit, "SELECT granted_ms, attempts FROM outages") == [(0, 0)]
     assert rows(venue_kit, "SELECT COUNT(*) FROM time_grants") == [(0,)]
+
+
+async def test_a_pause_open_across_the_restart_is_not_counted_twice(
+    venue_kit: VenueKit, aiohttp_client: Any
+) -> None:
+    """The venue was paused when the server went down: the pause already stopped the clock,
+    so the outage gives nothing more back, and time left after the resume is as before."""
+    (who,) = await started_exam(venue_kit)
+    before = (await attempt(venue_kit, who))["time_left_ms"]
+    chief = await venue_kit.as_staff("chief")
+    resp = await venue_kit.client.post(
+        "/api/v1/staff/pauses", json={"room_id": None, "reason": "fire alarm"}, headers=chief
+    )
+    assert resp.status == 200, await resp.text()
+    venue_kit.clock.advance(seconds=20)
+    await restart(venue_kit, aiohttp_client, timedelta(seconds=40))
+    assert (await attempt(venue_kit, who))["time_left_ms"] == before  # still paused, once
+    venue_kit.clock.advance(seconds=30)
+    resp = await venue_kit.client.post(
+        "/api/v1/staff/pauses/resume", json={"room_id": None},
+        headers=await venue_kit.as_staff("chief"),
+    )  # fmt: skip
+    assert resp.status == 200, await resp.text()
+    assert (await attempt(venue_kit, who))["time_left_ms"] == before
+    assert rows(venue_kit, "SELECT COUNT(*) FROM time_grants") == [(0,)]
+    assert len(rows(venue_kit, "SELECT 1 FROM incidents WHERE kind = 'server_restart'")) == 1

@@ -131,3 +131,12 @@ def test_submission_never_opens_after_the_end(
     and no earlier than the start."""
     line = rules.timeline(START, ExamRules.for_session(kind, duration), granted, paused)
     assert line.starts_at <= line.submit_opens_at <= line.ends_at
+
+
+def test_overlapping_pauses_stop_the_clock_once() -> None:
+    """A room paused inside a venue pause, and an open pause over another: counted once."""
+    t0 = START + timedelta(minutes=10)
+    minute = timedelta(minutes=1)
+    assert rules.paused_ms([(t0, t0 + 10 * minute), (t0 + minute, t0 + 3 * minute)], t0) == 600_000
+    assert rules.paused_ms([(t0, t0 + 2 * minute), (t0 + minute, None)], t0 + 5 * minute) == 300_000
+    assert rules.paused_ms([(t0, t0 + minute), (t0 + 2 * minute, t0 + 3 * minute)], t0) == 120_000

@@ -6,7 +6,9 @@ injected clock, so every figure is exact to the millisecond.
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -228,3 +230,26 @@ async def test_a_pause_open_across_the_restart_is_not_counted_twice(
     assert (await attempt(venue_kit, who))["time_left_ms"] == before
     assert rows(venue_kit, "SELECT COUNT(*) FROM time_grants") == [(0,)]
     assert len(rows(venue_kit, "SELECT 1 FROM incidents WHERE kind = 'server_restart'")) == 1
+
+
+async def test_a_damaged_sealed_key_leaves_the_exam_paused_for_the_ceremony(
+    venue_kit: VenueKit, aiohttp_client: Any, caplog: Any
+) -> None:
+    """A sealed key file that does not open is named in the log (no key material), the exam
+    stays paused with its clock stopped, and the ceremony brings it back with the time."""
+    (who,) = await started_exam(venue_kit)
+    before = (await attempt(venue_kit, who))["time_left_ms"]
+    path = paper_key_path(venue_kit.directory, SESSION_ID)
+    document = json.loads(path.read_text())
+    sealed = bytearray(base64.b64decode(document["sealed_key"]))
+    sealed[-1] ^= 1
+    path.write_text(json.dumps({**document, "sealed_key": base64.b64encode(sealed).decode()}))
+    with caplog.at_level(logging.WARNING, logger="server.venue.restart"):
+        await restart(venue_kit, aiohttp_client, timedelta(seconds=30))
+    failed = [r.getMessage() for r in caplog.records if "reopen_failed" in r.getMessage()]
+    assert failed and "does not open on this machine" in failed[0]
+    assert document["sealed_key"] not in caplog.text
+    paused = await attempt(venue_kit, who)
+    assert (paused["status"], paused["paused_reason"]) == ("paused", "restart")
+    await venue_kit.unlock()
+    assert (await attempt(venue_kit, who))["time_left_ms"] == before

@@ -11,6 +11,7 @@ so they live together here and the app module only wires the context in.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
@@ -45,3 +46,11 @@ async def background_context(app: web.Application) -> AsyncIterator[None]:
     tasks = list(app[keys.LIVE].tasks)
     if tasks:
         await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_S)
+
+
+async def stop_task(task: asyncio.Task[Any]) -> None:
+    """Cancel a long-running loop (the closer, the alive mark, the outbox, the backup) and
+    wait until it has really stopped, so what runs after it sees no half-done step."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

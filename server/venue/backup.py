@@ -30,6 +30,7 @@ from sqlite_utils import Database
 from server.audit import verify_audit
 from server.errors import CbtError
 from server.store import Store, connect
+from server.venue.background import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +179,7 @@ async def start_continuous_backup(
     task = asyncio.create_task(backup.run(), name="venue-backup")
 
     async def stop() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)
         await backup.close()
 
     store.before_close(stop)

@@ -23,6 +23,7 @@ from server import audit
 from server.clock import iso
 from server.store import routine_write
 from server.venue import keys
+from server.venue.background import stop_task
 from server.venue.restart import tend_paper_key
 from server.venue.submission import AlreadyClosed, finalise_attempt
 from server.venue.timelines import candidate_timeline, session_rules
@@ -151,7 +152,5 @@ async def closer_context(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)
         await flush_seen(app)  # the store is still open: its context exits last

@@ -17,7 +17,6 @@ refuses a replayed older package.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -35,6 +34,7 @@ from server.errors import CbtError
 from server.protocol.response_package import build_response_package
 from server.store import transaction
 from server.venue import journal
+from server.venue.background import stop_task
 from server.venue.upload import Backoff, drain_outbox, put_in_outbox
 from server.venue.workspace import load_signing_key, load_venue, open_venue_db
 
@@ -346,8 +346,6 @@ def outbox_context(venue_dir: Path, central_url: str) -> Callable[[Any], AsyncIt
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
 
     return context

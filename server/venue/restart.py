@@ -43,7 +43,7 @@ from server import audit
 from server.clock import iso, parse_time
 from server.errors import CbtError
 from server.venue import keys
-from server.venue.background import run_in_background
+from server.venue.background import run_in_background, stop_task
 from server.venue.live import ExamState
 from server.venue.packages import ImportRefused, verify_package
 from server.venue.timelines import candidate_timeline, session_rules
@@ -458,8 +458,6 @@ async def restart_context(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)
         with contextlib.suppress(OSError):
             write_alive(settings.venue_dir, clock.now(), stopped=True)

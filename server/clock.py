@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from server.errors import CbtError
 
 
 class Clock(Protocol):
@@ -43,3 +46,13 @@ def iso(moment: datetime) -> str:
 def parse_time(text: str) -> datetime:
     """An ISO 8601 time as written in a `*_at` field, as an aware UTC datetime."""
     return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def check_time_zone(name: str, setting: str) -> None:
+    """Refuse a time zone the pages could not show times in, naming the setting to fix."""
+    try:
+        ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise CbtError(
+            f"time zone {name!r} is unknown: use an IANA name such as Asia/Shanghai ({setting})"
+        ) from None

@@ -14,10 +14,10 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from paperpack import crypto
 from paperpack.authority import Authority, load_authority
+from server.clock import check_time_zone
 from server.errors import CbtError
 
 CENTRAL_FILE = "central.json"
@@ -46,13 +46,7 @@ class CentralSettings:
     time_zone: str = "Asia/Shanghai"  # IANA zone the console shows times in (sessions' local)
 
     def __post_init__(self) -> None:
-        try:
-            ZoneInfo(self.time_zone)
-        except (ValueError, ZoneInfoNotFoundError):
-            raise CbtError(
-                f"time zone {self.time_zone!r} is unknown: use an IANA name such as "
-                "Asia/Shanghai (CBT_CENTRAL_TIME_ZONE)"
-            ) from None
+        check_time_zone(self.time_zone, "CBT_CENTRAL_TIME_ZONE")
 
     def database_url(self) -> str:
         return self.database or str(self.directory / DEFAULT_DATABASE)

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from server.clock import check_time_zone
 from server.errors import CbtError
 
 # name -> what it means (with its unit) and the env var that sets it.
@@ -72,13 +72,7 @@ class Settings:
     log_requests: bool = True
 
     def __post_init__(self) -> None:
-        try:
-            ZoneInfo(self.time_zone)
-        except (ValueError, ZoneInfoNotFoundError):
-            raise CbtError(
-                f"time zone {self.time_zone!r} is unknown: use an IANA name such as "
-                "Asia/Shanghai (CBT_TIME_ZONE)"
-            ) from None
+        check_time_zone(self.time_zone, "CBT_TIME_ZONE")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

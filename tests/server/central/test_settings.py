@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from server.central.settings import CentralConfigError, env_names, settings_from_env
+from server.central.settings import (
+    CentralConfigError,
+    CentralSettings,
+    env_names,
+    settings_from_env,
+)
+from server.errors import CbtError
+from server.venue.settings import Settings
 from tests.conftest import REPO_ROOT
 
 
@@ -54,3 +61,13 @@ def test_central_init_twice_is_one_line_error(tmp_path: Path, authority_dir: Pat
     assert again.stderr.startswith("cbt: error:") and "already a central directory" in again.stderr
     missing = cbt("serve", str(tmp_path / "nothing"))
     assert missing.returncode == 1 and "cbt central init" in missing.stderr
+
+
+def test_an_unknown_time_zone_names_the_setting_on_both_servers(tmp_path: Path) -> None:
+    """A time zone the pages could not show times in is refused at start, naming the variable
+    that sets it on each server (the venue's CBT_TIME_ZONE, the centre's CBT_CENTRAL_TIME_ZONE)."""
+    with pytest.raises(CbtError, match=r"'Mars/Olympus'.*CBT_CENTRAL_TIME_ZONE"):
+        CentralSettings(directory=tmp_path, time_zone="Mars/Olympus")
+    with pytest.raises(CbtError, match=r"'Mars/Olympus'.*\(CBT_TIME_ZONE\)"):
+        Settings(venue_dir=tmp_path, time_zone="Mars/Olympus")
+    assert CentralSettings(directory=tmp_path, time_zone="Europe/Berlin").time_zone

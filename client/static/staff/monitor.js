@@ -1,7 +1,8 @@
-// The room monitor: a live grid of seats coloured by status (not logged in, answering,
-// submitted, absent; a ring when not seen recently), with items answered and last seen;
-// the room's counts for reconciliation (kept after the end, when the last session is over);
-// and the invigilator's actions on the selected candidate.
+// The room monitor: a live grid of seats showing each one's status in words with an icon
+// (not logged in, answering, submitted, absent...; colour only repeats it, staff.css), a
+// warning line when not seen recently, items answered and last seen; the room's counts for
+// reconciliation (kept after the end, when the last session is over); and the invigilator's
+// actions on the selected candidate.
 
 import { formatTime, t } from "../common/i18n.js";
 import { staffApi } from "./api.js";
@@ -76,30 +77,41 @@ function renderGrid(status) {
   const cells = [];
   for (let seat = 1; seat <= seats; seat += 1) {
     const c = bySeat.get(seat);
+    // The list item holds the seat: a button's own role (pressed or not) must stay a button.
+    const cell = document.createElement("div");
+    cell.className = "seat-cell";
+    cell.setAttribute("role", "listitem");
     const node = document.createElement(c ? "button" : "div");
     node.className = "seat";
-    node.setAttribute("role", "listitem");
+    cell.append(node);
     if (!c) {
       node.classList.add("empty");
       node.textContent = String(seat);
     } else {
       node.type = "button";
       node.classList.add(`st-${c.status}`);
-      if (c.logged_in && !c.seen_recently && !c.submitted_at) node.classList.add("stale");
+      const stale = c.logged_in && !c.seen_recently && !c.submitted_at;
+      if (stale) node.classList.add("stale");
       if (c.ticket === selected) node.classList.add("selected");
       const lines = seatLabel(c);
+      // Seat, name, status in words (its icon comes from staff.css); during the exam the items
+      // answered, after the end not (the status is what staff reconcile with); then the notes.
+      const shown = [["l0", lines[0]], ["l1", lines[1]], ["state", lines[3]]];
+      if (stale) {
+        shown.push(["stale-note", t("mon.stale")]);
+        lines.splice(4, 0, t("mon.stale"));
+      }
+      if (!status.ended) shown.push(["l2", lines[stale ? 5 : 4]]);
+      const notes = seatNotes(c);
+      if (notes) shown.push(["l3", notes]);
       node.setAttribute("aria-label", lines.join(", "));
       node.setAttribute("aria-pressed", String(c.ticket === selected));
-      // After the end the status (submitted, absent, ...) is what staff reconcile with.
-      const shown = status.ended ? [lines[0], lines[1], lines[3]] : [lines[0], lines[1], lines[4]];
-      const notes = seatNotes(c);
-      if (notes) shown.push(notes);
-      for (const [i, line] of shown.entries()) {
-        node.append(Object.assign(document.createElement("span"), { className: `l${i}`, textContent: line }));
+      for (const [className, line] of shown) {
+        node.append(Object.assign(document.createElement("span"), { className, textContent: line }));
       }
       node.addEventListener("click", () => select(c));
     }
-    cells.push(node);
+    cells.push(cell);
   }
   grid.replaceChildren(...cells);
   $("mon-paused").hidden = !status.paused;

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -120,7 +121,7 @@ def test_candidate_pages_pass_axe(browser: Any, live_venue: LiveVenue) -> None:
     ledger.finish()
 
 
-def _seats_in_several_states(live: LiveVenue) -> None:
+def _seats_in_several_states(live: LiveVenue) -> str:
     """In room 1 (seats of the first candidates): some logged in, one answering, one
     submitted, one marked absent; the rest not logged in."""
     room = live.call("GET", "/api/v1/staff/rooms", None, live.staff("chief"))[1][0]["room_id"]
@@ -152,9 +153,10 @@ def _seats_in_several_states(live: LiveVenue) -> None:
         "POST", f"/api/v1/staff/candidates/{tickets[5]}/absent", {}, live.staff("inv1")
     )
     assert code in (200, 201), body
+    return str(room)
 
 
-def assert_seat_states_in_words(page: Any) -> None:
+def assert_seat_states_in_words(page: Any, required: set[str]) -> None:
     """Every seat says its state in words and with an icon, one of each per state; different
     states never share either, so no one needs the colours to tell them apart."""
     seats = page.eval_on_selector_all(
@@ -171,13 +173,10 @@ def assert_seat_states_in_words(page: Any) -> None:
         assert text.strip() and icon not in ("", "none", "normal"), (state, text, icon)
         words.setdefault(state, set()).add(text)
         icons.setdefault(state, set()).add(icon)
-    assert {"st-not_logged_in", "st-logged_in", "st-answering", "st-submitted", "st-absent"} <= set(
-        words
-    ), words
+    assert required <= set(words), words
     assert all(len(w) == 1 for w in words.values()), words
     assert len({w for ws in words.values() for w in ws}) == len(words), words
     assert len({i for icon in icons.values() for i in icon}) == len(icons), icons
-    assert page.locator("#mon-grid .seat.stale .stale-note").count() >= 1
 
 
 def test_staff_console_passes_axe(
@@ -231,11 +230,13 @@ def test_staff_console_passes_axe(
         "() => document.getElementById('cer-state').textContent.includes('试卷已开启')"
     )
     ledger.check(page, "ceremony, unlocked")
-    _seats_in_several_states(live_venue)
+    room = _seats_in_several_states(live_venue)
     page.click("a[data-tab=monitor]")
     page.wait_for_selector("#mon-grid .seat.st-submitted")
     ledger.check(page, "monitor")
-    assert_seat_states_in_words(page)
+    states = {"st-not_logged_in", "st-logged_in", "st-answering", "st-submitted", "st-absent"}
+    assert_seat_states_in_words(page, states)
+    assert page.locator("#mon-grid .seat.stale .stale-note").count() >= 1
     if screenshot_dir:
         page.screenshot(path=str(screenshot_dir / "monitor-states.png"), full_page=True)
     page.click("#mon-grid button.seat.st-answering")
@@ -248,12 +249,33 @@ def test_staff_console_passes_axe(
     page.click("#mon-pause")
     page.wait_for_selector("#mon-paused:not([hidden])")
     ledger.check(page, "monitor, room paused")
+    page.click("#mon-resume")
+    page.wait_for_selector("#mon-paused", state="hidden")
     page.click("a[data-tab=dashboard]")
     page.wait_for_selector("#dash-rooms table")
     ledger.check(page, "staff dashboard during the exam")
     page.click("a[data-tab=audit]")
     page.wait_for_selector("#aud-table tbody tr")
     ledger.check(page, "audit log")
+    chief.close()
+    live_venue.clock.set(START + timedelta(hours=3))  # past everyone's end: the closer ends it
+    live_venue.staff_headers.clear()  # three idle hours end the staff's sessions: sign in again
+    deadline = time.monotonic() + 60
+    ended = False
+    while not ended and time.monotonic() < deadline:
+        time.sleep(0.3)
+        path = f"/api/v1/staff/rooms/{room}/status"
+        ended = bool(live_venue.call("GET", path, None, live_venue.staff("chief"))[1].get("ended"))
+    assert ended, "the venue did not end the session"
+    chief, page = sign_in(browser, live_venue, "chief")
+    page.click("a[data-tab=monitor]")
+    page.select_option("#mon-room", room)
+    page.wait_for_selector("#mon-ended:not([hidden])", timeout=15000)
+    page.wait_for_selector("#mon-grid .seat.st-closed")
+    ledger.check(page, "monitor after the end")
+    assert_seat_states_in_words(
+        page, {"st-not_logged_in", "st-submitted", "st-closed", "st-absent"}
+    )
     chief.close()
     ledger.finish()
 

@@ -18,6 +18,7 @@ write transaction, the attempt is still open and still held by this token (`serv
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -34,6 +35,10 @@ from server.venue.rules import Timeline
 from server.venue.timelines import candidate_timeline, outage_open
 
 # --- tokens -------------------------------------------------------------------------------
+
+# What `new_token` makes, in ASCII only: "²".isdigit() is true and int() refuses 5,000 digits,
+# and both were 500s (issue 16, F7). Twelve digits reach the year 33658.
+_TOKEN = re.compile(r"[0-9]{1,12}\.[A-Za-z0-9_-]{1,128}", re.ASCII)
 
 
 def new_token(now: datetime, ttl_s: int) -> str:
@@ -54,10 +59,9 @@ def bearer_token(request: web.Request, now: datetime) -> str:
             401, "not-logged-in", "log in with your ticket and ID number first", logged_in=False
         )
     token = token.strip()
-    expiry, _, rest = token.partition(".")
-    if not expiry.isdigit() or not rest:
+    if not _TOKEN.fullmatch(token):
         raise Problem(401, "bad-token", "the token is not one this server issued; log in again")
-    if now.timestamp() >= int(expiry):
+    if now.timestamp() >= int(token.partition(".")[0]):
         raise Problem(401, "token-expired", "the login has expired; log in again")
     return token
 

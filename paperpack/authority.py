@@ -85,6 +85,8 @@ def init_authority(directory: Path, passphrase: bytes | None = None) -> dict[str
     (directory / SIGNING_PUB).write_text(public["signing_public_key"] + "\n", encoding="ascii")
     (directory / UPLOAD_PUB).write_text(public["upload_public_key"] + "\n", encoding="ascii")
     (directory / "authority.json").write_text(json.dumps(public, indent=2) + "\n", encoding="ascii")
+    for name in (SIGNING_PUB, UPLOAD_PUB, "authority.json"):  # private folder, private files
+        os.chmod(directory / name, 0o600)
     return public
 
 

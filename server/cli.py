@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from paperpack.cli import run
 from paperpack.errors import PaperpackError
 from server.errors import CbtError
+from server.private import private_umask
 
 CBT_COMMANDS = (
     "server.commands.venue_args",  # cbt venue ...
@@ -23,6 +24,7 @@ CBT_COMMANDS = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    private_umask()  # every file a cbt command writes is 0600, every folder 0700 (F10)
     return run(
         "cbt",
         "Run computer-based exams: the venue server, the central server, audits and a demo.",

@@ -14,6 +14,7 @@ import asyncio
 import filecmp
 import hashlib
 import json
+import os
 import re
 import signal
 import socket
@@ -290,3 +291,56 @@ async def test_the_demo_prints_a_central_operator_login_that_works(tmp_path: Pat
         assert f"operator\toperator\t{login.split()[2]}" in (directory / "logins.txt").read_text()
     finally:
         await stop_demo(demo)
+
+
+def not_private(directory: Path) -> list[str]:
+    """Every path under `directory` (itself included) that is not a 0600 file or 0700 folder."""
+    loose = []
+    for path in [directory, *directory.rglob("*")]:
+        want = 0o700 if path.is_dir() else 0o600
+        if path.stat().st_mode & 0o777 != want:
+            loose.append(f"{oct(path.stat().st_mode & 0o777)} {path.relative_to(directory)}")
+    return loose
+
+
+# The demo's own sample inputs (paper.yaml, assets/) are copies of the examples: not checked.
+DEMO_PRIVATE = ("venue", "central", "authority", "packages")
+
+
+@pytest.fixture
+def loose_umask() -> Any:
+    """The umask most accounts have (022): what cbt must not rely on."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+@pytest.mark.slow
+async def test_f10_venue_and_centre_files_are_private(tmp_path: Path, loose_umask: None) -> None:
+    """F10: after init, serving, saves, submission, the continuous backup, `cbt venue backup`,
+    export and upload, every file of the venue, the centre and the authority is 0600 and every
+    folder 0700 (they were 0644/0755, world-readable)."""
+    directory = tmp_path / "demo"
+    demo = await start_demo(directory, "--auto-unlock", "--start-in", "0",
+                            "--exit-after", str(EXIT_AFTER_S))  # fmt: skip
+    try:
+        venue_url = demo.value("candidate page").rstrip("/")
+        central_url = demo.value("central status").removesuffix("/status")
+        found = re.search(r"ticket (\S+)\s+ID number (\S+)", demo.value("candidate"))
+        assert found, demo.lines
+        await take_exam(venue_url, found[1], found[2])
+        venue = directory / "venue"
+        await cbt("venue", "backup", str(venue))
+        exports = tmp_path / "exports"
+        exports.mkdir(mode=0o700)  # the folder is the operator's; the package must be private
+        await cbt("venue", "export", str(venue), "--out", str(exports / "answers.cbtresp"))
+        await cbt("venue", "upload", str(venue), "--central", central_url)
+        assert (venue / "venue.db-wal").exists()  # the live database's WAL is checked too
+        assert list((venue / "backup").iterdir()), "no backup was written"
+        for part in DEMO_PRIVATE:
+            assert not_private(directory / part) == [], part
+        assert not_private(exports) == []
+    finally:
+        await stop_demo(demo)
+    for part in DEMO_PRIVATE:  # after a clean stop too (the WAL checkpointed, run/ cleared)
+        assert not_private(directory / part) == [], part

@@ -23,6 +23,7 @@ from server.central.release import ReleaseSource
 from server.central.settings import CentralSettings, load_central_keys
 from server.central.storage import CentralStorage
 from server.clock import Clock, SystemClock
+from server.private import tighten
 from server.problems import problem_middleware
 from server.requestlog import request_log_middleware
 from server.scoring.routes import routes as results_routes
@@ -67,6 +68,7 @@ def create_app(
             app[keys.RELEASES] = releases
         storage = open_storage(settings.database_url(), pg_pool_size=settings.pg_pool_size)
         await storage.open()
+        tighten(settings.directory)  # central.db, its packages and results: 0600 in 0700 (F10)
         app[keys.STORAGE] = storage
         yield
         await storage.close()

@@ -19,6 +19,7 @@ from paperpack import crypto
 from paperpack.authority import Authority, load_authority
 from server.clock import check_time_zone
 from server.errors import CbtError
+from server.private import tighten
 
 CENTRAL_FILE = "central.json"
 DEFAULT_DATABASE = "central.db"
@@ -101,6 +102,7 @@ def init_central(directory: Path, authority_dir: Path) -> dict[str, Any]:
         "wrap_public": crypto.public_key_text(keys.wrapping_public),
     }
     marker.write_text(json.dumps(config, indent=2) + "\n")
+    tighten(directory)  # 0600 files in 0700 folders even where the caller's umask is loose
     return config
 
 

@@ -29,6 +29,7 @@ from sqlite_utils import Database
 
 from server.audit import verify_audit
 from server.errors import CbtError
+from server.private import private_file
 from server.store import Store, connect
 from server.venue.background import stop_task
 
@@ -84,8 +85,7 @@ class ContinuousBackup:
         await self._in_thread(self._open, columns)
 
     def _open(self, columns: dict[str, list[str]]) -> None:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self._db = connect(self.target)
+        self._db = connect(private_file(self.target))
         for table in BACKUP_TABLES:
             self._ensure_table(self._db, table, columns[table])
             self.positions[table] = self._position(self._db, table)
@@ -238,9 +238,8 @@ def full_backup(source: Path, destination: Path) -> BackupReport:
     """A consistent copy of `source` at `destination` (online backup API), then checked."""
     if destination.exists():
         raise BackupError(f"{destination} exists already: choose a new file name")
-    destination.parent.mkdir(parents=True, exist_ok=True)
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-    dst = sqlite3.connect(destination)
+    dst = sqlite3.connect(private_file(destination))
     try:
         src.backup(dst)
     finally:

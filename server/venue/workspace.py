@@ -11,6 +11,8 @@ DIR/backup/           the continuous backup and `cbt venue backup` copies (anoth
 DIR/packages/         imported, verified package fragments (still encrypted)
 DIR/photos/           candidate photos named in the roster
 ```
+
+Every file is 0600 and every folder 0700 (server.private): readable by the venue's account only.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sqlite_utils import Database
 from paperpack import crypto
 from server.clock import iso
 from server.errors import CbtError
+from server.private import tighten
 from server.store import Store, connect, migrate, open_store
 from server.venue.schema import migrations
 
@@ -103,6 +106,7 @@ def init_venue(
     db.close()
     # venue.json last: its presence means the directory is complete.
     (directory / VENUE_FILE).write_text(json.dumps(_venue_json(venue), indent=2) + "\n")
+    tighten(directory)  # 0600 files in 0700 folders even where the caller's umask is loose
     return venue
 
 
@@ -179,6 +183,7 @@ async def open_venue_store(
     DIR/backup/ (server.venue.backup) until it is closed, so every server has one.
     """
     venue = load_venue(directory)
+    tighten(directory)  # a workspace made by an older build or copied in: private again
     store = await open_store(directory / DB_FILE, migrations, **options)
     if continuous_backup:
         from server.venue.backup import start_continuous_backup

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from paperpack.authority import Authority
-from paperpack.canonical import canonical_json
+from paperpack.canonical import DuplicateKey, canonical_json, strict_loads
 from paperpack.crypto import CryptoError, Ed25519PublicKey, public_key_text, sign, verify
 from paperpack.errors import PaperpackError
 
@@ -120,7 +120,11 @@ def read_delay_approval(code: str, authority_key: Ed25519PublicKey) -> dict[str,
             " package): it is no longer accepted; ask the centre for a new approval code"
         )
     try:
-        document = json.loads(raw)
+        document = strict_loads(raw)
+    except DuplicateKey as exc:
+        raise _invalid(
+            f"the approval code is not valid: {exc}; ask the centre for a new one"
+        ) from None
     except (ValueError, RecursionError):
         raise _invalid("the approval code does not decode: copy it again exactly") from None
     if not isinstance(document, dict) or document.get("format") != APPROVAL_FORMAT:

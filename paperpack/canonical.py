@@ -2,6 +2,10 @@
 
 Sorted keys, no insignificant whitespace, UTF-8 (not \\u escapes), no NaN/Infinity.
 Two equal documents always give the same bytes, so a hash or signature over them is stable.
+
+`strict_loads` is how a signed or parsed document is read: a key twice in one object is refused
+(`DuplicateKey`), since readers that keep the first and readers that keep the last would see two
+different documents behind one signature (issue 16, F11).
 """
 
 from __future__ import annotations
@@ -42,3 +46,28 @@ def quick_canonical_json(value: Any) -> bytes:
 def quick_canonical_hash(value: Any) -> str:
     """`canonical_hash` over `quick_canonical_json` (same caveat: confirm a mismatch)."""
     return hashlib.sha256(quick_canonical_json(value)).hexdigest()
+
+
+class DuplicateKey(ValueError):
+    """A JSON object names the same key twice. A ValueError, so every reader's handler of
+    malformed JSON catches it; readers name the key in their own typed error."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the key {key!r} appears twice in one object")
+        self.key = key
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return out
+
+
+def strict_loads(data: str | bytes | bytearray) -> Any:
+    """`json.loads(data)`, but DuplicateKey when an object names a key twice."""
+    return json.loads(data, object_pairs_hook=_unique)

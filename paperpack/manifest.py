@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from paperpack.canonical import canonical_json
+from paperpack.canonical import DuplicateKey, canonical_json, strict_loads
 from paperpack.crypto import (
     CryptoError,
     Ed25519PublicKey,
@@ -286,7 +286,11 @@ def parse_manifest(data: bytes) -> Manifest:
     if len(data) > MAX_MANIFEST_BYTES:
         raise ManifestInvalid(f"manifest.json is {len(data)} bytes: too large for a manifest")
     try:
-        raw = json.loads(data.decode("utf-8"))
+        raw = strict_loads(data.decode("utf-8"))
+    except DuplicateKey as exc:
+        raise ManifestInvalid(
+            f"manifest.json is not a valid manifest: {exc}; the package is damaged or forged"
+        ) from None
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise ManifestInvalid(
             "manifest.json is not valid UTF-8 JSON: the file is damaged"

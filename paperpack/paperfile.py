@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from paperpack.canonical import strict_loads
 from paperpack.errors import PaperInvalid, PaperpackError
 from paperpack.model import Asset, Paper, paper_from_dict, paper_to_dict
 from paperpack.papercheck import (
@@ -178,16 +179,8 @@ def read_native(path: Path) -> Any:
 
 
 def _parse_json(text: str, source: str) -> Any:
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise ValueError(f"duplicate key {key!r}")
-            out[key] = value
-        return out
-
     try:
-        return json.loads(text, object_pairs_hook=no_duplicates)
+        return strict_loads(text)
     except json.JSONDecodeError as exc:
         raise PaperInvalid(
             [

@@ -33,7 +33,7 @@ from typing import Any
 
 from paperpack import typable
 from paperpack.authority import Authority
-from paperpack.canonical import canonical_json
+from paperpack.canonical import DuplicateKey, canonical_json, strict_loads
 from paperpack.crypto import (
     CryptoError,
     Ed25519PublicKey,
@@ -178,7 +178,11 @@ def parse_record(text: str | bytes | dict[str, Any]) -> dict[str, Any]:
         raise ReleaseRejected("the release record is too large to be one")
     else:
         try:
-            record = json.loads(text)
+            record = strict_loads(text)
+        except DuplicateKey as exc:
+            raise ReleaseRejected(
+                f"the release record is not valid: {exc}; fetch it again from the centre"
+            ) from None
         except (ValueError, RecursionError):
             raise ReleaseRejected("the release record is not valid JSON: fetch it again") from None
     if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:

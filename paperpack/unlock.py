@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from paperpack import shamir, sharecards
+from paperpack.canonical import strict_loads
 from paperpack.compress import decompress_stream
 from paperpack.crypto import (
     CryptoError,
@@ -310,7 +310,7 @@ def decode_payload(pieces: Iterator[bytes], manifest: Manifest) -> UnlockedPaper
     if length > manifest.payload["plain_size"]:
         raise PayloadCorrupt("the payload head is longer than the whole payload")
     try:
-        head = json.loads(reader.read(length))
+        head = strict_loads(reader.read(length))
         ids = (head["session_id"], head["venue_id"], head["package_id"])
         if head["format"] != PAYLOAD_FORMAT or ids != (
             manifest.session_id,

@@ -7,13 +7,13 @@ middleware turns into problem+json. Domain code never sees a request, so it neve
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
+from paperpack.canonical import strict_loads
 from server.problems import Problem
 
 # A lone surrogate is not Unicode (no store can encode it) and PostgreSQL text cannot hold NUL;
@@ -23,9 +23,10 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 def parse_json(body: bytes | bytearray | str) -> Any:
     """`json.loads(body)`, or ValueError also when a string in it (a key or a value) holds a
-    lone surrogate or NUL, or it nests deeper than the parser can follow."""
+    lone surrogate or NUL, it nests deeper than the parser can follow, or an object names a key
+    twice (`DuplicateKey`: issue 16, F11)."""
     try:
-        value = json.loads(body)
+        value = strict_loads(body)
     except RecursionError:
         raise ValueError("the JSON nests too deeply") from None
     stack = [value]

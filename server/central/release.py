@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from paperpack import crypto
+from paperpack.canonical import DuplicateKey
 from server.central import keys
 from server.clock import iso
 from server.errors import Forbidden, Malformed
@@ -89,6 +90,10 @@ async def post_release(request: web.Request) -> web.Response:
     app = request.app
     try:
         raw = parse_json(await request.read())
+    except DuplicateKey as exc:  # signed fields: which copy is meant? (issue 16, F11)
+        raise Problem(
+            400, "bad-release-request", f"the body is not a valid request: {exc}"
+        ) from None
     except ValueError:
         raise Problem(400, "bad-release-request", "the body is not JSON") from None
     session_id, venue_id, requested_at, signature, version = _parse_request(raw)

@@ -15,7 +15,7 @@ import hashlib
 from typing import Any, Protocol
 
 from paperpack import crypto
-from paperpack.canonical import canonical_json
+from paperpack.canonical import DuplicateKey, canonical_json, strict_loads
 from server.errors import CbtError
 
 RECEIPT_FORMAT = "cbt-receipt"
@@ -72,6 +72,18 @@ def sign_receipt(
     }
     signature = crypto.sign(key, SIGNING_KIND, canonical_json(body))
     return {"receipt": body, "signature": base64.b64encode(signature).decode("ascii")}
+
+
+def parse_receipt_answer(text: str | bytes) -> Any:
+    """The centre's JSON answer that carries a receipt, read strictly: ReceiptInvalid naming
+    the key when an object names one twice (issue 16, F11); other malformed JSON stays a
+    ValueError (an upload retries it)."""
+    try:
+        return strict_loads(text)
+    except DuplicateKey as exc:
+        raise ReceiptInvalid(
+            f"the centre's answer with the receipt is not valid: {exc}; upload again"
+        ) from None
 
 
 def verify_receipt(

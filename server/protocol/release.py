@@ -19,11 +19,10 @@ answers (window, freshness, which venue) are the centre's: `server.central.relea
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 from paperpack import crypto
-from paperpack.canonical import canonical_json
+from paperpack.canonical import canonical_json, strict_loads
 from server.errors import CbtError
 
 
@@ -129,4 +128,4 @@ def open_release_response(
         context=wrap_context(body["session_id"], body["venue_id"]),
         legacy=True,
     )
-    return dict(json.loads(bytes(plain)))
+    return dict(strict_loads(bytes(plain)))  # a key twice: DuplicateKey (a ValueError)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from typing import Any
 import orjson
 
 from paperpack import crypto
-from paperpack.canonical import canonical_json
+from paperpack.canonical import canonical_json, strict_loads
 from paperpack.compress import compress_stream, decompress_stream
 from paperpack.errors import PaperpackError
 from server.errors import CbtError
@@ -261,7 +260,7 @@ def _split(data: bytes) -> tuple[bytes, ResponseHeader, bytes, bytes]:
 
 def _parse_header(header_bytes: bytes) -> ResponseHeader:
     try:
-        raw = json.loads(header_bytes)
+        raw = strict_loads(header_bytes)  # a key twice: DuplicateKey, a ValueError naming it
         if raw.pop("format") != FORMAT:
             raise ValueError("format")
         header = ResponseHeader(**raw)

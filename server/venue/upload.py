@@ -34,7 +34,7 @@ import aiohttp
 
 from paperpack import crypto
 from server.errors import CbtError
-from server.protocol.receipts import verify_receipt
+from server.protocol.receipts import parse_receipt_answer, verify_receipt
 from server.protocol.response_package import read_header
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class _Round:
         body = {"package_sha256": self.digest, "size": len(self.data), "venue_id": self.venue_id}
         async with self.http.post(f"{self.base}/api/v1/uploads", json=body) as resp:
             await _check(resp)
-            return dict(await resp.json())
+            return dict(await resp.json(loads=parse_receipt_answer))
 
     async def resume_offset(self) -> int | None:
         """After a cut: HEAD for the offset the centre holds (None: start with create)."""
@@ -151,7 +151,7 @@ class _Round:
     async def finish(self) -> dict[str, Any]:
         async with self.http.post(f"{self.base}/api/v1/uploads/{self.digest}/finish") as resp:
             await _check(resp)
-            return dict(await resp.json())
+            return dict(await resp.json(loads=parse_receipt_answer))
 
 
 async def upload_package(

@@ -75,3 +75,23 @@ async def test_f7_json_nested_1500_deep_is_400(venue_kit: VenueKit) -> None:
         )
         await refused(resp, 400, "malformed-json")
     assert journal_state(kit) == before
+
+
+async def test_f11_json_bodies_with_duplicate_keys_are_refused(venue_kit: VenueKit) -> None:
+    """Issue 16, F11 at the venue: a login naming the ticket twice or a save naming seq twice
+    is 400 malformed-json naming the key (a last-wins parser took the second)."""
+    kit = venue_kit
+    c, item = await answering(kit)
+    before = journal_state(kit)
+    login = b'{"ticket": "T9999", "ticket": "T0001", "id_number": "110101199001010001"}'
+    resp = await kit.client.post("/api/v1/candidate/login", data=login, headers=JSON_TYPE)
+    await refused(resp, 400, "malformed-json")
+    assert "'ticket' appears twice" in (await resp.json())["detail"]
+    option = item["options"][1]["id"]
+    save = f'{{"seq": 1, "seq": 2, "responses": {{"{item["id"]}": ["{option}"]}}}}'.encode()
+    resp = await kit.client.put(
+        "/api/v1/attempt/responses", data=save, headers={**c.auth, **JSON_TYPE}
+    )
+    await refused(resp, 400, "malformed-json")
+    assert "'seq' appears twice" in (await resp.json())["detail"]
+    assert journal_state(kit) == before

@@ -24,7 +24,15 @@ from server.venue.upload import Progress, drain_outbox, pending
 def run_export(args: argparse.Namespace) -> int:
     result = export_session(args.dir, args.session, central_key=args.central_key, actor="cli")
     if args.out is not None:
-        shutil.copyfile(result.path, args.out)
+        try:
+            shutil.copyfile(result.path, args.out)
+        except OSError as exc:
+            # The sealed package is already safe in the outbox; only the extra copy failed.
+            raise CbtError(
+                f"exported session {result.session_id} to {result.path}, but cannot copy it to "
+                f"{args.out}: {exc.strerror}; create the folder or pick another --out, or copy "
+                "the file from the outbox"
+            ) from None
     print(
         f"exported session {result.session_id}: {result.attempts} attempts, export "
         f"{result.export_seq}, sha256 {result.package_sha256} -> {args.out or result.path}"

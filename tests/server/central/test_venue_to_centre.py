@@ -185,3 +185,7 @@ async def test_the_cli_exports_and_uploads(
     code, _, err = await cbt("venue", "upload", str(venue_dir), "--central", central.url,
                              "--central-pub", str(tmp_path / "missing.pub"))  # fmt: skip
     assert code == 1 and err.startswith("cbt: error:") and len(err.strip().splitlines()) == 1
+    code, _, err = await cbt("venue", "export", str(venue_dir), "--out",
+                             str(tmp_path / "no-such-folder" / "s1.cbtresp"))  # fmt: skip
+    assert code == 1 and err.startswith("cbt: error:") and len(err.strip().splitlines()) == 1
+    assert "no-such-folder" in err and "outbox" in err

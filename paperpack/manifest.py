@@ -4,7 +4,10 @@ The manifest is canonical JSON signed with the authority's Ed25519 key (signatur
 `manifest.sig`, base64). `parse_manifest` validates every field's type and range and raises
 only `ManifestInvalid`, so untrusted bytes never reach the rest of the code unchecked.
 
-Format 2 (written now) signs `b"cbt-manifest-v2|" + manifest bytes` (`crypto.sign` with
+Format 3 (written now) is format 2 plus two signed fields: `practice` (true for a practice
+package, the dry run of art. 21(3): only the centre decides it, with `paperpack pack
+--practice`) and `inspection` (the checklist the venue signs off, from the session file).
+Format 2 signs `b"cbt-manifest-v2|" + manifest bytes` (`crypto.sign` with
 kind "manifest") and wraps the device secret with HPKE. Format 1 signed the bare bytes and
 used the version 1 key wrap; it is still read, and only a manifest that says format 1 may
 carry an undomained signature (`verify_manifest` refuses a format 2 one signed that way).
@@ -45,8 +48,10 @@ from paperpack.crypto import (
 from paperpack.errors import ManifestInvalid, SignatureInvalid
 
 FORMAT = "cbt-package"
-FORMAT_VERSION = 2  # written by pack: domain-tagged signature, HPKE device wrap
-READABLE_FORMAT_VERSIONS = (1, 2)  # 1: undomained signature, version 1 wrap
+FORMAT_VERSION = 3  # written by pack: 2 + the signed practice flag and inspection checklist
+READABLE_FORMAT_VERSIONS = (1, 2, 3)  # 1: undomained signature, version 1 wrap
+TAGGED_FORMAT_VERSIONS = (2, 3)  # signed under the `cbt-manifest-v2` tag
+MAX_CHECKLIST_LINES = 50
 SIGNING_KIND = "manifest"
 CIPHER = "AES-256-GCM-STREAM"
 COMPRESSION = "zstd"
@@ -79,6 +84,16 @@ class Manifest:
     @property
     def package_id_bytes(self) -> bytes:
         return bytes.fromhex(self.raw["package_id"])
+
+    @property
+    def practice(self) -> bool:
+        """A practice package (the dry run, art. 21(3)); packages before format 3: never."""
+        return bool(self.raw.get("practice", False))
+
+    @property
+    def inspection(self) -> list[str]:
+        """The inspection checklist the centre signed (empty before format 3)."""
+        return list(self.raw.get("inspection", []))
 
     @property
     def legacy_wrap(self) -> bool:
@@ -127,6 +142,8 @@ def sealed_fields(raw: dict[str, Any]) -> dict[str, Any]:
         "shares": {k: raw["shares"][k] for k in ("threshold", "holders", "salt")},
         "release": raw["release"],
         "device": raw["device"],
+        # Format 3: sealed too; absent from older formats, whose bindings stay as they were.
+        **{key: raw[key] for key in ("practice", "inspection") if key in raw},
     }
 
 
@@ -186,7 +203,7 @@ def verify_manifest(data: bytes, signature_file: bytes, authority: Ed25519Public
     else:
         # Authentic bytes: their declared version may now be read. A tagged signature over a
         # manifest that says format 1 is refused, so each version has exactly one form.
-        if _declared(data, "format_version") not in (FORMAT_VERSION, None):
+        if _declared(data, "format_version") not in (*TAGGED_FORMAT_VERSIONS, None):
             raise SignatureInvalid(
                 "the manifest carries a format 2 signature but says another format version:"
                 " refuse this package"
@@ -308,6 +325,13 @@ def parse_manifest(data: bytes) -> Manifest:
             " or ask the centre to re-pack"
         )
     c.integer(raw, "manifest_version", "", 1, 2**31 - 1)
+    if version >= 3:
+        c.get(raw, "practice", "", bool)
+        checklist = c.get(raw, "inspection", "", list)
+        if len(checklist) > MAX_CHECKLIST_LINES:
+            raise c.fail("inspection", f"has more than {MAX_CHECKLIST_LINES} lines")
+        for index, line in enumerate(checklist):
+            c.get({"l": line}, "l", f"inspection[{index}]", str)
     c.hexstr(raw, "package_id", "", 16)
     for key in (
         "session_id",

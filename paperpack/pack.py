@@ -192,6 +192,7 @@ def _manifest_skeleton(
     authority: Authority,
     package_id: bytes,
     wrapped_device: bytes,
+    practice: bool = False,
 ) -> dict[str, Any]:
     duration, kind = _check_paper_fits(paper, session)
     return {
@@ -213,6 +214,8 @@ def _manifest_skeleton(
             "not_after": session.not_after.isoformat(),
         },
         "rules": dict(session.rules),
+        "practice": practice,
+        "inspection": list(session.inspection),
         "payload": {"chunk_size": 0, "cipher": CIPHER, "compression": COMPRESSION},
         "fragments": {"total": venue.fragments, "needed": venue.rebuild},
         "shares": {
@@ -284,9 +287,11 @@ def pack_venue(
     progress: Progress | None = None,
     now: datetime | None = None,
     payload: Iterable[bytes | memoryview] | None = None,
+    practice: bool = False,
 ) -> VenuePack:
     """Seal `paper` for one venue. `payload` replaces the paper's payload bytes (for tools
-    and the bad-package kit, which needs a payload the packer would never make)."""
+    and the bad-package kit, which needs a payload the packer would never make). `practice`
+    signs the package as the dry run's (art. 21(3)): the venue reads it from the manifest."""
     central = authority.central_dir(session.session_id, venue.venue_id)
     _check_version(central, session.manifest_version)
     final, staging = _prepare_dirs(out, venue.venue_id)
@@ -304,7 +309,9 @@ def pack_venue(
             s_dev,
             context=device_context(session.session_id, venue.venue_id, package_id),
         )
-        raw = _manifest_skeleton(paper, session, venue, authority, package_id, wrapped)
+        raw = _manifest_skeleton(
+            paper, session, venue, authority, package_id, wrapped, practice=practice
+        )
         raw["payload"]["chunk_size"] = chunk_size
         raw["release"]["commitment"] = release_commitment(raw, s_time)
         key, raw["key_commitment"] = derive_key(s_sup, s_time, s_dev, raw)
@@ -422,13 +429,22 @@ def pack_session(
     chunk_size: int = CHUNK_SIZE,
     progress: Progress | None = None,
     now: datetime | None = None,
+    practice: bool = False,
 ) -> list[VenuePack]:
-    """Seal `paper` for every venue of `session` into `out`."""
+    """Seal `paper` for every venue of `session` into `out` (`practice`: the dry run's)."""
     _check_paper_fits(paper, session)
     out.mkdir(parents=True, exist_ok=True)
     return [
         pack_venue(
-            paper, session, venue, authority, out, chunk_size=chunk_size, progress=progress, now=now
+            paper,
+            session,
+            venue,
+            authority,
+            out,
+            chunk_size=chunk_size,
+            progress=progress,
+            now=now,
+            practice=practice,
         )
         for venue in session.venues
     ]

@@ -6,7 +6,10 @@ every field and reports every problem at once (`SessionInvalid`), each naming th
 Defaults: the unlock window opens 60 minutes before the start and closes 30 minutes after it;
 a venue's package has 5 fragments of which any 3 rebuild it; the manifest version is 1.
 Rule overrides are the names the venue's rules engine knows (`entry_cutoff_minutes`,
-`sealed_before_end_minutes`, `sealed_long_minutes`), in minutes.
+`sealed_before_end_minutes`, `sealed_long_minutes`), in minutes, and `inspection_required`
+(0 or 1: whether the real unlock needs the venue's inspection sign-off and a passed dry run,
+art. 21(3); 0, the default, shows a warning on the ceremony screen). `inspection` lists the
+checklist the venue's staff sign off.
 """
 
 from __future__ import annotations
@@ -24,7 +27,14 @@ from paperpack.errors import SessionInvalid
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 KINDS = ("standard", "audio_video")
-RULE_NAMES = ("entry_cutoff_minutes", "sealed_before_end_minutes", "sealed_long_minutes")
+RULE_NAMES = (
+    "entry_cutoff_minutes",
+    "sealed_before_end_minutes",
+    "sealed_long_minutes",
+    "inspection_required",  # 1: the real unlock needs the inspection sign-off (art. 21(3))
+)
+MAX_CHECKLIST_LINES = 50
+MAX_CHECKLIST_LINE = 200  # characters
 DEFAULT_OPENS_BEFORE = 60  # minutes before the start the unlock window opens
 DEFAULT_CLOSES_AFTER = 30  # minutes after the start it closes
 DEFAULT_FRAGMENTS = 5
@@ -61,6 +71,9 @@ class Session:
     manifest_version: int  # monotonically increasing per (session, venue)
     venues: tuple[Venue, ...]
     paper: str | None = None  # the paper file named in the session (informational)
+    # The venue's inspection checklist (art. 21(3)), signed into the manifest; two staff
+    # logins sign it off at the venue.
+    inspection: tuple[str, ...] = ()
 
     def venue(self, venue_id: str) -> Venue:
         for venue in self.venues:
@@ -153,6 +166,23 @@ def _rules(raw: Any, problems: _Problems) -> dict[str, int]:
     return rules
 
 
+def _inspection(raw: Any, problems: _Problems) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_CHECKLIST_LINES:
+        problems.add("inspection", f"must be a list of up to {MAX_CHECKLIST_LINES} lines")
+        return ()
+    lines = []
+    for index, line in enumerate(raw):
+        if not isinstance(line, str) or not line.strip() or len(line) > MAX_CHECKLIST_LINE:
+            problems.add(
+                f"inspection[{index}]", f"must be text of 1-{MAX_CHECKLIST_LINE} characters"
+            )
+        else:
+            lines.append(line.strip())
+    return tuple(lines)
+
+
 def _venue(raw: Any, index: int, problems: _Problems) -> Venue | None:
     where = f"venues[{index}]."
     if not isinstance(raw, dict):
@@ -232,6 +262,9 @@ def session_from_dict(raw: Any, source: str = "session") -> Session:
     if opens + closes == 0:
         problems.add("window", "the unlock window is empty: it must open before it closes")
     rules = _rules(raw.get("rules"), problems)
+    if rules.get("inspection_required", 0) > 1:
+        problems.add("rules.inspection_required", "must be 0 (a warning) or 1 (required)")
+    inspection = _inspection(raw.get("inspection"), problems)
     version = _int(raw, "manifest_version", "", problems, 1, 1, 2**31 - 1)
     paper = raw.get("paper")
     if paper is not None and not isinstance(paper, str):
@@ -262,4 +295,5 @@ def session_from_dict(raw: Any, source: str = "session") -> Session:
         manifest_version=version,
         venues=tuple(venues),
         paper=paper,
+        inspection=inspection,
     )

@@ -68,7 +68,13 @@ def cmd_pack(args: argparse.Namespace) -> int:
     authority = load_authority(args.authority, read_passphrase(args.passphrase_file))
     with _progress_bar(estimate_plain_size(paper) * len(session.venues)) as progress:
         packs = pack_session(
-            paper, session, authority, args.out, chunk_size=args.chunk_size, progress=progress
+            paper,
+            session,
+            authority,
+            args.out,
+            chunk_size=args.chunk_size,
+            progress=progress,
+            practice=args.practice,
         )
     for pack in packs:
         m = pack.manifest
@@ -78,6 +84,8 @@ def cmd_pack(args: argparse.Namespace) -> int:
             f" {m.payload['ciphertext_size']} sealed), share cards in {pack.shares_dir}"
             f" ({m.shares['threshold']} of {m.shares['holders']})"
         )
+    if args.practice:
+        print(f"signed as a PRACTICE package (dry run) for session {session.session_id}")
     print(f"central-only material: {args.authority / 'sessions' / session.session_id}")
     return 0
 
@@ -98,6 +106,8 @@ def _describe(manifest: Manifest) -> list[str]:
         f"sizes:     plain {p['plain_size']}, zstd {p['compressed_size']},"
         f" sealed {p['ciphertext_size']} in {p['chunks']} chunks of {p['chunk_size']}",
         f"rules:     {json.dumps(m.rules, sort_keys=True)}",
+        f"practice:  {'yes (dry run)' if m.practice else 'no (real exam)'};"
+        f" inspection checklist: {len(m.inspection)} lines",
     ]
 
 

@@ -37,6 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     pack.add_argument("--out", required=True, type=Path, help="where the venue packages go")
     pack.add_argument("--passphrase-file", type=Path, help="the authority keys' passphrase")
     pack.add_argument("--chunk-size", type=int, default=1 << 20, help="AEAD chunk size in bytes")
+    pack.add_argument(
+        "--practice",
+        action="store_true",
+        help="sign the packages as practice packages: the venue's dry run (art. 21(3))",
+    )
     pack.set_defaults(func=Handler(f"{HANDLERS}:cmd_pack"))
 
     inspect = sub.add_parser("inspect", help="show what a package holds (no signature check)")

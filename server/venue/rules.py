@@ -41,6 +41,11 @@ class RuleViolation(CbtError):
         self.extra = extra
 
 
+# Session rules that are not about time, read by their own modules (the inspection
+# sign-off: server.venue.inspection).
+NON_TIMING_RULES = frozenset({"inspection_required"})
+
+
 @dataclass(frozen=True)
 class ExamRules:
     """The timing rules of one session, in milliseconds relative to the start."""
@@ -67,6 +72,8 @@ class ExamRules:
             "sealed_long_ms": 120 * MINUTE_MS,
         }
         for key, minutes in (overrides or {}).items():
+            if key in NON_TIMING_RULES:
+                continue
             field = key.removesuffix("_minutes") + "_ms"
             if field not in values or not key.endswith("_minutes"):
                 raise CbtError(f"unknown exam rule {key!r}: use one of {_override_names()}")

@@ -133,6 +133,7 @@ def pack_for(
     paper: Paper | None = None,
     authority: Authority | None = None,
     chunk_size: int = 1 << 20,
+    practice: bool = False,
     **session_overrides: Any,
 ) -> Packed:
     """Pack `paper` (default: the keyed test paper) for the venues into `root`."""
@@ -142,5 +143,7 @@ def pack_for(
     session = session_from_dict(
         session_data([venue_data(v, keys[v]) for v in venue_ids], **session_overrides)
     )
-    packs = pack_session(paper, session, authority, root / "out", chunk_size=chunk_size)
+    packs = pack_session(
+        paper, session, authority, root / "out", chunk_size=chunk_size, practice=practice
+    )
     return Packed(root, authority, session, paper, keys, {p.venue_id: p for p in packs})

@@ -1,6 +1,7 @@
-"""Format versions of packages and release records: the current one (2: domain-tagged
-signatures, HPKE key wraps) is written, and the previous one (1: bare signatures, the old
-X25519 wrap) is still read; an artifact of one version in the other's clothes is refused.
+"""Format versions of packages and release records: the current one (package 3: domain-tagged
+signatures, HPKE key wraps, the signed practice flag; record 2) is written, and the previous
+one (1: bare signatures, the old X25519 wrap) is still read; an artifact of one
+version in the other's clothes is refused.
 
 The format 1 package here is made by today's packer with the three format 1 choices put
 back (format_version 1, the version 1 wrap, a bare signature), so it exercises exactly what
@@ -80,14 +81,16 @@ def unlock(packed: Packed, release: str | dict[str, Any]) -> UnlockedPaper:
     return session.open(IN_WINDOW)
 
 
-def test_new_packages_are_format_2_with_a_tagged_signature_and_an_hpke_wrap(
+def test_new_packages_are_format_3_with_a_tagged_signature_and_an_hpke_wrap(
     packed_v2: Packed,
 ) -> None:
-    """pack writes format 2: the signature is over cbt-manifest-v2| + the manifest bytes."""
+    """pack writes format 3 (format 2 plus the signed practice flag and checklist): the
+    signature is over cbt-manifest-v2| + the manifest bytes."""
     package = packed_v2.package("V1")
     data = (package / "manifest.json").read_bytes()
     signature = base64.b64decode((package / "manifest.sig").read_bytes())
-    assert json.loads(data)["format_version"] == 2
+    assert json.loads(data)["format_version"] == 3
+    assert json.loads(data)["practice"] is False
     packed_v2.authority.signing_public.verify(signature, b"cbt-manifest-v2|" + data)
     wrapped = base64.b64decode(json.loads(data)["device"]["wrapped"])
     assert wrapped.startswith(b"CBTW\x02")

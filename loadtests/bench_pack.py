@@ -203,7 +203,7 @@ def bench_unlock(size_mb: int, candidates: int, work: Path) -> dict[str, float]:
     unlock = Unlock(opened, venue_key, NOW)
     for holder, card in zip((1, 3, 5), cards, strict=True):
         unlock.add_share(card, f"supervisor-{holder}")
-    unlock.add_release(code)
+    unlock.add_release(code, NOW)
     unlocked = unlock.open(NOW)
     unlock.close()
     opened_s = time.perf_counter() - began

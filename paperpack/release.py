@@ -8,8 +8,13 @@ directory and returns
   window and S_time wrapped to the venue server's X25519 key, for the central server to serve
   online. A copied record is useless on any other machine.
 
-The centre refuses a release only for an unknown session or venue; the window is enforced
-where it matters, at the venue (`check_release_*`), against the signed manifest.
+`issue_release` itself refuses only an unknown session or venue: it is the producer, used
+as such by tests and tools. Every issuance that leaves the centre goes through
+`accountable_release`, which checks the signed window *before* it unwraps anything (outside
+it only with a stated reason, `paperpack release --force --reason`) and appends the issuance
+to the authority's signed, hash-chained release log (`paperpack.release_log`). The window is
+enforced cryptographically only at the venue, against the signed manifest; at the centre it
+is procedure plus that log (docs/sealing.md, "What is cryptographic").
 
 Venue side: `secret_from_code` and `secret_from_record` return S_time after checking it
 against the manifest's release commitment, so a release for another venue, session or
@@ -31,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from paperpack import typable
+from paperpack import release_log, typable
 from paperpack.authority import Authority
 from paperpack.canonical import DuplicateKey, canonical_json, strict_loads
 from paperpack.crypto import (
@@ -63,6 +68,14 @@ class ReleaseError(PaperpackError):
     """The centre cannot issue this release (unknown session or venue)."""
 
 
+class ReleaseOutsideWindow(ReleaseError):
+    """Asked for a release outside its signed unlock window, without a forced reason."""
+
+
+class ReleaseMaterialUnreadable(ReleaseError):
+    """The centre's sealed release material does not open with the loaded authority key."""
+
+
 @dataclass(frozen=True)
 class Release:
     session_id: str
@@ -77,9 +90,9 @@ def release_context(session_id: str, venue_id: str, package_id: str) -> bytes:
     )
 
 
-def _central_material(
-    authority: Authority, session_id: str, venue_id: str
-) -> tuple[dict[str, Any], bytearray]:
+def pack_record(authority: Authority, session_id: str, venue_id: str) -> dict[str, Any]:
+    """The plaintext pack record of one venue (package id, window, venue key): nothing
+    secret is opened to read it. ReleaseError for an unknown session or venue."""
     central = authority.central_dir(session_id, venue_id)
     record_path = central / "pack-record.json"
     if not record_path.is_file():
@@ -92,7 +105,15 @@ def _central_material(
         raise ReleaseError(
             f"venue {venue_id} is not in session {session_id} (packed venues: {known})"
         )
-    pack_record = json.loads(record_path.read_text(encoding="utf-8"))
+    record: dict[str, Any] = json.loads(record_path.read_text(encoding="utf-8"))
+    return record
+
+
+def _central_material(
+    authority: Authority, session_id: str, venue_id: str
+) -> tuple[dict[str, Any], bytearray]:
+    record = pack_record(authority, session_id, venue_id)
+    central = authority.central_dir(session_id, venue_id)
     try:
         secrets_blob = (central / "secrets.sealed").read_bytes()
         secrets = unwrap(
@@ -101,27 +122,35 @@ def _central_material(
             context=central_context("secrets", session_id, venue_id),
             legacy=True,
         )
-    except (OSError, CryptoError) as exc:
-        raise ReleaseError(
-            f"cannot open the central secrets of {session_id}/{venue_id}: {exc}"
+    except OSError as exc:
+        raise ReleaseMaterialUnreadable(
+            f"cannot read the central secrets of {session_id}/{venue_id}"
+            f" ({central / 'secrets.sealed'}: {exc.strerror}): restore the authority directory"
+            " from its backup"
+        ) from None
+    except CryptoError:
+        raise ReleaseMaterialUnreadable(
+            f"the central secrets of {session_id}/{venue_id} do not open with this authority's"
+            f" upload key: check that {authority.directory} is the authority that packed this"
+            " session and that its files are intact"
         ) from None
     doc = json.loads(bytes(secrets))
     zeroise(secrets)
-    return pack_record, bytearray(base64.b64decode(doc["release_secret"]))
+    return record, bytearray(base64.b64decode(doc["release_secret"]))
 
 
 def issue_release(
     authority: Authority, session_id: str, venue_id: str, *, now: datetime | None = None
 ) -> Release:
     """The code and the signed record releasing S_time for one venue."""
-    pack_record, s_time = _central_material(authority, session_id, venue_id)
+    record, s_time = _central_material(authority, session_id, venue_id)
     try:
         code = typable.encode_groups(bytes(s_time))
-        venue_key = read_wrapping_public(pack_record["venue_public_key"], f"venue {venue_id}")
+        venue_key = read_wrapping_public(record["venue_public_key"], f"venue {venue_id}")
         wrapped = wrap(
             venue_key,
             s_time,
-            context=release_context(session_id, venue_id, pack_record["package_id"]),
+            context=release_context(session_id, venue_id, record["package_id"]),
         )
     finally:
         zeroise(s_time)
@@ -130,16 +159,65 @@ def issue_release(
         "format_version": RECORD_VERSION,
         "session_id": session_id,
         "venue_id": venue_id,
-        "package_id": pack_record["package_id"],
-        "manifest_version": pack_record["manifest_version"],
-        "window": pack_record["window"],
+        "package_id": record["package_id"],
+        "manifest_version": record["manifest_version"],
+        "window": record["window"],
         "wrapped_secret": base64.b64encode(wrapped).decode("ascii"),
         "issued_at": (now or datetime.now(UTC)).isoformat(),
         "signing_key": public_key_text(authority.signing_public),
     }
     signature = sign(authority.signing_key, SIGNING_KIND, canonical_json(body))
-    record = {**body, "signature": base64.b64encode(signature).decode("ascii")}
-    return Release(session_id, venue_id, code, record)
+    signed = {**body, "signature": base64.b64encode(signature).decode("ascii")}
+    return Release(session_id, venue_id, code, signed)
+
+
+def release_window(
+    authority: Authority, session_id: str, venue_id: str
+) -> tuple[datetime, datetime]:
+    """The signed unlock window of one venue, from the plaintext pack record."""
+    window = pack_record(authority, session_id, venue_id)["window"]
+    return (
+        datetime.fromisoformat(window["not_before"]),
+        datetime.fromisoformat(window["not_after"]),
+    )
+
+
+def accountable_release(
+    authority: Authority,
+    session_id: str,
+    venue_id: str,
+    *,
+    now: datetime,
+    channel: str,
+    who: str,
+    forced_reason: str | None = None,
+) -> Release:
+    """Issue a release that leaves the centre: the window is checked before anything is
+    unwrapped, and the issuance is in the release log before the release is returned.
+
+    Outside the window only with `forced_reason` (ReleaseOutsideWindow otherwise), and the
+    log entry carries that reason. `who`: the operator or the requesting venue server."""
+    not_before, not_after = release_window(authority, session_id, venue_id)
+    inside = not_before <= now < not_after
+    if not inside and forced_reason is None:
+        raise ReleaseOutsideWindow(
+            f"session {session_id} may be released to {venue_id} only inside its unlock"
+            f" window, {not_before.isoformat()} to {not_after.isoformat()} (now"
+            f' {now.isoformat()}); to issue it anyway give --force --reason "why" (logged)'
+        )
+    release = issue_release(authority, session_id, venue_id, now=now)
+    release_log.append_issuance(
+        authority.directory,
+        authority.signing_key,
+        session_id=session_id,
+        venue_id=venue_id,
+        channel=channel,
+        who=who,
+        at=now,
+        window=release.record["window"],
+        reason=None if inside else forced_reason,
+    )
+    return release
 
 
 # --- venue side -------------------------------------------------------------------------

@@ -3,7 +3,7 @@
     opened = open_package(package_dir, authority_key, highest_seen_version=seen)
     unlock = Unlock(opened, device_private_key, now)      # OutsideWindow / WrongVenue here
     unlock.add_share(card_text, holder_login)            # checked on entry
-    unlock.add_release(code_or_record)                   # checked on entry
+    unlock.add_release(code_or_record, now)              # checked on entry, in the window
     unlock.progress                                      # "2 of 3"
     unlocked = unlock.open(now, seal_to=venue_public)    # the paper without keys
     again = reopen(opened, device_private_key, unlocked.sealed_key)  # after a restart
@@ -167,12 +167,10 @@ class Unlock:
         self._logins[holder_login] = parsed.holder
         return parsed.holder
 
-    def add_release(
-        self, code_or_record: str | dict[str, Any], now: datetime | None = None
-    ) -> None:
-        """Take the time release, a typed code or a signed record (JSON text or dict)."""
-        if now is not None:
-            check_window(self.manifest, now, "accept the release")
+    def add_release(self, code_or_record: str | dict[str, Any], now: datetime) -> None:
+        """Take the time release, a typed code or a signed record (JSON text or dict), only
+        inside the signed window (OutsideWindow otherwise)."""
+        check_window(self.manifest, now, "accept the release")
         if isinstance(code_or_record, dict) or code_or_record.lstrip().startswith("{"):
             record = parse_record(code_or_record)
             s_time = secret_from_record(

@@ -10,11 +10,14 @@ Errors are the library's typed errors, which the CLI runner turns into one line
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from paperpack.approval import (
     MAX_VALIDITY,
@@ -32,7 +35,8 @@ from paperpack.fragments import fragment_name
 from paperpack.manifest import Manifest
 from paperpack.pack import Progress, estimate_plain_size, pack_session
 from paperpack.package import check_fragment, open_package, read_manifest_unverified
-from paperpack.release import issue_release
+from paperpack.release import ReleaseError, accountable_release
+from paperpack.release_log import log_path, read_log, verify_log
 from paperpack.session import load_session
 
 
@@ -151,8 +155,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_release(args: argparse.Namespace) -> int:
+    if args.force and not (args.reason or "").strip():
+        raise ReleaseError('--force needs --reason "why" (it is written to the release log)')
+    if args.reason and not args.force:
+        raise ReleaseError("--reason goes with --force (a release inside the window needs none)")
     authority = load_authority(args.authority, read_passphrase(args.passphrase_file))
-    release = issue_release(authority, args.session_id, args.venue_id)
+    release = accountable_release(
+        authority,
+        args.session_id,
+        args.venue_id,
+        now=datetime.now(UTC),
+        channel="phone",
+        who=f"{getpass.getuser()}@{socket.gethostname()} (paperpack release)",
+        forced_reason=args.reason.strip() if args.force else None,
+    )
     out = args.out or authority.central_dir(args.session_id, args.venue_id)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"release-{args.session_id}-{args.venue_id}.json"
@@ -160,6 +176,29 @@ def cmd_release(args: argparse.Namespace) -> int:
     print(f"release code for {args.session_id} / {args.venue_id} (read it out, in groups):")
     print(f"  {release.code}")
     print(f"signed release record (for the central server): {path}")
+    print(f"logged as issuance {_last_seq(authority.directory)} in {log_path(authority.directory)}")
+    return 0
+
+
+def _last_seq(authority_dir: Path) -> int:
+    entries = read_log(authority_dir)
+    return int(entries[-1]["seq"]) if entries else 0
+
+
+def cmd_release_log(args: argparse.Namespace) -> int:
+    """Print the release log and check its chain and signatures against signing.pub."""
+    entries = read_log(args.authority)
+    check = verify_log(entries, read_authority_public(args.authority))
+    for entry in entries[: check.entries]:
+        forced = f" FORCED: {entry['reason']}" if entry.get("forced") else ""
+        print(
+            f"{entry['seq']:>4}  {entry['at']}  {entry['session_id']}/{entry['venue_id']}"
+            f"  {entry['channel']:<6}  {entry['who']}{forced}"
+        )
+    if not check.intact:
+        print(f"BROKEN: {check.problem}", file=sys.stderr)
+        return 1
+    print(f"OK: {check.entries} issuances, chain and signatures intact")
     return 0
 
 

@@ -66,7 +66,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     release.add_argument("--authority", required=True, type=Path, help="the authority directory")
     release.add_argument("--passphrase-file", type=Path, help="the authority keys' passphrase")
     release.add_argument("--out", type=Path, help="directory for the signed release record")
+    release.add_argument(
+        "--force",
+        action="store_true",
+        help="issue outside the signed unlock window (needs --reason; logged as forced)",
+    )
+    release.add_argument("--reason", help="why a forced release is issued (written to the log)")
     release.set_defaults(func=Handler(f"{HANDLERS}:cmd_release"))
+    release_log = sub.add_parser(
+        "release-log", help="every release issued: print the log and verify its chain"
+    )
+    release_log.add_argument(
+        "--authority", required=True, type=Path, help="the authority directory"
+    )
+    release_log.set_defaults(func=Handler(f"{HANDLERS}:cmd_release_log"))
 
     approve = sub.add_parser(
         "approve-delay", help="the centre's signed approval of a start delay over 30 minutes"

@@ -11,6 +11,7 @@ audited (same transaction). `ReleaseSource` is where the centre finds what it ma
 from __future__ import annotations
 
 import base64
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from aiohttp import web
 
 from paperpack import crypto
 from paperpack.canonical import DuplicateKey
+from paperpack.release import ReleaseError
 from server.central import keys
 from server.clock import iso
 from server.errors import Forbidden, Malformed
@@ -32,20 +34,25 @@ from server.protocol.release import (
 )
 
 routes = web.RouteTableDef()
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ReleaseOffer:
-    """What the centre may release for one session and venue, and when."""
+class ReleaseWindow:
+    """When the centre may release one session to one venue (read without opening secrets)."""
 
     not_before: datetime  # unlock window opens (UTC)
     not_after: datetime  # unlock window closes (UTC)
-    record: dict[str, Any]  # the signed release record as `paperpack release` writes it
 
 
 class ReleaseSource(Protocol):
-    def find(self, session_id: str, venue_id: str) -> ReleaseOffer | None:
-        """The release of this session for this venue, or None when the centre has none."""
+    def find(self, session_id: str, venue_id: str) -> ReleaseWindow | None:
+        """The window of this session for this venue, or None when the centre has none."""
+        ...
+
+    def issue(self, session_id: str, venue_id: str, now: datetime) -> dict[str, Any]:
+        """The signed release record, logged as issued; called only inside the window.
+        Raises paperpack.release.ReleaseError when the centre's material does not open."""
         ...
 
 
@@ -117,20 +124,25 @@ async def post_release(request: web.Request) -> web.Response:
         ) from None
     now = app[keys.CLOCK].now()
     _check_fresh(requested_at, now, app[keys.SETTINGS].release_skew_ms)
-    offer = app[keys.RELEASES].find(session_id, venue_id)
-    if offer is None:
+    window = app[keys.RELEASES].find(session_id, venue_id)
+    if window is None:
         raise _refuse(
             "no-release", f"the centre holds no release of session {session_id} for {venue_id}"
         )
-    if not offer.not_before <= now <= offer.not_after:
+    if not window.not_before <= now < window.not_after:  # before anything is unwrapped
         raise _refuse(
             "outside-window",
-            f"the unlock window of session {session_id} is {iso(offer.not_before)} to "
-            f"{iso(offer.not_after)}; it is now {iso(now)} at the centre",
+            f"the unlock window of session {session_id} is {iso(window.not_before)} to "
+            f"{iso(window.not_after)}; it is now {iso(now)} at the centre",
         )
+    try:
+        record = app[keys.RELEASES].issue(session_id, venue_id, now)
+    except ReleaseError as exc:
+        log.error("release.unopenable session=%s venue=%s", session_id, venue_id)
+        raise Problem(503, "release-unavailable", str(exc)) from None
     answer = wrap_release_response(
         crypto.read_wrapping_public(venue.wrap_public),
-        offer.record,
+        record,
         session_id,
         venue_id,
         iso(now),

@@ -1,4 +1,5 @@
-"""The central status page: per session and venue, released / unlocked / uploaded, with counts.
+"""The central status page: per session and venue, released / unlocked / uploaded, with counts,
+and the authority's release log (every release issued, online or read out by phone).
 
 `GET /api/v1/status` is JSON; `GET /status` is the same as an HTML table for the operator
 (`client/templates/central/status.html`, autoescaped). Both need a central staff login
@@ -13,11 +14,25 @@ from typing import Any
 
 from aiohttp import web
 
+from paperpack.release_log import read_log, verify_log
 from server.central import keys
 from server.central.staff import page_context, render_page, staff_api, staff_page
 
 routes = web.RouteTableDef()
 COUNTS = ("attempts", "submitted", "absent", "violations", "incidents")
+LOG_SHOWN = 50  # newest release-log entries on the page (the CLI prints them all)
+LOG_FIELDS = ("seq", "at", "who", "session_id", "venue_id", "channel", "forced", "reason")
+
+
+def release_log_status(app: web.Application) -> dict[str, Any]:
+    """The authority's release log (issue 14, point 5): every issuance, online or by phone,
+    with the verdict on its chain and signatures."""
+    authority = app[keys.AUTHORITY]
+    entries = read_log(authority.directory)
+    check = verify_log(entries, authority.signing_public)
+    shown = [{k: e.get(k) for k in LOG_FIELDS} for e in entries[-LOG_SHOWN:]]
+    return {"entries": shown[::-1], "total": len(entries), "intact": check.intact,
+            "problem": check.problem}  # fmt: skip
 
 
 async def collect_status(app: web.Application) -> dict[str, Any]:
@@ -46,6 +61,7 @@ async def collect_status(app: web.Application) -> dict[str, Any]:
         "venues": [venue.venue_id for venue in await storage.list_venues()],
         "log_size": packages[-1].log_position if packages else 0,
         "log_root": packages[-1].log_root if packages else None,
+        "release_log": release_log_status(app),
     }
 
 
@@ -66,5 +82,6 @@ async def status_html(request: web.Request) -> web.Response:
     return render_page(
         "central/status.html", rows=status["sessions"], venues=status["venues"],
         log_size=status["log_size"], log_root=status["log_root"] or "-",
+        release_log=status["release_log"],
         **page_context(request),
     )  # fmt: skip

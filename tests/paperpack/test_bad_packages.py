@@ -363,7 +363,7 @@ def test_duplicate_share_is_refused(kit: Kit) -> None:
 def test_k_minus_one_shares_are_refused(kit: Kit) -> None:
     """Two of three shares and the release do not open the paper."""
     unlock = started(kit, (1, 2))
-    unlock.add_release(release_code(kit.base))
+    unlock.add_release(release_code(kit.base), IN_WINDOW)
     with pytest.raises(UnlockIncomplete):
         unlock.open(IN_WINDOW)
 
@@ -373,7 +373,7 @@ def test_release_of_another_venue_or_session_is_refused(kit: Kit, which: str) ->
     """Codes for V2, or for another session's V1, fail the release commitment."""
     other = release_code(kit.base, "V2") if which == "venue" else release_code(kit.other_session)
     with pytest.raises(ReleaseRejected, match="belongs to another venue, session or package"):
-        started(kit).add_release(other)
+        started(kit).add_release(other, IN_WINDOW)
 
 
 def test_release_outside_the_window_is_refused(kit: Kit) -> None:
@@ -405,7 +405,7 @@ def test_decompression_bomb_is_refused_after_authentication(tmp_path: Path) -> N
     unlock = Unlock(opened, base.venue_keys["V1"], IN_WINDOW)
     for holder in (1, 2, 3):
         unlock.add_share((bomb.shares_dir / f"holder-{holder}.txt").read_text(), f"u{holder}")
-    unlock.add_release(issue_release(base.authority, session.session_id, "V1").code)
+    unlock.add_release(issue_release(base.authority, session.session_id, "V1").code, IN_WINDOW)
     with pytest.raises(DecompressionBomb, match="signed size of 4096"):
         unlock.open(IN_WINDOW)
 
@@ -513,7 +513,7 @@ def test_fuzz_release_record_fields(kit: Kit, data: st.DataObject) -> None:
     key = data.draw(st.sampled_from(sorted(record)))
     record[key] = data.draw(json_values)
     with pytest.raises(PaperpackError):
-        started(kit).add_release(json.dumps(record))
+        started(kit).add_release(json.dumps(record), IN_WINDOW)
 
 
 @FUZZ
@@ -523,7 +523,10 @@ def test_fuzz_release_record_fields(kit: Kit, data: st.DataObject) -> None:
 def test_fuzz_share_and_release_codes(kit: Kit, text: str) -> None:
     """Random typed text as a share or a release code raises only project errors."""
     unlock = started(kit)
-    for enter in (lambda: unlock.add_share(text, "fuzzer"), lambda: unlock.add_release(text)):
+    for enter in (
+        lambda: unlock.add_share(text, "fuzzer"),
+        lambda: unlock.add_release(text, IN_WINDOW),
+    ):
         with contextlib.suppress(PaperpackError):
             enter()
 

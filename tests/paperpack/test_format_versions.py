@@ -77,7 +77,7 @@ def unlock(packed: Packed, release: str | dict[str, Any]) -> UnlockedPaper:
     session = Unlock(opened, packed.venue_keys["V1"], IN_WINDOW)
     for holder in (1, 2, 3):
         session.add_share(packed.card(holder), f"login-{holder}")
-    session.add_release(release)
+    session.add_release(release, IN_WINDOW)
     return session.open(IN_WINDOW)
 
 

@@ -55,7 +55,9 @@ def unlock_with(packed: Packed, holders: tuple[int, ...], venue_id: str = "V1", 
     unlock = Unlock(opened, packed.venue_keys[venue_id], IN_WINDOW)
     for holder in holders:
         unlock.add_share(packed.card(holder, venue_id), f"login-{holder}")
-    unlock.add_release(issue_release(packed.authority, packed.session.session_id, venue_id).code)
+    unlock.add_release(
+        issue_release(packed.authority, packed.session.session_id, venue_id).code, IN_WINDOW
+    )
     return unlock.open(IN_WINDOW)
 
 
@@ -295,7 +297,9 @@ def test_cli_authority_pack_verify_inspect_release(
     auth, passphrase, rel = str(tmp_path / "auth"), str(tmp_path / "pass"), str(tmp_path / "rel")
     release_args = ["release", "S-2026-27", "V1", "--authority", auth,
                     "--passphrase-file", passphrase, "--out", rel]  # fmt: skip
-    assert main(release_args) == 0
+    assert main(release_args) == 1  # the test session's window (November 2026) is past
+    assert "only inside its unlock window" in capsys.readouterr().err
+    assert main([*release_args, "--force", "--reason", "test of the CLI"]) == 0
     code = capsys.readouterr().out.splitlines()[1].strip()
     opened = open_package(package, read_authority_public(tmp_path / "auth"))
     unlock = Unlock(opened, venue_key, IN_WINDOW)
@@ -303,10 +307,10 @@ def test_cli_authority_pack_verify_inspect_release(
         unlock.add_share(
             (tmp_path / "out" / "V1" / "shares" / f"holder-{holder}.txt").read_text(), f"u{holder}"
         )
-    unlock.add_release(code)
+    unlock.add_release(code, IN_WINDOW)
     assert unlock.open(IN_WINDOW).paper == without_keys(paper)
     record = (tmp_path / "rel" / "release-S-2026-27-V1.json").read_text()
-    unlock.add_release(record)
+    unlock.add_release(record, IN_WINDOW)
     assert main(["release", "S-2026-27", "NOPE", *release_args[3:]]) == 1
     assert "venue NOPE is not in session S-2026-27" in capsys.readouterr().err
 

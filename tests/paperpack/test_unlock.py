@@ -55,7 +55,7 @@ def test_k_minus_one_shares_do_not_open(packed: Packed) -> None:
     unlock = new_unlock(packed)
     unlock.add_share(packed.card(1), "alice")
     unlock.add_share(packed.card(2), "bob")
-    unlock.add_release(code(packed))
+    unlock.add_release(code(packed), IN_WINDOW)
     with pytest.raises(UnlockIncomplete, match="2 of 3 shares entered"):
         unlock.open(IN_WINDOW)
 
@@ -112,14 +112,14 @@ def test_a_mistyped_share_names_the_group(packed: Packed) -> None:
 def test_a_release_code_of_another_venue_is_rejected(packed: Packed) -> None:
     """V2's release code does not match V1's release commitment."""
     with pytest.raises(ReleaseRejected, match="not the release for session S-2026-27 at venue V1"):
-        new_unlock(packed).add_release(code(packed, "V2"))
+        new_unlock(packed).add_release(code(packed, "V2"), IN_WINDOW)
 
 
 def test_a_release_record_of_another_venue_is_rejected(packed: Packed) -> None:
     """A signed record for V2 entered at V1 names the venue it is for."""
     record = issue_release(packed.authority, packed.session.session_id, "V2").record
     with pytest.raises(ReleaseRejected, match="for venue V2, not V1"):
-        new_unlock(packed).add_release(json.dumps(record))
+        new_unlock(packed).add_release(json.dumps(record), IN_WINDOW)
 
 
 def test_a_release_record_of_another_session_is_rejected(packed: Packed) -> None:
@@ -132,7 +132,7 @@ def test_a_release_record_of_another_session_is_rejected(packed: Packed) -> None
     signed = sign(packed.authority.signing_key, "release-record", canonical_json(body))
     signature = base64.b64encode(signed).decode()
     with pytest.raises(ReleaseRejected, match="for session S-OTHER, not S-2026-27"):
-        new_unlock(packed).add_release({**body, "signature": signature})
+        new_unlock(packed).add_release({**body, "signature": signature}, IN_WINDOW)
 
 
 def test_a_release_record_with_a_bad_signature_is_refused(packed: Packed) -> None:
@@ -140,7 +140,7 @@ def test_a_release_record_with_a_bad_signature_is_refused(packed: Packed) -> Non
     record = issue_release(packed.authority, packed.session.session_id, "V1").record
     record["issued_at"] = "2020-01-01T00:00:00+00:00"
     with pytest.raises(SignatureInvalid, match="release record is not signed"):
-        new_unlock(packed).add_release(record)
+        new_unlock(packed).add_release(record, IN_WINDOW)
 
 
 def test_a_release_outside_the_window_is_refused(packed: Packed) -> None:
@@ -161,7 +161,7 @@ def test_unlock_cannot_start_or_open_outside_the_window(packed: Packed) -> None:
     unlock = new_unlock(packed, now=START - timedelta(minutes=60))
     for holder, login in ((1, "a"), (2, "b"), (3, "c")):
         unlock.add_share(packed.card(holder), login)
-    unlock.add_release(code(packed))
+    unlock.add_release(code(packed), IN_WINDOW)
     with pytest.raises(OutsideWindow, match="closed"):
         unlock.open(START + timedelta(minutes=30))
     assert unlock.open(START + timedelta(minutes=29)).paper.paper_id == "P-TEST"
@@ -179,7 +179,7 @@ def test_the_wrong_venue_key_cannot_start_an_unlock(packed: Packed) -> None:
 def test_close_overwrites_the_device_and_time_secrets(packed: Packed) -> None:
     """After close the held secrets are zero bytes."""
     unlock = new_unlock(packed)
-    unlock.add_release(code(packed))
+    unlock.add_release(code(packed), IN_WINDOW)
     device, time_secret = unlock._s_dev, unlock._s_time
     unlock.close()
     assert device == bytearray(len(device)) and time_secret == bytearray(len(time_secret or b""))
@@ -199,7 +199,7 @@ def test_open_overwrites_the_secrets_and_cannot_run_twice(packed: Packed) -> Non
     unlock = new_unlock(packed)
     for holder, login in ((2, "a"), (3, "b"), (5, "c")):
         unlock.add_share(packed.card(holder), login)
-    unlock.add_release(code(packed))
+    unlock.add_release(code(packed), IN_WINDOW)
     device, time_secret = unlock._s_dev, unlock._s_time
     assert unlock.open(IN_WINDOW).paper.paper_id == "P-TEST"
     assert device == bytearray(32) and time_secret == bytearray(16)
@@ -211,7 +211,7 @@ def opened_and_sealed(packed: Packed, venue_id: str = "V1") -> tuple[Any, bytes]
     unlock = new_unlock(packed, venue_id)
     for holder, login in ((1, "a"), (2, "b"), (3, "c")):
         unlock.add_share(packed.card(holder, venue_id), login)
-    unlock.add_release(code(packed, venue_id))
+    unlock.add_release(code(packed, venue_id), IN_WINDOW)
     public = packed.venue_keys[venue_id].public_key()
     unlocked = unlock.open(IN_WINDOW, seal_to=public)
     assert unlocked.sealed_key is not None
@@ -229,7 +229,7 @@ def test_the_paper_reopens_from_its_key_sealed_to_this_machine(packed: Packed) -
     plain = new_unlock(packed)
     for holder, login in ((1, "a"), (2, "b"), (3, "c")):
         plain.add_share(packed.card(holder), login)
-    plain.add_release(code(packed))
+    plain.add_release(code(packed), IN_WINDOW)
     assert plain.open(IN_WINDOW).sealed_key is None
 
 

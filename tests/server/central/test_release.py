@@ -206,3 +206,59 @@ async def test_a_request_signed_in_the_other_versions_form_is_refused(
     else:
         del body["format_version"]
     await problem(await central.client.post("/api/v1/release", json=body), "bad-signature")
+
+
+async def test_every_online_release_is_in_the_authority_release_log(
+    central: Central, packed_venue: VenueKeys, authority: Authority
+) -> None:
+    """Issue 14, point 5: a record served online is appended to the signed release log as
+    channel "online"; a refused request (outside the window) appends nothing."""
+    from paperpack.release_log import read_log, verify_log
+
+    await central.register(packed_venue)
+    before = len(read_log(authority.directory))
+    central.clock.set(CLOSES + timedelta(minutes=1))
+    await problem(await ask(central, packed_venue), "outside-window")
+    assert len(read_log(authority.directory)) == before
+    central.clock.set(OPENS + timedelta(minutes=5))
+    resp = await ask(central, packed_venue)
+    assert resp.status == 200, await resp.text()
+    entries = read_log(authority.directory)
+    assert len(entries) == before + 1
+    last = entries[-1]
+    assert (last["channel"], last["venue_id"], last["forced"]) == (
+        "online",
+        packed_venue.venue_id,
+        False,
+    )
+    assert verify_log(entries, authority.signing_public).intact
+    operator = await central.as_staff()
+    status = await (await central.client.get("/api/v1/status", headers=operator)).json()
+    shown = status["release_log"]
+    assert shown["intact"] is True and shown["total"] == len(entries)
+    assert shown["entries"][0]["seq"] == last["seq"]
+    assert shown["entries"][0]["channel"] == "online"
+
+
+async def test_unopenable_release_material_is_a_503_saying_what_to_check(
+    central: Central, packed_venue: VenueKeys, authority: Authority
+) -> None:
+    """Inside the window, central secrets that do not open are an error naming what to
+    check, not 'no release'; nothing is logged as issued."""
+    from paperpack.release_log import read_log
+
+    await central.register(packed_venue)
+    sealed = authority.central_dir(SESSION, packed_venue.venue_id) / "secrets.sealed"
+    kept = sealed.read_bytes()
+    sealed.write_bytes(b"\x00" * len(kept))
+    before = len(read_log(authority.directory))
+    try:
+        central.clock.set(OPENS + timedelta(minutes=5))
+        resp = await ask(central, packed_venue)
+        assert resp.status == 503, await resp.text()
+        body = await resp.json(content_type=None)
+        assert body["type"].endswith("/release-unavailable")
+        assert "do not open with this authority's upload key" in body["detail"]
+    finally:
+        sealed.write_bytes(kept)
+    assert len(read_log(authority.directory)) == before

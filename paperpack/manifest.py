@@ -6,7 +6,9 @@ only `ManifestInvalid`, so untrusted bytes never reach the rest of the code unch
 
 Format 3 (written now) is format 2 plus two signed fields: `practice` (true for a practice
 package, the dry run of art. 21(3): only the centre decides it, with `paperpack pack
---practice`) and `inspection` (the checklist the venue signs off, from the session file).
+--practice`), `inspection` (the checklist the venue signs off, from the session file) and
+`seating`: the centre's seat seed and what the venue needs of the paper before the unlock to
+seat candidates (its forms, the item counts of its shuffled sections; art. 20, 21(1)).
 Format 2 signs `b"cbt-manifest-v2|" + manifest bytes` (`crypto.sign` with
 kind "manifest") and wraps the device secret with HPKE. Format 1 signed the bare bytes and
 used the version 1 key wrap; it is still read, and only a manifest that says format 1 may
@@ -52,6 +54,7 @@ FORMAT_VERSION = 3  # written by pack: 2 + the signed practice flag and inspecti
 READABLE_FORMAT_VERSIONS = (1, 2, 3)  # 1: undomained signature, version 1 wrap
 TAGGED_FORMAT_VERSIONS = (2, 3)  # signed under the `cbt-manifest-v2` tag
 MAX_CHECKLIST_LINES = 50
+SEAT_SEED_BYTES = 32
 SIGNING_KIND = "manifest"
 CIPHER = "AES-256-GCM-STREAM"
 COMPRESSION = "zstd"
@@ -101,6 +104,13 @@ class Manifest:
         return bool(self.raw["format_version"] == 1)
 
     @property
+    def seating(self) -> dict[str, Any] | None:
+        """`{seed, forms, shuffled}` of a format 3 manifest (the centre's seat seed, the
+        paper's forms, the item counts of its shuffled sections); None before format 3."""
+        value = self.raw.get("seating")
+        return dict(value) if isinstance(value, dict) else None
+
+    @property
     def wrapped_device_secret(self) -> bytes:
         return base64.b64decode(self.raw["device"]["wrapped"])
 
@@ -143,7 +153,7 @@ def sealed_fields(raw: dict[str, Any]) -> dict[str, Any]:
         "release": raw["release"],
         "device": raw["device"],
         # Format 3: sealed too; absent from older formats, whose bindings stay as they were.
-        **{key: raw[key] for key in ("practice", "inspection") if key in raw},
+        **{key: raw[key] for key in ("practice", "inspection", "seating") if key in raw},
     }
 
 
@@ -205,7 +215,7 @@ def verify_manifest(data: bytes, signature_file: bytes, authority: Ed25519Public
         # manifest that says format 1 is refused, so each version has exactly one form.
         if _declared(data, "format_version") not in (*TAGGED_FORMAT_VERSIONS, None):
             raise SignatureInvalid(
-                "the manifest carries a format 2 signature but says another format version:"
+                "the manifest carries a format 2 signature but says format version 1:"
                 " refuse this package"
             )
         return
@@ -225,7 +235,7 @@ def verify_manifest(data: bytes, signature_file: bytes, authority: Ed25519Public
         ) from None
     if _declared(data, "format_version") != 1:
         raise SignatureInvalid(
-            "the manifest says package format 2 but carries an old-style signature without"
+            "the manifest says package format 2 or 3 but carries an old-style signature without"
             " the cbt-manifest-v2 domain tag: refuse this package and ask the centre"
         )
 
@@ -370,7 +380,26 @@ def parse_manifest(data: bytes) -> Manifest:
             raise c.fail(f"device.{key}", "is not base64") from None
     c.hexstr(raw, "key_commitment", "", 32)
     c.get(c.obj(raw.get("authority"), "authority"), "signing_key", "authority.", str)
+    _check_v3(c, raw, version)
     return Manifest(raw)
+
+
+def _check_v3(c: _Check, raw: dict[str, Any], version: int) -> None:
+    """The fields format 3 added: `seating` (art. 20, 21(1)); absent before it."""
+    if version < 3:
+        if "seating" in raw:
+            raise c.fail("seating", f"is not part of format {version}")
+        return
+    seating = c.obj(raw.get("seating"), "seating")
+    c.hexstr(seating, "seed", "seating.", SEAT_SEED_BYTES)
+    forms = c.get(seating, "forms", "seating.", list)
+    if any(not isinstance(f, str) or not f or "#" in f for f in forms):
+        raise c.fail("seating.forms", "must be a list of form names (text without '#')")
+    if len(set(forms)) != len(forms):
+        raise c.fail("seating.forms", "names a form twice")
+    shuffled = c.get(seating, "shuffled", "seating.", list)
+    for index, count in enumerate(shuffled):
+        c.integer({"n": count}, "n", f"seating.shuffled[{index}]", 2, 0xFFFF)
 
 
 def _check_payload(c: _Check, raw: dict[str, Any]) -> None:

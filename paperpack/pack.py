@@ -45,6 +45,7 @@ from paperpack.manifest import (
     COMPRESSION,
     FORMAT,
     FORMAT_VERSION,
+    SEAT_SEED_BYTES,
     SIGNING_KIND,
     Manifest,
     binding,
@@ -195,7 +196,7 @@ def _manifest_skeleton(
     practice: bool = False,
 ) -> dict[str, Any]:
     duration, kind = _check_paper_fits(paper, session)
-    return {
+    raw: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "manifest_version": session.manifest_version,
@@ -229,6 +230,20 @@ def _manifest_skeleton(
             "venue_public_key": venue.public_key_text,
         },
         "authority": {"signing_key": public_key_text(authority.signing_public)},
+    }
+    if FORMAT_VERSION >= 3:
+        raw["seating"] = seating_fields(paper)
+    return raw
+
+
+def seating_fields(paper: Paper) -> dict[str, Any]:
+    """The manifest's `seating` (format 3): a fresh seat seed the centre fixes before any
+    venue knows its roster (art. 21(1)), the paper's forms and the item counts of its
+    shuffled sections (what the venue's seat plan needs before the unlock, art. 20)."""
+    return {
+        "seed": bytes(random_bytes(SEAT_SEED_BYTES)).hex(),
+        "forms": list(paper.forms),
+        "shuffled": [len(s.items) for s in paper.sections if s.shuffle and len(s.items) >= 2],
     }
 
 

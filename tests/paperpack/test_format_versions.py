@@ -1,7 +1,7 @@
 """Format versions of packages and release records: the current one (package 3: domain-tagged
-signatures, HPKE key wraps, the signed practice flag; record 2) is written, and the previous
-one (1: bare signatures, the old X25519 wrap) is still read; an artifact of one
-version in the other's clothes is refused.
+signatures, HPKE key wraps, the signed practice flag and seating; record 2) is written, and
+the previous ones (package 2 without them; 1: bare signatures, the old X25519 wrap) are still
+read; an artifact of one version in the other's clothes is refused.
 
 The format 1 package here is made by today's packer with the three format 1 choices put
 back (format_version 1, the version 1 wrap, a bare signature), so it exercises exactly what
@@ -22,8 +22,8 @@ from paperpack import pack as pack_module
 from paperpack.authority import Authority
 from paperpack.canonical import canonical_json
 from paperpack.crypto import sign, unwrap, wrap
-from paperpack.errors import ReleaseRejected, SignatureInvalid
-from paperpack.manifest import signature_text
+from paperpack.errors import ManifestInvalid, ReleaseRejected, SignatureInvalid
+from paperpack.manifest import parse_manifest, signature_text
 from paperpack.package import open_package
 from paperpack.release import issue_release, release_context
 from paperpack.unlock import Unlock, UnlockedPaper
@@ -47,7 +47,16 @@ def packed_v1(tmp_path_factory: pytest.TempPathFactory) -> Packed:
 
 @pytest.fixture(scope="module")
 def packed_v2(tmp_path_factory: pytest.TempPathFactory) -> Packed:
+    """A session packed as today (package format 3, release record format 2)."""
     return pack_for(tmp_path_factory.mktemp("v2"), venue_ids=("V1",))
+
+
+@pytest.fixture(scope="module")
+def packed_format_2(tmp_path_factory: pytest.TempPathFactory) -> Packed:
+    """A session packed as package format 2 (before `seating`)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pack_module, "FORMAT_VERSION", 2)
+        return pack_for(tmp_path_factory.mktemp("f2"), venue_ids=("V1",))
 
 
 def record_v1(packed: Packed) -> dict[str, Any]:
@@ -84,13 +93,17 @@ def unlock(packed: Packed, release: str | dict[str, Any]) -> UnlockedPaper:
 def test_new_packages_are_format_3_with_a_tagged_signature_and_an_hpke_wrap(
     packed_v2: Packed,
 ) -> None:
-    """pack writes format 3 (format 2 plus the signed practice flag and checklist): the
-    signature is over cbt-manifest-v2| + the manifest bytes."""
+    """pack writes format 3 (format 2 plus the signed practice flag, checklist and seating:
+    the centre's seat seed and the paper's forms, art. 20, 21(1)): the signature is over
+    cbt-manifest-v2| + the manifest bytes."""
     package = packed_v2.package("V1")
     data = (package / "manifest.json").read_bytes()
     signature = base64.b64decode((package / "manifest.sig").read_bytes())
     assert json.loads(data)["format_version"] == 3
     assert json.loads(data)["practice"] is False
+    seating = parse_manifest(data).seating
+    assert seating is not None and len(bytes.fromhex(seating["seed"])) == 32
+    assert seating["forms"] == list(packed_v2.paper.forms)
     packed_v2.authority.signing_public.verify(signature, b"cbt-manifest-v2|" + data)
     wrapped = base64.b64decode(json.loads(data)["device"]["wrapped"])
     assert wrapped.startswith(b"CBTW\x02")
@@ -111,6 +124,23 @@ def test_a_format_1_package_still_opens_with_its_format_1_record(packed_v1: Pack
     new = issue_release(packed_v1.authority, "S-2026-27", "V1")
     assert unlock(packed_v1, new.record).paper.paper_id == "P-TEST"
     assert unlock(packed_v1, new.code).paper.paper_id == "P-TEST"
+
+
+def test_a_format_2_package_still_opens(packed_format_2: Packed) -> None:
+    """A package from before format 3 (no seating) verifies and unlocks."""
+    data = (packed_format_2.package("V1") / "manifest.json").read_bytes()
+    manifest = parse_manifest(data)
+    assert manifest.format_version == 2 and manifest.seating is None
+    record = issue_release(packed_format_2.authority, "S-2026-27", "V1").record
+    assert unlock(packed_format_2, json.dumps(record)).paper.paper_id == "P-TEST"
+
+
+def test_seating_is_refused_in_a_format_2_manifest(packed_format_2: Packed) -> None:
+    """`seating` belongs to format 3: a format 2 manifest carrying it is malformed."""
+    raw = json.loads((packed_format_2.package("V1") / "manifest.json").read_bytes())
+    raw["seating"] = {"seed": "00" * 32, "forms": [], "shuffled": []}
+    with pytest.raises(ManifestInvalid, match="seating is not part of format 2"):
+        parse_manifest(canonical_json(raw))
 
 
 def test_a_format_2_manifest_with_an_untagged_signature_is_refused(
@@ -139,7 +169,7 @@ def test_a_format_1_manifest_with_a_tagged_signature_is_refused(
     data = (package / "manifest.json").read_bytes()
     tagged = sign(packed_v1.authority.signing_key, "manifest", data)
     (package / "manifest.sig").write_text(signature_text(tagged))
-    with pytest.raises(SignatureInvalid, match="format 2 signature but says another"):
+    with pytest.raises(SignatureInvalid, match="format 2 signature but says format version 1"):
         open_package(package, packed_v1.authority.signing_public)
 
 

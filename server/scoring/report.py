@@ -14,6 +14,10 @@ The report carries tickets, never names or ID numbers, and no answers.
   choice item, items every candidate answered the same way.
 - Held candidates (variant mismatch) with the reason.
 - Similar-answer pairs (`server.scoring.similarity`), neighbours in the seating plan marked.
+- What a person judges beside the statistics (`server.scoring.near_misses`): per room the
+  pairs with the most identical wrong answers, even below significance, and essays whose texts
+  are identical or near-identical. Each flag carries its evidence: the venue's package (by
+  hash) holding the answers, the tickets, seats and items, for the centre's determination.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from server.clock import iso
 from server.i18n import format_time, translator
 from server.scoring import charts
 from server.scoring.engine import ABSENT, CANCELLED, HELD
+from server.scoring.near_misses import closest_pairs, matching_texts
 from server.scoring.pipeline import ScoredSession
 from server.scoring.results import PENDING, FinalResult
 from server.scoring.similarity import WrongAnswer, find_similar_pairs
@@ -201,6 +206,80 @@ def similar_rows(scored: ScoredSession) -> list[dict[str, Any]]:
     return rows
 
 
+def _seat(seat: tuple[str, str, int, int] | None) -> dict[str, Any] | None:
+    return None if seat is None else {"room_id": seat[1], "row": seat[2], "column": seat[3]}
+
+
+def _evidence(
+    scored: ScoredSession, kind: str, venue_id: str, tickets: Sequence[str], items: Sequence[str]
+) -> dict[str, Any]:
+    """Where the centre finds what it needs to determine a flag: the venue's package (the
+    answers and the seating are in it), the tickets, their seats and the items concerned."""
+    seats = seat_map(scored)
+    package = scored.packages.get(venue_id)
+    return {
+        "flag_id": "-".join([kind, venue_id, *tickets]),
+        "venue_id": venue_id,
+        "package_sha256": package.package_sha256 if package else None,
+        "tickets": list(tickets),
+        "seats": [_seat(seats.get(t)) for t in tickets],
+        "items": list(items),
+    }
+
+
+def close_pair_rows(scored: ScoredSession) -> list[dict[str, Any]]:
+    """Per room, the pairs with the most identical wrong answers, even below significance."""
+    items = [i.item_id for i in scored.paper.items() if i.type != "essay"]
+    venues = {r.score.ticket: r.score.venue_id for r in scored.results}
+    pairs = closest_pairs(
+        wrong_answers(scored.paper, scored.results), items, seat_map(scored), venues
+    )
+    return [
+        {
+            "venue_id": pair.venue_id,
+            "room_id": pair.room_id,
+            "first": pair.first,
+            "second": pair.second,
+            "identical_wrong": pair.identical_wrong,
+            "both_wrong": pair.both_wrong,
+            "neighbours": pair.neighbours,
+            "evidence": _evidence(
+                scored, "pair", pair.venue_id, (pair.first, pair.second), pair.items
+            ),
+        }
+        for pair in pairs
+    ]
+
+
+def text_match_rows(scored: ScoredSession) -> list[dict[str, Any]]:
+    """Essays with identical or near-identical texts, flagged whatever the session's size."""
+    essays = {i.item_id for i in scored.paper.items() if i.type == "essay"}
+    texts = {
+        r.score.ticket: {
+            item: answer
+            for item, answer in r.score.answers.items()
+            if item in essays and isinstance(answer, str)
+        }
+        for r in _present(scored.results)
+    }
+    venues = {r.score.ticket: r.score.venue_id for r in scored.results}
+    return [
+        {
+            "venue_id": match.venue_id,
+            "item_id": match.item_id,
+            "first": match.first,
+            "second": match.second,
+            "similarity": match.similarity,
+            "identical": match.identical,
+            "length": match.length,
+            "evidence": _evidence(
+                scored, "text", match.venue_id, (match.first, match.second), (match.item_id,)
+            ),
+        }
+        for match in matching_texts(texts, venues)
+    ]
+
+
 def distribution(
     paper: Paper, results: Sequence[FinalResult], bins: int = 10
 ) -> list[dict[str, Any]]:
@@ -243,6 +322,8 @@ def build_report(scored: ScoredSession, now: datetime | None = None) -> dict[str
             if r.status == HELD
         ],
         "similar_pairs": similar_rows(scored),
+        "close_pairs": close_pair_rows(scored),
+        "text_matches": text_match_rows(scored),
         "distribution": distribution(scored.paper, results),
         "changes": [c.to_dict() for c in scored.changes if c.kind != "personal"],
     }

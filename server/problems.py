@@ -14,6 +14,7 @@ exceptions.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
@@ -91,7 +92,12 @@ def problem_response(status: int, slug: str, detail: str, **extra: Any) -> web.R
         "detail": detail,
         **extra,
     }
-    return web.json_response(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
+    response = web.json_response(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
+    retry_after = extra.get("retry_after_s")
+    if isinstance(retry_after, int | float) and not isinstance(retry_after, bool):
+        # Every 429 and 503 says when to come back (RFC 9110 section 10.2.3), in whole seconds.
+        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return response
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

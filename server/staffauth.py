@@ -5,8 +5,11 @@ hash when the login does not exist so both answers take as long. A login hands o
 tokens: the session token (in an HttpOnly, SameSite=Strict cookie) and a CSRF token; the
 server keeps only their SHA-256. State-changing requests must echo the CSRF token in the
 `X-CSRF-Token` header (or a `csrf_token` form field), compared by hash in constant time.
-Rate limiting: 5 failed logins for one login name, or 20 from one address, within 60 s refuse
-further tries until the window has passed.
+Rate limiting (issue 16, F2): growing delays (`server.limits.Backoff`) per address and per
+account. An address that keeps failing waits longer and longer whatever login it tries. An
+account under attack makes the addresses that have been guessing wait, but never one that has
+not: from a clean address the right password works at once, however many wrong guesses came
+from elsewhere. A successful login forgets only its own address's failures for that login.
 
 The stores differ (the venue's SQLite via sqlite-utils, the centre's SQLite or PostgreSQL), so
 each side keeps its own tables and queries; the rules and the request parsing live here.
@@ -19,7 +22,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from aiohttp import web
 from argon2 import PasswordHasher
@@ -27,13 +30,20 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from server.errors import CbtError, Forbidden, Malformed, RateLimited
 from server.http import parse_json
+from server.limits import MAX_COUNTED, Backoff
 from server.problems import Problem
 
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"  # the same token in a plain HTML form
-FAILURE_WINDOW = timedelta(seconds=60)
-MAX_FAILURES_PER_LOGIN = 5
-MAX_FAILURES_PER_REMOTE = 20
+# After 5 failures for one account: 2 s, 4 s, 8 s ... up to 5 minutes between guesses.
+PER_ACCOUNT = Backoff(free=5, first_delay_s=2, max_delay_s=300, window_s=3600)
+# After 10 failures from one address (any logins): 2 s, 4 s ... up to 15 minutes.
+PER_ADDRESS = Backoff(free=10, first_delay_s=2, max_delay_s=900, window_s=3600)
+# An address with fewer failures than this (a typo or two) is not guessing: the account's
+# delay does not apply to it.
+GUESSING_FAILURES = 3
+FAILURE_WINDOW = PER_ADDRESS.window  # both backoffs forget after the same hour
+FAILURES_READ = PER_ADDRESS.free + MAX_COUNTED  # the newest failures a login reads per key
 MIN_PASSWORD_LENGTH = 10
 MAX_LOGIN_LENGTH = 100
 MAX_PASSWORD_LENGTH = 1000
@@ -88,13 +98,17 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def lockout_seconds(recent_failures: Sequence[datetime], limit: int, now: datetime) -> int:
-    """Seconds until another try is allowed, given the newest failures (at most `limit` of
-    them, newest first, all inside the window); 0 when fewer than `limit` failed."""
-    if len(recent_failures) < limit:
-        return 0
-    oldest = recent_failures[limit - 1]
-    return max(0, int((oldest + FAILURE_WINDOW - now).total_seconds()) + 1)
+def login_wait_s(
+    account_failures: Sequence[datetime], address_failures: Sequence[datetime], now: datetime
+) -> int:
+    """Seconds until this address may try this login again (0: now), given the newest
+    failures (newest first) for the login from any address and from this address for any
+    login. The account's delay binds only an address that has been guessing."""
+    wait = PER_ADDRESS.wait_s(address_failures, now)
+    recent = [t for t in address_failures if t > now - FAILURE_WINDOW]
+    if len(recent) >= GUESSING_FAILURES:
+        wait = max(wait, PER_ACCOUNT.wait_s(account_failures, now))
+    return wait
 
 
 def check_csrf(sent: str, csrf_hash: str) -> None:
@@ -110,7 +124,7 @@ def login_locked(seconds: int) -> RateLimited:
     """The refusal while a login or address is locked out."""
     return RateLimited(
         "login-locked",
-        f"too many failed logins: try again in {seconds} s",
+        f"too many failed logins from here: try again in {seconds} s, or from another computer",
         retry_after_s=seconds,
     )
 

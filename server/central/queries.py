@@ -443,7 +443,11 @@ def open_staff_session(
         token_hash=token_hash, csrf_hash=csrf_hash, staff_id=account.staff_id, remote=remote,
         now=now, expires_at=expires_at,
     )  # fmt: skip
-    yield execute("DELETE FROM staff_login_failures WHERE login = :login", login=account.login)
+    # Only this address's failures for this login: an attacker's from elsewhere stay counted.
+    yield execute(
+        "DELETE FROM staff_login_failures WHERE login = :login AND remote = :remote",
+        login=account.login, remote=remote,
+    )  # fmt: skip
     details = {"remote": remote, "role": account.role}
     yield from append_audit(account.login, "staff.login", f"staff:{account.login}", details, now)
 

@@ -60,14 +60,13 @@ from server.staffauth import (
     CSRF_HEADER,
     DUMMY_HASH,
     FAILURE_WINDOW,
-    MAX_FAILURES_PER_LOGIN,
-    MAX_FAILURES_PER_REMOTE,
+    FAILURES_READ,
     SAFE_METHODS,
     check_credentials,
     check_csrf,
     check_password,
-    lockout_seconds,
     login_locked,
+    login_wait_s,
     new_token,
     set_session_cookie,
     token_hash,
@@ -257,15 +256,9 @@ def page_context(request: web.Request) -> dict[str, Any]:
 async def log_in(request: web.Request, login: str, password: str) -> tuple[StaffAccount, str, str]:
     """Check the password (rate-limited, audited); (account, session token, CSRF token)."""
     storage, now, remote = request.app[keys.STORAGE], _now(request), client_address(request)
-    state = await storage.login_state(
-        login,
-        remote,
-        iso(now - FAILURE_WINDOW),
-        max(MAX_FAILURES_PER_LOGIN, MAX_FAILURES_PER_REMOTE),
-    )
-    locked = max(
-        lockout_seconds([_at(t) for t in state.login_failures], MAX_FAILURES_PER_LOGIN, now),
-        lockout_seconds([_at(t) for t in state.remote_failures], MAX_FAILURES_PER_REMOTE, now),
+    state = await storage.login_state(login, remote, iso(now - FAILURE_WINDOW), FAILURES_READ)
+    locked = login_wait_s(
+        [_at(t) for t in state.login_failures], [_at(t) for t in state.remote_failures], now
     )
     if locked:
         raise login_locked(locked)
@@ -439,9 +432,12 @@ async def login_form(request: web.Request) -> web.Response:
         _, session_token, csrf_token = await log_in(request, login, password)
     except (Problem, DomainError) as refusal:
         problem = as_problem(refusal)
-        return _login_page(
+        page = _login_page(
             request, status=problem.status, error=problem, login=login, next_path=next_path
         )
+        if "retry_after_s" in problem.extra:  # a 429 (or 503) says when to try again
+            page.headers["Retry-After"] = str(problem.extra["retry_after_s"])
+        return page
     response = redirect(safe_next(next_path))
     set_login_cookies(request, response, session_token, csrf_token)
     return response

@@ -6,7 +6,7 @@ refused after the entry cut-off (`rules.check_entry`). Once the exam is over (th
 ended, or its end passed before this candidate ever logged in) a matching ticket and ID are
 told that the exam has ended, not that they do not match the roster. A login from another
 machine moves the candidate there and ends the old token; every login is audited. Failed
-logins count towards the per-address limit (`server.venue.login_limiter`).
+logins count towards the limits per ticket and per address (`server.venue.login_limiter`).
 """
 
 from __future__ import annotations
@@ -146,17 +146,18 @@ async def login(request: web.Request) -> web.Response:
     """Log a candidate in with ticket and ID number; returns a bearer token and the attempt."""
     app = request.app
     client = request.remote or ""
-    app[keys.LOGIN_LIMITER].check(client)
     body = await read_json_object(request, MAX_LOGIN_BODY)
     ticket = require_field(body, "ticket", str).strip()
     id_number = require_field(body, "id_number", str)
+    limiter = app[keys.LOGIN_LIMITER]
+    limiter.check(client, ticket)  # before the ID is compared: a waiting guess learns nothing
     now = app[keys.CLOCK].now()
     store = app[keys.STORE]
-    row = store.read_now(find_candidate, ticket)  # indexed lookups, like authentication's
+    found = store.read_now(find_candidate, ticket)  # indexed lookups, like authentication's
     try:
-        row = check_login(row, id_number, now)
+        row = check_login(found, id_number, now)
     except Unauthenticated:
-        app[keys.LOGIN_LIMITER].failed(client)
+        limiter.failed(client, ticket if found is not None else None)
         raise
     token = new_token(now, app[keys.SETTINGS].token_ttl_s)
     hashed = token_hash(token)

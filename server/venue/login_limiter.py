@@ -1,41 +1,60 @@
-"""The candidate login limiter: failed logins counted per client address, in memory.
+"""The candidate login limiter (issue 16, F3): failed logins per ticket and per address, in
+memory, on the injected clock.
 
-A room's computers share no secret with the server, so guessing ID numbers is slowed at the
-address: after `limit` failures within `window_s` seconds, logins from that address are
-refused (`RateLimited`, 429) until the oldest failure ages out. A correct login is never
-counted. The counts live in memory only: a restart forgets them.
+A room's computers share no secret with the server and often one address (NAT), so the
+limits count failures, never attempts, and a correct login is never counted:
+
+- per ticket: after 3 failures for one roster ticket, each further guess waits 2 s, 4 s,
+  8 s ... up to 10 minutes (`TICKET`). Guessing one ticket's ID number stays slow, whatever
+  addresses the guesses come from.
+- per address: after 60 failures within 10 minutes from one address (any tickets), 1 s, 2 s
+  ... up to 15 s (`ADDRESS`). A whole room behind one address logs in at full speed despite
+  its typos, while guesses spread over many tickets from one address are slowed too.
+
+A refused try is answered 429 with `retry_after_s` (and the `Retry-After` header):
+`too-many-attempts` while the ticket waits, `too-many-attempts-network` while the address
+does. Failures for a ticket that is not on the roster count against the address only, so the
+memory held is bounded by the roster and the LAN's addresses; keys whose failures have aged
+out are pruned. A restart forgets the counts.
 """
 
 from __future__ import annotations
 
-import time
-from collections import deque
-
+from server.clock import Clock
 from server.errors import RateLimited
+from server.limits import Backoff, FailureLimiter
+
+TICKET = Backoff(free=3, first_delay_s=2, max_delay_s=600, window_s=3600)
+ADDRESS = Backoff(free=60, first_delay_s=1, max_delay_s=15, window_s=600)
 
 
 class LoginLimiter:
-    """Failed candidate logins per client address: at most `limit` in `window_s` seconds."""
+    """Failed candidate logins per ticket and per client address (see the module docstring)."""
 
-    def __init__(self, limit: int = 20, window_s: float = 300.0) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._failures: dict[str, deque[float]] = {}
+    def __init__(self, clock: Clock, *, ticket: Backoff = TICKET, address: Backoff = ADDRESS):
+        self.tickets = FailureLimiter(ticket, clock)
+        self.addresses = FailureLimiter(address, clock)
 
-    def check(self, client: str) -> None:
-        recent = self._recent(client)
-        if len(recent) >= self.limit:
+    def check(self, client: str, ticket: str) -> None:
+        """Raise `RateLimited` while this ticket or this address must wait."""
+        by_ticket, by_address = self.tickets.wait_s(ticket), self.addresses.wait_s(client)
+        if by_ticket >= by_address and by_ticket:
             raise RateLimited(
                 "too-many-attempts",
-                "too many failed logins from this computer; "
-                "wait a few minutes or ask an invigilator",
+                f"too many failed logins for this ticket: wait {by_ticket} s, "
+                "or ask an invigilator",
+                retry_after_s=by_ticket,
+            )
+        if by_address:
+            raise RateLimited(
+                "too-many-attempts-network",
+                f"too many failed logins from this computer's network: wait {by_address} s, "
+                "or ask an invigilator",
+                retry_after_s=by_address,
             )
 
-    def failed(self, client: str) -> None:
-        self._recent(client).append(time.monotonic())
-
-    def _recent(self, client: str) -> deque[float]:
-        recent = self._failures.setdefault(client, deque())
-        while recent and recent[0] < time.monotonic() - self.window_s:
-            recent.popleft()
-        return recent
+    def failed(self, client: str, ticket: str | None) -> None:
+        """Count a failed login from `client`, and for `ticket` when it is on the roster."""
+        self.addresses.failed(client)
+        if ticket is not None:
+            self.tickets.failed(ticket)

@@ -4,9 +4,9 @@ Roles: `chief_examiner`, `system_administrator`, `invigilator`. Passwords are ha
 argon2id (argon2-cffi); a login sets an HttpOnly, SameSite=Strict cookie (Secure over TLS)
 holding a random session token, of which only the SHA-256 is stored. CSRF: the login reply
 carries a second random token; every state-changing staff request must echo it in the
-`X-CSRF-Token` header (compared by hash in constant time). Rate limiting: 5 failed logins
-for one login name, or 20 from one address, within 60 s refuse further tries until the
-window has passed (time from the injected clock).
+`X-CSRF-Token` header (compared by hash in constant time). Rate limiting: growing delays per
+address and per account, never binding a clean address (`server.staffauth.login_wait_s`, on
+the injected clock); failures older than the window are deleted as new ones come.
 
 For other modules: `await require_role(request, *roles) -> StaffIdentity` (Problem 401/403),
 or the decorator `@staff_only(*roles)` on a handler taking `(request, staff)`.
@@ -32,15 +32,14 @@ from server.staffauth import (
     CSRF_HEADER,
     DUMMY_HASH,
     FAILURE_WINDOW,
-    MAX_FAILURES_PER_LOGIN,
-    MAX_FAILURES_PER_REMOTE,
+    FAILURES_READ,
     SAFE_METHODS,
     StaffError,
     check_csrf,
     check_login_name,
     check_password,
-    lockout_seconds,
     login_locked,
+    login_wait_s,
     new_token,
     read_credentials,
     set_session_cookie,
@@ -137,20 +136,17 @@ class LoginCheck:
 
 
 def check_login(db: Database, login: str, remote: str, now: datetime) -> LoginCheck:
-    """Look up the account and whether this login or address is locked out."""
+    """Look up the account and how long this address must wait before trying this login."""
     since = iso(now - FAILURE_WINDOW)
-    locked = 0
-    for column, limit, value in (
-        ("login", MAX_FAILURES_PER_LOGIN, login),
-        ("remote", MAX_FAILURES_PER_REMOTE, remote),
-    ):
+    recent: dict[str, list[datetime]] = {}
+    for column, value in (("login", login), ("remote", remote)):
         rows = db.execute(
             f"SELECT failed_at FROM login_failures WHERE {column} = ? AND failed_at > ?"  # noqa: S608 - column from the fixed tuple above
             " ORDER BY failed_at DESC LIMIT ?",
-            (value, since, limit),
+            (value, since, FAILURES_READ),
         ).fetchall()
-        recent = [datetime.fromisoformat(r[0].replace("Z", "+00:00")) for r in rows]
-        locked = max(locked, lockout_seconds(recent, limit, now))
+        recent[column] = [datetime.fromisoformat(r[0].replace("Z", "+00:00")) for r in rows]
+    locked = login_wait_s(recent["login"], recent["remote"], now)
     row = db.execute(
         "SELECT staff_id, login, name, role, password_hash FROM staff"
         " WHERE login = ? AND active = 1",
@@ -162,7 +158,9 @@ def check_login(db: Database, login: str, remote: str, now: datetime) -> LoginCh
 
 
 def record_failure(db: Database, login: str, remote: str, now: datetime) -> None:
-    """Count one failed login (for the rate limit) and audit it."""
+    """Count one failed login (for the rate limit; failures past the window are deleted) and
+    audit it."""
+    db.execute("DELETE FROM login_failures WHERE failed_at <= ?", (iso(now - FAILURE_WINDOW),))
     db.execute(
         "INSERT INTO login_failures (login, remote, failed_at) VALUES (?, ?, ?)",
         (login, remote, iso(now)),
@@ -178,7 +176,8 @@ def open_staff_session(
     remote: str,
     now: datetime,
 ) -> None:
-    """Store a new login (token hashes only), clear the login's failures, audit it."""
+    """Store a new login (token hashes only), forget this address's failures for this login
+    (the typos before it; an attacker's from elsewhere stay counted), audit it."""
     db.execute(
         "INSERT INTO staff_sessions (token_hash, csrf_hash, staff_id, created_at, expires_at,"
         " last_seen_at, remote) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -192,7 +191,7 @@ def open_staff_session(
             remote,
         ),
     )
-    db.execute("DELETE FROM login_failures WHERE login = ?", (staff.login,))
+    db.execute("DELETE FROM login_failures WHERE login = ? AND remote = ?", (staff.login, remote))
     record(db, staff.login, "staff.login", f"staff:{staff.login}", {"remote": remote}, now=now)
 
 

@@ -17,6 +17,7 @@ from server.central.staff import COOKIE, CSRF_COOKIE
 from server.clock import iso
 from server.protocol.audit_chain import LEGACY_CENTRAL_FORMAT, verify_audit_records
 from server.staffauth import StaffError
+from tests.server.addresses import post_from
 from tests.server.central.conftest import (
     STAFF_PASSWORD,
     Central,
@@ -176,35 +177,85 @@ async def test_the_json_login_must_be_json(central: Central) -> None:
     await assert_problem(resp, 415, "unsupported-media-type")
 
 
-async def test_five_failures_lock_the_login_for_sixty_seconds(central: Central) -> None:
-    """After 5 wrong passwords even the right one is refused (429) until the window passes."""
+async def test_f2_right_password_works_from_a_clean_address_after_100_wrong_guesses(
+    central: Central,
+) -> None:
+    """Issue 16, F2 at the centre: 100 checked wrong passwords for `op` from one address (the
+    attacker waits out each Retry-After) and the right password still works at once from a
+    clean address; the guessing address waits, right password or not, on the JSON login and
+    on the form."""
     await central.add_staff("op")
-    for _ in range(5):
-        resp = await central.client.post(
-            "/api/v1/staff/login", json={"login": "op", "password": "wrong-password"}
-        )
+    wrong = {"login": "op", "password": "wrong-password"}
+    checked = 0
+    while checked < 100:
+        resp = await central.client.post("/api/v1/staff/login", json=wrong)
+        if resp.status == 429:
+            body = await assert_problem(resp, 429, "login-locked")
+            assert resp.headers["Retry-After"] == str(body["retry_after_s"])
+            central.clock.advance(seconds=body["retry_after_s"])
+            continue
         await assert_problem(resp, 401, "login-failed")
+        checked += 1
     right = {"login": "op", "password": STAFF_PASSWORD}
-    locked = await assert_problem(
-        await central.client.post("/api/v1/staff/login", json=right), 429, "login-locked"
+    status, _, body = await post_from(
+        central.client, "127.0.0.2", "/api/v1/staff/login", json=right
     )
-    assert 0 < locked["retry_after_s"] <= 61
-    central.clock.advance(seconds=61)
-    assert (await central.client.post("/api/v1/staff/login", json=right)).status == 200
+    assert status == 200 and body["staff"]["login"] == "op"
+    locked = await central.client.post("/api/v1/staff/login", json=right)
+    await assert_problem(locked, 429, "login-locked")
+    page = await central.client.get("/login")
+    token = page.cookies[CSRF_COOKIE].value
+    form = await central.client.post(
+        "/login", data={"login": "op", "password": STAFF_PASSWORD, "csrf_token": token}
+    )
+    assert form.status == 429 and int(form.headers["Retry-After"]) > 0
 
 
-async def test_many_failures_from_one_address_lock_that_address(central: Central) -> None:
-    """20 failures from one address over different logins lock out that address too."""
+async def test_f2_guesses_on_one_account_wait_longer_and_longer(central: Central) -> None:
+    """After 5 free failures each further guess waits twice as long (2, 4, 8 s ...)."""
     await central.add_staff("op")
-    for n in range(20):
+    wrong = {"login": "op", "password": "wrong-password"}
+    for _ in range(5):
+        await assert_problem(
+            await central.client.post("/api/v1/staff/login", json=wrong), 401, "login-failed"
+        )
+    waits = []
+    for _ in range(4):
+        locked = await central.client.post("/api/v1/staff/login", json=wrong)
+        body = await assert_problem(locked, 429, "login-locked")
+        assert locked.headers["Retry-After"] == str(body["retry_after_s"])
+        waits.append(body["retry_after_s"])
+        central.clock.advance(seconds=body["retry_after_s"])
+        await assert_problem(
+            await central.client.post("/api/v1/staff/login", json=wrong), 401, "login-failed"
+        )
+    assert waits == [2, 4, 8, 16]
+
+
+async def test_f2_an_address_guessing_many_logins_waits(central: Central) -> None:
+    """10 failures from one address over different logins make that address wait; another
+    address logs in; failures older than the window are pruned by the next one."""
+    await central.add_staff("op")
+    for n in range(10):
         resp = await central.client.post(
             "/api/v1/staff/login", json={"login": f"user{n}", "password": "wrong-password"}
         )
         await assert_problem(resp, 401, "login-failed")
-    resp = await central.client.post(
-        "/api/v1/staff/login", json={"login": "op", "password": STAFF_PASSWORD}
-    )
+    right = {"login": "op", "password": STAFF_PASSWORD}
+    resp = await central.client.post("/api/v1/staff/login", json=right)
     await assert_problem(resp, 429, "login-locked")
+    assert int(resp.headers["Retry-After"]) > 0
+    status, _, _ = await post_from(central.client, "127.0.0.3", "/api/v1/staff/login", json=right)
+    assert status == 200
+    kept = await central.storage.login_state("op", "127.0.0.1", "2000-01-01T00:00:00Z", 100)
+    assert len(kept.remote_failures) == 10
+    central.clock.advance(hours=1, seconds=1)
+    resp = await central.client.post(
+        "/api/v1/staff/login", json={"login": "op", "password": "wrong-password"}
+    )
+    await assert_problem(resp, 401, "login-failed")
+    kept = await central.storage.login_state("op", "127.0.0.1", "2000-01-01T00:00:00Z", 100)
+    assert len(kept.remote_failures) == 1  # the hour-old ones were deleted
 
 
 async def test_logout_needs_the_csrf_token_and_ends_the_session(central: Central) -> None:
@@ -457,7 +508,7 @@ async def test_the_login_page_speaks_chinese_first_and_english_on_request(
     http.session.cookie_jar.clear()
     resp = await http.post("/login", data=form, headers=jar, allow_redirects=False)
     assert resp.status == 429
-    assert re.search(r"登录失败次数过多，请 \d+ 秒后再试。", await resp.text())
+    assert re.search(r"本计算机登录失败次数过多：请 \d+ 秒后再试", await resp.text())
     resp = await http.post("/api/v1/staff/login", json={"login": "nobody", "password": "x" * 10})
     assert (await assert_problem(resp, 401, "login-failed"))["detail"] == "wrong login or password"
 

@@ -1,14 +1,26 @@
-"""Forms to seats (art. 20): where a paper has parallel forms, neighbours sit different forms.
+"""Forms and orders to seats (art. 20): neighbours never see the same screen.
 
-The rule is a fixed formula of the seat's position, so anyone can re-run it and get the same
-plan (art. 21(1)), and it does not depend on the order seats are listed in:
+Every seat gets a *layout*: the paper's form (where it has parallel forms) and the seat's
+*order class*. Both are fixed formulas of the seat's position, so anyone can re-run them and
+get the same plan (art. 21(1)), whatever order the seats are listed in:
 
-    form index = (column + step * row) mod F      step = 1 for F <= 3, 2 for F >= 4
+    form index  = (column + step * row) mod F      step = 1 for F <= 3, 2 for F >= 4
+    order class = 2 * (row mod 2) + (column mod 2)  (0..3)
 
-- left/right neighbours (same room and row, adjacent columns) differ whenever F >= 2;
-- front/back neighbours (same room and column, adjacent rows) differ whenever F >= 2;
-- diagonal neighbours differ too when F >= 4 (with 2 or 3 forms that is impossible on a full
-  grid: a 2x2 block of seats would need 4 different forms).
+- left/right and front/back neighbours sit different forms whenever F >= 2, diagonal
+  neighbours too when F >= 4 (with 2 or 3 forms that is impossible on a full grid: a 2x2
+  block of seats would need 4 different forms);
+- any two neighbours, diagonals included, have different order classes. A candidate's order
+  in the paper's shuffled sections depends on the class (`paperpack.variants`): the class
+  is written in mixed radix over the shuffled sections (radix min(items, what is left of 4)),
+  and in each of them the first item shown has an authored position equal to its digit
+  modulo the radix. Two classes with different digits never see the same item order. With
+  shuffled sections of 4 or more items in all (the product of the radices >= 4) all four
+  classes differ; with fewer, some neighbour pairs on the same form may get the same order,
+  and `neighbour_conflicts` names them and says why.
+
+A layout is written `FORM#CLASS` (`A#2`), or `#CLASS` for a paper without forms; it is what
+the venue records as the candidate's form and what the variant is built from.
 """
 
 from __future__ import annotations
@@ -61,6 +73,108 @@ def form_index(row: int, column: int, n_forms: int) -> int:
     """The index of the form the seat at (`row`, `column`) sits, among `n_forms` forms."""
     step = 1 if n_forms <= 3 else 2
     return (column + step * row) % n_forms
+
+
+ORDER_CLASSES = 4
+
+
+def order_class(row: int, column: int) -> int:
+    """The seat's order class (0..3): any two neighbours, diagonals included, differ."""
+    return 2 * (row % 2) + (column % 2)
+
+
+def class_radices(shuffled: Sequence[int]) -> tuple[int, ...]:
+    """The radix of each shuffled section (by its item count) in which classes are written."""
+    radices, left = [], ORDER_CLASSES
+    for items in shuffled:
+        radix = max(1, min(items, left))
+        radices.append(radix)
+        left = -(-left // radix)
+    return tuple(radices)
+
+
+def class_digits(klass: int, radices: Sequence[int]) -> tuple[int, ...]:
+    """The class written in the mixed radix `radices`: one digit per shuffled section."""
+    digits = []
+    for radix in radices:
+        digits.append(klass % radix)
+        klass //= radix
+    return tuple(digits)
+
+
+def layout_name(form: str | None, klass: int | None) -> str | None:
+    """`A#2`, `#2`, `A`, or None (no form, no seat)."""
+    if klass is None:
+        return form
+    return f"{form or ''}#{klass}"
+
+
+def parse_layout(layout: str | None) -> tuple[str | None, int | None]:
+    """(form, order class) of a layout; raises SeatPlanInvalid for a malformed one."""
+    if layout is None:
+        return None, None
+    form, mark, klass = layout.partition("#")
+    if not mark:
+        return layout, None
+    if klass not in {str(k) for k in range(ORDER_CLASSES)}:
+        raise SeatPlanInvalid(f"layout {layout!r} names no order class 0-3 after '#'")
+    return form or None, int(klass)
+
+
+def seat_layouts(seats: Sequence[SeatLike], forms: Sequence[str]) -> dict[SeatKey, str | None]:
+    """Each seat's layout: its form (if the paper has forms) and its order class."""
+    by_form = assign_forms(seats, forms) if forms else {}
+    return {
+        seat_key(s): layout_name(by_form.get(seat_key(s)), order_class(s.row, s.column))
+        for s in seats
+    }
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Two neighbours whose screens may be the same, and why it could not be avoided."""
+
+    first: SeatKey
+    second: SeatKey
+    reason: str
+
+
+def same_screen_reason(a: str | None, b: str | None, shuffled: Sequence[int]) -> str | None:
+    """Why layouts `a` and `b` may show the same items in the same order, or None if not."""
+    (form_a, class_a), (form_b, class_b) = parse_layout(a), parse_layout(b)
+    if form_a != form_b:
+        return None
+    radices = class_radices(shuffled)
+    if class_a is None or class_b is None:
+        return "one of them has no order class (no seat plan)"
+    if class_digits(class_a, radices) != class_digits(class_b, radices):
+        return None
+    on = f"the same form {form_a}" if form_a else "the paper's only form"
+    if not shuffled:
+        return f"{on}, and the paper has no section whose items may be shuffled"
+    total = 1
+    for radix in radices:
+        total *= radix
+    return (
+        f"{on}, and the shuffled sections ({', '.join(str(n) for n in shuffled)} items) allow "
+        f"only {total} different first items for 4 order classes"
+    )
+
+
+def neighbour_conflicts(
+    layouts: dict[SeatKey, str | None], shuffled: Sequence[int]
+) -> list[Conflict]:
+    """Neighbouring occupied seats (diagonals included) that may see the same screen."""
+    out = []
+    for key in sorted(layouts):
+        room, row, column = key
+        for dr, dc in ((0, 1), (1, -1), (1, 0), (1, 1)):
+            other = (room, row + dr, column + dc)
+            if other in layouts:
+                reason = same_screen_reason(layouts[key], layouts[other], shuffled)
+                if reason is not None:
+                    out.append(Conflict(key, other, reason))
+    return out
 
 
 def assign_forms(seats: Sequence[SeatLike], forms: Sequence[str]) -> dict[SeatKey, str]:

@@ -56,6 +56,7 @@ from paperpack.manifest import (
 )
 from paperpack.model import Paper, paper_to_dict
 from paperpack.session import Session, Venue
+from paperpack.variants import VariantError, VariantPlan
 
 CHUNK_SIZE = 1 << 20  # plaintext bytes per AEAD chunk = per zfec stripe
 SECRET_SIZE = 32  # S_sup, S_dev, variant secret
@@ -240,10 +241,14 @@ def seating_fields(paper: Paper) -> dict[str, Any]:
     """The manifest's `seating` (format 3): a fresh seat seed the centre fixes before any
     venue knows its roster (art. 21(1)), the paper's forms and the item counts of its
     shuffled sections (what the venue's seat plan needs before the unlock, art. 20)."""
+    try:
+        plan = VariantPlan(paper)  # refuses forms that would come out the same
+    except VariantError as exc:
+        raise PaperpackError(f"cannot pack: {exc}") from None
     return {
         "seed": bytes(random_bytes(SEAT_SEED_BYTES)).hex(),
         "forms": list(paper.forms),
-        "shuffled": [len(s.items) for s in paper.sections if s.shuffle and len(s.items) >= 2],
+        "shuffled": list(plan.shuffled),
     }
 
 

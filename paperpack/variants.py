@@ -21,6 +21,18 @@ of microseconds per candidate. Positions in the stream are fixed by the paper's 
 - tokens: 8 stream bytes each, as 16 lowercase hex characters, for every item, option slot
   and blank. They are unlinkable between candidates because every candidate's seed differs.
 
+Forms (art. 20) are real alternatives, not labels: form k of F arranges the paper itself
+before any candidate's shuffle. In every section (shuffled or not) the items are rotated by
+k * n // F places, and in every item whose options may be shuffled the movable options are
+rotated by k * m // F slots among their own slots; the first form keeps the authored order.
+So with no shuffling at all, forms A and B differ at every position of a section with two or
+more items; a paper whose forms would come out the same is refused (the packer refuses it).
+`form` may also carry the seat's order class (`A#2`, `#2`; `paperpack.forms`): in each
+shuffled section the candidate's order is then rotated so that the first item shown has an
+authored position equal to the class's digit, which keeps neighbours' orders apart. The
+stream depends on the paper form only (a move to another seat keeps the tokens); the digest
+binds the whole layout.
+
 A variant's `digest` is SHA-256 over the plan's structure fingerprint, ticket, form, every
 item's position and option order in display order, and every token; `variant_digest` hashes
 all candidates' digests (sorted by ticket) into one value the venue records and `prove` prints.
@@ -46,6 +58,7 @@ from typing import Any, NamedTuple
 
 from paperpack.canonical import canonical_hash
 from paperpack.errors import PaperpackError
+from paperpack.forms import SeatPlanInvalid, class_digits, class_radices, parse_layout
 from paperpack.model import CHOICE_TYPES, Item, Paper, Section
 from paperpack.scoring import Answer
 
@@ -157,11 +170,13 @@ class _ItemPlan(NamedTuple):
     fixed: _Arrangement  # the arrangement when options keep their order
     token_index: int  # the item token; its option slot tokens and blank tokens follow
     blanks: int
+    position: int  # the item's authored position in its section
+    base: tuple[int, ...]  # the form's option order (canonical index per slot) before shuffling
 
 
 class _SectionPlan(NamedTuple):
     section_id: str
-    items: tuple[_ItemPlan, ...]
+    items: tuple[_ItemPlan, ...]  # in the form's order (the authored order for the first form)
     order_at: int  # index in the stream's numbers of the item sort keys, -1 = authored order
 
 
@@ -170,13 +185,16 @@ def _permutations(k: int) -> tuple[tuple[int, ...], ...]:
     return tuple(itertools.permutations(range(k)))
 
 
-def _display_order(n: int, slots: tuple[int, ...], perm: Sequence[int]) -> tuple[int, ...]:
-    """Canonical option index per display slot: movable options permuted among their slots."""
-    if len(slots) == n:
-        return tuple(perm)
-    order = list(range(n))
+def _display_order(
+    base: tuple[int, ...], slots: tuple[int, ...], perm: Sequence[int]
+) -> tuple[int, ...]:
+    """Canonical option index per display slot: the movable options of the form's order
+    `base` permuted among their slots (fixed options keep theirs)."""
+    if len(slots) == len(base):
+        return tuple([base[p] for p in perm])
+    order = list(base)
     for j, p in enumerate(perm):
-        order[slots[j]] = slots[p]
+        order[slots[j]] = base[slots[p]]
     return tuple(order)
 
 
@@ -188,16 +206,61 @@ def _arrangement(
 
 
 def _option_table(
-    option_ids: tuple[str, ...], slots: tuple[int, ...], position: int
+    option_ids: tuple[str, ...], slots: tuple[int, ...], position: int, base: tuple[int, ...]
 ) -> tuple[_Arrangement, ...]:
     """Every arrangement an item can take, indexed by permutation number (small k only)."""
     if len(slots) > _TABLE_MAX:
         return ()
-    n = len(option_ids)
     return tuple(
-        _arrangement(option_ids, _display_order(n, slots, perm), position)
+        _arrangement(option_ids, _display_order(base, slots, perm), position)
         for perm in _permutations(len(slots))
     )
+
+
+def _rotated(count: int, index: int, n_forms: int) -> int:
+    """How far form `index` of `n_forms` rotates `count` things (0 for the first form)."""
+    return index * count // n_forms
+
+
+def _form_item(ip: _ItemPlan, index: int, n_forms: int) -> _ItemPlan:
+    """The item as form `index` arranges it: its movable options rotated among their slots
+    (items whose options are not shuffled keep their order, as the author set it)."""
+    shift = _rotated(len(ip.slots), index, n_forms) if ip.perm_at >= 0 else 0
+    if not shift:
+        return ip
+    base = list(range(len(ip.option_ids)))
+    for j, slot in enumerate(ip.slots):
+        base[slot] = ip.slots[(j + shift) % len(ip.slots)]
+    order = tuple(base)
+    return ip._replace(
+        base=order,
+        fixed=_arrangement(ip.option_ids, order, ip.position),
+        table=_option_table(ip.option_ids, ip.slots, ip.position, order),
+    )
+
+
+def _form_section(sp: _SectionPlan, index: int, n_forms: int) -> _SectionPlan:
+    """The section as form `index` arranges it: its items rotated (shuffled or not), each
+    item's options arranged by the form."""
+    items = tuple(_form_item(ip, index, n_forms) for ip in sp.items)
+    shift = _rotated(len(items), index, n_forms)
+    return sp._replace(items=items[shift:] + items[:shift])
+
+
+def _signature(sections: Sequence[_SectionPlan]) -> tuple[Any, ...]:
+    return tuple((ip.item_id, ip.base) for sp in sections for ip in sp.items)
+
+
+def _first_at(sp: _SectionPlan, order: list[int], digit: int, radix: int) -> list[int]:
+    """`order` (indices into the section's items) rotated so that the first item's authored
+    position is `digit` modulo `radix`: the seat's order class (`paperpack.forms`)."""
+    if radix < 2:
+        return order
+    items = sp.items
+    for start, i in enumerate(order):
+        if items[i].position % radix == digit:
+            return order[start:] + order[:start]
+    return order
 
 
 def _structure(paper: Paper) -> list[Any]:
@@ -236,11 +299,41 @@ class VariantPlan:
         self.fingerprint = canonical_hash(_structure(paper))
         self._offset = 0
         self._tokens = 0
-        self._sections = tuple(self._plan_section(s) for s in paper.sections)
+        authored = tuple(self._plan_section(s) for s in paper.sections)
         self._token_offset = self._offset
         self._numbers = struct.Struct(f">{self._offset // 8}Q")
         self.stream_bytes = self._offset + TOKEN_BYTES * self._tokens
-        self._traces = tuple(_section_traces(sp) for sp in self._sections)
+        # Per form: its sections (the first form keeps the authored order) and their traces.
+        self._layouts: dict[str | None, tuple[tuple[_SectionPlan, ...], tuple[Any, ...]]] = {}
+        n_forms = max(1, len(self.forms))
+        for index, form in enumerate(self.forms or (None,)):
+            sections = tuple(_form_section(sp, index, n_forms) for sp in authored)
+            self._layouts[form] = (sections, tuple(_section_traces(sp) for sp in sections))
+        self._layouts[None] = self._layouts[self.forms[0] if self.forms else None]
+        self._check_forms_differ()
+        # The order classes of seats (paperpack.forms) are written over the shuffled sections.
+        self.shuffled = tuple(len(sp.items) for sp in authored if sp.order_at >= 0)
+        self._radices = class_radices(self.shuffled)
+
+    def _check_forms_differ(self) -> None:
+        seen: dict[tuple[Any, ...], str] = {}
+        for form in self.forms:
+            signature = _signature(self._layouts[form][0])
+            if signature in seen:
+                raise VariantError(
+                    f"paper {self.paper_id}'s forms {seen[signature]} and {form} come out the "
+                    "same: it has no section of 2 or more items and no item with shuffled "
+                    "options to arrange them differently; give it fewer forms, or none"
+                )
+            seen[signature] = form
+
+    def _digits(self, klass: int | None) -> list[tuple[int, int]]:
+        """Per section (paper order), (digit, radix) of the seat's order class; (0, 1) where
+        no rule applies (a section not shuffled, or no seat)."""
+        if klass is None:
+            return [(0, 1)] * len(self._layouts[None][0])
+        pairs = iter(zip(class_digits(klass, self._radices), self._radices, strict=True))
+        return [next(pairs) if sp.order_at >= 0 else (0, 1) for sp in self._layouts[None][0]]
 
     def _plan_section(self, section: Section) -> _SectionPlan:
         items = tuple(self._plan_item(item, n) for n, item in enumerate(section.items))
@@ -260,7 +353,7 @@ class VariantPlan:
         if item.type in CHOICE_TYPES and item.shuffle_options and len(slots) >= 2:
             perm_at = self._offset // 8
             self._offset += 8 if len(slots) <= _TABLE_MAX else 8 * len(slots)
-            table = _option_table(option_ids, slots, position)
+            table = _option_table(option_ids, slots, position, tuple(range(len(option_ids))))
         blanks = len(item.blanks) if item.type == "fill_blank" else 0
         token_index = self._tokens
         self._tokens += 1 + len(option_ids) + blanks
@@ -274,25 +367,35 @@ class VariantPlan:
             _arrangement(option_ids, tuple(range(len(option_ids))), position),
             token_index,
             blanks,
+            position,
+            tuple(range(len(option_ids))),
         )
 
-    def _check_form(self, form: str | None) -> None:
-        if form is not None and form not in self.forms:
+    def _layout(self, form: str | None) -> tuple[str | None, int | None]:
+        """The paper form and the seat's order class of a layout (`A`, `A#2`, `#2`)."""
+        try:
+            paper_form, klass = parse_layout(form)
+        except SeatPlanInvalid as exc:
+            raise VariantError(str(exc)) from None
+        if paper_form is not None and paper_form not in self.forms:
             known = ", ".join(self.forms) or "none"
             raise VariantError(
-                f"form {form!r} is not one of paper {self.paper_id}'s forms ({known}); "
-                "assign forms with paperpack.forms.assign_forms"
+                f"form {paper_form!r} is not one of paper {self.paper_id}'s forms ({known}): "
+                "redraw the seat plan before the unlock (cbt venue seats --redraw)"
             )
+        return paper_form, klass
 
     def _stream(
         self, variant_secret: bytes, session_id: str, ticket: str, form: str | None
     ) -> tuple[bytes, tuple[int, ...], bytes]:
-        """The candidate's stream, its 64-bit numbers before the tokens, and the form as the
-        stream and the digest encode it."""
-        self._check_form(form)
+        """The candidate's stream, its 64-bit numbers before the tokens, and the layout as
+        the digest encodes it. The stream depends on the paper form only, so a move to a seat
+        of another order class keeps the candidate's tokens."""
+        paper_form = self._layout(form)[0]
         seed = variant_seed(variant_secret, session_id, ticket)
+        stream_form = b"\x00" if paper_form is None else b"\x01" + _length_prefixed(paper_form)
         form_bytes = b"\x00" if form is None else b"\x01" + _length_prefixed(form)
-        stream = hashlib.shake_256(STREAM_LABEL + seed + form_bytes).digest(self.stream_bytes)
+        stream = hashlib.shake_256(STREAM_LABEL + seed + stream_form).digest(self.stream_bytes)
         # Every decision before the tokens is a big-endian 64-bit number: one C call reads all.
         return stream, self._numbers.unpack_from(stream), form_bytes
 
@@ -319,9 +422,14 @@ class VariantPlan:
                 "draw a new variant secret for the session"
             )
         orders = bytearray()
+        paper_form, klass = self._layout(form)
+        digits = self._digits(klass)
         sections = tuple(
-            VariantSection(sp.section_id, _build_section(sp, numbers, tokens, orders))
-            for sp in self._sections
+            VariantSection(
+                sp.section_id,
+                _build_section(sp, numbers, tokens, orders, *digits[n]),
+            )
+            for n, sp in enumerate(self._layouts[paper_form][0])
         )
         return Variant(ticket, form, self._digest(ticket, form_bytes, orders, text), sections)
 
@@ -334,11 +442,16 @@ class VariantPlan:
         """
         stream, numbers, form_bytes = self._stream(variant_secret, session_id, ticket, form)
         orders = bytearray()
-        for sp, traces in zip(self._sections, self._traces, strict=True):
+        paper_form, klass = self._layout(form)
+        digits = self._digits(klass)
+        sections, all_traces = self._layouts[paper_form]
+        for n, (sp, traces) in enumerate(zip(sections, all_traces, strict=True)):
             found = traces.pick(numbers) if traces is not None else _slow_traces(sp, numbers)
             if sp.order_at >= 0:
                 keys = numbers[sp.order_at : sp.order_at + len(found)]
-                found = [found[i] for i in sorted(range(len(found)), key=keys.__getitem__)]
+                order = sorted(range(len(found)), key=keys.__getitem__)
+                order = _first_at(sp, order, *digits[n])
+                found = [found[i] for i in order]
             orders += b"".join(found)
         text = stream[self._token_offset :].hex(" ", TOKEN_BYTES)
         return self._digest(ticket, form_bytes, orders, text)
@@ -379,12 +492,15 @@ def _slow_traces(sp: _SectionPlan, numbers: tuple[int, ...]) -> list[bytes]:
     return [_arrange(ip, numbers).trace for ip in sp.items]
 
 
-def _display_items(sp: _SectionPlan, numbers: tuple[int, ...]) -> tuple[_ItemPlan, ...]:
+def _display_items(
+    sp: _SectionPlan, numbers: tuple[int, ...], digit: int = 0, radix: int = 1
+) -> tuple[_ItemPlan, ...]:
     """The section's items in this candidate's display order."""
     if sp.order_at < 0:
         return sp.items
     keys = numbers[sp.order_at : sp.order_at + len(sp.items)]
-    return tuple([sp.items[i] for i in sorted(range(len(sp.items)), key=keys.__getitem__)])
+    order = _first_at(sp, sorted(range(len(sp.items)), key=keys.__getitem__), digit, radix)
+    return tuple([sp.items[i] for i in order])
 
 
 def _arrange(ip: _ItemPlan, numbers: tuple[int, ...]) -> _Arrangement:
@@ -395,17 +511,22 @@ def _arrange(ip: _ItemPlan, numbers: tuple[int, ...]) -> _Arrangement:
         return ip.table[numbers[ip.perm_at] % len(ip.table)]
     keys = numbers[ip.perm_at : ip.perm_at + len(ip.slots)]
     perm = sorted(range(len(ip.slots)), key=keys.__getitem__)
-    order = _display_order(len(ip.option_ids), ip.slots, perm)
-    return _arrangement(ip.option_ids, order, int.from_bytes(ip.fixed.trace[:2]))
+    order = _display_order(ip.base, ip.slots, perm)
+    return _arrangement(ip.option_ids, order, ip.position)
 
 
 def _build_section(
-    sp: _SectionPlan, numbers: tuple[int, ...], tokens: tuple[str, ...], orders: bytearray
+    sp: _SectionPlan,
+    numbers: tuple[int, ...],
+    tokens: tuple[str, ...],
+    orders: bytearray,
+    digit: int,
+    radix: int,
 ) -> tuple[VariantItem, ...]:
     out = []
     new = tuple.__new__  # VariantItem's own __new__ is a Python function; this is the hot loop
-    for ip in _display_items(sp, numbers):
-        item_id, kind, option_ids, _, perm_at, table, fixed, t, blanks = ip
+    for ip in _display_items(sp, numbers, digit, radix):
+        item_id, kind, option_ids, _, perm_at, table, fixed, t, blanks, _, _ = ip
         if perm_at < 0:
             arrangement = fixed
         elif table:  # the usual case, inline
@@ -625,7 +746,7 @@ def render_variant(paper: Paper, variant: Variant) -> dict[str, Any]:
         "language": paper.language,
         "kind": paper.kind,
         "duration_minutes": paper.duration_minutes,
-        "form": variant.form,
+        "form": parse_layout(variant.form)[0],
         "sections": rendered,
     }
 

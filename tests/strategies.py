@@ -147,7 +147,11 @@ def papers(draw: st.DrawFn, max_sections: int = 3, max_items: int = 6) -> Paper:
                 draw(st.booleans()),
             )
         )
-    forms = draw(st.sampled_from([(), ("A", "B"), ("A", "B", "C")]))
+    # Forms are arrangements (items rotated within sections): as many as the largest section
+    # can tell apart, so the paper is one the packer accepts.
+    forms = draw(
+        st.sampled_from([f for f in [(), ("A", "B"), ("A", "B", "C")] if len(f) <= max(sizes)])
+    )
     return Paper(
         paper_id="paper.1",
         subject_code="0101",

@@ -1,16 +1,27 @@
-"""`cbt audit verify DB_OR_DIR`: check an audit log's hash chain (venue or central SQLite).
+"""`cbt audit verify DB_OR_DIR`: check a database's integrity and its audit log's hash chain
+(venue or central SQLite).
 
-The arguments are declared in server.commands.audit_args.
+The integrity check comes first (`PRAGMA quick_check`, `--full`: `integrity_check`); for a
+venue folder also the database's identity (server.venue.integrity, F5). The arguments are
+declared in server.commands.audit_args.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from server.audit import verify_audit_file
+from server.audit import audit_database_path, verify_audit_file
+from server.dbcheck import check_sqlite_file
+from server.venue.workspace import VENUE_FILE, load_venue, verify_venue_database
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    count = verify_audit_file(args.target)
-    print(f"audit log intact: {count} events verified")
+    path = audit_database_path(args.target)
+    check = "integrity_check" if args.full else "quick_check"
+    if args.target.is_dir() and (args.target / VENUE_FILE).is_file():
+        verify_venue_database(load_venue(args.target), full=args.full)
+    else:
+        check_sqlite_file(path, full=args.full)
+    count = verify_audit_file(path)
+    print(f"database intact ({check}: ok); audit log intact: {count} events verified")
     return 0

@@ -19,14 +19,14 @@ from server.store import transaction
 from server.venue.app import create_app
 from server.venue.packages import import_package, pin_authority_key
 from server.venue.settings import Settings
-from server.venue.workspace import load_venue, open_venue_db
+from server.venue.workspace import load_venue, open_venue_db, verify_venue_database
 
 
 def run_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(
         venue_dir=args.dir, host=args.host, port=args.port, central_url=args.central_url
     )
-    venue = load_venue(settings.venue_dir)
+    venue = verify_venue_database(load_venue(settings.venue_dir))  # F5, before anything starts
     if settings.log_requests:
         logging.getLogger("server.venue.requests").setLevel(logging.INFO)
     print(f"venue {venue.venue_id} serving on http://{settings.host}:{settings.port}", flush=True)

@@ -1,7 +1,8 @@
 """The venue directory: what `cbt venue init DIR` lays out and every other command opens.
 
 ```
-DIR/venue.json        venue id, name, format version, the public keys (no secrets)
+DIR/venue.json        venue id, name, format version, the public keys (no secrets) and the
+                      identity of its database (server.venue.integrity)
 DIR/keys/             venue-sign.pem (Ed25519, signs exports and release requests) and
                       venue-wrap.pem (X25519, receives the wrapped device secret and releases),
                       mode 0600; *.pub beside them (base64 of the raw 32 bytes)
@@ -18,8 +19,9 @@ Every file is 0600 and every folder 0700 (server.private): readable by the venue
 from __future__ import annotations
 
 import json
+import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,15 @@ from server.clock import iso
 from server.errors import CbtError
 from server.private import tighten
 from server.store import Store, connect, migrate, open_store
+from server.venue.integrity import (
+    check_database,
+    new_identity,
+    write_identity,
+    write_json_atomically,
+)
 from server.venue.schema import migrations
+
+log = logging.getLogger(__name__)
 
 FORMAT = "cbt-venue/1"
 VENUE_FILE = "venue.json"
@@ -54,6 +64,7 @@ class Venue:
     sign_public: str  # Ed25519 public key, base64 of 32 raw bytes
     wrap_public: str  # X25519 public key, base64 of 32 raw bytes
     created_at: str
+    database_id: str | None = None  # the identity of DIR/venue.db; None: made before F5
 
     @property
     def db_path(self) -> Path:
@@ -92,18 +103,28 @@ def init_venue(
     wrap_key = crypto.generate_wrapping_key()
     crypto.write_private_key(directory / "keys" / SIGN_KEY, sign_key)
     crypto.write_private_key(directory / "keys" / WRAP_KEY, wrap_key)
+    now = now or datetime.now(UTC)
+    identity = new_identity(venue_id, now)
     venue = Venue(
         directory=directory,
         venue_id=venue_id,
         name=name or venue_id,
         sign_public=crypto.public_key_text(sign_key.public_key()),
         wrap_public=crypto.public_key_text(wrap_key.public_key()),
-        created_at=iso(now or datetime.now(UTC)),
+        created_at=iso(now),
+        database_id=identity["database_id"],
     )
     (directory / "keys" / "venue-sign.pub").write_text(venue.sign_public + "\n")
     (directory / "keys" / "venue-wrap.pub").write_text(venue.wrap_public + "\n")
-    db = open_venue_db(directory)
-    db.close()
+    if (directory / DB_FILE).exists():
+        raise WorkspaceError(
+            f"{directory / DB_FILE} exists already without {VENUE_FILE}: choose an empty folder"
+        )
+    db = _migrated(directory / DB_FILE)
+    try:
+        write_identity(db, identity, now)
+    finally:
+        db.close()
     # venue.json last: its presence means the directory is complete.
     (directory / VENUE_FILE).write_text(json.dumps(_venue_json(venue), indent=2) + "\n")
     tighten(directory)  # 0600 files in 0700 folders even where the caller's umask is loose
@@ -118,7 +139,7 @@ def _check_venue_id(venue_id: str) -> None:
 
 
 def _venue_json(venue: Venue) -> dict[str, Any]:
-    return {
+    data: dict[str, Any] = {
         "format": FORMAT,
         "venue_id": venue.venue_id,
         "name": venue.name,
@@ -126,6 +147,9 @@ def _venue_json(venue: Venue) -> dict[str, Any]:
         "wrap_public": venue.wrap_public,
         "created_at": venue.created_at,
     }
+    if venue.database_id is not None:
+        data["database"] = {"database_id": venue.database_id}
+    return data
 
 
 def load_venue(directory: Path) -> Venue:
@@ -148,6 +172,7 @@ def load_venue(directory: Path) -> Venue:
         sign_public=data["sign_public"],
         wrap_public=data["wrap_public"],
         created_at=data.get("created_at", ""),
+        database_id=(data.get("database") or {}).get("database_id"),
     )
 
 
@@ -167,11 +192,49 @@ def load_wrapping_key(venue: Venue) -> crypto.X25519PrivateKey:
     return key
 
 
-def open_venue_db(directory: Path) -> Database:
-    """A migrated, checked (WAL + FULL) connection for command-line tools."""
-    db = connect(directory / DB_FILE)
+def _migrated(path: Path) -> Database:
+    db = connect(path)
     migrate(db, migrations)
     return db
+
+
+def verify_venue_database(venue: Venue, *, full: bool = False) -> Venue:
+    """Refuse an empty, damaged or foreign database (one line naming the restore: F5); adopt
+    the database of a directory made before identities existed. Returns the venue as read."""
+    if venue.database_id is None:
+        return _adopt(venue)
+    check_database(venue.directory, venue.db_path, venue.database_id, full=full)
+    return venue
+
+
+def _adopt(venue: Venue) -> Venue:
+    """A venue directory from before database identities: give its database one, once."""
+    if not venue.db_path.exists():
+        _migrated(venue.db_path).close()
+    check_database(venue.directory, venue.db_path, None)
+    now = datetime.now(UTC)
+    identity = new_identity(venue.venue_id, now)
+    db = _migrated(venue.db_path)
+    try:
+        write_identity(db, identity, now)
+    finally:
+        db.close()
+    adopted = replace(venue, database_id=identity["database_id"])
+    write_json_atomically(venue.directory / VENUE_FILE, _venue_json(adopted))
+    log.warning(
+        "venue.database_adopted dir=%s database=%s (a directory from before database "
+        "identities: the database found there is now this venue's)",
+        venue.directory,
+        identity["database_id"][:12],
+    )
+    return adopted
+
+
+def open_venue_db(directory: Path) -> Database:
+    """A checked (identity, quick_check), migrated (WAL + FULL) connection for command-line
+    tools; DatabaseRefused (one line naming the restore) for an empty, damaged or foreign one."""
+    verify_venue_database(load_venue(directory))
+    return _migrated(directory / DB_FILE)
 
 
 async def open_venue_store(
@@ -179,16 +242,23 @@ async def open_venue_store(
 ) -> Store:
     """The venue's group-committing Store (the server's one database handle).
 
-    With `continuous_backup` (the default) the store also runs the continuous backup into
-    DIR/backup/ (server.venue.backup) until it is closed, so every server has one.
+    With `continuous_backup` (the default) the store first writes the base snapshot
+    DIR/backup/base.db, then runs the continuous backup into DIR/backup/ (server.venue.backup)
+    until it is closed, so every server has what `cbt venue restore` needs.
     """
     venue = load_venue(directory)
     tighten(directory)  # a workspace made by an older build or copied in: private again
+    verify_venue_database(venue)  # F5: never serve an empty, damaged or foreign database
     store = await open_store(directory / DB_FILE, migrations, **options)
     if continuous_backup:
         from server.venue.backup import start_continuous_backup
+        from server.venue.restore import start_base_snapshots
 
         try:
+            # The restore's starting point (F5): the whole database as it is now, before any
+            # request, refreshed while set-up data changes; the continuous backup carries
+            # every save from there.
+            await start_base_snapshots(store, venue.db_path, venue.backup_dir)
             await start_continuous_backup(store, venue.backup_dir / "continuous.db")
         except BaseException:
             await store.close()

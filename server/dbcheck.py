@@ -1,7 +1,7 @@
 """Is this SQLite file a database at all, and an undamaged one? (issue 16, F5)
 
 `check_sqlite_file(path)` refuses, with one line saying what is wrong, a file that is missing,
-empty (0 bytes), does not start with SQLite's 16-byte header, cannot be opened, or fails
+empty (0 bytes), is not an SQLite database (a damaged header), cannot be opened, or fails
 `PRAGMA quick_check` (`full=True`: the slower `PRAGMA integrity_check`, which also compares
 every index with its table). It opens the file without creating it and changes nothing (the
 WAL, if any, is read as SQLite reads it). The venue adds its own identity check and restore
@@ -14,8 +14,6 @@ import sqlite3
 from pathlib import Path
 
 from server.errors import CbtError
-
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 class DatabaseDamaged(CbtError):
@@ -30,10 +28,9 @@ def check_sqlite_file(path: Path, *, full: bool = False) -> None:
         raise DatabaseDamaged(f"{path} is missing") from None
     if size == 0:
         raise DatabaseDamaged(f"{path} is empty (0 bytes)")
-    with path.open("rb") as f:
-        header = f.read(len(SQLITE_HEADER))
-    if header != SQLITE_HEADER:
-        raise DatabaseDamaged(f"{path} is not an SQLite database (its header is damaged)")
+    # The file is read through SQLite only: closing any other descriptor of it would drop the
+    # POSIX locks this process's own connections hold (a server exporting while it serves),
+    # and another process could then checkpoint and delete the WAL under them.
     pragma = "integrity_check" if full else "quick_check"
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
@@ -41,7 +38,11 @@ def check_sqlite_file(path: Path, *, full: bool = False) -> None:
         raise DatabaseDamaged(f"{path} cannot be opened ({_one_line(exc)})") from None
     try:
         rows = conn.execute(f"PRAGMA {pragma}(20)").fetchall()
-    except sqlite3.Error as exc:
+    except sqlite3.DatabaseError as exc:
+        if "file is not a database" in str(exc):
+            raise DatabaseDamaged(
+                f"{path} is not an SQLite database (its header is damaged)"
+            ) from None
         raise DatabaseDamaged(f"{path} is damaged (PRAGMA {pragma}: {_one_line(exc)})") from None
     finally:
         conn.close()

@@ -10,6 +10,8 @@ knows about HTTP.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from typing import Any
 
 
@@ -61,3 +63,47 @@ class RateLimited(DomainError):
 
 class Unreachable(DomainError):
     """Another server this one depends on (the centre) could not be reached or answered badly."""
+
+
+class Unavailable(DomainError):
+    """The server cannot do this just now for a reason of its own; the same request succeeds
+    later (a `retry_after_s` extra says when to try again)."""
+
+
+class StorageFull(Unavailable):
+    """The server's disk is full: nothing was stored; the same request succeeds once there is
+    space again (issue 16, F6)."""
+
+    RETRY_AFTER_S = 15
+
+    def __init__(self, what: str = "nothing was stored") -> None:
+        super().__init__(
+            "storage-full",
+            f"the server's disk is full: {what}; try again shortly (staff: free disk space on "
+            "the venue server)",
+            retry_after_s=self.RETRY_AFTER_S,
+        )
+
+
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+SQLITE_FULL = 13  # the primary result code of "database or disk is full"
+
+
+def is_storage_full(error: BaseException) -> bool:
+    """Whether `error` says the disk (or quota) is full: SQLite's SQLITE_FULL, or an OSError
+    with ENOSPC/EDQUOT, also when it is the cause of another error."""
+    seen: BaseException | None = error
+    for _ in range(5):  # the error and a few of its causes
+        if seen is None:
+            return False
+        if isinstance(seen, StorageFull):
+            return True
+        if isinstance(seen, sqlite3.Error) and (
+            getattr(seen, "sqlite_errorcode", 0) & 0xFF == SQLITE_FULL
+            or "database or disk is full" in str(seen)
+        ):
+            return True
+        if isinstance(seen, OSError) and seen.errno in _FULL_ERRNOS:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

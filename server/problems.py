@@ -29,9 +29,12 @@ from server.errors import (
     Malformed,
     NotFound,
     RateLimited,
+    StorageFull,
     TooLarge,
     Unauthenticated,
+    Unavailable,
     Unreachable,
+    is_storage_full,
 )
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     Invalid: 422,
     RateLimited: 429,
     Unreachable: 502,
+    Unavailable: 503,  # e.g. StorageFull: the disk is full
 }
 
 
@@ -121,7 +125,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if "Allow" in exc.headers:  # a 405 says which methods the resource has (RFC 9110)
             response.headers["Allow"] = exc.headers["Allow"]
         return response
-    except Exception:
+    except Exception as exc:
+        if is_storage_full(exc):  # a full disk wherever it was met: a clean, retryable 503
+            log.warning("request.storage_full method=%s path=%s", request.method, request.path)
+            return as_problem(StorageFull()).to_response()
         log.exception("request.failed method=%s path=%s", request.method, request.path)
         return problem_response(
             500, "internal-error", "The server hit an unexpected error; it has been logged."

@@ -42,7 +42,7 @@ from typing import Any, Literal, TypeVar
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from server.errors import CbtError
+from server.errors import CbtError, StorageFull, is_storage_full
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,12 @@ class Store:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Call(fn, args, future, loop))
-        return await future
+        try:
+            return await future
+        except (sqlite3.Error, OSError) as exc:
+            if is_storage_full(exc):  # nothing was committed: a typed, retryable refusal
+                raise StorageFull() from exc
+            raise
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(db, *args)` on a read-only connection, inside one read transaction."""
@@ -445,6 +450,11 @@ class Store:
         conn.execute("PRAGMA busy_timeout = 50")
         try:
             busy, _, _ = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        except sqlite3.Error as exc:
+            # A full disk (the database file cannot grow): the WAL keeps every committed
+            # page, so nothing is lost; the writer lives on and tries again when idle.
+            log.warning("store.checkpoint_failed mode=%s error=%s", mode, exc)
+            return False
         finally:
             conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
         self.stats.checkpoints += 1

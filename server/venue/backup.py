@@ -28,7 +28,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from server.audit import verify_audit
-from server.errors import CbtError
+from server.errors import CbtError, is_storage_full
 from server.private import private_file
 from server.store import Store, connect
 from server.venue.background import stop_task
@@ -126,7 +126,10 @@ class ContinuousBackup:
                 copied += len(rows)
             db.conn.execute("COMMIT")
         except BaseException:
-            db.conn.execute("ROLLBACK")
+            # SQLite may already have rolled back (a full disk does): a second ROLLBACK would
+            # raise "no transaction is active" and hide the real error.
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
             raise
         for table, (_, rows) in found.items():
             if rows:
@@ -157,8 +160,11 @@ class ContinuousBackup:
                 await self.sync_once()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("backup.pass_failed target=%s", self.target)
+            except Exception as exc:
+                if is_storage_full(exc):  # the next pass copies the same rows once there is room
+                    log.warning("backup.pass_failed target=%s error=disk full", self.target)
+                else:
+                    log.exception("backup.pass_failed target=%s", self.target)
             await asyncio.sleep(self.interval_s)
 
     async def close(self) -> None:

@@ -4,8 +4,9 @@
 // 10 s) pending entries are frozen into a batch and sent, batches strictly in seq order.
 // A failure that can pass (no answer from the server, a 5xx, or the exam paused while the
 // server reopens the paper) backs off (1, 2, 4, 5 s) and keeps everything local; the page is
-// told (`onTrouble`) so it can watch for the server and call `retryNow` when it is back. The
-// visible status says saved / saving / offline / paused. The server decides what an answer
+// told (`onTrouble`) so it can watch for the server and call `retryNow` when it is back. A
+// full disk on the server (503 storage-full) keeps everything local too and retries after the
+// server's Retry-After. The visible status says saved / saving / offline / paused / storage. The server decides what an answer
 // after the end of time means.
 
 import { ApiError, NetworkError } from "./api.js";
@@ -15,6 +16,13 @@ const PERIODIC_MS = 10000;
 const MAX_BACKOFF_MS = 5000;
 // Refusals that say "not now" rather than "never": the answers wait on this computer.
 const PAUSED_SLUGS = ["exam-paused", "paper-locked", "not-started"];
+
+// The server's disk is full (503 storage-full): "not now", with a Retry-After.
+const STORAGE_RETRY_MAX_MS = 30000;
+
+export function isStorageFull(err) {
+  return err instanceof ApiError && err.status === 503 && err.slug === "storage-full";
+}
 
 export function isPausedRefusal(err) {
   return err instanceof ApiError && err.status === 409 && PAUSED_SLUGS.includes(err.slug);
@@ -95,6 +103,15 @@ export class Autosave {
   }
 
   failed(err) {
+    if (isStorageFull(err)) {
+      // The server is up but its disk is full: nothing was stored. The answers stay on this
+      // computer and go again when the server says (Retry-After), calmly, with no banner.
+      this.failures += 1;
+      this.onStatus("storage");
+      const waitMs = 1000 * (Number(err.problem.retry_after_s) || 5);
+      this.schedule(Math.min(STORAGE_RETRY_MAX_MS, Math.max(MAX_BACKOFF_MS, waitMs)));
+      return false;
+    }
     const paused = isPausedRefusal(err);
     if (paused || err instanceof NetworkError || (err instanceof ApiError && err.status >= 500)) {
       this.failures += 1;

@@ -464,7 +464,7 @@ async function confirmSubmit() {
   button.disabled = true;
   try {
     const flushed = await state.autosave.flush();
-    if (!flushed) throw new Error(t("save.offline"));
+    if (!flushed) throw new Error(t($("save-status").dataset.status === "storage" ? "save.storage" : "save.offline"));
     const receipt = await api.submit();
     state.autosave.stop();
     $("confirm-dialog").close();

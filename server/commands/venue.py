@@ -136,14 +136,25 @@ def run_seats(args: argparse.Namespace) -> int:
     try:
         if args.verify:
             return _verify_seats(db, args)
-        forms = tuple(f.strip() for f in args.forms.split(",") if f.strip())
+        forms = (
+            tuple(f.strip() for f in args.forms.split(",") if f.strip())
+            if args.forms is not None
+            else None
+        )
+        if args.redraw and not args.reason:
+            raise CbtError("--redraw needs --reason '...': why the plan is drawn again")
         with transaction(db):
-            if args.rooms:
-                rooms.store_rooms(db, rooms.load_rooms(args.rooms), actor=cli_actor(), now=_now())
             has_plan = db.execute(
                 "SELECT 1 FROM seat_plans WHERE session_id = ?", (args.session,)
             ).fetchone()
-            if not has_plan:
+            if has_plan and (forms is not None or args.seed) and not args.redraw:
+                raise CbtError(
+                    f"session {args.session} already has a seat plan: add --redraw --reason "
+                    "'...' to draw it again (until the unlock)"
+                )
+            if args.rooms:
+                rooms.store_rooms(db, rooms.load_rooms(args.rooms), actor=cli_actor(), now=_now())
+            if not has_plan or args.redraw:
                 seats.draw_seats(
                     db,
                     args.session,
@@ -151,6 +162,7 @@ def run_seats(args: argparse.Namespace) -> int:
                     now=_now(),
                     seed=_parse_seed(args.seed),
                     forms=forms,
+                    redraw_reason=args.reason if args.redraw else None,
                 )
             if args.invigilators:
                 invigilator_draw.draw_invigilators(
@@ -158,13 +170,21 @@ def run_seats(args: argparse.Namespace) -> int:
                 )
         report = seats.verify_seats(db, args.session)
         print(f"seat plan of session {args.session}: {report.candidates} candidates")
-        print(f"seed {report.seed}  algorithm {seats.ALGORITHM}  plan {report.plan_hash}")
+        print(f"seed {report.seed} ({_SOURCE[report.seed_source]})")
+        print(f"algorithm {seats.ALGORITHM}  plan {report.plan_hash}  redraws {report.redraws}")
         plan = seats.current_seats(db, args.session)
+        layouts = dict(
+            db.execute(
+                "SELECT ticket, form_id FROM candidates WHERE session_id = ?", (args.session,)
+            ).fetchall()
+        )
         for seat in sorted(plan, key=lambda s: (s.room_id, s.seat_no)):
             print(
                 f"{seat.room_id:<8} seat {seat.seat_no:>3} "
-                f"(row {seat.row_no}, column {seat.column_no})  {seat.ticket}"
+                f"(row {seat.row_no}, column {seat.column_no})  {seat.ticket}  "
+                f"{_layout_words(layouts.get(seat.ticket))}"
             )
+        _print_conflicts(report.conflicts)
         if args.invigilators:
             for login, room_id in sorted(
                 invigilator_draw.verify_invigilators(db, args.session).items()
@@ -175,12 +195,37 @@ def run_seats(args: argparse.Namespace) -> int:
     return 0
 
 
+_SOURCE = {
+    "centre": "the centre's, signed in the package",
+    "venue": "given at the venue: recorded in the audit",
+}
+
+
+def _layout_words(layout: str | None) -> str:
+    form, _, klass = (layout or "").partition("#")
+    return " ".join(
+        part for part in (f"form {form}" if form else "", f"order {klass}" if klass else "") if part
+    )
+
+
+def _print_conflicts(conflicts: tuple[str, ...]) -> None:
+    if not conflicts:
+        print("neighbours: no two neighbours (diagonals included) share a form and an order")
+        return
+    count = len(conflicts)
+    print(f"neighbours: {count} pair(s) may see the same screen (the paper allows no other):")
+    for line in conflicts:
+        print(f"  {line}")
+
+
 def _verify_seats(db: Database, args: argparse.Namespace) -> int:
     report = seats.verify_seats(db, args.session)
     print(
         f"seat plan of session {args.session} verified: {report.candidates} candidates, "
-        f"{report.moves} audited move(s), seed {report.seed}"
+        f"{report.moves} audited move(s), {report.redraws} redraw(s), seed {report.seed} "
+        f"({_SOURCE[report.seed_source]}); every candidate's form and order match their seat"
     )
+    _print_conflicts(report.conflicts)
     if args.invigilators:
         drawn = invigilator_draw.verify_invigilators(db, args.session)
         print(f"invigilator draw verified: {len(drawn)} invigilators")

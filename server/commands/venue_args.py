@@ -115,17 +115,33 @@ def _register_roster(venue_sub: argparse._SubParsersAction) -> None:  # type: ig
 def _register_seats(venue_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = venue_sub.add_parser(
         "seats",
-        help="draw the seat plan from a recorded seed, show it, or --verify it",
+        help="draw the seat plan from the package's seed, show it, or --verify it",
         description="Without --verify: store --rooms if given, draw the session's seat plan "
-        "(once; a random seed is recorded and printed) and print it. With --verify: re-run the "
-        "draw from the recorded seed, replay the audited moves and compare (exit 1 on any "
-        "difference).",
+        "and print it. The seed is the one the centre signed into the session's package, and "
+        "the paper's forms come from it too (neighbours, diagonals included, sit different "
+        "forms or see a different order). --redraw --reason draws again until the unlock. "
+        "With --verify: re-run the draw from the recorded seed, replay the audited moves, "
+        "re-check every seat's form and order against its neighbours and compare (exit 1 on "
+        "any difference).",
     )
     p.add_argument("dir", type=Path, metavar="DIR")
     p.add_argument("--session", required=True, help="the session id")
     p.add_argument("--rooms", type=Path, help="rooms YAML (see examples/rooms.yaml)")
-    p.add_argument("--seed", help="use this seed (hex, >= 32 characters) instead of a random one")
-    p.add_argument("--forms", default="", help="parallel forms of the paper, e.g. A,B")
+    p.add_argument(
+        "--seed",
+        help="use this seed (hex, >= 32 characters) instead of the package's: recorded in the "
+        "audit as the venue's",
+    )
+    p.add_argument(
+        "--forms",
+        default=None,
+        help="only some of the paper's forms, e.g. A,B (default: all the paper's forms; a "
+        "paper without forms needs none)",
+    )
+    p.add_argument(
+        "--redraw", action="store_true", help="draw the plan again (only before the unlock)"
+    )
+    p.add_argument("--reason", help="why the plan is drawn again (with --redraw)")
     p.add_argument("--invigilators", action="store_true", help="also draw invigilators to rooms")
     p.add_argument("--verify", action="store_true", help="re-run and compare; change nothing")
     p.set_defaults(func=Handler(f"{SETUP}:run_seats"))

@@ -206,7 +206,7 @@ def populate_venue(
             import_package(venue, db, package_dir, practice=False, actor=ACTOR, now=now)
             roster.store_roster(db, session_id, candidates, actor=ACTOR, now=now)
             rooms.store_rooms(db, rooms.load_rooms(data_path("rooms.yaml")), actor=ACTOR, now=now)
-            seats.draw_seats(db, session_id, actor=ACTOR, now=now, forms=("A", "B"))
+            seats.draw_seats(db, session_id, actor=ACTOR, now=now)
     finally:
         db.close()
     return candidates

@@ -25,6 +25,7 @@ from server.http import read_json_object, require_field
 from server.problems import Problem
 from server.venue import keys, seats
 from server.venue.journal import CLOSED_STATUSES
+from server.venue.live import ExamState
 from server.venue.rooms import SeatsError
 from server.venue.staff import require_role
 
@@ -329,16 +330,32 @@ def grant_time(
 
 
 def move_seat(
-    db: Database, ticket: str, room_id: str, seat_no: int, reason: str, actor: str, now: datetime
+    db: Database,
+    ticket: str,
+    room_id: str,
+    seat_no: int,
+    reason: str,
+    actor: str,
+    now: datetime,
+    exam: ExamState | None = None,
 ) -> dict[str, Any]:
-    """Move a candidate to a free seat; the attempt (answers, time) stays as it is."""
+    """Move a candidate to a free seat; the attempt (answers, time) stays as it is. The new
+    seat's form and order (art. 20) become the candidate's: with the paper open, their variant
+    is rebuilt (answers are kept by item, so none is lost) and its digest recorded."""
     session_id, _ = current_session(db, ticket)
     try:
         seats.move_seat(db, session_id, ticket, room_id, seat_no, reason, actor=actor, now=now)
     except SeatsError as exc:
         kind = Conflict if exc.slug in ("seat-taken", "no-seat") else Invalid
         raise kind(exc.slug, str(exc)) from None
-    return {"ticket": ticket, "room_id": room_id, "seat_no": seat_no}
+    layout = seats.seat_layout(db, session_id, ticket)
+    if exam is not None and exam.session_id == session_id and exam.forms.get(ticket) != layout:
+        variant = exam.reseat(ticket, layout)
+        db.execute(
+            "UPDATE variants SET form_id = ?, digest = ? WHERE session_id = ? AND ticket = ?",
+            (layout, variant.digest, session_id, ticket),
+        )
+    return {"ticket": ticket, "room_id": room_id, "seat_no": seat_no, "form": layout}
 
 
 async def _candidate_action(request: web.Request, roles: tuple[str, ...]) -> tuple[Any, str]:
@@ -406,8 +423,9 @@ async def post_seat_move(request: web.Request) -> web.Response:
     seat_no = require_field(body, "seat_no", int)
     reason = _text(body, "reason")
     now = request.app[keys.CLOCK].now()
+    exam = request.app[keys.LIVE].exam
     result = await request.app[keys.STORE].write(
-        move_seat, ticket, room_id, seat_no, reason, actor_of(staff), now
+        move_seat, ticket, room_id, seat_no, reason, actor_of(staff), now, exam
     )
     return web.json_response(result)
 

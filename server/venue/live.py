@@ -55,6 +55,17 @@ class ExamState:
             self.variants[ticket] = found
         return found
 
+    def reseat(self, ticket: str, layout: str | None) -> Variant:
+        """The candidate moved to a seat with another form or order (art. 20): their variant
+        from now on. Answers are kept by canonical item id, so none is lost."""
+        if layout is None:
+            self.forms.pop(ticket, None)
+        else:
+            self.forms[ticket] = layout
+        self.variants.pop(ticket, None)
+        self.bodies.pop(ticket, None)
+        return self.variant(ticket)
+
     def paper_body(self, ticket: str) -> bytes:
         """This candidate's paper as the browser gets it (cached; opaque tokens only)."""
         body = self.bodies.get(ticket)

@@ -11,11 +11,18 @@ Seat plan, algorithm `hmac-sha256-sort/1`:
 2. the candidates: sorted by HMAC-SHA256(key = seed bytes, message = UTF-8 ticket), ties
    (impossible in practice) by ticket;
 3. the i-th candidate takes the i-th seat.
-Where the paper has parallel forms, each seat's form follows `paperpack.forms.assign_forms`
-(neighbours sit different forms) and is stored on the candidate.
+Each seat's layout (its form where the paper has forms, and its order class) follows
+`paperpack.forms` and is stored as the candidate's form: neighbours, diagonals included, sit
+different forms or see a different item order; the pairs the paper leaves no way to keep
+apart are named in the audit (`server.venue.seat_forms`).
 
-A plan is drawn once per session. The only later change is `move_seat`, an audited exception
-with a reason; `verify_seats` replays the recorded moves on the recomputed draw. The draw of
+The seed (art. 21(1)) is the one the centre signed into the session's package (format 3),
+drawn before any venue had its roster; a seed given at the venue, or a venue seed for an
+older package, is recorded as the venue's in the audit. A plan may be redrawn, with a
+reason, until the unlock (every draw stays in `seat_plans` and the audit); after it the only
+change is `move_seat`, an audited exception with a reason that gives the candidate the layout
+of the new seat. `verify_seats` re-runs the latest draw from its recorded seed, replays the
+recorded moves and re-checks every candidate's layout against their seat. The draw of
 invigilators to rooms uses the same keyed sort (`draw_key`, `new_seed`, `record_seed`) and
 lives in `server.venue.invigilator_draw`.
 """
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -32,11 +40,16 @@ from datetime import datetime
 from sqlite_utils import Database
 
 from paperpack.canonical import canonical_hash
-from paperpack.forms import Seat, assign_forms
 from server.audit import record
 from server.clock import iso
 from server.venue.rooms import Room, SeatsError, rooms_hash, stored_rooms
 from server.venue.roster import roster_hash
+from server.venue.seat_forms import (
+    check_forms,
+    conflicts_of,
+    layouts_for,
+    package_seating,
+)
 
 ALGORITHM = "hmac-sha256-sort/1"
 
@@ -126,6 +139,43 @@ def roster_tickets(db: Database, session_id: str) -> list[str]:
     ]
 
 
+def _unlocked(db: Database, session_id: str) -> bool:
+    row = db.execute(
+        "SELECT unlocked_at, status FROM sessions WHERE session_id = ?", (session_id,)
+    ).fetchone()
+    return row is not None and (row[0] is not None or row[1] not in ("scheduled", None))
+
+
+def _clear_plan(db: Database, session_id: str, reason: str | None) -> dict[str, object] | None:
+    """Before a redraw: drop the current seats (the plans stay on record); None: first draw."""
+    before = db.execute(
+        "SELECT p.plan_hash, s.seed FROM seat_plans p JOIN seeds s ON s.seed_id = p.seed_id"
+        " WHERE p.session_id = ? ORDER BY p.plan_id DESC LIMIT 1",
+        (session_id,),
+    ).fetchone()
+    if before is None:
+        return None
+    if reason is None:
+        raise SeatsError(
+            f"session {session_id} already has a seat plan: redraw it before the unlock with "
+            "--redraw --reason '...', or move single candidates with a reason",
+            "plan-exists",
+        )
+    if _unlocked(db, session_id):
+        raise SeatsError(
+            f"the paper of session {session_id} is open: the seat plan can no longer be "
+            "redrawn; move single candidates with a reason instead",
+            "unlocked",
+        )
+    if not reason.strip():
+        raise SeatsError("a redraw needs a reason (e.g. 'room R102 added')", "no-reason")
+    moves = db.execute("DELETE FROM seat_moves WHERE session_id = ?", (session_id,)).rowcount
+    db.execute("DELETE FROM seats WHERE session_id = ?", (session_id,))
+    db.execute("UPDATE candidates SET form_id = NULL WHERE session_id = ?", (session_id,))
+    return {"reason": reason, "previous_plan": before[0], "previous_seed": before[1],
+            "moves_dropped": moves}  # fmt: skip
+
+
 def draw_seats(
     db: Database,
     session_id: str,
@@ -133,21 +183,26 @@ def draw_seats(
     actor: str,
     now: datetime,
     seed: bytes | None = None,
-    forms: Sequence[str] = (),
+    forms: Sequence[str] | None = None,
+    redraw_reason: str | None = None,
 ) -> int:
-    """Draw and store the session's seat plan from a new (or given) seed; return the plan id."""
-    if db.execute("SELECT 1 FROM seat_plans WHERE session_id = ?", (session_id,)).fetchone():
-        raise SeatsError(
-            f"session {session_id} already has a seat plan: it is drawn once; move single "
-            "candidates with a reason instead"
-        )
+    """Draw and store the session's seat plan; return the plan id.
+
+    The seed is the centre's from the package (unless `seed` is given: the venue's, and so
+    recorded); `forms` default to the paper's, and others are refused naming the paper's.
+    A plan exists already: refused, unless `redraw_reason` is given and the paper is not open.
+    """
+    seating = package_seating(db, session_id)
+    forms = check_forms(seating, session_id, forms)
+    redraw = _clear_plan(db, session_id, redraw_reason)
     tickets = roster_tickets(db, session_id)
     if not tickets:
         raise SeatsError(f"session {session_id} has no roster: import it first")
     rooms = stored_rooms(db)
     if not rooms:
         raise SeatsError("no rooms are set up: pass --rooms rooms.yaml")
-    seed = new_seed(seed)
+    source = "venue" if seed is not None or seating.seed is None else "centre"
+    seed = new_seed(seed if seed is not None else seating.seed)
     plan = compute_seat_plan(seed, tickets, rooms)
     seed_id = record_seed(db, session_id, "seats", seed, actor, now)
     digest = plan_hash(plan)
@@ -174,27 +229,60 @@ def draw_seats(
             for a in plan
         ],
     )
-    if forms:
-        _assign_forms(db, session_id, plan, forms)
+    conflicts = _store_layouts(db, session_id, plan, forms, seating.shuffled)
     record(
         db,
         actor,
-        "seats.drawn",
+        "seats.redrawn" if redraw else "seats.drawn",
         f"session:{session_id}",
-        {"seed": seed.hex(), "algorithm": ALGORITHM, "plan_hash": digest, "forms": list(forms)},
+        {
+            "seed": seed.hex(),
+            "seed_source": source,
+            "package_id": seating.package_id,
+            "algorithm": ALGORITHM,
+            "plan_hash": digest,
+            "forms": list(forms),
+            "neighbour_conflicts": conflicts,
+            **(redraw or {}),
+        },
         now=now,
     )
     return plan_id
 
 
-def _assign_forms(
-    db: Database, session_id: str, plan: Sequence[SeatAssignment], forms: Sequence[str]
-) -> None:
-    by_seat = assign_forms([Seat(a.room_id, a.row_no, a.column_no) for a in plan], forms)
+def _store_layouts(
+    db: Database,
+    session_id: str,
+    plan: Sequence[SeatAssignment],
+    forms: Sequence[str],
+    shuffled: Sequence[int] | None,
+) -> list[str]:
+    """Each candidate's layout (form and order class) from their seat; the named conflicts."""
+    seats = [(a.ticket, a.room_id, a.row_no, a.column_no) for a in plan]
+    layouts = layouts_for(seats, forms)
     db.conn.executemany(
         "UPDATE candidates SET form_id = ? WHERE session_id = ? AND ticket = ?",
-        [(by_seat[(a.room_id, a.row_no, a.column_no)], session_id, a.ticket) for a in plan],
+        [(layouts[t], session_id, t) for t in layouts],
     )
+    return conflicts_of(seats, layouts, shuffled)
+
+
+def drawn_forms(drawn: dict[str, object]) -> list[str]:
+    forms = drawn.get("forms")
+    return [str(f) for f in forms] if isinstance(forms, list) else []
+
+
+def drawn_record(db: Database, session_id: str) -> dict[str, object]:
+    """The audit details of the session's latest draw or redraw."""
+    row = db.execute(
+        "SELECT details FROM audit_events WHERE action IN ('seats.drawn', 'seats.redrawn')"
+        " AND object = ? ORDER BY event_id DESC LIMIT 1",
+        (f"session:{session_id}",),
+    ).fetchone()
+    if row is None:
+        raise SeatsMismatch(f"the seat draw of session {session_id} has no audit event")
+    details: dict[str, object] = json.loads(row[0])
+    return details
 
 
 def current_seats(db: Database, session_id: str) -> list[SeatAssignment]:
@@ -218,13 +306,17 @@ class SeatVerification:
     candidates: int
     moves: int
     plan_hash: str
+    seed_source: str = "venue"  # "centre": the package's signed seed; "venue": given here
+    redraws: int = 0
+    conflicts: tuple[str, ...] = ()  # neighbour pairs the paper leaves no way to keep apart
 
 
 def verify_seats(db: Database, session_id: str) -> SeatVerification:
     """Re-run the draw from the recorded seed and replay the audited moves; raise on any gap."""
     plan_row = db.execute(
         "SELECT p.algorithm, p.roster_hash, p.rooms_hash, p.plan_hash, s.seed FROM seat_plans p"
-        " JOIN seeds s ON s.seed_id = p.seed_id WHERE p.session_id = ?",
+        " JOIN seeds s ON s.seed_id = p.seed_id WHERE p.session_id = ?"
+        " ORDER BY p.plan_id DESC LIMIT 1",
         (session_id,),
     ).fetchone()
     if plan_row is None:
@@ -251,7 +343,55 @@ def verify_seats(db: Database, session_id: str) -> SeatVerification:
                 f"{want.room_id + '/' + str(want.seat_no) if want else 'no seat'}: "
                 "an unrecorded change"
             )
-    return SeatVerification(session_id, seed_hex, len(tickets), moves, recorded_plan)
+    drawn = drawn_record(db, session_id)
+    source = _check_seed_source(db, session_id, drawn, seed_hex)
+    conflicts = _check_layouts(db, session_id, drawn)
+    redraws = db.execute(
+        "SELECT count(*) - 1 FROM seat_plans WHERE session_id = ?", (session_id,)
+    ).fetchone()[0]
+    return SeatVerification(
+        session_id, seed_hex, len(tickets), moves, recorded_plan, source, redraws,
+        tuple(conflicts),
+    )  # fmt: skip
+
+
+def _check_seed_source(
+    db: Database, session_id: str, drawn: dict[str, object], seed_hex: str
+) -> str:
+    """A seed recorded as the centre's must be the one the package named signed."""
+    if drawn.get("seed") != seed_hex:
+        raise SeatsMismatch("the audited draw names another seed than the recorded plan")
+    if drawn.get("seed_source") != "centre":
+        return "venue"
+    row = db.execute(
+        "SELECT manifest FROM packages WHERE package_id = ?", (drawn.get("package_id"),)
+    ).fetchone()
+    signed = (json.loads(row[0]).get("seating") or {}).get("seed") if row else None
+    if signed != seed_hex:
+        raise SeatsMismatch(
+            "the plan's seed is recorded as the centre's but is not the one in the package's "
+            "signed manifest"
+        )
+    return "centre"
+
+
+def _check_layouts(db: Database, session_id: str, drawn: dict[str, object]) -> list[str]:
+    """Every candidate's stored layout is the one their seat gives; the named conflicts."""
+    forms = drawn_forms(drawn)
+    seats = [(a.ticket, a.room_id, a.row_no, a.column_no) for a in current_seats(db, session_id)]
+    expected = layouts_for(seats, forms)
+    stored = dict(
+        db.execute(
+            "SELECT ticket, form_id FROM candidates WHERE session_id = ?", (session_id,)
+        ).fetchall()
+    )
+    for ticket, layout in sorted(expected.items()):
+        if stored.get(ticket) != layout:
+            raise SeatsMismatch(
+                f"candidate {ticket} has form {stored.get(ticket)} but their seat gives "
+                f"{layout}: an unrecorded change"
+            )
+    return conflicts_of(seats, expected, package_seating(db, session_id).shuffled)
 
 
 def _replay_moves(
@@ -331,6 +471,7 @@ def move_seat(
         " WHERE session_id = ? AND ticket = ?",
         (room_id, seat_no, row, column, session_id, ticket),
     )
+    layout, neighbours = _relayout(db, session_id, ticket)
     db.execute(
         "INSERT INTO seat_moves (session_id, ticket, from_room_id, from_seat_no, to_room_id,"
         " to_seat_no, reason, moved_by, moved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -341,7 +482,40 @@ def move_seat(
         actor,
         "seat.moved",
         f"session:{session_id}/ticket:{ticket}",
-        {"from": f"{seat[0]}/{seat[1]}", "to": f"{room_id}/{seat_no}", "reason": reason},
+        {
+            "from": f"{seat[0]}/{seat[1]}",
+            "to": f"{room_id}/{seat_no}",
+            "reason": reason,
+            "layout": layout,
+            "neighbour_conflicts": neighbours,
+        },
         now=now,
     )
     return SeatAssignment(ticket, room_id, seat_no, row, column)
+
+
+def _relayout(db: Database, session_id: str, ticket: str) -> tuple[str | None, list[str]]:
+    """Give a moved candidate the layout of their new seat and re-check its neighbours (a plan
+    with no audited draw, made by hand, keeps the layouts it has)."""
+    try:
+        drawn = drawn_record(db, session_id)
+    except SeatsMismatch:
+        return seat_layout(db, session_id, ticket), []
+    forms = drawn_forms(drawn)
+    seats = [(a.ticket, a.room_id, a.row_no, a.column_no) for a in current_seats(db, session_id)]
+    layouts = layouts_for(seats, forms)
+    db.execute(
+        "UPDATE candidates SET form_id = ? WHERE session_id = ? AND ticket = ?",
+        (layouts[ticket], session_id, ticket),
+    )
+    mine = [c for c in conflicts_of(seats, layouts, package_seating(db, session_id).shuffled)
+            if c.startswith(f"{ticket} (") or f" and {ticket} (" in c]  # fmt: skip
+    return layouts[ticket], mine
+
+
+def seat_layout(db: Database, session_id: str, ticket: str) -> str | None:
+    """The candidate's recorded layout (form and order class)."""
+    row = db.execute(
+        "SELECT form_id FROM candidates WHERE session_id = ? AND ticket = ?", (session_id, ticket)
+    ).fetchone()
+    return row[0] if row else None

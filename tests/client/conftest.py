@@ -91,7 +91,7 @@ def _pack_sample(root: Path, wrap_public: str) -> tuple[Path, dict[int, str], st
     return package_dir, cards, release.code
 
 
-def _set_up_venue(directory: Path, forms: tuple[str, ...]) -> None:
+def _set_up_venue(directory: Path) -> None:
     db = open_venue_db(directory)
     now = START - timedelta(days=1)
     with transaction(db):
@@ -101,7 +101,8 @@ def _set_up_venue(directory: Path, forms: tuple[str, ...]) -> None:
         import_roster_file(
             db, EXAMPLES / "roster.csv", SESSION_ID, actor="cli:test", now=now, subject="27"
         )
-        draw_seats(db, SESSION_ID, actor="cli:test", now=now, seed=b"\x01" * 32, forms=forms)
+        # Drawn before the package is imported: a venue seed, and no forms (none are known yet).
+        draw_seats(db, SESSION_ID, actor="cli:test", now=now, seed=b"\x01" * 32)
     db.close()
 
 
@@ -111,7 +112,7 @@ def exam_venue(tmp_path_factory: pytest.TempPathFactory) -> ExamVenue:
     venue = init_venue(root / "venue", VENUE_ID, "北京 第一考点", now=START - timedelta(days=5))
     package_dir, cards, code = _pack_sample(root, venue.wrap_public)
     shutil.copy(root / "authority-sign.pub", venue.keys_dir / "authority-sign.pub")
-    _set_up_venue(venue.directory, load_paper(EXAMPLES / "paper.yaml").forms)
+    _set_up_venue(venue.directory)
     with (EXAMPLES / "roster.csv").open(encoding="utf-8-sig") as handle:
         candidates = list(csv.DictReader(handle))
     return ExamVenue(venue.directory, package_dir, cards, code, candidates)

@@ -148,17 +148,22 @@ def test_a_changed_roster_is_found(seated_db: Database) -> None:
         verify_seats(seated_db, SESSION)
 
 
-def test_forms_alternate_between_neighbours(seated_db: Database) -> None:
-    """With two forms, left/right neighbours in a room get different forms."""
-    draw(seated_db, seed=SEED, forms=("A", "B"))
+def test_without_a_package_neighbours_get_different_order_classes(seated_db: Database) -> None:
+    """With no package imported the paper's forms are unknown: --forms is refused, and every
+    seat still gets its order class, different from each neighbour's (diagonals included)."""
+    with pytest.raises(SeatsError, match="no package imported"):
+        draw(seated_db, seed=SEED, forms=("A", "B"))
+    draw(seated_db, seed=SEED)
     rows = seated_db.execute(
         "SELECT s.room_id, s.row_no, s.column_no, c.form_id FROM seats s JOIN candidates c"
         " USING (session_id, ticket)"
     ).fetchall()
     by_pos = {(r[0], r[1], r[2]): r[3] for r in rows}
-    pairs = [(v, by_pos.get((k[0], k[1], k[2] + 1))) for k, v in by_pos.items()]
-    assert all(a != b for a, b in pairs if b is not None)
-    assert {r[3] for r in rows} == {"A", "B"}
+    for (room, row, column), layout in by_pos.items():
+        for dr, dc in ((0, 1), (1, -1), (1, 0), (1, 1)):
+            other = by_pos.get((room, row + dr, column + dc))
+            assert other is None or other != layout
+    assert {r[3] for r in rows} == {"#0", "#1", "#2", "#3"}
 
 
 def test_too_few_seats_is_refused() -> None:

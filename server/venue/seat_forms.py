@@ -1,0 +1,118 @@
+"""What the seat plan takes from the signed package and gives each seat (art. 20, 21(1)).
+
+The session's package in force carries, in its signed manifest (format 3, `seating`), the
+seat seed the centre drew when it packed, the paper's forms and the item counts of the
+paper's shuffled sections: all the seat plan needs of the paper before the unlock. From
+them and the seats, `paperpack.forms` gives every seat its layout (form and order class) and
+names the neighbour pairs the paper leaves no way to keep apart.
+
+A package packed before format 3 says none of this: the draw then uses a venue seed (audited
+as such), cannot check forms (so `--forms` is refused) and does not know the shuffled
+sections (so it names no pairs).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlite_utils import Database
+
+from paperpack.forms import Conflict, Seat, neighbour_conflicts, seat_layouts
+from server.venue.rooms import SeatsError
+
+
+@dataclass(frozen=True)
+class Seating:
+    """The seating part of the session's package in force (None fields: not said)."""
+
+    package_id: str | None
+    paper_id: str | None
+    seed: bytes | None  # the centre's seat seed
+    forms: tuple[str, ...]
+    shuffled: tuple[int, ...] | None  # item counts of the shuffled sections
+
+
+def package_seating(db: Database, session_id: str) -> Seating:
+    """What the session's imported package says about seating (nothing if none imported)."""
+    row = db.execute(
+        "SELECT p.package_id, p.manifest FROM sessions s JOIN packages p"
+        " ON p.package_id = s.package_id WHERE s.session_id = ?",
+        (session_id,),
+    ).fetchone()
+    if row is None:
+        return Seating(None, None, None, (), None)
+    manifest = json.loads(row[1])
+    seating = manifest.get("seating")
+    if not isinstance(seating, dict):
+        return Seating(row[0], manifest.get("paper_id"), None, (), None)
+    return Seating(
+        row[0],
+        manifest.get("paper_id"),
+        bytes.fromhex(seating["seed"]),
+        tuple(seating["forms"]),
+        tuple(seating["shuffled"]),
+    )
+
+
+def check_forms(seating: Seating, session_id: str, asked: Sequence[str] | None) -> tuple[str, ...]:
+    """The forms to seat: the paper's own (default), or those asked if the paper has them."""
+    if asked is None:
+        return seating.forms
+    if seating.package_id is None:
+        raise SeatsError(
+            f"session {session_id} has no package imported, so its paper's forms are not known:"
+            " import the package first, or leave --forms out",
+            "unknown-forms",
+        )
+    if seating.shuffled is None:
+        raise SeatsError(
+            f"the package of session {session_id} was packed before package format 3 and does"
+            " not say its paper's forms: leave --forms out, or ask the centre to re-pack",
+            "unknown-forms",
+        )
+    unknown = [f for f in asked if f not in seating.forms]
+    if len(set(asked)) != len(asked):
+        raise SeatsError(f"--forms names a form twice: {', '.join(asked)}", "unknown-forms")
+    if unknown:
+        has = (
+            f"has the forms {', '.join(seating.forms)}"
+            if seating.forms
+            else "has no forms: leave --forms out"
+        )
+        raise SeatsError(
+            f"paper {seating.paper_id} of session {session_id} {has}; it does not have "
+            f"{', '.join(unknown)}",
+            "unknown-forms",
+        )
+    return tuple(asked)
+
+
+def layouts_for(
+    seats: Sequence[tuple[str, str, int, int]], forms: Sequence[str]
+) -> dict[str, str | None]:
+    """{ticket: layout} for seats given as (ticket, room_id, row, column)."""
+    by_seat = seat_layouts([Seat(room, row, column) for _, room, row, column in seats], forms)
+    return {ticket: by_seat[(room, row, column)] for ticket, room, row, column in seats}
+
+
+def conflicts_of(
+    seats: Sequence[tuple[str, str, int, int]],
+    layouts: dict[str, str | None],
+    shuffled: Sequence[int] | None,
+) -> list[str]:
+    """The neighbour pairs that may see the same screen, in words (none if not known)."""
+    if shuffled is None:
+        return []
+    by_key = {(room, row, column): ticket for ticket, room, row, column in seats}
+    found = neighbour_conflicts({k: layouts[t] for k, t in by_key.items()}, shuffled)
+    return [describe(c, by_key) for c in found]
+
+
+def describe(conflict: Conflict, tickets: dict[tuple[str, int, int], str]) -> str:
+    a, b = conflict.first, conflict.second
+    return (
+        f"{tickets[a]} ({a[0]} row {a[1]} column {a[2]}) and {tickets[b]} ({b[0]} row {b[1]} "
+        f"column {b[2]}): {conflict.reason}"
+    )

@@ -40,19 +40,21 @@ class Backoff:
     def window(self) -> timedelta:
         return timedelta(seconds=self.window_s)
 
-    def delay_s(self, failures: int) -> float:
+    def delay_s(self, failures: int, extra_free: int = 0) -> float:
         """The wait after the newest of `failures` failures (0 while they are free)."""
-        if failures < self.free:
+        free = self.free + extra_free
+        if failures < free:
             return 0.0
-        return min(self.max_delay_s, self.first_delay_s * 2.0 ** min(failures - self.free, 40))
+        return min(self.max_delay_s, self.first_delay_s * 2.0 ** min(failures - free, 40))
 
-    def wait_s(self, newest_first: Sequence[datetime], now: datetime) -> int:
+    def wait_s(self, newest_first: Sequence[datetime], now: datetime, extra_free: int = 0) -> int:
         """Whole seconds until another try is allowed, given the failures inside the window
-        (newest first, the list may stop at `free + MAX_COUNTED`); 0 when a try is allowed now."""
+        (newest first, the list may stop at `free + MAX_COUNTED`); 0 when a try is allowed now.
+        `extra_free` raises the free failures for this key (see the candidates' limiter)."""
         recent = [t for t in newest_first if t > now - self.window]
         if not recent:
             return 0
-        until = recent[0] + timedelta(seconds=self.delay_s(len(recent)))
+        until = recent[0] + timedelta(seconds=self.delay_s(len(recent), extra_free))
         return max(0, math.ceil((until - now).total_seconds()))
 
 
@@ -64,6 +66,7 @@ class FailureLimiter:
         self.clock = clock
         self._failures: dict[str, deque[datetime]] = {}
         self._pruned_at: datetime | None = None
+        self.maxlen = backoff.free + MAX_COUNTED  # a caller giving extra_free raises it
 
     def __len__(self) -> int:
         """How many keys hold failures (for tests of the pruning)."""
@@ -77,18 +80,18 @@ class FailureLimiter:
         oldest_kept = self.clock.now() - self.backoff.window
         return sum(1 for t in found if t > oldest_kept)
 
-    def wait_s(self, key: str) -> int:
+    def wait_s(self, key: str, extra_free: int = 0) -> int:
         """Seconds until `key` may try again (0: now); prunes aged-out keys when due."""
         self._prune(self.clock.now())
         found = self._failures.get(key)
         if not found:
             return 0
-        return self.backoff.wait_s(list(reversed(found)), self.clock.now())
+        return self.backoff.wait_s(list(reversed(found)), self.clock.now(), extra_free)
 
     def failed(self, key: str) -> None:
         """Count one failure of `key` now; forget failures (and keys) past the window."""
         now = self.clock.now()
-        found = self._failures.setdefault(key, deque(maxlen=self.backoff.free + MAX_COUNTED))
+        found = self._failures.setdefault(key, deque(maxlen=self.maxlen))
         found.append(now)
         self._prune(now)
 

@@ -159,6 +159,7 @@ async def login(request: web.Request) -> web.Response:
     except Unauthenticated:
         limiter.failed(client, ticket if found is not None else None)
         raise
+    limiter.succeeded(client, row["ticket"])
     token = new_token(now, app[keys.SETTINGS].token_ttl_s)
     hashed = token_hash(token)
     await store.write(record_login, row["session_id"], ticket, hashed, client, now)

@@ -113,3 +113,36 @@ def test_f3_limits_run_on_the_injected_clock_and_prune_their_state() -> None:
     limiter.failed("10.0.0.2", None)
     limiter.check("10.0.0.2", ticket(5))  # a check prunes too
     assert len(limiter.tickets) == 0 and len(limiter.addresses) == 1
+
+
+def test_f3_an_address_that_lets_many_in_may_mistype_more() -> None:
+    """Each 4 tickets logged in from an address give it one more free failure (a big room
+    behind NAT mistypes more), and the same ticket logging in again gives nothing more."""
+    clock = SettableClock(START)
+    limiter = LoginLimiter(clock)
+    for _ in range(60):
+        limiter.failed("10.1.1.1", None)
+    for _ in range(100):  # one ticket again and again (an attacker's own) earns nothing
+        limiter.succeeded("10.1.1.1", ticket(1))
+    assert limiter.allowance("10.1.1.1") == 0
+    try:
+        limiter.check("10.1.1.1", ticket(2))
+    except RateLimited as exc:
+        assert exc.slug == "too-many-attempts-network"
+    else:
+        raise AssertionError("60 failures with no room behind them must wait")
+    for n in range(2, 41):
+        limiter.succeeded("10.1.1.1", ticket(n))
+    assert limiter.allowance("10.1.1.1") == 10
+    limiter.check("10.1.1.1", ticket(2))  # 60 failures, 70 free now
+    for _ in range(10):
+        limiter.failed("10.1.1.1", None)
+    try:
+        limiter.check("10.1.1.1", ticket(2))
+    except RateLimited as exc:
+        assert exc.extra["retry_after_s"] == 1
+    else:
+        raise AssertionError("past 70 failures the address waits")
+    clock.advance(minutes=11)
+    assert limiter.allowance("10.1.1.1") == 0  # the logins have aged out with the failures
+    limiter.check("10.1.1.1", ticket(2))

@@ -27,6 +27,7 @@ ACCESS = {
     "candidateToken": "candidate: `Authorization: Bearer <token>`",
     "staffCookie": "staff: `cbt_staff` cookie, plus `X-CSRF-Token` on POST/PUT",
     "centralCookie": "central staff: `cbt_central` cookie, plus `X-CSRF-Token` on POST",
+    "venueSignature": "venue: `Authorization: CBT-Venue ...` signed by its registered key",
 }
 HEADER = """# API reference
 

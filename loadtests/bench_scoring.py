@@ -212,7 +212,10 @@ async def upload(
         wrapping = crypto.public_key_text(crypto.generate_wrapping_key().public_key())
         await app[keys.STORAGE].add_venue(VenueRecord(VENUE_ID, "B", signing, wrapping, iso(START)))
         url = str(server.make_url("")).rstrip("/")
-        await upload_package(http, url, package, authority.signing_public)
+        await upload_package(
+            http, url, package, authority.signing_public, venue_key=venue_key,
+            clock=app[keys.CLOCK],
+        )  # fmt: skip
 
 
 async def bench_session(

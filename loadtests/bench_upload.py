@@ -129,7 +129,11 @@ async def raw_upload(url: str, packages: list[bytes]) -> float:
 
 
 async def central_upload(
-    url: str, packages: list[bytes], public: crypto.Ed25519PublicKey, chunk_size: int
+    url: str,
+    packages: list[bytes],
+    public: crypto.Ed25519PublicKey,
+    chunk_size: int,
+    signers: list[crypto.Ed25519PrivateKey],
 ) -> tuple[float, list[dict[str, Any]]]:
     timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
     async with aiohttp.ClientSession(timeout=timeout) as http:
@@ -137,9 +141,15 @@ async def central_upload(
         results = await asyncio.gather(
             *(
                 upload_package(
-                    http, url, data, public, chunk_size=chunk_size, backoff=Backoff(attempts=10)
+                    http,
+                    url,
+                    data,
+                    public,
+                    chunk_size=chunk_size,
+                    backoff=Backoff(attempts=10),
+                    venue_key=key,
                 )
-                for data in packages
+                for data, key in zip(packages, signers, strict=True)
             )
         )
         elapsed = time.perf_counter() - began
@@ -246,6 +256,7 @@ def run_central(
     packages: list[bytes],
     authority: Any,
     chunk_size: int,
+    signers: list[crypto.Ed25519PrivateKey],
 ) -> dict[str, Any]:
     """One upload of every package to `cbt central serve` run from `tree`, on an empty
     store; then every receipt is verified and the store counted."""
@@ -262,7 +273,11 @@ def run_central(
     try:
         seconds, receipts = asyncio.run(
             central_upload(
-                f"http://127.0.0.1:{port}", packages, authority.signing_public, chunk_size
+                f"http://127.0.0.1:{port}",
+                packages,
+                authority.signing_public,
+                chunk_size,
+                signers,
             )
         )
     finally:
@@ -321,7 +336,7 @@ def bench(args: argparse.Namespace, work: Path) -> int:
 
     print(f"building {args.venues} packages of {args.candidates} candidates ...", flush=True)
     rng = random.Random(7)
-    venues, packages = [], []
+    venues, packages, signers = [], [], []
     built = time.perf_counter()
     # One venue's answers, sealed for every venue: each package is still distinct ciphertext
     # under its own content key and signature, and building stays quick.
@@ -329,6 +344,7 @@ def bench(args: argparse.Namespace, work: Path) -> int:
     for n in range(args.venues):
         key, wrap = crypto.generate_signing_key(), crypto.generate_wrapping_key()
         venue_id = f"V{n:03d}"
+        signers.append(key)
         venues.append(
             VenueRecord(venue_id, venue_id, crypto.public_key_text(key.public_key()),
                         crypto.public_key_text(wrap.public_key()), "2026-11-07T00:00:00.000Z")
@@ -355,7 +371,7 @@ def bench(args: argparse.Namespace, work: Path) -> int:
         for label, tree in trees.items():
             runs[label].append(
                 run_central(tree, f"{label}-{round_no}", work, args.database, venues,
-                            packages, authority, args.chunk_mb << 20)
+                            packages, authority, args.chunk_mb << 20, signers)
             )  # fmt: skip
         times = ", ".join(f"{label} {runs[label][-1]['seconds']:.3f} s" for label in trees)
         print(

@@ -80,6 +80,7 @@ SIGNING_KINDS: dict[str, int] = {
     "response": 3,  # response package header, format 3 (formats 1 and 2: tag v1)
     "delay-approval": 2,  # the centre's approval of a start delay over 30 min (approval 2)
     "release-log": 1,  # each entry of the authority's release log (paperpack.release_log)
+    "upload-request": 1,  # a venue's signed upload call (server.protocol.upload_auth)
 }
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from paperpack.authority import Authority
-from server.central import keys, openapi, release, staff, status, uploads
+from server.central import keys, openapi, release, staff, status, uploads, venue_auth
 from server.central.release import ReleaseSource
 from server.central.settings import CentralSettings, load_central_keys
 from server.central.storage import CentralStorage
@@ -74,6 +74,7 @@ def create_app(
         await storage.close()
 
     app.cleanup_ctx.append(resources)
+    app.cleanup_ctx.append(venue_auth.sweeper_context())  # stale uploads (issue 16, F1)
     app.add_routes(uploads.routes)
     app.add_routes(release.routes)
     app.add_routes(staff.routes)  # login, logout, the console's stylesheets and icon

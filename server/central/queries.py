@@ -36,6 +36,8 @@ from server.central.storage import (
     StorageError,
     StoredPackage,
     UnknownUpload,
+    UploadQuota,
+    UploadQuotaExceeded,
     UploadState,
     VenueRecord,
     check_chunk,
@@ -133,11 +135,15 @@ def upload_state(upload_id: str) -> Step[UploadState]:
     raise UnknownUpload(f"no upload {upload_id}: create it first with POST /api/v1/uploads")
 
 
-def create_upload(upload_id: str, venue_id: str, size: int, now: str) -> Step[UploadState]:
+def create_upload(
+    upload_id: str, venue_id: str, size: int, now: str, quota: UploadQuota | None = None
+) -> Step[UploadState]:
     accepted = yield fetch_value(
         "SELECT 1 FROM packages WHERE package_sha256 = :upload_id", upload_id=upload_id
     )
     if not accepted:
+        if quota is not None:
+            yield from _check_quota(upload_id, venue_id, size, quota)
         yield execute(
             "INSERT INTO uploads (upload_id, venue_id, size, received, created_at, updated_at) "
             "VALUES (:upload_id, :venue_id, :size, 0, :now, :now) "
@@ -145,6 +151,40 @@ def create_upload(upload_id: str, venue_id: str, size: int, now: str) -> Step[Up
             upload_id=upload_id, venue_id=venue_id, size=size, now=now,
         )  # fmt: skip
     return (yield from upload_state(upload_id))
+
+
+def _check_quota(upload_id: str, venue_id: str, size: int, quota: UploadQuota) -> Step[None]:
+    """Raise `UploadQuotaExceeded` if a new upload would take the venue past its quota. The
+    venue's row lock orders two processes creating uploads for one venue (PostgreSQL)."""
+    yield fetch_value("SELECT 1 FROM venues WHERE venue_id = :venue_id FOR UPDATE",
+                      venue_id=venue_id)  # fmt: skip
+    if (yield fetch_value("SELECT 1 FROM uploads WHERE upload_id = :upload_id",
+                          upload_id=upload_id)):  # fmt: skip
+        return  # it exists already: creating it again claims nothing new
+    row = yield fetch_one(
+        "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM uploads WHERE venue_id = :venue_id",
+        venue_id=venue_id,
+    )
+    count, held = int(row[0]), int(row[1])
+    if count >= quota.max_open:
+        raise UploadQuotaExceeded(
+            f"venue {venue_id} has {count} unfinished uploads, as many as it may hold open "
+            f"at once ({quota.max_open}): finish them first (unfinished uploads are dropped "
+            "after a time without chunks)"
+        )
+    if held + size > quota.max_bytes:
+        raise UploadQuotaExceeded(
+            f"venue {venue_id}'s unfinished uploads announce {held} bytes; {size} more would "
+            f"pass its quota of {quota.max_bytes} bytes: finish them first"
+        )
+
+
+def stale_uploads(before: str) -> Step[list[str]]:
+    rows = yield fetch_all(
+        "SELECT upload_id FROM uploads WHERE updated_at < :before ORDER BY updated_at",
+        before=before,
+    )
+    return [row[0] for row in rows]
 
 
 def move_offset(upload_id: str, offset: int, size: int, now: str, chunk: bytes | None) -> Step[int]:

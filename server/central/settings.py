@@ -39,7 +39,10 @@ class CentralSettings:
     port: int = 8700  # TCP port `cbt central serve` listens on
     max_package_bytes: int = 2 << 30  # largest response package accepted, bytes
     max_chunk_bytes: int = 16 << 20  # largest PATCH body, bytes
-    release_skew_ms: int = 300_000  # how far a release request's requested_at may be from now, ms
+    release_skew_ms: int = 300_000  # how far a venue's signed request time may be from now, ms
+    max_open_uploads: int = 8  # unfinished uploads one venue may hold at once
+    max_open_upload_bytes: int = 4 << 30  # bytes one venue's unfinished uploads may announce
+    upload_stale_s: int = 86_400  # an unfinished upload with no chunk for this long is dropped
     pg_pool_size: int = 10  # PostgreSQL connections per central process
     log_requests: bool = True  # one log line per request (never bodies)
     staff_session_ttl_s: int = 28_800  # seconds a console login lasts (8 hours)

@@ -97,6 +97,18 @@ class PackageEntry:
     summary: dict[str, Any]  # counts for the status page (candidates, submitted, absent, ...)
 
 
+@dataclass(frozen=True)
+class UploadQuota:
+    """What one venue's unfinished uploads may claim at once (issue 16, F1)."""
+
+    max_open: int  # unfinished uploads
+    max_bytes: int  # the sizes they announced, together
+
+
+class UploadQuotaExceeded(StorageError):
+    """A venue already holds as many unfinished uploads (or bytes) as its quota allows."""
+
+
 class ChunkPastEnd(StorageError):
     """A chunk would run past the size announced when the upload was created."""
 
@@ -217,9 +229,14 @@ class Uploads(Protocol):
     """Resumable uploads of response packages, before they are accepted."""
 
     async def create_upload(
-        self, upload_id: str, venue_id: str, size: int, now: str
+        self, upload_id: str, venue_id: str, size: int, now: str, quota: UploadQuota | None = None
     ) -> UploadState:
-        """Create the upload, or return the existing one with the same id (idempotent)."""
+        """Create the upload, or return the existing one with the same id (idempotent).
+        A new one past the venue's `quota` raises `UploadQuotaExceeded`."""
+        ...
+
+    async def stale_uploads(self, before: str) -> list[str]:
+        """Unfinished uploads with no chunk stored since `before` (ISO-8601 UTC)."""
         ...
 
     async def get_upload(self, upload_id: str) -> UploadState:

@@ -32,6 +32,7 @@ from server.central.storage import (
     StaffAccount,
     StorageError,
     StoredPackage,
+    UploadQuota,
     UploadState,
     VenueRecord,
     chunk_pieces,
@@ -96,10 +97,13 @@ class CentralStore:
     # --- uploads ----------------------------------------------------------------------------
 
     async def create_upload(
-        self, upload_id: str, venue_id: str, size: int, now: str
+        self, upload_id: str, venue_id: str, size: int, now: str, quota: UploadQuota | None = None
     ) -> UploadState:
-        step = queries.create_upload(upload_id, venue_id, size, now)
+        step = queries.create_upload(upload_id, venue_id, size, now, quota)
         return await self._write(step, sync=False)  # lost in a crash: the venue creates again
+
+    async def stale_uploads(self, before: str) -> list[str]:
+        return await self._read(queries.stale_uploads(before))
 
     async def get_upload(self, upload_id: str) -> UploadState:
         return await self._read(queries.upload_state(upload_id))

@@ -1,6 +1,6 @@
 """The resumable upload endpoints (in the spirit of tus) and acceptance of packages.
 
-    POST   /api/v1/uploads              {package_sha256, size, venue_id} -> upload state;
+    POST   /api/v1/uploads              {package_sha256, size, venue_id, head} -> upload state;
                                         the same hash again returns the same upload (or its receipt)
     PATCH  /api/v1/uploads/{id}         body = bytes at `Upload-Offset`,
                                         `Upload-Checksum: sha256 <base64>`
@@ -9,6 +9,12 @@
     GET    /api/v1/uploads/{id}         -> the state as JSON, with the receipt once accepted
     POST   /api/v1/uploads/{id}/finish  -> verify hash, signature and payload,
                                         then the signed receipt
+
+Every call is signed by the venue (`server.central.venue_auth`, issue 16, F1): unsigned calls
+get 401 before any body is read; an upload is its venue's alone; `head` (base64 of the
+package's magic, header and signature) is verified against the venue's registered key, and
+its sizes against `size`, before the upload exists, so no byte is stored for a package the
+venue did not sign; each venue's unfinished uploads are bounded in number and bytes.
 
 The upload id IS the package's SHA-256, so a retried create, chunk or finish can never make a
 second copy. A chunk is stored whole or not at all (its checksum is checked first), so a cut
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import re
 from typing import Any
@@ -32,6 +39,7 @@ from typing import Any
 from aiohttp import web
 
 from paperpack import crypto
+from paperpack.canonical import DuplicateKey
 from server.central import keys
 from server.central.storage import (
     ChunkPastEnd,
@@ -40,7 +48,18 @@ from server.central.storage import (
     PackageReplayed,
     StorageError,
     UnknownUpload,
+    UploadQuota,
+    UploadQuotaExceeded,
     UploadState,
+    VenueRecord,
+)
+from server.central.venue_auth import (
+    VENUE,
+    authenticate_venue,
+    challenge,
+    own_upload,
+    require_signed,
+    venue_or_staff,
 )
 from server.clock import iso
 from server.http import parse_json
@@ -50,6 +69,7 @@ from server.protocol.receipts import sign_receipt
 
 routes = web.RouteTableDef()
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+MAX_CREATE = 256 * 1024  # a create's JSON with the package's head (a header is at most 64 KiB)
 REFUSALS: dict[type[response_package.ResponsePackageError], str] = {
     response_package.PackageMalformed: "package-malformed",
     response_package.PackageSignerUnknown: "package-signer-unknown",
@@ -70,35 +90,90 @@ def state_json(request: web.Request, state: UploadState) -> dict[str, Any]:
     }
 
 
-async def _state(request: web.Request) -> UploadState:
-    upload_id = request.match_info["upload_id"]
-    try:
-        return await request.app[keys.STORAGE].get_upload(upload_id)
-    except UnknownUpload as exc:
-        raise Problem(404, "unknown-upload", str(exc)) from None
+async def _read_small(request: web.Request) -> bytes:
+    """A create's body (a few hundred bytes and the package's head), 413 past MAX_CREATE."""
+    too_large = Problem(413, "too-large", f"a create request is at most {MAX_CREATE} bytes")
+    if (request.content_length or 0) > MAX_CREATE:
+        raise too_large
+    body = bytearray()
+    async for piece in request.content.iter_chunked(65536):
+        body += piece
+        if len(body) > MAX_CREATE:
+            raise too_large
+    return bytes(body)
 
 
-@routes.post("/api/v1/uploads", name="uploads")
-async def create_upload(request: web.Request) -> web.Response:
-    """Start (or find again) the upload of one package, keyed by its hash."""
+def _create_fields(raw: bytes, limit: int) -> tuple[str, int, str, bytes]:
     try:
-        raw = parse_json(await request.read())
+        body = parse_json(raw)
+    except DuplicateKey as exc:  # which copy is meant? (issue 16, F11)
+        raise Problem(400, "bad-upload", f"the body is not a valid request: {exc}") from None
     except ValueError:
         raise Problem(400, "bad-upload", "the body is not JSON") from None
-    if not isinstance(raw, dict):
-        raise Problem(400, "bad-upload", "send {package_sha256, size, venue_id}")
-    digest, size, venue_id = raw.get("package_sha256"), raw.get("size"), raw.get("venue_id")
-    limit = request.app[keys.SETTINGS].max_package_bytes
+    if not isinstance(body, dict):
+        raise Problem(400, "bad-upload", "send {package_sha256, size, venue_id, head}")
+    digest, size, venue_id = body.get("package_sha256"), body.get("size"), body.get("venue_id")
     if not isinstance(digest, str) or not SHA256_HEX.match(digest):
         raise Problem(400, "bad-upload", "package_sha256 must be 64 lower-case hex characters")
     if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= limit:
         raise Problem(400, "bad-upload", f"size must be a whole number of bytes from 1 to {limit}")
     if not isinstance(venue_id, str):
         raise Problem(400, "bad-upload", "venue_id must be the venue's id, a string")
-    if await request.app[keys.STORAGE].get_venue(venue_id) is None:
-        raise Problem(403, "unknown-venue", f"venue {venue_id!r} is not registered at this centre")
+    encoded, head = body.get("head"), b""
+    if isinstance(encoded, str):
+        with contextlib.suppress(ValueError):
+            head = base64.b64decode(encoded, validate=True)
+    if not head:
+        raise Problem(
+            400, "bad-upload",
+            "head must be base64 of the package's first bytes: magic, header and signature",
+        )  # fmt: skip
+    return digest, size, venue_id, head
+
+
+def _check_head(head: bytes, size: int, venue: VenueRecord) -> None:
+    """The package's signed head: by this venue's key, naming this venue, of this size."""
+    try:
+        public = crypto.read_signing_public(venue.signing_public)
+        header = response_package.verify_package_head(head, public)
+        length = response_package.head_length(head)
+    except response_package.ResponsePackageError as exc:
+        raise Problem(422, REFUSALS.get(type(exc), "package-refused"), str(exc)) from None
+    if header.venue_id != venue.venue_id:
+        raise Problem(
+            422, "package-malformed",
+            f"the package is venue {header.venue_id}'s, not venue {venue.venue_id}'s",
+        )  # fmt: skip
+    if length + header.payload_size != size:
+        raise Problem(
+            422, "size-mismatch",
+            f"the signed header makes the package {length + header.payload_size} bytes, "
+            f"not {size}",
+        )  # fmt: skip
+
+
+@routes.post("/api/v1/uploads", name="uploads")
+@challenge
+async def create_upload(request: web.Request) -> web.Response:
+    """Start (or find again) the upload of one package, keyed by its hash."""
+    require_signed(request)
+    raw = await _read_small(request)
+    venue = await authenticate_venue(request, hashlib.sha256(raw).hexdigest())
+    settings = request.app[keys.SETTINGS]
+    digest, size, venue_id, head = _create_fields(raw, settings.max_package_bytes)
+    if venue_id != venue.venue_id:
+        raise Problem(
+            403, "wrong-venue", f"the request is signed by venue {venue.venue_id}, not {venue_id}"
+        )
+    _check_head(head, size, venue)
     now = iso(request.app[keys.CLOCK].now())
-    state = await request.app[keys.STORAGE].create_upload(digest, venue_id, size, now)
+    quota = UploadQuota(settings.max_open_uploads, settings.max_open_upload_bytes)
+    try:
+        state = await request.app[keys.STORAGE].create_upload(digest, venue_id, size, now, quota)
+    except UploadQuotaExceeded as exc:
+        raise Problem(429, "upload-quota-exceeded", str(exc)) from None
+    if state.venue_id != venue_id:
+        raise Problem(409, "upload-conflict", f"upload {digest} belongs to another venue")
     if state.size != size:
         raise Problem(409, "size-mismatch", f"upload {digest} was created with size {state.size}")
     status = 200 if state.receipt is not None or state.offset else 201
@@ -106,15 +181,18 @@ async def create_upload(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/uploads/{upload_id}", name="upload", allow_head=False)
+@challenge
 async def get_upload(request: web.Request) -> web.Response:
-    """The upload's state as JSON, with its receipt once accepted."""
-    return web.json_response(state_json(request, await _state(request)))
+    """The upload's state as JSON, with its receipt once accepted: for its venue or staff."""
+    return web.json_response(state_json(request, await venue_or_staff(request)))
 
 
 @routes.head("/api/v1/uploads/{upload_id}")
+@challenge
 async def head_upload(request: web.Request) -> web.Response:
     """The current offset, to resume after a cut connection."""
-    state = await _state(request)
+    require_signed(request)
+    state = await own_upload(request, await authenticate_venue(request))
     headers = {
         "Upload-Offset": str(state.offset),
         "Upload-Length": str(state.size),
@@ -169,10 +247,13 @@ def _sha256_pieces(pieces: list[bytes]) -> bytes:
 
 
 @routes.patch("/api/v1/uploads/{upload_id}")
+@challenge
 async def patch_upload(request: web.Request) -> web.Response:
     """Store one chunk at the upload's current offset, whole or not at all."""
-    upload_id = request.match_info["upload_id"]
+    require_signed(request)
     offset, checksum = _chunk_headers(request)
+    venue = await authenticate_venue(request, checksum.hex(), request.headers["Upload-Offset"])
+    upload_id = (await own_upload(request, venue)).upload_id
     data, digest = await _read_chunk(request)
     if not crypto.constant_time_equal(digest, checksum):
         raise Problem(
@@ -228,10 +309,12 @@ def package_entry(header: response_package.ResponseHeader, digest: str, size: in
 
 
 @routes.post("/api/v1/uploads/{upload_id}/finish")
+@challenge
 async def finish_upload(request: web.Request) -> web.Response:
     """Verify the whole package, append it to the log and return the signed receipt."""
     app = request.app
-    state = await _state(request)
+    require_signed(request)
+    state = await own_upload(request, await authenticate_venue(request))
     if state.receipt is not None:
         return web.json_response(state.receipt)
     if state.offset != state.size:
@@ -247,7 +330,7 @@ async def finish_upload(request: web.Request) -> web.Response:
     if await asyncio.to_thread(_sha256_hex, data) != state.upload_id:
         # Another central process may have accepted this package meanwhile (and dropped
         # the chunks): then its receipt is the answer.
-        state = await _state(request)
+        state = await own_upload(request, request[VENUE])
         if state.receipt is not None:
             return web.json_response(state.receipt)
         await app[keys.STORAGE].discard_upload(state.upload_id)

@@ -302,9 +302,42 @@ def read_header(data: bytes) -> ResponseHeader:
     return _split(data)[1]
 
 
+def head_length(data: bytes) -> int:
+    """How many bytes the package's head has: magic, header length, header and signature
+    (what `verify_package_head` checks; the payload follows)."""
+    header_bytes = _split(data)[0]
+    return len(MAGIC) + _LEN.size + len(header_bytes) + SIGNATURE_SIZE
+
+
+def verify_package_head(head: bytes, venue_public: crypto.Ed25519PublicKey) -> ResponseHeader:
+    """Check the signer and the signature of a package's head (its first `head_length` bytes;
+    more may follow and are ignored): what the centre checks before it stores any byte."""
+    header_bytes, header, signature, _ = _split(head)
+    _check_signature(header_bytes, header, signature, venue_public)
+    return header
+
+
 def verify_response_package(data: bytes, venue_public: crypto.Ed25519PublicKey) -> ResponseHeader:
     """Check the signer, the signature and the payload hash; raise unless all hold."""
     header_bytes, header, signature, payload = _split(data)
+    _check_signature(header_bytes, header, signature, venue_public)
+    if (
+        len(payload) != header.payload_size
+        or hashlib.sha256(payload).hexdigest() != header.payload_sha256
+    ):
+        raise PackageTampered(
+            "the encrypted payload does not match the hash in the signed header: the file was "
+            "altered or truncated after signing; upload the venue's copy again"
+        )
+    return header
+
+
+def _check_signature(
+    header_bytes: bytes,
+    header: ResponseHeader,
+    signature: bytes,
+    venue_public: crypto.Ed25519PublicKey,
+) -> None:
     expected = key_fingerprint(venue_public)
     if header.signer != expected:
         raise PackageSignerUnknown(
@@ -321,15 +354,6 @@ def verify_response_package(data: bytes, venue_public: crypto.Ed25519PublicKey) 
             f"the signature of venue {header.venue_id} does not match the package header: "
             "the file was altered after signing; export it again at the venue"
         ) from None
-    if (
-        len(payload) != header.payload_size
-        or hashlib.sha256(payload).hexdigest() != header.payload_sha256
-    ):
-        raise PackageTampered(
-            "the encrypted payload does not match the hash in the signed header: the file was "
-            "altered or truncated after signing; upload the venue's copy again"
-        )
-    return header
 
 
 def _tag_version(header: ResponseHeader) -> int:

@@ -91,7 +91,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(closer_context)
     app.cleanup_ctx.append(background_context)  # exits first: its writes need the store
     if settings.central_url:  # ended sessions are exported and sent home on their own
-        app.cleanup_ctx.append(export.outbox_context(settings.venue_dir, settings.central_url))
+        app.cleanup_ctx.append(
+            export.outbox_context(settings.venue_dir, settings.central_url, app[keys.CLOCK])
+        )
     app[keys.LOGIN_LIMITER] = LoginLimiter(app[keys.CLOCK])
     app[keys.ATTEMPT_CACHE] = AttemptCache()
     live.setup(app)

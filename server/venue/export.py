@@ -29,7 +29,7 @@ from sqlite_utils import Database
 
 from paperpack import crypto
 from server import audit
-from server.clock import iso
+from server.clock import Clock, iso
 from server.errors import CbtError
 from server.protocol.response_package import build_response_package
 from server.store import transaction
@@ -310,8 +310,10 @@ async def export_and_upload_worker(
     central_public: crypto.Ed25519PublicKey,
     *,
     idle_s: float = 10.0,
+    clock: Clock | None = None,
 ) -> None:
     """Once a session ends, export it and send the outbox; retry with backoff (cancel to stop).
+    Upload calls are signed at `clock`'s time (the venue app's).
 
     The venue server runs this as a background task when a central URL is configured."""
     failures = 0
@@ -319,7 +321,9 @@ async def export_and_upload_worker(
         try:
             for session_id in sessions_to_export(venue_dir):
                 await asyncio.to_thread(export_session, venue_dir, session_id)
-            await drain_outbox(venue_dir, central_url, central_public, backoff=Backoff(attempts=3))
+            await drain_outbox(
+                venue_dir, central_url, central_public, backoff=Backoff(attempts=3), clock=clock
+            )
             failures = 0
             await asyncio.sleep(idle_s)
         except CbtError as exc:
@@ -328,7 +332,9 @@ async def export_and_upload_worker(
             await asyncio.sleep(Backoff().delay(min(failures, 10)))
 
 
-def outbox_context(venue_dir: Path, central_url: str) -> Callable[[Any], AsyncIterator[None]]:
+def outbox_context(
+    venue_dir: Path, central_url: str, clock: Clock | None = None
+) -> Callable[[Any], AsyncIterator[None]]:
     """An aiohttp cleanup context running `export_and_upload_worker` while the app runs.
 
     The venue app appends it when a central URL is configured:
@@ -342,7 +348,9 @@ def outbox_context(venue_dir: Path, central_url: str) -> Callable[[Any], AsyncIt
             yield
             return
         public = crypto.read_signing_public(pinned.read_text(encoding="ascii"), "centre signing")
-        task = asyncio.create_task(export_and_upload_worker(venue_dir, central_url, public))
+        task = asyncio.create_task(
+            export_and_upload_worker(venue_dir, central_url, public, clock=clock)
+        )
         try:
             yield
         finally:

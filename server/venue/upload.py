@@ -1,7 +1,9 @@
 """The venue side of the resumable upload, the outbox, and `cbt venue upload`.
 
 `upload_package` sends one response package to the central server (see
-`server.central.uploads` for the protocol): create (idempotent by the package's SHA-256),
+`server.central.uploads` for the protocol), every call signed with the venue's own key
+(`server.protocol.upload_auth`; the centre refuses unsigned calls): create with the
+package's signed head (idempotent by the package's SHA-256),
 PATCH chunks at offsets with a SHA-256 per chunk, after any cut HEAD for the offset the
 centre holds and resume there, finish, and verify the signed receipt against the centre's
 pinned public key. Network errors and 5xx answers are retried with exponential backoff; a
@@ -33,9 +35,11 @@ from typing import Any
 import aiohttp
 
 from paperpack import crypto
+from server.clock import Clock, SystemClock, iso
 from server.errors import CbtError
 from server.protocol.receipts import parse_receipt_answer, verify_receipt
-from server.protocol.response_package import read_header
+from server.protocol.response_package import head_length, read_header
+from server.protocol.upload_auth import EMPTY_SHA256, sign_upload_request
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +95,9 @@ async def _problem(resp: aiohttp.ClientResponse) -> str:
 
 
 async def _check(resp: aiohttp.ClientResponse) -> None:
-    if resp.status >= 500 or resp.status == 404:  # 404: the upload is gone, create it again
+    # 404: the upload is gone (swept after a long pause), create it again; 429: the venue's
+    # quota of unfinished uploads is full for now.
+    if resp.status >= 500 or resp.status in (404, 429):
         raise _Transient(f"the centre answered {resp.status}")
     if resp.status >= 400:
         raise UploadRefused(f"the centre refused the package: {await _problem(resp)}")
@@ -101,25 +107,48 @@ class _Round:
     """One attempt: create or find the upload, send what is missing, finish."""
 
     def __init__(
-        self, http: aiohttp.ClientSession, base: str, data: bytes, digest: str, venue_id: str
+        self,
+        http: aiohttp.ClientSession,
+        base: str,
+        data: bytes,
+        venue_key: crypto.Ed25519PrivateKey,
+        clock: Clock,
     ) -> None:
-        self.http, self.base, self.data, self.digest, self.venue_id = (
-            http,
-            base,
-            data,
-            digest,
-            venue_id,
+        self.http, self.base, self.data = http, base, data
+        self.digest = hashlib.sha256(data).hexdigest()
+        self.venue_id = read_header(data).venue_id
+        self.head = data[: head_length(data)]
+        self.venue_key, self.clock = venue_key, clock
+        self.path = f"/api/v1/uploads/{self.digest}"
+
+    def _signed(
+        self, method: str, path: str, content: str = EMPTY_SHA256, offset: str = ""
+    ) -> dict[str, str]:
+        signed_at = iso(self.clock.now())
+        value = sign_upload_request(
+            self.venue_key, self.venue_id, method, path, signed_at, content, offset
         )
+        return {"Authorization": value}
 
     async def create(self) -> dict[str, Any]:
-        body = {"package_sha256": self.digest, "size": len(self.data), "venue_id": self.venue_id}
-        async with self.http.post(f"{self.base}/api/v1/uploads", json=body) as resp:
+        body = json.dumps(
+            {"package_sha256": self.digest, "size": len(self.data), "venue_id": self.venue_id,
+             "head": base64.b64encode(self.head).decode("ascii")}
+        ).encode()  # fmt: skip
+        headers = {
+            **self._signed("POST", "/api/v1/uploads", hashlib.sha256(body).hexdigest()),
+            "Content-Type": "application/json",
+        }
+        async with self.http.post(
+            f"{self.base}/api/v1/uploads", data=body, headers=headers
+        ) as resp:
             await _check(resp)
             return dict(await resp.json(loads=parse_receipt_answer))
 
     async def resume_offset(self) -> int | None:
         """After a cut: HEAD for the offset the centre holds (None: start with create)."""
-        async with self.http.head(f"{self.base}/api/v1/uploads/{self.digest}") as resp:
+        headers = self._signed("HEAD", self.path)
+        async with self.http.head(self.base + self.path, headers=headers) as resp:
             if resp.status == 404:
                 return None
             await _check(resp)
@@ -130,15 +159,14 @@ class _Round:
     async def send(self, offset: int, chunk_size: int, progress: Progress | None) -> int:
         while offset < len(self.data):
             chunk = self.data[offset : offset + chunk_size]
+            digest = hashlib.sha256(chunk).digest()
             headers = {
+                **self._signed("PATCH", self.path, digest.hex(), str(offset)),
                 "Upload-Offset": str(offset),
-                "Upload-Checksum": "sha256 "
-                + base64.b64encode(hashlib.sha256(chunk).digest()).decode(),
+                "Upload-Checksum": "sha256 " + base64.b64encode(digest).decode(),
                 "Content-Type": "application/offset+octet-stream",
             }
-            async with self.http.patch(
-                f"{self.base}/api/v1/uploads/{self.digest}", data=chunk, headers=headers
-            ) as resp:
+            async with self.http.patch(self.base + self.path, data=chunk, headers=headers) as resp:
                 if resp.status == 409:  # the centre holds more (or less) than we thought: follow it
                     offset = int((await resp.json(content_type=None)).get("offset", offset))
                     continue
@@ -149,7 +177,8 @@ class _Round:
         return offset
 
     async def finish(self) -> dict[str, Any]:
-        async with self.http.post(f"{self.base}/api/v1/uploads/{self.digest}/finish") as resp:
+        path = self.path + "/finish"
+        async with self.http.post(self.base + path, headers=self._signed("POST", path)) as resp:
             await _check(resp)
             return dict(await resp.json(loads=parse_receipt_answer))
 
@@ -160,16 +189,18 @@ async def upload_package(
     data: bytes,
     central_public: crypto.Ed25519PublicKey,
     *,
+    venue_key: crypto.Ed25519PrivateKey,
+    clock: Clock | None = None,
     chunk_size: int = CHUNK_SIZE,
     backoff: Backoff | None = None,
     progress: Progress | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> UploadResult:
-    """Upload `data` until the centre returns a receipt that verifies; resume after any cut."""
+    """Upload `data` until the centre returns a receipt that verifies; resume after any cut.
+    Every call is signed with `venue_key` (the venue's registered key) at `clock`'s time."""
     backoff = backoff or Backoff()
-    digest = hashlib.sha256(data).hexdigest()
-    header = read_header(data)
-    one = _Round(http, central_url.rstrip("/"), data, digest, header.venue_id)
+    one = _Round(http, central_url.rstrip("/"), data, venue_key, clock or SystemClock())
+    digest = one.digest
     last_error = ""
     for attempt in range(backoff.attempts):
         try:
@@ -246,7 +277,6 @@ def record_receipt(venue_dir: Path, package: Path, result: UploadResult) -> None
     _write_durably(receipt_path(package), json.dumps(result.receipt, indent=2).encode())
     db_path = venue_dir / "venue.db"
     if db_path.exists():
-        from server.clock import SystemClock, iso
         from server.store import connect
 
         db = connect(db_path)
@@ -267,17 +297,26 @@ async def drain_outbox(
     *,
     progress: Progress | None = None,
     backoff: Backoff | None = None,
+    clock: Clock | None = None,
 ) -> list[UploadResult]:
-    """Upload every package in the outbox that has no verified receipt yet."""
-    results = []
+    """Upload every package in the outbox that has no verified receipt yet, signed with the
+    venue's key (DIR/keys/)."""
+    results: list[UploadResult] = []
+    waiting = pending(venue_dir)
+    if not waiting:
+        return results
+    from server.venue.workspace import load_signing_key, load_venue
+
+    venue_key = load_signing_key(load_venue(venue_dir))
     async with aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=600, sock_read=60)
     ) as http:
-        for package in pending(venue_dir):
+        for package in waiting:
             data = package.read_bytes()
             result = await upload_package(
-                http, central_url, data, central_public, progress=progress, backoff=backoff
-            )
+                http, central_url, data, central_public, venue_key=venue_key, clock=clock,
+                progress=progress, backoff=backoff,
+            )  # fmt: skip
             record_receipt(venue_dir, package, result)
             log.info(
                 "upload.delivered package=%s log_position=%s",

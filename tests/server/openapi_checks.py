@@ -3,6 +3,7 @@ document lists."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -175,18 +176,22 @@ async def check_bodies(
     doc: dict[str, Any],
     headers_for: Callable[[str], Awaitable[dict[str, str]]],
     path_values: dict[str, str],
+    sign: Callable[[str, str, bytes], dict[str, str]] | None = None,
 ) -> int:
     """Send every documented JSON body (examples, and each broken rule) to its handler:
     examples get no shape refusal and no 5xx; broken bodies get a 4xx problem saying so (not
-    one about the state, which would hide a limit the handler does not check). Returns how
-    many requests were sent."""
+    one about the state, which would hide a limit the handler does not check). `sign`
+    (method, path, body bytes) adds headers that depend on the body (a venue's signature).
+    Returns how many requests were sent."""
     sent, wrong = 0, []
     for path, method, schema in json_operations(doc):
         url = path.format(**path_values)
         for case in body_cases(doc, schema):
-            resp = await client.request(
-                method, url, json=case.body, headers=await headers_for(path)
-            )
+            body = json.dumps(case.body).encode()
+            headers = {"Content-Type": "application/json", **await headers_for(path)}
+            if sign is not None:
+                headers.update(sign(method.upper(), url, body))
+            resp = await client.request(method, url, data=body, headers=headers)
             sent += 1
             problem = await resp.json() if resp.content_type == "application/problem+json" else {}
             slug = str(problem.get("type", "")).rsplit("/", 1)[-1]

@@ -52,7 +52,7 @@ from server.venue.settings import Settings
 from server.venue.upload import upload_package
 from tests.conftest import REPO_ROOT
 from tests.server.central.conftest import START as CENTRAL_START
-from tests.server.central.conftest import make_package, new_venue
+from tests.server.central.conftest import Central, make_package, new_venue
 from tests.server.conftest import IN_WINDOW, START, StaffLogin, VenueKit, VenueTemplate
 
 T = TypeVar("T")
@@ -175,11 +175,15 @@ async def serve_central(root: Path, database: str) -> Target:
     await storage.add_staff("aud", "Aud", "auditor", password, "cli:test", iso(CENTRAL_START))
     async with aiohttp.ClientSession() as http:
         url = str(client.make_url("")).rstrip("/")
-        await upload_package(http, url, make_package(venue, authority), authority.signing_public)
+        await upload_package(
+            http, url, make_package(venue, authority), authority.signing_public,
+            venue_key=venue.signing, clock=clock,
+        )  # fmt: skip
     pending = make_package(venue, authority, export_seq=2)
     pending_id = hashlib.sha256(pending).hexdigest()
-    body = {"package_sha256": pending_id, "size": len(pending), "venue_id": "V001"}
-    assert (await client.post("/api/v1/uploads", json=body)).status == 201
+    centre = Central(client, clock, database)
+    centre.venues[venue.venue_id] = venue
+    assert (await centre.create(venue, pending)).status == 201
     resp = await client.post(
         "/api/v1/staff/login", json={"login": "aud", "password": AUDITOR_PASSWORD}
     )

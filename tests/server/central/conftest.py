@@ -8,7 +8,10 @@ before each test, and `require`s a server reachable at CBT_TEST_PG_DSN.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
+import hashlib
+import json
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -27,7 +30,8 @@ from server.central.app import create_app
 from server.central.settings import CentralSettings
 from server.central.storage import VenueRecord
 from server.clock import SettableClock, iso
-from server.protocol.response_package import build_response_package
+from server.protocol.response_package import build_response_package, head_length, read_header
+from server.protocol.upload_auth import EMPTY_SHA256, sign_upload_request
 from server.staffauth import hash_password
 
 START = datetime(2026, 6, 1, 1, 0, tzinfo=UTC)
@@ -154,6 +158,7 @@ class Central:
     clock: SettableClock
     database: str
     logins: dict[str, dict[str, str]] = field(default_factory=dict)
+    venues: dict[str, VenueKeys] = field(default_factory=dict)  # registered here, by id
 
     @property
     def app(self) -> Any:
@@ -169,6 +174,47 @@ class Central:
 
     async def register(self, venue: VenueKeys) -> None:
         await self.storage.add_venue(venue.record())
+        self.venues[venue.venue_id] = venue
+
+    def signer(self, data: bytes) -> dict[str, Any]:
+        """`upload_package`'s options signing as the venue the package names (registered
+        here), at the centre's clock."""
+        return {"venue_key": self.venues[read_header(data).venue_id].signing, "clock": self.clock}
+
+    def signed(
+        self, venue: VenueKeys, method: str, path: str, content: str = EMPTY_SHA256,
+        offset: str = "",
+    ) -> dict[str, str]:  # fmt: skip
+        """The Authorization header of one upload call signed by `venue` now."""
+        value = sign_upload_request(
+            venue.signing, venue.venue_id, method, path, iso(self.clock.now()), content, offset
+        )
+        return {"Authorization": value}
+
+    async def create(self, venue: VenueKeys, data: bytes, **fields: Any) -> Any:
+        """POST /api/v1/uploads for `data` as its venue's uploader sends it (`fields` override)."""
+        body = json.dumps(
+            {"package_sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+             "venue_id": venue.venue_id,
+             "head": base64.b64encode(data[: head_length(data)]).decode(), **fields}
+        ).encode()  # fmt: skip
+        headers = self.signed(venue, "POST", "/api/v1/uploads", hashlib.sha256(body).hexdigest())
+        headers["Content-Type"] = "application/json"
+        return await self.client.post("/api/v1/uploads", data=body, headers=headers)
+
+    async def patch(self, venue: VenueKeys, digest: str, chunk: bytes, offset: int) -> Any:
+        """One signed PATCH of `chunk` at `offset`."""
+        checksum = hashlib.sha256(chunk).digest()
+        headers = {
+            **self.signed(venue, "PATCH", f"/api/v1/uploads/{digest}", checksum.hex(), str(offset)),
+            "Upload-Offset": str(offset),
+            "Upload-Checksum": "sha256 " + base64.b64encode(checksum).decode(),
+        }
+        return await self.client.patch(f"/api/v1/uploads/{digest}", data=chunk, headers=headers)
+
+    async def call(self, venue: VenueKeys, method: str, path: str) -> Any:
+        """A signed HEAD, GET or finish (no body)."""
+        return await self.client.request(method, path, headers=self.signed(venue, method, path))
 
     async def add_staff(self, login: str, role: str = "operator") -> None:
         """A central staff account with the test password, as `cbt central staff add` makes."""

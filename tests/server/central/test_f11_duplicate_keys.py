@@ -7,6 +7,7 @@ a last-wins reader would see the genuine document (and a first-wins reader anoth
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import struct
 
@@ -110,15 +111,20 @@ async def test_f11_release_request_with_duplicate_key_is_refused(central: Centra
 
 
 async def test_f11_request_bodies_with_duplicate_keys_are_refused(central: Central) -> None:
-    """An upload create or a staff login naming a key twice is 400, not last-wins."""
-    await central.register(new_venue("V001"))
+    """An upload create (signed by its venue) or a staff login naming a key twice is 400,
+    not last-wins; the upload's detail names the key."""
+    venue = new_venue("V001")
+    await central.register(venue)
     json_type = {"Content-Type": "application/json"}
     upload = json.dumps({"package_sha256": "ab" * 32, "size": 1, "venue_id": "V001"}).encode()
     login = json.dumps({"login": "admin", "password": "x"}).encode()
-    for path, body, slug in (
-        ("/api/v1/uploads", splice(upload, "venue_id", "V999"), "bad-upload"),
-        ("/api/v1/staff/login", splice(login, "login", "other"), "malformed-json"),
+    for path, body, slug, key in (
+        ("/api/v1/uploads", splice(upload, "venue_id", "V999"), "bad-upload", "venue_id"),
+        ("/api/v1/staff/login", splice(login, "login", "other"), "malformed-json", None),
     ):
-        resp = await central.client.post(path, data=body, headers=json_type)
+        signed = central.signed(venue, "POST", path, hashlib.sha256(body).hexdigest())
+        resp = await central.client.post(path, data=body, headers={**json_type, **signed})
         assert resp.status == 400, (path, await resp.text())
-        assert (await resp.json())["type"].endswith("/" + slug)
+        problem = await resp.json()
+        assert problem["type"].endswith("/" + slug)
+        assert key is None or f"'{key}' appears twice" in problem["detail"], problem

@@ -106,16 +106,18 @@ async def test_cut_at_100_random_points_leaves_exactly_one_identical_copy(
         calibration = make_package(venue, authority, session_id="S-cal", candidates=15)
         proxy.arm(None)
         await upload_package(
-            http, url, calibration, authority.signing_public, chunk_size=2048, backoff=FAST
-        )
+            http, url, calibration, authority.signing_public, chunk_size=2048, backoff=FAST,
+            **central.signer(calibration),
+        )  # fmt: skip
         traffic = proxy.seen
         for n in range(CUTS):
             data = make_package(venue, authority, session_id=f"S{n}", candidates=15, seed=n)
             digest = hashlib.sha256(data).hexdigest()
             proxy.arm(rng.randint(1, traffic))
             result = await upload_package(
-                http, url, data, authority.signing_public, chunk_size=2048, backoff=FAST
-            )
+                http, url, data, authority.signing_public, chunk_size=2048, backoff=FAST,
+                **central.signer(data),
+            )  # fmt: skip
             verify_receipt(result.receipt, authority.signing_public, digest)
             assert await central.storage.package_data(digest) == data
             held = await central.storage.list_packages(f"S{n}")

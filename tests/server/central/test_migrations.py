@@ -266,8 +266,9 @@ async def test_a_546a924_database_migrates_forward_and_serves(
     venue = legacy_venue("V001")
     fresh = make_package(venue, legacy_authority, session_id="S-NEW", candidates=4, seed=11)
     async with aiohttp.ClientSession() as http:
-        resumed = await upload_package(http, url, half, legacy_authority.signing_public)
-        new = await upload_package(http, url, fresh, legacy_authority.signing_public)
+        signer = {"venue_key": venue.signing, "clock": app[keys.CLOCK]}
+        resumed = await upload_package(http, url, half, legacy_authority.signing_public, **signer)
+        new = await upload_package(http, url, fresh, legacy_authority.signing_public, **signer)
     first = verify_receipt(resumed.receipt, legacy_authority.signing_public, digest)
     second = verify_receipt(new.receipt, legacy_authority.signing_public)
     assert first["log_position"] == len(log) + 1

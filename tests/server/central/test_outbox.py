@@ -43,7 +43,9 @@ async def test_an_ended_session_goes_home_by_itself(
     assert sessions_to_export(venue_dir) == ["S1"]
 
     worker = asyncio.create_task(
-        export_and_upload_worker(venue_dir, central.url, authority.signing_public, idle_s=0.05)
+        export_and_upload_worker(
+            venue_dir, central.url, authority.signing_public, idle_s=0.05, clock=central.clock
+        )
     )
     try:
         for _ in range(400):
@@ -78,7 +80,7 @@ async def test_a_venue_app_with_the_outbox_context_sends_ended_sessions(
     central_wrap_key(venue_dir, authority_dir / "upload.pub")
     shutil.copyfile(authority_dir / "signing.pub", venue_dir / "keys" / "authority-sign.pub")
     app = web.Application()
-    app.cleanup_ctx.append(outbox_context(venue_dir, central.url))
+    app.cleanup_ctx.append(outbox_context(venue_dir, central.url, central.clock))
     await aiohttp_client(app)
     for _ in range(400):
         if await central.storage.list_packages():

@@ -45,8 +45,9 @@ async def test_sqlite_keeps_each_package_as_one_file_beside_the_database(
     data = make_package(venue, authority, candidates=40)
     async with aiohttp.ClientSession() as http:
         result = await upload_package(
-            http, central.url, data, authority.signing_public, chunk_size=3000
-        )
+            http, central.url, data, authority.signing_public, chunk_size=3000,
+            **central.signer(data),
+        )  # fmt: skip
     folder = Path(central.database + "-packages")
     assert (folder / result.package_sha256).read_bytes() == data
     with sqlite3.connect(central.database) as db:
@@ -93,7 +94,7 @@ async def test_a_database_with_chunks_in_rows_is_still_read(
 async def test_oversized_and_overlong_chunks_are_refused_with_a_problem(
     aiohttp_client: Any, database: str, tmp_path: Path, authority: Authority
 ) -> None:
-    """A chunk above the chunk limit is 413 `chunk-too-large`, one past the announced size
+    """A chunk above the chunk limit is 413 `chunk-too-large`, one past the package's size
     400 `chunk-past-end`; neither moves the offset."""
     settings = CentralSettings(
         directory=tmp_path, database=database, log_requests=False, pg_pool_size=2,
@@ -106,29 +107,32 @@ async def test_oversized_and_overlong_chunks_are_refused_with_a_problem(
     await central.register(venue)
     data = make_package(venue, authority)
     digest = hashlib.sha256(data).hexdigest()
-    body = {"package_sha256": digest, "size": 900, "venue_id": "V1"}
-    assert (await client.post("/api/v1/uploads", json=body)).status == 201
+    assert (await central.create(venue, data)).status == 201
     url = f"/api/v1/uploads/{digest}"
-    await problem(
-        await client.patch(url, data=data[:1001], headers=chunk_headers(data[:1001], 0)),
-        413, "chunk-too-large",
-    )  # fmt: skip
+    await problem(await central.patch(venue, digest, data[:1001], 0), 413, "chunk-too-large")
 
     async def streamed() -> Any:  # no Content-Length: the limit is counted as bytes arrive
         for start in range(0, 1500, 500):
             yield data[start : start + 500]
 
-    await problem(
-        await client.patch(url, data=streamed(), headers=chunk_headers(data[:1500], 0)),
-        413, "chunk-too-large",
-    )  # fmt: skip
-    await problem(
-        await client.patch(url, data=data[:901], headers=chunk_headers(data[:901], 0)),
-        400, "chunk-past-end",
-    )  # fmt: skip
-    assert (await client.head(url)).headers["Upload-Offset"] == "0"
-    resp = await client.patch(url, data=data[:900], headers=chunk_headers(data[:900], 0))
-    assert resp.status == 204 and resp.headers["Upload-Offset"] == "900"
+    checksum = hashlib.sha256(data[:1500]).hexdigest()
+    headers = {
+        **central.signed(venue, "PATCH", url, checksum, "0"),
+        **chunk_headers(data[:1500], 0),
+    }
+    await problem(await client.patch(url, data=streamed(), headers=headers), 413, "chunk-too-large")
+    offset = 0
+    while offset < len(data) - 500:
+        step = min(1000, len(data) - 500 - offset)
+        assert (
+            await central.patch(venue, digest, data[offset : offset + step], offset)
+        ).status == 204
+        offset += step
+    over = data[offset:] + b"x"
+    await problem(await central.patch(venue, digest, over, offset), 400, "chunk-past-end")
+    assert (await central.call(venue, "HEAD", url)).headers["Upload-Offset"] == str(offset)
+    resp = await central.patch(venue, digest, data[offset:], offset)
+    assert resp.status == 204 and resp.headers["Upload-Offset"] == str(len(data))
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
@@ -142,14 +146,14 @@ async def test_bytes_lost_before_finish_are_discarded_and_sent_again(
     await central.register(venue)
     data = make_package(venue, authority)
     digest = hashlib.sha256(data).hexdigest()
-    client = central.client
-    body = {"package_sha256": digest, "size": len(data), "venue_id": "V1"}
-    assert (await client.post("/api/v1/uploads", json=body)).status == 201
+    assert (await central.create(venue, data)).status == 201
     url = f"/api/v1/uploads/{digest}"
-    assert (await client.patch(url, data=data, headers=chunk_headers(data, 0))).status == 204
+    assert (await central.patch(venue, digest, data, 0)).status == 204
     (Path(central.database + "-packages") / digest).unlink()
-    await problem(await client.post(url + "/finish"), 422, "hash-mismatch")
-    assert (await client.head(url)).status == 404
+    await problem(await central.call(venue, "POST", url + "/finish"), 422, "hash-mismatch")
+    assert (await central.call(venue, "HEAD", url)).status == 404
     async with aiohttp.ClientSession() as http:
-        result = await upload_package(http, central.url, data, authority.signing_public)
+        result = await upload_package(
+            http, central.url, data, authority.signing_public, **central.signer(data)
+        )
     assert await central.storage.package_data(result.package_sha256) == data

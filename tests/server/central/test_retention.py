@@ -33,7 +33,9 @@ async def accepted(central: Central, authority: Authority, serious: bool = False
         contents["violations"] = [{"ticket": "T1", "kind": "impersonation", "serious": True}]
     data = make_package(venue, authority, contents=contents)
     async with aiohttp.ClientSession() as http:
-        result = await upload_package(http, central.url, data, authority.signing_public)
+        result = await upload_package(
+            http, central.url, data, authority.signing_public, **central.signer(data)
+        )
     return result.package_sha256
 
 

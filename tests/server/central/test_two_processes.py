@@ -117,7 +117,8 @@ def test_two_processes_take_100_concurrent_uploads_without_loss_or_duplicate(
                 # Every package through one process; every fifth also through the other at once.
                 targets = urls if n % 5 == 0 else [urls[n % 2]]
                 sent = await asyncio.gather(
-                    *(upload_package(http, url, data, authority.signing_public, backoff=backoff)
+                    *(upload_package(http, url, data, authority.signing_public, backoff=backoff,
+                                     venue_key=venues[n % 2].signing)
                       for url in targets)
                 )  # fmt: skip
                 return sent[0].package_sha256, sent[0].receipt, sent[-1].receipt

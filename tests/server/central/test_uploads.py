@@ -19,7 +19,9 @@ from tests.server.central.conftest import Central, make_package, new_venue, samp
 
 async def upload(central: Central, data: bytes, authority: Authority, **options: Any) -> Any:
     async with aiohttp.ClientSession() as http:
-        return await upload_package(http, central.url, data, authority.signing_public, **options)
+        return await upload_package(
+            http, central.url, data, authority.signing_public, **central.signer(data), **options
+        )
 
 
 async def assert_problem(resp: Any, status: int, slug: str) -> dict[str, Any]:
@@ -126,10 +128,9 @@ async def test_a_replayed_older_export_is_refused(central: Central, authority: A
 async def test_an_unregistered_venue_cannot_start_an_upload(
     central: Central, authority: Authority
 ) -> None:
-    """Creating an upload for a venue not in the registry is 403 problem+json."""
-    data = make_package(new_venue("V9"), authority)
-    body = {"package_sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "venue_id": "V9"}
-    resp = await central.client.post("/api/v1/uploads", json=body)
+    """Creating an upload signed by a venue not in the registry is 403 problem+json."""
+    venue = new_venue("V9")
+    resp = await central.create(venue, make_package(venue, authority))
     await assert_problem(resp, 403, "unknown-venue")
 
 
@@ -141,38 +142,29 @@ async def test_chunks_at_the_wrong_offset_or_with_a_bad_checksum_change_nothing(
     await central.register(venue)
     data = make_package(venue, authority, candidates=50)
     digest = hashlib.sha256(data).hexdigest()
-    resp = await central.client.post(
-        "/api/v1/uploads", json={"package_sha256": digest, "size": len(data), "venue_id": "V1"}
-    )
-    assert resp.status == 201
-
-    def headers(chunk: bytes, offset: int) -> dict[str, str]:
-        checksum = base64.b64encode(hashlib.sha256(chunk).digest()).decode()
-        return {"Upload-Offset": str(offset), "Upload-Checksum": "sha256 " + checksum}
-
-    resp = await central.client.patch(
-        f"/api/v1/uploads/{digest}", data=data[:100], headers=headers(data[:100], 0)
-    )
+    resp = await central.create(venue, data)
+    assert resp.status == 201, await resp.text()
+    resp = await central.patch(venue, digest, data[:100], 0)
     assert resp.status == 204 and resp.headers["Upload-Offset"] == "100"
-    resp = await central.client.patch(
-        f"/api/v1/uploads/{digest}", data=data[:100], headers=headers(data[:100], 0)
-    )
+    resp = await central.patch(venue, digest, data[:100], 0)
     assert (await assert_problem(resp, 409, "offset-mismatch"))["offset"] == 100
-    bad = headers(data[100:200], 100)
-    resp = await central.client.patch(f"/api/v1/uploads/{digest}", data=data[101:201], headers=bad)
+    path = f"/api/v1/uploads/{digest}"
+    checksum = hashlib.sha256(data[100:200]).digest()
+    bad = {
+        **central.signed(venue, "PATCH", path, checksum.hex(), "100"),
+        "Upload-Offset": "100",
+        "Upload-Checksum": "sha256 " + base64.b64encode(checksum).decode(),
+    }
+    resp = await central.client.patch(path, data=data[101:201], headers=bad)
     await assert_problem(resp, 400, "checksum-mismatch")
     # An offset past any package (and past PostgreSQL's bigint) is refused, not a 500.
     for offset in (2**31 + 1, 2**63, 10**30):
-        far = headers(data[100:200], offset)
-        resp = await central.client.patch(
-            f"/api/v1/uploads/{digest}", data=data[100:200], headers=far
-        )
+        resp = await central.patch(venue, digest, data[100:200], offset)
         await assert_problem(resp, 400, "bad-chunk")
-    resp = await central.client.head(f"/api/v1/uploads/{digest}")
-    assert resp.headers["Upload-Offset"] == "100" and resp.headers["Upload-Length"] == str(
-        len(data)
-    )
-    resp = await central.client.post(f"/api/v1/uploads/{digest}/finish")
+    resp = await central.call(venue, "HEAD", path)
+    assert resp.headers["Upload-Offset"] == "100"
+    assert resp.headers["Upload-Length"] == str(len(data))
+    resp = await central.call(venue, "POST", path + "/finish")
     await assert_problem(resp, 409, "upload-incomplete")
 
 
@@ -191,7 +183,9 @@ async def test_a_receipt_signed_by_another_key_does_not_verify(
 
 async def test_unknown_upload_is_a_404_problem(central: Central) -> None:
     """Asking for an upload that was never created gives 404 problem+json."""
-    resp = await central.client.get("/api/v1/uploads/" + "a" * 64)
+    venue = new_venue("V1")
+    await central.register(venue)
+    resp = await central.call(venue, "GET", "/api/v1/uploads/" + "a" * 64)
     await assert_problem(resp, 404, "unknown-upload")
 
 
@@ -230,16 +224,10 @@ async def test_bytes_that_do_not_hash_to_the_upload_id_are_discarded(
     data = make_package(venue, authority)
     digest = hashlib.sha256(data).hexdigest()
     wrong = bytes([data[0] ^ 1]) + data[1:]
-    body = {"package_sha256": digest, "size": len(data), "venue_id": "V1"}
-    assert (await central.client.post("/api/v1/uploads", json=body)).status == 201
-    checksum = base64.b64encode(hashlib.sha256(wrong).digest()).decode()
-    headers = {"Upload-Offset": "0", "Upload-Checksum": "sha256 " + checksum}
-    assert (
-        await central.client.patch(f"/api/v1/uploads/{digest}", data=wrong, headers=headers)
-    ).status == 204
-    await assert_problem(
-        await central.client.post(f"/api/v1/uploads/{digest}/finish"), 422, "hash-mismatch"
-    )
-    assert (await central.client.head(f"/api/v1/uploads/{digest}")).status == 404
+    assert (await central.create(venue, data)).status == 201
+    assert (await central.patch(venue, digest, wrong, 0)).status == 204
+    path = f"/api/v1/uploads/{digest}"
+    await assert_problem(await central.call(venue, "POST", path + "/finish"), 422, "hash-mismatch")
+    assert (await central.call(venue, "HEAD", path)).status == 404
     result = await upload(central, data, authority)
     assert await central.storage.package_data(result.package_sha256) == data

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,9 @@ async def test_a_venue_exports_uploads_and_the_centre_reads_its_final_answers(
     )
     assert (result.session_id, result.export_seq, result.attempts) == ("S1", 1, len(TICKETS) - 1)
     assert pending(venue_dir) == [result.path]
-    delivered = await drain_outbox(venue_dir, central.url, authority.signing_public)
+    delivered = await drain_outbox(
+        venue_dir, central.url, authority.signing_public, clock=central.clock
+    )
     assert [d.package_sha256 for d in delivered] == [result.package_sha256]
     assert pending(venue_dir) == [] and receipt_path(result.path).exists()
     assert result.path.exists()  # the venue keeps its copy
@@ -170,6 +173,7 @@ async def test_the_cli_exports_and_uploads(
         out, err = await asyncio.wait_for(process.communicate(), 120)
         return process.returncode or 0, out.decode(), err.decode()
 
+    central.clock.set(datetime.now(UTC))  # the CLI signs its upload calls at the wall clock
     out_file = tmp_path / "s1.cbtresp"
     code, out, err = await cbt("venue", "export", str(venue_dir), "--out", str(out_file),
                                "--central-key", str(authority_dir / "upload.pub"))  # fmt: skip

@@ -345,7 +345,9 @@ async def upload_all(
             record = VenueRecord(venue, f"Centre {venue}", signing, wrap, iso(START))
             await app[keys.STORAGE].add_venue(record)
             url = str(server.make_url("")).rstrip("/")
-            await upload_package(http, url, data, authority.signing_public)
+            await upload_package(
+                http, url, data, authority.signing_public, venue_key=key, clock=app[keys.CLOCK]
+            )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

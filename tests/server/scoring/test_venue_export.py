@@ -124,7 +124,9 @@ async def test_real_venue_export_scores_like_the_simple_scorer(tmp_path: Path) -
         record = VenueRecord("V1", "V1", venue.sign_public, venue.wrap_public, iso(START))
         await app[keys.STORAGE].add_venue(record)
         url = str(server.make_url("")).rstrip("/")
-        delivered = await drain_outbox(venue.directory, url, authority.signing_public)
+        delivered = await drain_outbox(
+            venue.directory, url, authority.signing_public, clock=app[keys.CLOCK]
+        )
     assert len(delivered) == 1
 
     storage = open_storage(database)

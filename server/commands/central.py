@@ -188,12 +188,11 @@ def cmd_staff_list(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
+    from server import serving
     from server.central.app import create_app
 
     read_central(args.dir)
     settings = settings_from_env(args.dir, database=args.database, host=args.host, port=args.port)
     print(f"central server on http://{settings.host}:{settings.port}/status", flush=True)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    serving.run(create_app(settings), settings.host, settings.port)
     return 0

@@ -12,8 +12,7 @@ import argparse
 import logging
 from datetime import UTC, datetime
 
-from aiohttp import web
-
+from server import serving
 from server.commands.common import cli_actor
 from server.store import transaction
 from server.venue.app import create_app
@@ -30,12 +29,10 @@ def run_serve(args: argparse.Namespace) -> int:
     if settings.log_requests:
         logging.getLogger("server.venue.requests").setLevel(logging.INFO)
     print(f"venue {venue.venue_id} serving on http://{settings.host}:{settings.port}", flush=True)
-    web.run_app(
+    serving.run(  # parser errors as problem+json too (issue 16, F8)
         create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        access_log=None,
-        print=None,
+        settings.host,
+        settings.port,
         # A whole room connects at once at the start; the default backlog of 128 drops SYNs.
         backlog=4096,
     )

@@ -25,6 +25,7 @@ from server.central.app import create_app as create_central_app
 from server.central.settings import CentralSettings
 from server.demo.workspace import DemoWorkspace
 from server.errors import CbtError
+from server.serving import ProblemAppRunner
 from server.venue.app import create_app as create_venue_app
 from server.venue.settings import Settings
 
@@ -58,7 +59,7 @@ class Addresses:
 
 async def start_runner(app: web.Application, host: str, port: int) -> web.AppRunner:
     """Set up `app` on host:port; CbtError (not a traceback) when the port is taken."""
-    runner = web.AppRunner(app, access_log=None)
+    runner = ProblemAppRunner(app, access_log=None)  # parser errors as problem+json (F8)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

@@ -175,7 +175,10 @@ async def _report(tmp_path: Path) -> dict[str, Any]:
         record = VenueRecord("V1", "V1", venue.sign_public, venue.wrap_public, iso(START))
         await app[keys.STORAGE].add_venue(record)
         url = str(server.make_url("")).rstrip("/")
-        assert len(await drain_outbox(venue.directory, url, authority.signing_public)) == 1
+        delivered = await drain_outbox(
+            venue.directory, url, authority.signing_public, clock=app[keys.CLOCK]
+        )
+        assert len(delivered) == 1
     storage = open_storage(database)
     await storage.open()
     try:

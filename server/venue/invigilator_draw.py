@@ -4,10 +4,15 @@ Algorithm `hmac-sha256-sort/1`, as the seat plan's (`server.venue.seats`): activ
 sorted by HMAC-SHA256(seed, login); rooms sorted by room_id take them in turn, each as many as
 the room needs (at least 2, art. 20); any left over are reserves (not assigned). Drawn once per
 session and audited with its seed and the staff list, so `verify_invigilators` can re-run it.
+The seed is derived from the one the centre signed into the session's package (art. 21(1)):
+HMAC-SHA256(package seat seed, "cbt-invigilator-seed-v1"); a seed given at the venue, or a
+venue seed for a package from before format 3, is recorded as the venue's.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -17,6 +22,7 @@ from sqlite_utils import Database
 from paperpack.canonical import canonical_hash
 from server.audit import record
 from server.venue.rooms import MIN_INVIGILATORS, Room, SeatsError, stored_rooms
+from server.venue.seat_forms import package_seating
 from server.venue.seats import ALGORITHM, SeatsMismatch, draw_key, new_seed, record_seed
 
 
@@ -58,6 +64,10 @@ def draw_invigilators(
     rooms = stored_rooms(db)
     if not rooms:
         raise SeatsError("no rooms are set up: pass --rooms rooms.yaml")
+    centre = package_seating(db, session_id).seed
+    source = "venue" if seed is not None or centre is None else "centre"
+    if seed is None and centre is not None:
+        seed = hmac.digest(centre, b"cbt-invigilator-seed-v1", hashlib.sha256)
     seed = new_seed(seed)
     logins = invigilator_logins(db)
     draw = compute_invigilator_draw(seed, logins, rooms)
@@ -74,6 +84,7 @@ def draw_invigilators(
         f"session:{session_id}",
         {
             "seed": seed.hex(),
+            "seed_source": source,
             "algorithm": ALGORITHM,
             "logins": logins,
             "draw_hash": canonical_hash(draw),

@@ -7,6 +7,8 @@ is drawn with `cbt venue seats` and checked with `--verify`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import json
 import shutil
 import sqlite3
@@ -22,6 +24,7 @@ from server.store import transaction
 from server.venue import keys
 from server.venue.rooms import SeatsError, load_rooms
 from server.venue.seats import compute_seat_plan, draw_seats, verify_seats
+from server.venue.staff import add_staff
 from server.venue.workspace import load_venue, open_venue_db
 from tests.conftest import EXAMPLES
 from tests.server.conftest import SESSION_ID as KIT_SESSION
@@ -288,3 +291,24 @@ async def test_art20_a_move_gives_the_new_seats_order_and_keeps_the_answers(
     with pytest.raises(SeatsError, match="can no longer be redrawn"), transaction(db):
         draw_seats(db, KIT_SESSION, actor="cli:test", now=KIT_START, redraw_reason="again")
     db.close()
+
+
+def test_art21_1_the_invigilator_draw_follows_the_centres_seed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Invigilators are drawn to rooms from a seed derived from the package's signed one
+    (recorded as the centre's), and the draw verifies."""
+    d = _venue(tmp_path, capsys)
+    db = open_venue_db(Path(d))
+    with transaction(db):
+        for i in range(5):
+            add_staff(db, f"inv{i}", f"Inv {i}", "invigilator", "x", actor="t", now=START)
+    db.close()
+    assert cbt(["venue", "seats", d, "--session", SESSION, *ROOMS, "--invigilators"]) == 0
+    [(details,)] = _rows(d, "SELECT details FROM audit_events WHERE action = 'invigilators.drawn'")
+    centre = bytes.fromhex(_manifest_seating(d)["seed"])
+    expected = hmac.digest(centre, b"cbt-invigilator-seed-v1", hashlib.sha256).hex()
+    assert json.loads(details)["seed"] == expected
+    assert json.loads(details)["seed_source"] == "centre"
+    assert cbt(["venue", "seats", d, "--session", SESSION, "--verify", "--invigilators"]) == 0
+    assert "invigilator draw verified: 4 invigilators" in capsys.readouterr().out

@@ -68,6 +68,13 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+_STRICT = json.JSONDecoder(object_pairs_hook=_unique)  # built once: every request body uses it
+
+
 def strict_loads(data: str | bytes | bytearray) -> Any:
     """`json.loads(data)`, but DuplicateKey when an object names a key twice."""
-    return json.loads(data, object_pairs_hook=_unique)
+    if not isinstance(data, str):  # as json.loads decodes bytes
+        data = bytes(data).decode(json.detect_encoding(data), "surrogatepass")
+    elif data.startswith("\ufeff"):  # as json.loads refuses it
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", data, 0)
+    return _STRICT.decode(data)

@@ -142,16 +142,117 @@ def append_save(
     saved_at = iso(now)
     digest = link_hash(attempt_id, seq, position, saved_at, body, prev_hash)
     conn.execute(
-        "INSERT INTO journal (attempt_id, seq, position, saved_at, responses, size_bytes,"
-        " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        _INSERT_JOURNAL,
         (attempt_id, seq, position, saved_at, body, len(body.encode()), prev_hash, digest),
     )
     _apply_to_responses(db, attempt_id, seq, responses, saved_at)
-    conn.execute(
-        "UPDATE attempts SET last_seq = MAX(last_seq, ?), last_seen_at = ? WHERE attempt_id = ?",
-        (seq, saved_at, attempt_id),
-    )
+    conn.execute(_UPDATE_ATTEMPT, (seq, saved_at, attempt_id))
     return seq
+
+
+# For a whole group commit's saves at once: each attempt's status, token and chain head.
+_HEADS = (
+    "SELECT a.attempt_id, a.status, a.token_hash,"
+    " (SELECT position FROM journal WHERE attempt_id = a.attempt_id"
+    "  ORDER BY position DESC LIMIT 1),"
+    " (SELECT hash FROM journal WHERE attempt_id = a.attempt_id ORDER BY position DESC LIMIT 1)"
+    " FROM attempts a WHERE a.attempt_id IN ({marks})"
+)
+# Every (attempt, seq) of the batch saved before, and a few other pairs filtered out after:
+# a row-value IN (VALUES ...) would scan the whole journal, this searches its primary key.
+_SEQS_SAVED = (
+    "SELECT attempt_id, seq, responses FROM journal"
+    " WHERE attempt_id IN ({attempts}) AND seq IN ({seqs})"
+)
+
+
+def append_saves(
+    db: Database, saves: list[tuple[str, int, dict[str, Any], datetime, str | None]]
+) -> list[tuple[bool, Any]]:
+    """`append_save(db, attempt_id, seq, responses, now, held_by=held_by)` for each of
+    `saves` in order, with the same rows and outcomes, in five statements however many
+    saves there are: each outcome is (True, acked seq) or (False, the JournalError it raises).
+
+    The group commit runs a batch of autosaves through this (`server.store.batched_write`):
+    per save, the event loop and the writer thread trade the GIL once per statement."""
+    outcomes: list[tuple[bool, Any]] = []
+    attempts = list(dict.fromkeys(save[0] for save in saves))
+    conn = db.conn
+    heads = {
+        row[0]: [row[1], row[2], row[3] or 0, row[4] or GENESIS]
+        for row in conn.execute(_HEADS.format(marks=",".join("?" * len(attempts))), attempts)
+    }
+    wanted = [(a, q) for a, q, *_ in saves if isinstance(q, int) and not isinstance(q, bool)]
+    saved: dict[tuple[str, int], str] = {}
+    if wanted:
+        pairs = set(wanted)
+        seqs = list({q for _, q in pairs})
+        sql = _SEQS_SAVED.format(
+            attempts=",".join("?" * len(attempts)), seqs=",".join("?" * len(seqs))
+        )
+        saved = {(a, q): r for a, q, r in conn.execute(sql, [*attempts, *seqs]) if (a, q) in pairs}
+    journal_rows, answer_rows, attempt_rows = [], [], []
+    for attempt_id, seq, responses, now, held_by in saves:
+        try:
+            if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+                raise JournalError(f"seq must be a whole number from 1 up, not {seq!r}")
+            head = heads.get(attempt_id)
+            if head is None:
+                raise AttemptClosed(f"there is no attempt {attempt_id}")
+            status, token, last_position, last_hash = head
+            if held_by is not None:
+                if status in CLOSED_STATUSES:
+                    raise AttemptClosed(f"this attempt is {status}; nothing can be saved")
+                if token is None or not hmac.compare_digest(token, held_by):
+                    raise TokenEnded("the attempt is no longer held by this login")
+            body = check_save_limits(responses)
+            existing = saved.get((attempt_id, seq))
+            if existing is not None:
+                if existing != body:
+                    raise SeqConflict(
+                        f"seq {seq} was already saved with other answers; send new answers "
+                        "with a new seq"
+                    )
+                outcomes.append((True, seq))
+                continue
+        except JournalError as exc:
+            outcomes.append((False, exc))
+            continue
+        position = last_position + 1
+        saved_at = iso(now)
+        digest = link_hash(attempt_id, seq, position, saved_at, body, last_hash)
+        journal_rows.append(
+            (attempt_id, seq, position, saved_at, body, len(body.encode()), last_hash, digest)
+        )
+        head[2], head[3] = position, digest
+        saved[(attempt_id, seq)] = body
+        answer_rows += [
+            (attempt_id, item_id, _canonical(answer), seq, saved_at)
+            for item_id, answer in responses.items()
+        ]
+        attempt_rows.append((seq, saved_at, attempt_id))
+        outcomes.append((True, seq))
+    if journal_rows:
+        conn.executemany(_INSERT_JOURNAL, journal_rows)
+        conn.executemany(_UPSERT_RESPONSE, answer_rows)
+        conn.executemany(_UPDATE_ATTEMPT, attempt_rows)
+    return outcomes
+
+
+_INSERT_JOURNAL = (
+    "INSERT INTO journal (attempt_id, seq, position, saved_at, responses, size_bytes,"
+    " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_RESPONSE = (
+    "INSERT INTO responses (attempt_id, item_id, answer, seq, updated_at)"
+    " VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (attempt_id, item_id) DO UPDATE SET"
+    " answer = excluded.answer, seq = excluded.seq, updated_at = excluded.updated_at"
+    " WHERE excluded.seq > responses.seq"
+)
+_UPDATE_ATTEMPT = (
+    "UPDATE attempts SET last_seq = MAX(last_seq, ?), last_seen_at = ? WHERE attempt_id = ?"
+)
 
 
 def _apply_to_responses(
@@ -159,11 +260,7 @@ def _apply_to_responses(
 ) -> None:
     """Upsert each answer unless a higher seq already set that item."""
     db.conn.executemany(
-        "INSERT INTO responses (attempt_id, item_id, answer, seq, updated_at)"
-        " VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (attempt_id, item_id) DO UPDATE SET"
-        " answer = excluded.answer, seq = excluded.seq, updated_at = excluded.updated_at"
-        " WHERE excluded.seq > responses.seq",
+        _UPSERT_RESPONSE,
         [
             (attempt_id, item_id, _canonical(answer), seq, saved_at)
             for item_id, answer in responses.items()

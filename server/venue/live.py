@@ -11,6 +11,7 @@ once and maps the browser's opaque tokens back to canonical ids.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -76,9 +77,13 @@ class ExamState:
         return body
 
     def render_all(self) -> None:
-        """Render every prepared variant ahead of the exam-start herd (runs in a thread)."""
+        """Render every prepared variant ahead of the exam-start herd (runs in a thread), then
+        take everything alive out of the cyclic collector's sight (`gc.freeze`): the exam is
+        millions of objects kept until the session ends, and every full collection walked
+        them all again, in the herd most of the server's time (issue 18: py-spy --gil)."""
         for ticket in list(self.variants):
             self.paper_body(ticket)
+        gc.freeze()
 
     def to_canonical(self, ticket: str, responses: Mapping[str, Any]) -> dict[str, Any]:
         """A browser's answers in canonical ids, or `Invalid` for an unknown token."""

@@ -17,6 +17,7 @@ from server.audit import verify_audit
 from server.clock import iso
 from server.protocol.audit_chain import AuditBroken
 from server.venue import keys
+from server.venue.diskspace import disk_report, journal_rate
 from server.venue.invigilate import INCIDENT_KINDS, STAFF_ROLES, VIOLATION_KINDS
 from server.venue.pages import render_page
 from server.venue.restart import latest_outage
@@ -56,12 +57,20 @@ def packages_with_windows(db: Database) -> list[dict[str, Any]]:
 @routes.get("/api/v1/staff/dashboard", name="staff_dashboard")
 async def get_dashboard(request: web.Request) -> web.Response:
     """Packages (still encrypted) with their unlock windows, the latest server outage of a
-    running session (paper not open again yet, or given back), and the server's time."""
+    running session (paper not open again yet, or given back), the free disk space in
+    exam-minutes (`server.venue.diskspace`) and the server's time."""
     await require_role(request, *STAFF_ROLES)
     packages = await request.app[keys.STORE].read(packages_with_windows)
     outage = await request.app[keys.STORE].read(latest_outage)
     now = request.app[keys.CLOCK].now()
-    return web.json_response({"server_time": iso(now), "packages": packages, "outage": outage})
+    settings = request.app[keys.SETTINGS]
+    rate = await request.app[keys.STORE].read(journal_rate, now)
+    disk = disk_report(
+        settings.venue_dir, settings.venue_dir / "backup", rate, settings.disk_warn_mb << 20
+    )
+    return web.json_response(
+        {"server_time": iso(now), "packages": packages, "outage": outage, "disk": disk}
+    )
 
 
 def list_rooms(db: Database) -> list[dict[str, Any]]:

@@ -46,6 +46,9 @@ SETTING_DOCS: dict[str, str] = {
     "restart needs the unlock ceremony again (docs/sealing.md); env CBT_REOPEN_SEALED (1/0)",
     "time_zone": "IANA time zone in which the pages show times to people (the sessions' local "
     "time, e.g. Asia/Shanghai); env CBT_TIME_ZONE",
+    "disk_warn_mb": "the staff dashboard warns when the venue directory's file system has "
+    "less free space than this, in MiB (with the exam-minutes of journal it holds); env "
+    "CBT_DISK_WARN_MB",
     "log_requests": "write one log line per request (method, path, status, ms; never bodies or "
     "tokens); env CBT_LOG_REQUESTS (1/0)",
 }
@@ -70,6 +73,7 @@ class Settings:
     reopen_sealed: bool = True
     time_zone: str = "Asia/Shanghai"
     log_requests: bool = True
+    disk_warn_mb: int = 1024
 
     def __post_init__(self) -> None:
         check_time_zone(self.time_zone, "CBT_TIME_ZONE")

@@ -4,6 +4,7 @@ by itself, and every answer reaches the server once there is space again."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import timedelta
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from server.clock import SettableClock
-from tests.client.conftest import START, ExamVenue, LiveVenue
+from tests.client.conftest import PASSWORD, START, ExamVenue, LiveVenue
 from tests.client.test_candidate_page import answer_current, open_exam, server_answers, started
 from tests.fulldisk import fill, small_disk
 
@@ -62,3 +63,26 @@ def test_f6_the_page_keeps_answers_through_a_full_disk(
     save_status(page, "saved")  # retried by itself after the server's Retry-After
     assert len(server_answers(live, ticket)) == 4
     context.close()
+
+
+def test_f6_the_dashboard_warns_of_low_disk_space_in_exam_minutes(
+    browser: Any, venue_on_small_disk: LiveVenue, screenshot_dir: Path | None
+) -> None:
+    """The venue's disk (24 MiB) is under the 1 GiB threshold: the chief's dashboard warns,
+    in Chinese and in English, with the exam-minutes of answers the space still holds."""
+    live = venue_on_small_disk
+    for lang, words in (("zh-CN", "磁盘空间不足"), ("en", "Disk space is low")):
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.goto(f"{live.url}/staff?lang={lang}")
+        page.fill("#staff-login-name", "chief")
+        page.fill("#staff-password", PASSWORD)
+        page.click("#staff-login button[type=submit]")
+        page.wait_for_selector("#dash-disk:not([hidden])", timeout=15000)
+        text = page.text_content("#dash-disk") or ""
+        assert words in text and "MB" in text, text
+        assert re.search(r"\d+ (exam-minutes|分钟)", text), text
+        assert "urgent" in (page.get_attribute("#dash-disk", "class") or "")
+        if screenshot_dir:
+            page.screenshot(path=str(screenshot_dir / f"disk-low-{lang}.png"))
+        context.close()

@@ -1,6 +1,7 @@
 // The venue dashboard: packages (still encrypted) with time to their unlock window, the rooms
 // with how many candidates are logged in, submitted or absent, and the latest restart of the
-// server during a session: paused until the paper is open again, or the time given back.
+// server during a session: paused until the paper is open again, or the time given back; and
+// the free disk space in exam-minutes, with a warning when it runs low.
 
 import { formatTime, t } from "../common/i18n.js";
 import { formatDuration } from "../common/http.js";
@@ -100,12 +101,35 @@ function renderOutage(outage) {
     : t("dash.outage_open", { session: outage.session_id, down: time(outage.down_at) });
 }
 
+function formatBytes(bytes) {
+  const gib = bytes / 2 ** 30;
+  return gib >= 1 ? `${gib.toFixed(1)} GB` : `${Math.floor(bytes / 2 ** 20)} MB`;
+}
+
+// Free space where the database lives, in exam-minutes of answers; a warning below the
+// threshold (a full disk refuses saves: the answers then wait on the candidates' computers).
+function renderDisk(disk) {
+  const node = $("dash-disk");
+  node.hidden = !disk;
+  if (!disk) return;
+  const params = {
+    free: formatBytes(disk.free_bytes),
+    minutes: disk.exam_minutes ?? 0,
+    candidates: disk.candidates,
+  };
+  const key = `dash.disk${disk.low ? "_low" : ""}${disk.exam_minutes === null ? "_no_candidates" : ""}`;
+  node.textContent = t(key, params);
+  node.classList.toggle("paused", disk.low);
+  node.classList.toggle("urgent", disk.low);
+}
+
 async function refresh() {
   const [dashboard, status] = await Promise.all([
     staffApi.get("/api/v1/staff/dashboard"),
     staffApi.get("/api/v1/staff/status"),
   ]);
   renderOutage(dashboard.outage);
+  renderDisk(dashboard.disk);
   renderPackages(dashboard.packages, Date.parse(dashboard.server_time));
   renderRooms(status);
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from server.venue.backup import backup_status
 from server.venue.workspace import open_venue_db
 from tests.fulldisk import fill, small_disk
 from tests.server.conftest import (
+    CANDIDATES,
     PASSWORD,
     START,
     VenueKit,
@@ -149,3 +151,49 @@ async def test_f6_a_full_disk_refuses_cleanly_loses_nothing_and_recovers(
             assert acked[c.ticket] <= saved, c.ticket
     finally:
         db.close()
+
+
+async def test_f6_the_dashboard_warns_below_the_threshold_in_exam_minutes(
+    venue_template: VenueTemplate, disk: Path, aiohttp_client: Any
+) -> None:
+    """The staff dashboard gives the free space of the venue's disk and the exam-minutes of
+    journal it holds: before any save from the estimate (a save every 10 s), then from the
+    saves of the last 10 minutes; doubled because the backup is on the same disk. Below
+    `disk_warn_mb` it is `low`."""
+    kit = await start_venue(venue_template, disk, aiohttp_client, disk_warn_mb=8)
+    await kit.unlock()
+    chief = await kit.as_staff("chief")
+
+    async def dashboard_disk() -> dict[str, Any]:
+        resp = await kit.client.get("/api/v1/staff/dashboard", headers=chief)
+        assert resp.status == 200, await resp.text()
+        found: dict[str, Any] = (await resp.json())["disk"]
+        return found
+
+    before = await dashboard_disk()
+    assert before["free_bytes"] > 8 << 20 and not before["low"]
+    assert before["candidates"] == CANDIDATES and before["backup_on_same_disk"]
+    assert not before["measured"]
+    assert before["journal_bytes_per_minute"] == CANDIDATES * 6 * 1000 * 2
+    # Leave 3 MiB: low, and the minutes follow from the free space.
+    room = shutil.disk_usage(disk).free - (3 << 20)
+    (disk / "filler").write_bytes(b"\0" * room)
+    low = await dashboard_disk()
+    assert low["low"] and low["free_bytes"] < 8 << 20
+    assert low["exam_minutes"] == low["free_bytes"] // low["journal_bytes_per_minute"] == 5
+    # Saves of 5 candidates in the last 10 minutes set the rate.
+    kit.clock.set(START + timedelta(minutes=2))
+    for n in range(1, 6):
+        c = await kit.login_candidate(n)
+        paper = await (await kit.client.get("/api/v1/attempt/paper", headers=c.auth)).json()
+        essay = next(i for s in paper["sections"] for i in s["items"] if i["type"] == "essay")
+        resp = await kit.client.put(
+            "/api/v1/attempt/responses",
+            json={"seq": 1, "responses": {essay["id"]: "x" * 2000}},
+            headers=c.auth,
+        )
+        assert resp.status == 200
+    measured = await dashboard_disk()
+    assert measured["measured"]
+    per_candidate_minute = measured["journal_bytes_per_minute"] / CANDIDATES / 2
+    assert 200 < per_candidate_minute < 300  # one ~2,000-byte save + 400 in 10 minutes

@@ -17,12 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from paperpack.forms import class_digits, class_radices, parse_layout
 from paperpack.paperfile import load_paper
 from server.cli import main as cbt
 from server.store import transaction
 from server.venue import keys
-from server.venue.rooms import SeatsError, load_rooms
+from server.venue.rooms import Room, SeatsError, load_rooms
+from server.venue.seat_forms import conflicts_of, layouts_for
 from server.venue.seats import compute_seat_plan, draw_seats, verify_seats
 from server.venue.staff import add_staff
 from server.venue.workspace import load_venue, open_venue_db
@@ -312,3 +316,60 @@ def test_art21_1_the_invigilator_draw_follows_the_centres_seed(
     assert json.loads(details)["seed_source"] == "centre"
     assert cbt(["venue", "seats", d, "--session", SESSION, "--verify", "--invigilators"]) == 0
     assert "invigilator draw verified: 4 invigilators" in capsys.readouterr().out
+
+
+# --- the property over random rooms and rosters --------------------------------------------
+
+
+@st.composite
+def venues(draw: st.DrawFn) -> tuple[list[Room], int, tuple[str, ...], tuple[int, ...]]:
+    """Random rooms (spare seats and an unfilled roster leave gaps), a roster size that fits,
+    the paper's forms and the item counts of its shuffled sections."""
+    rooms = []
+    for n in range(draw(st.integers(1, 3))):
+        rows, columns = draw(st.integers(1, 7)), draw(st.integers(1, 9))
+        spare = draw(st.integers(0, rows * columns - 1))
+        rooms.append(Room(f"R{n}", rows, columns, spare))
+    usable = sum(r.usable_seats for r in rooms)
+    candidates = draw(st.integers(1, usable))
+    forms = ("A", "B", "C", "D", "E")[: draw(st.sampled_from([0, 2, 3, 4, 5]))]
+    shuffled = tuple(draw(st.lists(st.integers(2, 6), max_size=3)))
+    return rooms, candidates, forms, shuffled
+
+
+@settings(max_examples=80, deadline=None)
+@given(venues(), st.binary(min_size=16, max_size=32))
+def test_art20_property_no_neighbours_share_a_form_or_an_order(case, seed: bytes) -> None:
+    """For any rooms, roster and seed, the venue's plan gives neighbours (side, front/back and
+    diagonal) different layouts; two on the same form always differ in the order of a shuffled
+    section unless the plan names the pair, which it does only where the paper's shuffled
+    sections cannot tell four order classes apart."""
+    rooms, count, forms, shuffled = case
+    plan = compute_seat_plan(seed, [f"T{i:04d}" for i in range(count)], rooms)
+    seats = [(a.ticket, a.room_id, a.row_no, a.column_no) for a in plan]
+    layouts = layouts_for(seats, forms)
+    named = "\n".join(conflicts_of(seats, layouts, shuffled))
+    radices = class_radices(shuffled)
+    product = 1
+    for radix in radices:
+        product *= radix
+    by_seat = {(room, row, column): ticket for ticket, room, row, column in seats}
+    for (room, row, column), ticket in by_seat.items():
+        for dr, dc in ((0, 1), (1, -1), (1, 0), (1, 1)):
+            other = by_seat.get((room, row + dr, column + dc))
+            if other is None:
+                continue
+            (form_a, class_a), (form_b, class_b) = (
+                parse_layout(layouts[ticket]),
+                parse_layout(layouts[other]),
+            )
+            assert layouts[ticket] != layouts[other]
+            assert class_a is not None and class_b is not None and class_a != class_b
+            if form_a != form_b:
+                continue
+            assert (dr, dc) in ((1, 1), (1, -1)) or len(forms) < 2  # only diagonals share a form
+            pair = f"{ticket} ({room} row {row} column {column}) and {other} ("
+            if class_digits(class_a, radices) == class_digits(class_b, radices):
+                assert pair in named and product < 4
+            else:
+                assert pair not in named

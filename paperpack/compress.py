@@ -62,23 +62,26 @@ def compress_chunks(
 
 
 class _IterReader:
-    """A read()-able view of an iterator of byte strings (zstd's stream_reader wants one)."""
+    """A read()-able view of an iterator of byte strings (zstd's stream_reader wants one).
+    Reads slice the current piece at an offset: the rest of a 1 MiB piece is not copied
+    again for every 64 KiB read."""
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks = iter(chunks)
-        self._pending = b""
+        self._pending = memoryview(b"")
+        self._offset = 0
         self.exhausted = False
 
     def read(self, size: int = -1) -> bytes:
-        while not self._pending:
+        while self._offset >= len(self._pending):
             try:
-                self._pending = next(self._chunks)
+                self._pending, self._offset = memoryview(next(self._chunks)), 0
             except StopIteration:
                 self.exhausted = True
                 return b""
-        if size < 0:
-            size = len(self._pending)
-        out, self._pending = self._pending[:size], self._pending[size:]
+        end = len(self._pending) if size < 0 else min(len(self._pending), self._offset + size)
+        out = bytes(self._pending[self._offset : end])
+        self._offset = end
         return out
 
 

@@ -279,24 +279,31 @@ def reopen(
 
 
 class _Reader:
-    """Exact-length reads over an iterator of byte pieces (the decompressed payload)."""
+    """Exact-length reads over an iterator of byte pieces (the decompressed payload); each
+    byte is copied once, into the piece read (a 4 MiB asset from 1 MiB pieces: one join)."""
 
     def __init__(self, pieces: Iterator[bytes]) -> None:
         self._pieces = pieces
-        self._buffer = bytearray()
+        self._buffer = b""
+        self._offset = 0
 
     def read(self, size: int) -> bytes:
-        while len(self._buffer) < size:
-            piece = next(self._pieces, None)
-            if piece is None:
-                raise PayloadCorrupt("the payload ends early: it is shorter than its head says")
-            self._buffer += piece
-        out = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return out
+        parts: list[bytes | memoryview] = []
+        while size:
+            if self._offset >= len(self._buffer):
+                piece = next(self._pieces, None)
+                if piece is None:
+                    raise PayloadCorrupt("the payload ends early: it is shorter than its head says")
+                self._buffer, self._offset = piece, 0
+                continue
+            take = min(size, len(self._buffer) - self._offset)
+            parts.append(memoryview(self._buffer)[self._offset : self._offset + take])
+            self._offset += take
+            size -= take
+        return b"".join(parts)
 
     def at_end(self) -> bool:
-        return not self._buffer and next(self._pieces, None) is None
+        return self._offset >= len(self._buffer) and next(self._pieces, None) is None
 
 
 def decode_payload(pieces: Iterator[bytes], manifest: Manifest) -> UnlockedPaper:

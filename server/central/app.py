@@ -32,12 +32,16 @@ log = logging.getLogger("server.central.requests")
 REQUEST_LOG = request_log_middleware(log, lambda app: app[keys.SETTINGS].log_requests)
 
 
-def open_storage(database: str, *, pg_pool_size: int = 10) -> CentralStorage:
-    """The back-end for `database`: a postgresql:// URL, or else a SQLite file path."""
+def open_storage(
+    database: str, *, pg_pool_size: int = 10, packages_dir: Path | None = None
+) -> CentralStorage:
+    """The back-end for `database`: a postgresql:// URL, or else a SQLite file path. With
+    PostgreSQL, `packages_dir` is where new packages' bytes are written (None: bytea rows);
+    stored packages are read from wherever they are, so readers need not name it."""
     if database.startswith(("postgresql://", "postgres://")):
         from server.central.pg_store import PgStorage
 
-        return PgStorage(database, pool_size=pg_pool_size)
+        return PgStorage(database, pool_size=pg_pool_size, packages_dir=packages_dir)
     from server.central.sqlite_store import SqliteStorage
 
     return SqliteStorage(Path(database))
@@ -66,7 +70,11 @@ def create_app(
             app[keys.RELEASES] = AuthorityReleaseSource(app[keys.AUTHORITY])
         else:
             app[keys.RELEASES] = releases
-        storage = open_storage(settings.database_url(), pg_pool_size=settings.pg_pool_size)
+        storage = open_storage(
+            settings.database_url(),
+            pg_pool_size=settings.pg_pool_size,
+            packages_dir=settings.packages_path(),
+        )
         await storage.open()
         tighten(settings.directory)  # central.db, its packages and results: 0600 in 0700 (F10)
         app[keys.STORAGE] = storage

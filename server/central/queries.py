@@ -234,6 +234,29 @@ def chunk_rows(upload_id: str) -> Step[list[bytes]]:
     return [row[0] for row in rows]
 
 
+def record_package_file(upload_id: str, directory: str, now: str) -> Step[str]:
+    """Say which folder holds the upload's file (PostgreSQL with package files), before its
+    first byte is written; the folder already recorded wins. Returns it."""
+    yield execute(
+        "INSERT INTO package_files (upload_id, directory, created_at) "
+        "VALUES (:upload_id, :directory, :now) ON CONFLICT (upload_id) DO NOTHING",
+        upload_id=upload_id, directory=directory, now=now,
+    )  # fmt: skip
+    return str((yield from package_file(upload_id)))
+
+
+def package_file(upload_id: str) -> Step[str | None]:
+    """The folder holding the upload's (or package's) file, or None: its bytes are rows."""
+    found = yield fetch_value(
+        "SELECT directory FROM package_files WHERE upload_id = :upload_id", upload_id=upload_id
+    )
+    return None if found is None else str(found)
+
+
+def forget_package_file(upload_id: str) -> Step[None]:
+    yield execute("DELETE FROM package_files WHERE upload_id = :upload_id", upload_id=upload_id)
+
+
 # --- the package log --------------------------------------------------------------------------
 
 

@@ -182,7 +182,26 @@ AUDIT_CHAIN_FORMAT = Migration(5, "each audit event records its chain format", (
     chain_format TEXT NOT NULL DEFAULT 'cbt-audit-central-v1'""",
 ))  # fmt: skip
 
-MIGRATIONS = (CENTRAL_TABLES, STAFF_TABLES, HEAD_ROWS, UPLOADS_OUT_OF_ROWS, AUDIT_CHAIN_FORMAT)
+PACKAGE_FILES = Migration(6, "package bytes in files: a row says which folder holds them", (
+    # PostgreSQL: an upload written as a file (CBT_CENTRAL_PACKAGES_DIR, server.central.
+    # package_files) has a row here, written before its first byte; one without a row has its
+    # bytes in upload_chunks (written before this, or with CBT_CENTRAL_PACKAGES_DIR=database).
+    # SQLite keeps its files beside the database and writes no row.
+    """CREATE TABLE package_files (
+    upload_id TEXT PRIMARY KEY,         -- = the package's SHA-256, hex; the file's name
+    directory TEXT NOT NULL,            -- the folder holding the file (the same on every machine)
+    created_at TEXT NOT NULL            -- ISO-8601 UTC
+)""",
+), frozenset({"package_files"}))  # fmt: skip
+
+MIGRATIONS = (
+    CENTRAL_TABLES,
+    STAFF_TABLES,
+    HEAD_ROWS,
+    UPLOADS_OUT_OF_ROWS,
+    AUDIT_CHAIN_FORMAT,
+    PACKAGE_FILES,
+)
 LATEST = MIGRATIONS[-1].number
 
 VERSION_TABLE = """CREATE TABLE schema_migrations (

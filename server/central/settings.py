@@ -35,6 +35,10 @@ class CentralSettings:
 
     directory: Path  # the central directory made by `cbt central init`
     database: str = ""  # SQLite path or postgresql:// URL; "" = DIR/central.db
+    # PostgreSQL: the folder for the packages' bytes, seen by every central process at this
+    # path ("" = DIR/packages); "database" keeps them in PostgreSQL (bytea rows). SQLite
+    # always keeps them beside its database file.
+    packages_dir: str = ""
     host: str = "127.0.0.1"  # address `cbt central serve` listens on
     port: int = 8700  # TCP port `cbt central serve` listens on
     max_package_bytes: int = 2 << 30  # largest response package accepted, bytes
@@ -54,6 +58,12 @@ class CentralSettings:
 
     def database_url(self) -> str:
         return self.database or str(self.directory / DEFAULT_DATABASE)
+
+    def packages_path(self) -> Path | None:
+        """Where a PostgreSQL store writes the packages' bytes (None: in the database)."""
+        if self.packages_dir == "database":
+            return None
+        return Path(self.packages_dir) if self.packages_dir else self.directory / "packages"
 
 
 ENV_PREFIX = "CBT_CENTRAL_"

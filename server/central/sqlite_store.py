@@ -23,29 +23,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
+import functools
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from server.central.package_files import (
+    FileLocks,
+    read_file,
+    remove_file,
+    sync_dir,
+    write_chunk_file,
+)
 from server.central.schema import migrate
 from server.central.statements import SQLITE, Statement, Step, run_step
 from server.central.storage import StorageError, check_chunk
 from server.central.store import CentralStore
 
 T = TypeVar("T")
-
-
-def _sync_dir(path: Path) -> None:
-    """fsync a directory, so the names created in it survive a crash."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _answer(db: sqlite3.Connection, statement: Statement) -> Any:
@@ -68,12 +66,10 @@ class SqliteStorage(CentralStore):
         self.path = Path(path)
         self.packages_dir = self.path.with_name(self.path.name + "-packages")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="central-sqlite")
-        # Package files are written and synced here: enough threads that every upload of a
-        # busy moment has its fdatasync in flight at once (the disk merges them), apart from
-        # the default executor, where the package hashes run.
-        self._files = ThreadPoolExecutor(max_workers=16, thread_name_prefix="central-files")
+        # Package files are written and synced on their own threads, apart from the default
+        # executor, where the package hashes run (server.central.package_files).
+        self._files = FileLocks()
         self._db: sqlite3.Connection | None = None
-        self._upload_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
 
     # --- running steps on the writer thread -------------------------------------------------
 
@@ -126,7 +122,7 @@ class SqliteStorage(CentralStore):
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA busy_timeout=10000")
             self.packages_dir.mkdir(mode=0o700, exist_ok=True)
-            _sync_dir(self.packages_dir.parent)
+            sync_dir(self.packages_dir.parent)
             self._db = db
 
         try:
@@ -143,7 +139,7 @@ class SqliteStorage(CentralStore):
 
         await asyncio.get_running_loop().run_in_executor(self._executor, shut)
         self._executor.shutdown(wait=True)
-        self._files.shutdown(wait=True)
+        self._files.shutdown()
 
     # --- the package files beside the database ----------------------------------------------
 
@@ -151,70 +147,16 @@ class SqliteStorage(CentralStore):
         return self.packages_dir / upload_id  # upload ids are 64 hex characters: a safe name
 
     def _upload_guard(self, upload_id: str) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._upload_lock(upload_id)
-
-    @contextlib.asynccontextmanager
-    async def _upload_lock(self, upload_id: str) -> AsyncIterator[None]:
-        """One writer per upload's file at a time (in this process); the entry goes with the
-        last user, so the table holds only uploads being written now."""
-        lock, users = self._upload_locks.setdefault(upload_id, (asyncio.Lock(), [0]))
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if not users[0]:
-                del self._upload_locks[upload_id]
-
-    async def _in_files(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._files, fn, *args)
+        return self._files.hold(upload_id)
 
     async def _put_chunk(self, upload_id: str, offset: int, data: Sequence[bytes]) -> None:
         size = sum(len(piece) for piece in data)
         check_chunk(await self.get_upload(upload_id), offset, size)  # before any byte
-        await self._in_files(self._write_chunk_file, upload_id, offset, data)
-
-    def _write_chunk_file(self, upload_id: str, offset: int, data: Sequence[bytes]) -> None:
-        """Write the chunk at `offset`, cut the file there and fdatasync it (a worker thread)."""
         path = self._package_file(upload_id)
-        created = not path.exists()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            position = offset
-            for piece in data:
-                view = memoryview(piece)
-                while view:
-                    written = os.pwrite(fd, view, position)
-                    position += written
-                    view = view[written:]
-            os.ftruncate(fd, position)  # bytes of an earlier, cut attempt past here are void
-            os.fdatasync(fd)
-        finally:
-            os.close(fd)
-        if created:
-            _sync_dir(self.packages_dir)  # the new name is durable too
-
-    def _read_file(self, upload_id: str, size: int) -> bytes | None:
-        """The first `size` bytes of the upload's file; None if there is no file."""
-        try:
-            with open(self._package_file(upload_id), "rb") as file:
-                data = file.read(size)
-        except FileNotFoundError:
-            return None
-        if len(data) != size:
-            raise StorageError(
-                f"package {upload_id[:16]} holds {len(data)} of its {size} bytes on disk: "
-                f"the file in {self.packages_dir} was cut short; restore it from a backup"
-            )
-        return data
-
-    def _remove_file(self, upload_id: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._package_file(upload_id).unlink()
+        await self._files.run(functools.partial(write_chunk_file, cut=True), path, offset, data)
 
     async def _upload_bytes(self, upload_id: str, size: int) -> bytes:
-        data = await self._in_files(self._read_file, upload_id, size)
+        data = await self._files.run(read_file, self._package_file(upload_id), size, upload_id)
         if data is None:
             if size:
                 raise StorageError(f"the bytes of upload {upload_id[:16]} are missing")
@@ -222,7 +164,8 @@ class SqliteStorage(CentralStore):
         return data
 
     async def _package_bytes(self, package_sha256: str, size: int) -> bytes:
-        data = await self._in_files(self._read_file, package_sha256, size)
+        path = self._package_file(package_sha256)
+        data = await self._files.run(read_file, path, size, package_sha256)
         if data is None:  # a package accepted before the bytes moved to files
             data = await self._rows_bytes(package_sha256, size)
         if data is None:
@@ -233,4 +176,4 @@ class SqliteStorage(CentralStore):
         return data
 
     async def _forget_bytes(self, upload_id: str) -> None:
-        await self._in_files(self._remove_file, upload_id)
+        await self._files.run(remove_file, self._package_file(upload_id))

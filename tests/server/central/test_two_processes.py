@@ -131,20 +131,25 @@ def test_two_processes_take_100_concurrent_uploads_without_loss_or_duplicate(
         assert first == second
         verify_receipt(first, authority.signing_public, digest)
 
-    async def held() -> tuple[list[int], dict[str, bytes], int]:
-        storage = PgStorage(dsn, pool_size=2)
+    async def held() -> tuple[list[int], dict[str, bytes], list[str]]:
+        storage = PgStorage(dsn, pool_size=2)  # a reader: the rows say where the bytes are
         await storage.open()
         try:
             accepted = await storage.list_packages()
             data = {
                 p.package_sha256: await storage.package_data(p.package_sha256) for p in accepted
             }
-            stored = await storage.pool.fetchval("SELECT SUM(LENGTH(data)) FROM upload_chunks")
-            return [p.log_position for p in accepted], data, int(stored)
+            assert not await storage.pool.fetchval("SELECT COUNT(*) FROM upload_chunks")
+            folders = await storage.pool.fetch("SELECT directory FROM package_files")
+            return [p.log_position for p in accepted], data, [r[0] for r in folders]
         finally:
             await storage.close()
 
-    positions, by_hash, stored = asyncio.run(held())
+    positions, by_hash, folders = asyncio.run(held())
     assert positions == list(range(1, UPLOADS + 1))
     assert by_hash == {hashlib.sha256(data).hexdigest(): data for data in packages}
-    assert stored == sum(len(data) for data in packages)  # not one byte stored twice
+    # Both processes wrote into the one folder (DIR/packages), one file per package, each
+    # exactly the package's size: not one byte stored twice.
+    assert set(folders) == {str(central_dir / "packages")} and len(folders) == UPLOADS
+    files = {p.name: p.stat().st_size for p in (central_dir / "packages").iterdir()}
+    assert files == {hashlib.sha256(data).hexdigest(): len(data) for data in packages}

@@ -34,6 +34,10 @@ class SeatsError(CbtError):
         self.slug = slug
 
 
+class SeatsMismatch(SeatsError):
+    """The stored plan (or invigilator draw) is not what its recorded seed gives."""
+
+
 @dataclass(frozen=True)
 class Room:
     """One exam room; seats are numbered row by row from 1."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlite_utils import Database
 
 from paperpack.forms import Conflict, Seat, neighbour_conflicts, seat_layouts
-from server.venue.rooms import SeatsError
+from server.venue.rooms import SeatsError, SeatsMismatch
 
 
 @dataclass(frozen=True)
@@ -116,3 +116,69 @@ def describe(conflict: Conflict, tickets: dict[tuple[str, int, int], str]) -> st
         f"{tickets[a]} ({a[0]} row {a[1]} column {a[2]}) and {tickets[b]} ({b[0]} row {b[1]} "
         f"column {b[2]}): {conflict.reason}"
     )
+
+
+def drawn_forms(drawn: dict[str, object]) -> list[str]:
+    forms = drawn.get("forms")
+    return [str(f) for f in forms] if isinstance(forms, list) else []
+
+
+def drawn_record(db: Database, session_id: str) -> dict[str, object]:
+    """The audit details of the session's latest draw or redraw."""
+    row = db.execute(
+        "SELECT details FROM audit_events WHERE action IN ('seats.drawn', 'seats.redrawn')"
+        " AND object = ? ORDER BY event_id DESC LIMIT 1",
+        (f"session:{session_id}",),
+    ).fetchone()
+    if row is None:
+        raise SeatsMismatch(f"the seat draw of session {session_id} has no audit event")
+    details: dict[str, object] = json.loads(row[0])
+    return details
+
+
+def check_seed_source(
+    db: Database, session_id: str, drawn: dict[str, object], seed_hex: str
+) -> str:
+    """A seed recorded as the centre's must be the one the package named signed."""
+    if drawn.get("seed") != seed_hex:
+        raise SeatsMismatch("the audited draw names another seed than the recorded plan")
+    if drawn.get("seed_source") != "centre":
+        return "venue"
+    row = db.execute(
+        "SELECT manifest FROM packages WHERE package_id = ?", (drawn.get("package_id"),)
+    ).fetchone()
+    signed = (json.loads(row[0]).get("seating") or {}).get("seed") if row else None
+    if signed != seed_hex:
+        raise SeatsMismatch(
+            "the plan's seed is recorded as the centre's but is not the one in the package's "
+            "signed manifest"
+        )
+    return "centre"
+
+
+def check_layouts(
+    db: Database, session_id: str, drawn: dict[str, object], seats: list[tuple[str, str, int, int]]
+) -> list[str]:
+    """Every candidate's stored layout is the one their seat gives; the named conflicts."""
+    forms = drawn_forms(drawn)
+    expected = layouts_for(seats, forms)
+    stored = dict(
+        db.execute(
+            "SELECT ticket, form_id FROM candidates WHERE session_id = ?", (session_id,)
+        ).fetchall()
+    )
+    for ticket, layout in sorted(expected.items()):
+        if stored.get(ticket) != layout:
+            raise SeatsMismatch(
+                f"candidate {ticket} has form {stored.get(ticket)} but their seat gives "
+                f"{layout}: an unrecorded change"
+            )
+    return conflicts_of(seats, expected, package_seating(db, session_id).shuffled)
+
+
+def seat_layout(db: Database, session_id: str, ticket: str) -> str | None:
+    """The candidate's recorded layout (form and order class)."""
+    row = db.execute(
+        "SELECT form_id FROM candidates WHERE session_id = ? AND ticket = ?", (session_id, ticket)
+    ).fetchone()
+    return row[0] if row else None

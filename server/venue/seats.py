@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -43,19 +42,21 @@ from paperpack.canonical import canonical_hash
 from server.audit import record
 from server.clock import iso
 from server.venue.rooms import Room, SeatsError, rooms_hash, stored_rooms
+from server.venue.rooms import SeatsMismatch as SeatsMismatch  # re-exported
 from server.venue.roster import roster_hash
 from server.venue.seat_forms import (
     check_forms,
+    check_layouts,
+    check_seed_source,
     conflicts_of,
+    drawn_forms,
+    drawn_record,
     layouts_for,
     package_seating,
 )
+from server.venue.seat_forms import seat_layout as seat_layout  # re-exported
 
 ALGORITHM = "hmac-sha256-sort/1"
-
-
-class SeatsMismatch(SeatsError):
-    """The stored plan (or invigilator draw) is not what its recorded seed gives."""
 
 
 @dataclass(frozen=True)
@@ -267,24 +268,6 @@ def _store_layouts(
     return conflicts_of(seats, layouts, shuffled)
 
 
-def drawn_forms(drawn: dict[str, object]) -> list[str]:
-    forms = drawn.get("forms")
-    return [str(f) for f in forms] if isinstance(forms, list) else []
-
-
-def drawn_record(db: Database, session_id: str) -> dict[str, object]:
-    """The audit details of the session's latest draw or redraw."""
-    row = db.execute(
-        "SELECT details FROM audit_events WHERE action IN ('seats.drawn', 'seats.redrawn')"
-        " AND object = ? ORDER BY event_id DESC LIMIT 1",
-        (f"session:{session_id}",),
-    ).fetchone()
-    if row is None:
-        raise SeatsMismatch(f"the seat draw of session {session_id} has no audit event")
-    details: dict[str, object] = json.loads(row[0])
-    return details
-
-
 def current_seats(db: Database, session_id: str) -> list[SeatAssignment]:
     """The seats as stored now (the draw plus any moves), sorted by ticket."""
     return [
@@ -344,8 +327,9 @@ def verify_seats(db: Database, session_id: str) -> SeatVerification:
                 "an unrecorded change"
             )
     drawn = drawn_record(db, session_id)
-    source = _check_seed_source(db, session_id, drawn, seed_hex)
-    conflicts = _check_layouts(db, session_id, drawn)
+    source = check_seed_source(db, session_id, drawn, seed_hex)
+    seats = [(a.ticket, a.room_id, a.row_no, a.column_no) for a in current_seats(db, session_id)]
+    conflicts = check_layouts(db, session_id, drawn, seats)
     redraws = db.execute(
         "SELECT count(*) - 1 FROM seat_plans WHERE session_id = ?", (session_id,)
     ).fetchone()[0]
@@ -353,45 +337,6 @@ def verify_seats(db: Database, session_id: str) -> SeatVerification:
         session_id, seed_hex, len(tickets), moves, recorded_plan, source, redraws,
         tuple(conflicts),
     )  # fmt: skip
-
-
-def _check_seed_source(
-    db: Database, session_id: str, drawn: dict[str, object], seed_hex: str
-) -> str:
-    """A seed recorded as the centre's must be the one the package named signed."""
-    if drawn.get("seed") != seed_hex:
-        raise SeatsMismatch("the audited draw names another seed than the recorded plan")
-    if drawn.get("seed_source") != "centre":
-        return "venue"
-    row = db.execute(
-        "SELECT manifest FROM packages WHERE package_id = ?", (drawn.get("package_id"),)
-    ).fetchone()
-    signed = (json.loads(row[0]).get("seating") or {}).get("seed") if row else None
-    if signed != seed_hex:
-        raise SeatsMismatch(
-            "the plan's seed is recorded as the centre's but is not the one in the package's "
-            "signed manifest"
-        )
-    return "centre"
-
-
-def _check_layouts(db: Database, session_id: str, drawn: dict[str, object]) -> list[str]:
-    """Every candidate's stored layout is the one their seat gives; the named conflicts."""
-    forms = drawn_forms(drawn)
-    seats = [(a.ticket, a.room_id, a.row_no, a.column_no) for a in current_seats(db, session_id)]
-    expected = layouts_for(seats, forms)
-    stored = dict(
-        db.execute(
-            "SELECT ticket, form_id FROM candidates WHERE session_id = ?", (session_id,)
-        ).fetchall()
-    )
-    for ticket, layout in sorted(expected.items()):
-        if stored.get(ticket) != layout:
-            raise SeatsMismatch(
-                f"candidate {ticket} has form {stored.get(ticket)} but their seat gives "
-                f"{layout}: an unrecorded change"
-            )
-    return conflicts_of(seats, expected, package_seating(db, session_id).shuffled)
 
 
 def _replay_moves(
@@ -511,11 +456,3 @@ def _relayout(db: Database, session_id: str, ticket: str) -> tuple[str | None, l
     mine = [c for c in conflicts_of(seats, layouts, package_seating(db, session_id).shuffled)
             if c.startswith(f"{ticket} (") or f" and {ticket} (" in c]  # fmt: skip
     return layouts[ticket], mine
-
-
-def seat_layout(db: Database, session_id: str, ticket: str) -> str | None:
-    """The candidate's recorded layout (form and order class)."""
-    row = db.execute(
-        "SELECT form_id FROM candidates WHERE session_id = ? AND ticket = ?", (session_id, ticket)
-    ).fetchone()
-    return row[0] if row else None

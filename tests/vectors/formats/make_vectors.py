@@ -747,6 +747,15 @@ PRODUCERS: dict[int, list[Producer]] = {
         make_centre_log,
         make_release_exchange,  # request format 2 (tagged), answer in an HPKE wrap
     ],
+    # Set 3: package format 3 (format 2 plus the signed, sealed `practice`, `inspection` and
+    # `seating`: the centre's seat seed, the paper's forms, its shuffled sections' item
+    # counts). Only the package changed, so only the package's producers run.
+    3: [
+        make_keys,
+        make_sealed_package,
+        make_release,
+        record_package_secrets,
+    ],
 }
 
 

@@ -1,0 +1,1 @@
+YIDJHwm5A3WgU1DdKpAt3ap9QbzMJVSp6mvjj6G6UrO6IHwaYaJf8T1qj6pJEJrNfGUIh4odqgMaKRrmbax1Cw==

@@ -164,7 +164,7 @@ def start_servers(central: Path, url: str, count: int) -> list[tuple[subprocess.
 
 
 async def ingest(
-    urls: list[str], packages: list[Path], public: Any, concurrency: int
+    urls: list[str], packages: list[Path], keys: list[Any], public: Any, concurrency: int
 ) -> tuple[float, list[tuple[str, dict[str, Any]]], int]:
     """Every package through its process (venue k -> process k mod P); wall time, receipts."""
     gate = asyncio.Semaphore(concurrency)
@@ -179,8 +179,9 @@ async def ingest(
                 blob = path.read_bytes()
                 sent += len(blob)
                 done = await upload_package(
-                    http, urls[k % len(urls)], blob, public, backoff=Backoff(attempts=20)
-                )
+                    http, urls[k % len(urls)], blob, public, backoff=Backoff(attempts=20),
+                    venue_key=keys[k],  # every call signed by the venue (issue 16, F1)
+                )  # fmt: skip
                 return done.package_sha256, done.receipt
 
         began = time.perf_counter()
@@ -255,6 +256,7 @@ def score(central: Path, url: str, workers: int) -> dict[str, Any]:
 def run_one(root: Path, n: int, p: int, dsn: str, concurrency: int) -> dict[str, Any]:
     venues = data.venues(root, n)
     packages = [data.package_path(root, v["venue_id"]) for v in venues]
+    keys = [data.signing_key(v) for v in venues]
     with tempfile.TemporaryDirectory(prefix="cbt-national-") as tmp:
         central = central_for(Path(tmp), root, n)
         authority = load_authority(Path(tmp) / "authority")
@@ -267,7 +269,7 @@ def run_one(root: Path, n: int, p: int, dsn: str, concurrency: int) -> dict[str,
                 load_before = load()
                 urls = [f"http://127.0.0.1:{port}" for _, port in servers]
                 wall, receipts, sent = asyncio.run(
-                    ingest(urls, packages, authority.signing_public, concurrency)
+                    ingest(urls, packages, keys, authority.signing_public, concurrency)
                 )
                 load_after = load()
                 pids = [s.pid for s, _ in servers]

@@ -81,6 +81,19 @@ def group_check(symbols: list[int] | tuple[int, ...]) -> int:
     return check
 
 
+def weighted_check(symbols: list[int] | tuple[int, ...]) -> int:
+    """The check symbol of up to 30 data symbols, weights alpha^1, alpha^2, ... (distinct and
+    not 1, the check's own weight): it catches every single substitution and every swap of two
+    different symbols. `group_check` is this for the codes' groups of four."""
+    if len(symbols) > 30:
+        raise ValueError("at most 30 symbols share one check (alpha has order 31)")
+    check, weight = 0, 1
+    for symbol in symbols:
+        weight = _gf32_mul(weight, 2)
+        check ^= _gf32_mul(weight, symbol)
+    return check
+
+
 def _to_symbols(data: bytes) -> list[int]:
     """Bytes to 5-bit symbols, big-endian, the last padded with zero bits."""
     count = (len(data) * 8 + 4) // 5

@@ -28,10 +28,10 @@ import aiohttp
 import pytest
 
 from paperpack.authority import load_authority
-from paperpack.canonical import canonical_hash
 from paperpack.crypto import read_signing_public
 from server.demo import people
 from server.demo.workspace import data_path
+from server.protocol.candidate_receipt import candidate_receipt
 from server.protocol.response_package import open_response_package
 from tests.conftest import EXAMPLES, REPO_ROOT
 
@@ -184,7 +184,13 @@ async def test_demo_runs_an_exam_from_login_to_the_centre(tmp_path: Path) -> Non
         assert row["package_sha256"] == hashlib.sha256(exported.read_bytes()).hexdigest()
         attempt = centre_view_of(directory, exported, found[1])
         assert attempt["submission"]["receipt"] == receipt
-        assert canonical_hash(attempt["final_answers"]) == receipt
+        assert attempt["submission"]["receipt_format"] == "attempt-v2"
+        assert receipt == candidate_receipt(
+            attempt["final_answers"],
+            session_id=attempt["session_id"],
+            ticket=attempt["ticket"],
+            attempt_id=attempt["attempt_id"],
+        )
         assert len(attempt["final_answers"]) == len(answers)
     finally:
         rest = await stop_demo(demo)

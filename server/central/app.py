@@ -18,7 +18,16 @@ from pathlib import Path
 from aiohttp import web
 
 from paperpack.authority import Authority
-from server.central import keys, openapi, release, staff, status, uploads, venue_auth
+from server.central import (
+    keys,
+    openapi,
+    receipt_check,
+    release,
+    staff,
+    status,
+    uploads,
+    venue_auth,
+)
 from server.central.release import ReleaseSource
 from server.central.settings import CentralSettings, load_central_keys
 from server.central.storage import CentralStorage
@@ -87,6 +96,7 @@ def create_app(
     app.add_routes(release.routes)
     app.add_routes(staff.routes)  # login, logout, the console's stylesheets and icon
     app.add_routes(status.routes)
+    app.add_routes(receipt_check.routes)  # the public receipt check (/receipt, no login)
     app.add_routes(results_routes)  # GET /results/{session_id}/report (server.scoring)
     app.add_routes(openapi.routes)  # GET /api/v1/openapi.json
     return app

@@ -27,6 +27,8 @@ from paperpack.canonical import canonical_hash, quick_canonical_hash
 from paperpack.model import Paper
 from paperpack.scoring import Answer, KeyTable, compile_key
 from paperpack.variants import UnknownToken, VariantError, VariantPlan, paused_gc, to_canonical
+from server.protocol.candidate_receipt import ANSWERS_V1, ATTEMPT_V2, receipt_document
+from server.protocol.candidate_receipt import READABLE as READABLE_RECEIPTS
 from server.protocol.journal_chain import JournalMismatch, check_journals
 from server.scoring.material import VenueMaterial
 from server.scoring.packages import VenuePackage
@@ -250,7 +252,11 @@ def _score_attempt(
     out.receipt_venue = str(submission.get("receipt", ""))
     responses = final_answers(attempt)
     if submission:
-        out.receipt_centre = _receipt(responses, out.receipt_venue)
+        receipt_format = str(submission.get("receipt_format") or ANSWERS_V1)
+        if receipt_format not in READABLE_RECEIPTS:
+            _hold(out, f"receipt format {receipt_format} is unknown: upgrade the central server")
+        else:
+            out.receipt_centre = _receipt(attempt, responses, receipt_format, out.receipt_venue)
     scorer.score(attempt, out, responses)
     _check_journal(attempt, out)
     if ticket in absent:
@@ -258,11 +264,22 @@ def _score_attempt(
     return out
 
 
-def _receipt(answers: Mapping[str, Any], venue_receipt: str) -> str:
-    """The receipt recomputed here: the SHA-256 of the canonical JSON of the final answers
-    (the quick encoder, with the definition deciding any mismatch)."""
-    receipt = quick_canonical_hash(answers)
-    return receipt if receipt == venue_receipt else canonical_hash(answers)
+def _receipt(
+    attempt: Mapping[str, Any], answers: Mapping[str, Any], receipt_format: str, venue_receipt: str
+) -> str:
+    """The receipt recomputed here in the venue's format (server.protocol.candidate_receipt):
+    format 1 over the final answers alone, format 2 binding session, ticket and attempt too.
+    The quick encoder first, the definition deciding any mismatch."""
+    hashed: Any = answers
+    if receipt_format == ATTEMPT_V2:
+        hashed = receipt_document(
+            answers,
+            session_id=str(attempt.get("session_id", "")),
+            ticket=str(attempt["ticket"]),
+            attempt_id=str(attempt.get("attempt_id", "")),
+        )
+    receipt = quick_canonical_hash(hashed)
+    return receipt if receipt == venue_receipt else canonical_hash(hashed)
 
 
 def _check_journal(attempt: Mapping[str, Any], out: CandidateScore) -> None:

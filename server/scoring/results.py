@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from paperpack.model import Paper
+from server.protocol.candidate_receipt import short_code
 from server.scoring.changes import APPROVED, Change, read_personal
 from server.scoring.engine import ABSENT, CANCELLED, HELD, SCORED, CandidateScore
 from server.scoring.material import ScoringError
@@ -221,6 +222,25 @@ def results_json(
     return json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
 
 
+RECEIPT_CHECKS = "receipt-checks.json"  # what the centre's public receipt page reads
+
+
+def receipt_checks(session_id: str, results: list[FinalResult]) -> bytes:
+    """Per submitted candidate, the short code of the venue's receipt and whether the answers
+    scored here give the same receipt: all the public receipt page may say, no answers."""
+    tickets = {
+        r.score.ticket: {
+            "code": short_code(r.score.receipt_venue),
+            "scored_as_submitted": r.score.receipt_centre == r.score.receipt_venue,
+        }
+        for r in results
+        if r.score.submitted and len(r.score.receipt_venue) == 64
+    }
+    doc = {"format": "cbt-receipt-checks", "format_version": 1, "session_id": session_id,
+           "tickets": tickets}  # fmt: skip
+    return json.dumps(doc, indent=1).encode("utf-8") + b"\n"
+
+
 def write_results(
     results_dir: Path,
     session_id: str,
@@ -229,7 +249,8 @@ def write_results(
     out_csv: Path | None = None,
     out_json: Path | None = None,
 ) -> None:
-    """Internal copies (names, full ID numbers, mode 0600) plus the publication files asked for."""
+    """Internal copies (names, full ID numbers, mode 0600), the receipt checks (0600) and the
+    publication files asked for."""
     internal = [r.row(public=False) for r in results]
     write_atomic(results_dir / "scores-internal.csv", csv_bytes(internal, INTERNAL_COLUMNS), 0o600)
     write_atomic(
@@ -237,6 +258,7 @@ def write_results(
         results_json(session_id, paper, results, public=False),
         0o600,
     )
+    write_atomic(results_dir / RECEIPT_CHECKS, receipt_checks(session_id, results), 0o600)
     public = [r.row(public=True) for r in results]
     if out_csv is not None:
         write_atomic(out_csv, csv_bytes(public, PUBLIC_COLUMNS))

@@ -88,7 +88,7 @@ def _attempt(db: Database, row: dict[str, Any], digests: Mapping[str, str]) -> d
     # the receipt over them (repeating them doubled the package and the centre's decoding).
     submission = _rows(
         db,
-        "SELECT submitted_at, how, final_seq, answers, receipt FROM submissions"
+        "SELECT submitted_at, how, final_seq, answers, receipt, receipt_format FROM submissions"
         " WHERE attempt_id = ?",
         (attempt_id,),
     )

@@ -462,6 +462,34 @@ def m004_outages(db: Database) -> None:
     db.executescript(OUTAGES)
 
 
+RECEIPT_FORMAT = """
+-- Which candidate-receipt format `submissions.receipt` is in (server.protocol.candidate_receipt):
+-- 'attempt-v2' binds session, ticket and attempt as well as the answers; rows from before it
+-- are 'answers-v1' (the answers alone).
+-- Rebuilt rather than altered, so the stored schema keeps a comment on every column.
+CREATE TABLE submissions_v2 (
+    attempt_id TEXT PRIMARY KEY REFERENCES attempts(attempt_id), -- attempt
+    submitted_at TEXT NOT NULL,        -- when (ISO-8601 UTC)
+    how TEXT NOT NULL,                 -- 'candidate', 'time_up' or 'invigilator'
+    final_seq INTEGER NOT NULL,        -- last journal seq included
+    answers TEXT NOT NULL,             -- canonical JSON {item id: answer} at submission
+    receipt TEXT NOT NULL,             -- hex SHA-256 in `receipt_format` (shown to the candidate)
+    receipt_format TEXT NOT NULL       -- 'attempt-v2' (session, ticket, attempt and answers)
+        DEFAULT 'answers-v1'           -- or, for rows from before it, the answers alone
+);
+INSERT INTO submissions_v2 (attempt_id, submitted_at, how, final_seq, answers, receipt)
+    SELECT attempt_id, submitted_at, how, final_seq, answers, receipt FROM submissions;
+DROP TABLE submissions;
+ALTER TABLE submissions_v2 RENAME TO submissions;
+"""
+
+
+@migrations()
+def m005_receipt_format(db: Database) -> None:
+    """Record the format of each candidate receipt; new ones bind the attempt (format 2)."""
+    db.executescript(RECEIPT_FORMAT)
+
+
 def venue_tables() -> list[str]:
     """The names of the tables the migrations create, in order (for tests and docs)."""
     names = []

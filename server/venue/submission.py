@@ -1,9 +1,10 @@
 """Submission: `POST /api/v1/attempt/submit`, and freezing an attempt's answers.
 
 `finalise_attempt` is the one way an attempt ends, by the candidate or by the closer at time:
-it freezes the acknowledged answers as the submission, with a receipt (the SHA-256 of the
-canonical JSON of the final answers), and audits it in the same transaction. The candidate's
-own submission is refused in the sealed period (`rules.check_submit`).
+it freezes the acknowledged answers as the submission, with a receipt that binds the attempt
+(session, ticket, attempt id) and its final answers, and its short code for the candidate to
+write down (`server.protocol.candidate_receipt`), and audits it in the same transaction. The
+candidate's own submission is refused in the sealed period (`rules.check_submit`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import Any
 from aiohttp import web
 from sqlite_utils import Database
 
-from paperpack.canonical import canonical_hash, canonical_json
+from paperpack.canonical import canonical_json
 from server import audit
 from server.clock import iso
 from server.errors import Conflict
 from server.problems import Problem
+from server.protocol.candidate_receipt import WRITTEN, candidate_receipt, short_code
 from server.venue import keys, rules
 from server.venue.attempts import check_open
 from server.venue.candidate_auth import authenticate
@@ -52,7 +54,9 @@ def finalise_attempt(db: Database, attempt_id: str, how: str, at: datetime) -> d
             [attempt_id],
         )
     }
-    receipt = canonical_hash(answers)
+    receipt = candidate_receipt(
+        answers, session_id=row[2], ticket=row[3], attempt_id=attempt_id, receipt_format=WRITTEN
+    )
     db.table("submissions").insert(
         {
             "attempt_id": attempt_id,
@@ -61,6 +65,7 @@ def finalise_attempt(db: Database, attempt_id: str, how: str, at: datetime) -> d
             "final_seq": row[1],
             "answers": canonical_json(answers).decode("utf-8"),
             "receipt": receipt,
+            "receipt_format": WRITTEN,
         }
     )
     status = "submitted" if how == "candidate" else "closed"
@@ -77,7 +82,7 @@ def finalise_attempt(db: Database, attempt_id: str, how: str, at: datetime) -> d
         {"attempt_id": attempt_id, "how": how, "final_seq": row[1], "receipt": receipt},
         now=at,
     )
-    return {"submitted_at": now, "receipt": receipt}
+    return {"submitted_at": now, "receipt": receipt, "receipt_code": short_code(receipt)}
 
 
 @routes.post("/api/v1/attempt/submit", name="submit")

@@ -115,6 +115,8 @@ def test_candidate_completes_an_exam_end_to_end(
     page.wait_for_selector("#screen-done:not([hidden])", timeout=15000)
     receipt = page.text_content("#done-receipt") or ""
     assert re.fullmatch(r"[0-9a-f]{64}", receipt.strip()), receipt
+    code = page.text_content("#done-receipt-code") or ""
+    assert re.fullmatch(r"[0-9A-Z]{6}-[0-9A-Z]{6}", code.strip()), code
     if screenshot_dir:
         page.screenshot(path=str(screenshot_dir / "receipt.png"))
     context.close()

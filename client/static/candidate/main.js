@@ -486,6 +486,8 @@ function showDone(attempt) {
     ? formatTime(attempt.submitted_at, { seconds: true })
     : "";
   $("done-receipt").textContent = attempt.receipt || "";
+  $("done-receipt-code").textContent = attempt.receipt_code || "";
+  $("done-receipt-note").hidden = !attempt.receipt_code;
   if (!attempt.receipt) $("done-message").textContent = t("done.closed");
   show("screen-done");
 }

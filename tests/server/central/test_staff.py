@@ -39,7 +39,8 @@ ROUTES = {
 # login itself, and the stylesheets and icon of the login page.
 PUBLIC = re.compile(
     r"^(/api/v1/openapi.json|/api/v1/uploads.*|/api/v1/release|/api/v1/staff/log(in|out)"
-    r"|/login|/logout|/|/static/.*|/favicon\.ico)$"
+    r"|/login|/logout|/|/static/.*|/favicon\.ico"
+    r"|/receipt|/api/v1/receipt-check)$"  # the candidates' public receipt check (issue 14)
 )
 
 

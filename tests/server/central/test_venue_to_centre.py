@@ -68,7 +68,9 @@ def sit_session(db: Database) -> dict[str, Any]:
             answers = journal.current_responses(db, attempt_id)
             finals[ticket] = answers
             db.execute(
-                "INSERT INTO submissions VALUES (?, ?, 'candidate', 3, ?, 'r')",
+                "INSERT INTO submissions (attempt_id, submitted_at, how, final_seq, answers,"
+                " receipt)"
+                " VALUES (?, ?, 'candidate', 3, ?, 'r')",
                 (attempt_id, iso(START), json.dumps(answers)),
             )
         db.execute(

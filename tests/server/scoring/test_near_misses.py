@@ -137,7 +137,9 @@ def _sit(venue_dir: Path, sheets: dict[str, dict[str, Any]]) -> None:
                 journal.append_save(db, attempt_id, seq, dict(items[start : start + 7]), START)
             final = journal.current_responses(db, attempt_id)
             db.execute(
-                "INSERT INTO submissions VALUES (?, ?, 'candidate', ?, ?, ?)",
+                "INSERT INTO submissions (attempt_id, submitted_at, how, final_seq, answers,"
+                " receipt)"
+                " VALUES (?, ?, 'candidate', ?, ?, ?)",
                 (attempt_id, iso(START), seq, json.dumps(final), canonical_hash(final)),
             )
     db.close()

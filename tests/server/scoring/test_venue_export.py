@@ -83,7 +83,9 @@ def _sit(venue_dir: Path, paper: Paper) -> dict[str, dict[str, Any]]:
             final = journal.current_responses(db, attempt_id)
             finals[ticket] = final
             db.execute(
-                "INSERT INTO submissions VALUES (?, ?, 'candidate', ?, ?, ?)",
+                "INSERT INTO submissions (attempt_id, submitted_at, how, final_seq, answers,"
+                " receipt)"
+                " VALUES (?, ?, 'candidate', ?, ?, ?)",
                 (attempt_id, iso(START), seq, json.dumps(final), canonical_hash(final)),
             )
     db.close()

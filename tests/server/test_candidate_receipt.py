@@ -187,7 +187,10 @@ async def test_the_centre_confirms_each_receipt_after_publication_only(tmp_path:
         record = VenueRecord("V1", "V1", venue.sign_public, venue.wrap_public, iso(START))
         await app[central_keys.STORAGE].add_venue(record)
         url = str(server.make_url("")).rstrip("/")
-        assert len(await drain_outbox(venue.directory, url, authority.signing_public)) == 1
+        delivered = await drain_outbox(
+            venue.directory, url, authority.signing_public, clock=app[central_keys.CLOCK]
+        )
+        assert len(delivered) == 1
 
         storage = app[central_keys.STORAGE]
         folder = results_dir(tmp_path, SESSION)

@@ -18,7 +18,7 @@ from server.errors import CbtError
 from server.staffauth import hash_password
 from server.store import transaction
 from server.venue import backup as venue_backup
-from server.venue import invigilator_draw, rooms, roster, seats, staff
+from server.venue import invigilator_draw, rooms, roster, seat_forms, seats, staff
 from server.venue.workspace import init_venue, load_venue, open_venue_db
 
 
@@ -171,6 +171,14 @@ def run_seats(args: argparse.Namespace) -> int:
         report = seats.verify_seats(db, args.session)
         print(f"seat plan of session {args.session}: {report.candidates} candidates")
         print(f"seed {report.seed} ({_SOURCE[report.seed_source]})")
+        if report.seed_source == "venue" and seat_forms.package_seating(db, args.session).seed:
+            print("note: the package carries the centre's seed; this plan does not use it")
+        elif report.seed_source == "venue":
+            print(
+                "note: no package carrying the centre's seed is imported for this session: "
+                "import it, then draw again with --redraw --reason (the paper's forms come "
+                "with it)"
+            )
         print(f"algorithm {seats.ALGORITHM}  plan {report.plan_hash}  redraws {report.redraws}")
         plan = seats.current_seats(db, args.session)
         layouts = dict(

@@ -11,13 +11,14 @@ get the same plan (art. 21(1)), whatever order the seats are listed in:
   neighbours too when F >= 4 (with 2 or 3 forms that is impossible on a full grid: a 2x2
   block of seats would need 4 different forms);
 - any two neighbours, diagonals included, have different order classes. A candidate's order
-  in the paper's shuffled sections depends on the class (`paperpack.variants`): the class
-  is written in mixed radix over the shuffled sections (radix min(items, what is left of 4)),
-  and in each of them the first item shown has an authored position equal to its digit
-  modulo the radix. Two classes with different digits never see the same item order. With
-  shuffled sections of 4 or more items in all (the product of the radices >= 4) all four
-  classes differ; with fewer, some neighbour pairs on the same form may get the same order,
-  and `neighbour_conflicts` names them and says why.
+  in the paper's shuffled sections depends on the class (`paperpack.variants`): in each of
+  them the first item shown has an authored position equal to the class's digit modulo the
+  section's radix. In a shuffled section of 4 items or more the digit is the class itself,
+  so neighbours never see the same order there; the smaller shuffled sections write the
+  class in mixed radix (min(items, what is left of 4)) together, so they tell all four
+  classes apart when their radices multiply to 4 or more. Where the paper leaves two
+  neighbours on the same form with the same order everywhere, `neighbour_conflicts` names
+  them and says why.
 
 A layout is written `FORM#CLASS` (`A#2`), or `#CLASS` for a paper without forms; it is what
 the venue records as the candidate's form and what the variant is built from.
@@ -84,9 +85,14 @@ def order_class(row: int, column: int) -> int:
 
 
 def class_radices(shuffled: Sequence[int]) -> tuple[int, ...]:
-    """The radix of each shuffled section (by its item count) in which classes are written."""
+    """The radix of each shuffled section (by its item count) in which classes are written: 4
+    for a section of 4 items or more (each class its own first item there), and for smaller
+    sections the mixed radix min(items, what is left of 4) over them together."""
     radices, left = [], ORDER_CLASSES
     for items in shuffled:
+        if items >= ORDER_CLASSES:
+            radices.append(ORDER_CLASSES)
+            continue
         radix = max(1, min(items, left))
         radices.append(radix)
         left = -(-left // radix)
@@ -94,11 +100,15 @@ def class_radices(shuffled: Sequence[int]) -> tuple[int, ...]:
 
 
 def class_digits(klass: int, radices: Sequence[int]) -> tuple[int, ...]:
-    """The class written in the mixed radix `radices`: one digit per shuffled section."""
-    digits = []
+    """The class's digit in each shuffled section: the class itself where the radix is 4,
+    else its next digit in the mixed radix of the smaller sections."""
+    digits, rest = [], klass
     for radix in radices:
-        digits.append(klass % radix)
-        klass //= radix
+        if radix == ORDER_CLASSES:
+            digits.append(klass)
+            continue
+        digits.append(rest % radix)
+        rest //= radix
     return tuple(digits)
 
 
@@ -156,8 +166,8 @@ def same_screen_reason(a: str | None, b: str | None, shuffled: Sequence[int]) ->
     for radix in radices:
         total *= radix
     return (
-        f"{on}, and the shuffled sections ({', '.join(str(n) for n in shuffled)} items) allow "
-        f"only {total} different first items for 4 order classes"
+        f"{on}, and the shuffled sections ({', '.join(str(n) for n in shuffled)} items) tell "
+        f"only {total} of the 4 order classes apart"
     )
 
 

@@ -29,7 +29,8 @@ So with no shuffling at all, forms A and B differ at every position of a section
 more items; a paper whose forms would come out the same is refused (the packer refuses it).
 `form` may also carry the seat's order class (`A#2`, `#2`; `paperpack.forms`): in each
 shuffled section the candidate's order is then rotated so that the first item shown has an
-authored position equal to the class's digit, which keeps neighbours' orders apart. The
+authored position equal to the class's digit modulo the section's radix, which keeps
+neighbours' orders apart (in every shuffled section of 4 items or more). The
 stream depends on the paper form only (a move to another seat keeps the tokens); the digest
 binds the whole layout.
 

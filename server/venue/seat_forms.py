@@ -139,9 +139,17 @@ def drawn_record(db: Database, session_id: str) -> dict[str, object]:
 def check_seed_source(
     db: Database, session_id: str, drawn: dict[str, object], seed_hex: str
 ) -> str:
-    """A seed recorded as the centre's must be the one the package named signed."""
+    """A seed recorded as the centre's must be the one the package named signed; a plan drawn
+    with the package of another manifest version than the one in force must be redrawn."""
     if drawn.get("seed") != seed_hex:
         raise SeatsMismatch("the audited draw names another seed than the recorded plan")
+    in_force = package_seating(db, session_id).package_id
+    if drawn.get("package_id") and in_force and drawn.get("package_id") != in_force:
+        raise SeatsMismatch(
+            f"the seat plan was drawn with package {str(drawn.get('package_id'))[:12]}..., but "
+            f"package {in_force[:12]}... is in force now: draw it again with --redraw --reason "
+            "(before the unlock)"
+        )
     if drawn.get("seed_source") != "centre":
         return "venue"
     row = db.execute(

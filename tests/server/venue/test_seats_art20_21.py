@@ -376,3 +376,31 @@ def test_art20_property_no_neighbours_share_a_form_or_an_order(case, seed: bytes
                 assert pair in named and product < 4
             else:
                 assert pair not in named
+
+
+def test_art21_1_a_plan_drawn_with_a_replaced_package_must_be_redrawn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """When another package (a newer manifest version) is in force, --verify says the plan was
+    drawn with the old one and to redraw; the redraw takes the new package's seed."""
+    d = _venue(tmp_path, capsys)
+    assert cbt(["venue", "seats", d, "--session", SESSION, *ROOMS]) == 0
+    conn = sqlite3.connect(Path(d) / "venue.db")
+    [(old_id, manifest)] = conn.execute("SELECT package_id, manifest FROM packages").fetchall()
+    raw = json.loads(manifest)
+    raw["seating"]["seed"] = "ef" * 32  # what a re-pack signs: a new seed
+    new_id = "f" * 64
+    conn.execute(
+        "INSERT INTO packages SELECT ?, session_id, venue_id, kind, manifest_version + 1, ?,"
+        " directory, fragment_count, size_bytes, imported_at, imported_by FROM packages"
+        " WHERE package_id = ?",
+        (new_id, json.dumps(raw), old_id),
+    )
+    conn.execute("UPDATE sessions SET package_id = ?", (new_id,))
+    conn.commit()
+    conn.close()
+    assert cbt(["venue", "seats", d, "--session", SESSION, "--verify"]) == 1
+    assert "is in force now: draw it again with --redraw" in capsys.readouterr().err
+    redraw = ["--redraw", "--reason", "manifest version 2 arrived"]
+    assert cbt(["venue", "seats", d, "--session", SESSION, *redraw]) == 0
+    assert f"seed {'ef' * 32} (the centre's" in capsys.readouterr().out

@@ -111,6 +111,13 @@ class Manifest:
         return dict(value) if isinstance(value, dict) else None
 
     @property
+    def upload_key(self) -> str | None:
+        """The centre's X25519 upload key as text (the venue seals its answers to it), signed
+        in the manifest since 2026-12; None in packages made before."""
+        value = self.raw.get("authority", {}).get("upload_key")
+        return value if isinstance(value, str) else None
+
+    @property
     def wrapped_device_secret(self) -> bytes:
         return base64.b64decode(self.raw["device"]["wrapped"])
 
@@ -379,7 +386,15 @@ def parse_manifest(data: bytes) -> Manifest:
         except ValueError:
             raise c.fail(f"device.{key}", "is not base64") from None
     c.hexstr(raw, "key_commitment", "", 32)
-    c.get(c.obj(raw.get("authority"), "authority"), "signing_key", "authority.", str)
+    signer = c.obj(raw.get("authority"), "authority")
+    c.get(signer, "signing_key", "authority.", str)
+    if "upload_key" in signer:  # since 2026-12: the centre's X25519 upload key, signed
+        upload_key = c.get(signer, "upload_key", "authority.", str)
+        try:
+            if len(base64.b64decode(upload_key, validate=True)) != 32:
+                raise ValueError
+        except ValueError:
+            raise c.fail("authority.upload_key", "is not a base64 X25519 public key") from None
     _check_v3(c, raw, version)
     return Manifest(raw)
 

@@ -230,7 +230,12 @@ def _manifest_skeleton(
             "wrapped": base64.b64encode(wrapped_device).decode("ascii"),
             "venue_public_key": venue.public_key_text,
         },
-        "authority": {"signing_key": public_key_text(authority.signing_public)},
+        "authority": {
+            "signing_key": public_key_text(authority.signing_public),
+            # The key the venue seals its answers to: signed here, so the venue learns it with
+            # the package, before the exam, and its outbox can send answers home by itself.
+            "upload_key": public_key_text(authority.wrapping_public),
+        },
     }
     if FORMAT_VERSION >= 3:
         raw["seating"] = seating_fields(paper)

@@ -304,10 +304,19 @@ def sessions_to_export(venue_dir: Path) -> list[str]:
         db.close()
 
 
+def pinned_centre_signing_key(venue_dir: Path) -> crypto.Ed25519PublicKey | None:
+    """The centre's signing key when both centre keys are pinned in DIR/keys/ (the import
+    pins both from the package), else None."""
+    pinned = venue_dir / "keys" / AUTHORITY_SIGN_FILE
+    if not pinned.is_file() or not (venue_dir / "keys" / CENTRAL_KEY_FILE).is_file():
+        return None
+    return crypto.read_signing_public(pinned.read_text(encoding="ascii"), "centre signing")
+
+
 async def export_and_upload_worker(
     venue_dir: Path,
     central_url: str,
-    central_public: crypto.Ed25519PublicKey,
+    central_public: crypto.Ed25519PublicKey | None = None,
     *,
     idle_s: float = 10.0,
     clock: Clock | None = None,
@@ -315,14 +324,23 @@ async def export_and_upload_worker(
     """Once a session ends, export it and send the outbox; retry with backoff (cancel to stop).
     Upload calls are signed at `clock`'s time (the venue app's).
 
-    The venue server runs this as a background task when a central URL is configured."""
-    failures = 0
+    The centre's keys are looked for every round (`central_public` overrides the pinned
+    signing key): a package imported while the server runs pins them, and the next round
+    sends. The venue server runs this as a background task when a central URL is configured."""
+    failures, waiting_logged = 0, False
     while True:
         try:
+            public = central_public or pinned_centre_signing_key(venue_dir)
+            if public is None:
+                if not waiting_logged:
+                    log.warning("export.outbox_waiting reason=centre keys not pinned yet")
+                    waiting_logged = True
+                await asyncio.sleep(idle_s)
+                continue
             for session_id in sessions_to_export(venue_dir):
                 await asyncio.to_thread(export_session, venue_dir, session_id)
             await drain_outbox(
-                venue_dir, central_url, central_public, backoff=Backoff(attempts=3), clock=clock
+                venue_dir, central_url, public, backoff=Backoff(attempts=3), clock=clock
             )
             failures = 0
             await asyncio.sleep(idle_s)
@@ -339,18 +357,10 @@ def outbox_context(
 
     The venue app appends it when a central URL is configured:
     `app.cleanup_ctx.append(outbox_context(settings.venue_dir, settings.central_url))`.
-    Needs the centre's keys pinned in DIR/keys/ (authority-sign.pub, authority-upload.pub)."""
+    The worker waits for the centre's keys (pinned by the package import) by itself."""
 
     async def context(app: Any) -> AsyncIterator[None]:
-        pinned = venue_dir / "keys" / AUTHORITY_SIGN_FILE
-        if not pinned.is_file() or not (venue_dir / "keys" / CENTRAL_KEY_FILE).is_file():
-            log.warning("export.outbox_idle reason=centre keys not pinned in %s", pinned.parent)
-            yield
-            return
-        public = crypto.read_signing_public(pinned.read_text(encoding="ascii"), "centre signing")
-        task = asyncio.create_task(
-            export_and_upload_worker(venue_dir, central_url, public, clock=clock)
-        )
+        task = asyncio.create_task(export_and_upload_worker(venue_dir, central_url, clock=clock))
         try:
             yield
         finally:

@@ -40,6 +40,7 @@ from server.venue.workspace import Venue, load_venue
 routes = web.RouteTableDef()
 
 AUTHORITY_KEY_FILE = "authority-sign.pub"  # in DIR/keys/: the pinned central signing key
+UPLOAD_KEY_FILE = "authority-upload.pub"  # in DIR/keys/: the centre's X25519 key, from the manifest
 ADMIN = "system_administrator"
 STAFF = ("system_administrator", "chief_examiner", "invigilator")
 MAX_BODY = 64 * 1024
@@ -98,7 +99,7 @@ def claimed_session(source: Path) -> str:
 def verify_package(venue: Venue, source: Path, highest_seen: int) -> Any:
     """Open (verify) a package directory: signature, venue binding, fragments. No decryption."""
     try:
-        return open_package(
+        opened = open_package(
             source,
             authority_key(venue),
             highest_seen_version=highest_seen,
@@ -106,6 +107,27 @@ def verify_package(venue: Venue, source: Path, highest_seen: int) -> Any:
         )
     except PaperpackError as exc:
         raise ImportRefused(f"the package was refused: {exc}") from None
+    pin_upload_key(venue, opened.manifest.upload_key)
+    return opened
+
+
+def pin_upload_key(venue: Venue, key_text: str | None) -> None:
+    """Pin the centre's upload key from a verified manifest (first package that carries one),
+    so the outbox can seal and send answers home by itself; a different key later is refused,
+    like a different authority signing key."""
+    if key_text is None:  # a package made before the manifest carried it
+        return
+    target = venue.keys_dir / UPLOAD_KEY_FILE
+    if target.exists():
+        pinned = target.read_text(encoding="ascii").strip()
+        if pinned != key_text:
+            raise ImportRefused(
+                f"the package names another centre upload key than the one pinned in {target}:"
+                " a venue sends its answers to one centre; check where this package came from"
+            )
+        return
+    crypto.read_wrapping_public(key_text, "centre upload")
+    target.write_text(key_text + "\n", encoding="ascii")
 
 
 def store_package_files(venue: Venue, source: Path, package_id: str) -> Path:

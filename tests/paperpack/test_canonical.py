@@ -35,7 +35,8 @@ def test_floats_may_differ_so_the_definition_decides():
 
     value = {"q1": 1e16}
     assert canonical_json(value) == b'{"q1":1e+16}'
-    assert _receipt(value, canonical_hash(value)) == canonical_hash(value)
+    attempt = {"ticket": "T1"}
+    assert _receipt(attempt, value, "answers-v1", canonical_hash(value)) == canonical_hash(value)
 
 
 def test_a_shape_orjson_refuses_falls_back_to_the_definition():

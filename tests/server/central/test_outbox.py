@@ -87,3 +87,45 @@ async def test_a_venue_app_with_the_outbox_context_sends_ended_sessions(
             break
         await asyncio.sleep(0.05)
     assert [p.session_id for p in await central.storage.list_packages()] == ["S1"]
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # the worker, not the store
+async def test_keys_pinned_while_the_server_runs_are_used_at_the_next_round(
+    central: Central, authority_dir: Path, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    """Issue 14, point 3: the server starts before the centre's keys are pinned (no package
+    imported yet); once they are, the ended session goes home without a restart or a hand."""
+    from server.venue import export as venue_export
+
+    venue_dir = tmp_path / "venue"
+    venue = init_venue(venue_dir, "V1", now=START)
+    await central.storage.add_venue(
+        VenueRecord("V1", "V1", venue.sign_public, venue.wrap_public, iso(START))
+    )
+    db = open_venue_db(venue_dir)
+    sit_session(db)
+    db.close()
+
+    async def worker(app: web.Application) -> Any:
+        task = asyncio.create_task(
+            venue_export.export_and_upload_worker(
+                venue_dir, central.url, idle_s=0.05, clock=central.clock
+            )
+        )
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app = web.Application()
+    app.cleanup_ctx.append(worker)
+    await aiohttp_client(app)
+    await asyncio.sleep(0.3)
+    assert await central.storage.list_packages() == []  # nothing to seal to yet
+    central_wrap_key(venue_dir, authority_dir / "upload.pub")  # what the import pins
+    shutil.copyfile(authority_dir / "signing.pub", venue_dir / "keys" / "authority-sign.pub")
+    for _ in range(400):
+        if await central.storage.list_packages():
+            break
+        await asyncio.sleep(0.05)
+    assert [p.session_id for p in await central.storage.list_packages()] == ["S1"]

@@ -19,7 +19,7 @@ from server.staffauth import hash_password
 from server.store import transaction
 from server.venue import backup as venue_backup
 from server.venue import invigilator_draw, rooms, roster, seat_forms, seats, staff
-from server.venue.workspace import init_venue, load_venue, open_venue_db
+from server.venue.workspace import init_venue, load_venue, load_wrapping_key, open_venue_db
 
 
 def _now() -> datetime:
@@ -244,12 +244,27 @@ def _verify_seats(db: Database, args: argparse.Namespace) -> int:
 
 
 def run_backup(args: argparse.Namespace) -> int:
+    from server.venue.backup_crypto import Recipients, seal_file
+
     venue = load_venue(args.dir)
-    destination = args.out or venue.backup_dir / venue_backup.default_backup_name(_now())
-    report = venue_backup.full_backup(venue.db_path, destination)
+    name = venue_backup.default_backup_name(_now()) + ".enc"
+    destination = args.out or venue.backup_dir / name
+    if destination.exists():
+        raise CbtError(f"{destination} exists already: choose a new file name")
+    # The plaintext copy stays on the venue's disk; only the encrypted one goes to the backup
+    # (F12): answers encrypted to the venue's key, and the centre's once pinned.
+    plain = venue.db_path.with_name(venue.db_path.name + ".full-backup")
+    plain.unlink(missing_ok=True)
+    recipients = Recipients.of(venue.venue_id, venue.wrap_public, venue.keys_dir)
+    try:
+        report = venue_backup.full_backup(venue.db_path, plain)
+        seal_file(plain, destination, recipients)
+    finally:
+        plain.unlink(missing_ok=True)
+    to = "the venue's key" + (" and the centre's upload key" if recipients.centre else "")
     print(
-        f"backup written to {report.path} ({report.size_bytes} bytes): "
-        f"{report.journal_rows} journal rows, {report.audit_events} audit events verified"
+        f"backup written to {destination} ({destination.stat().st_size} bytes, encrypted to "
+        f"{to}): {report.journal_rows} journal rows, {report.audit_events} audit events verified"
     )
     return 0
 
@@ -263,6 +278,8 @@ def run_restore(args: argparse.Namespace) -> int:
         venue.db_path,
         venue.database_id,
         args.backup_dir or venue.backup_dir,
+        venue_id=venue.venue_id,
+        private_key=load_wrapping_key(venue),
         base=args.base,
         force=args.force,
         now=_now(),

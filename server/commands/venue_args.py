@@ -161,14 +161,18 @@ def _register_backup(venue_sub: argparse._SubParsersAction) -> None:  # type: ig
         "restore",
         help="rebuild a refused venue database from DIR/backup/ (base snapshot + continuous)",
         description="With the server stopped: build a new DIR/venue.db from the base snapshot "
-        "DIR/backup/base.db (or --base) and every journal row, audit event and submission of "
+        "DIR/backup/base.db.enc (or --base) and every journal row, audit event and submission of "
         "the continuous backup DIR/backup/continuous.db, check it, keep the refused database in "
         "DIR/damaged-<time>/ and say what was lost after the backup position.",
     )
     r.add_argument("dir", type=Path, metavar="DIR")
-    r.add_argument("--base", type=Path, help="the base snapshot (default DIR/backup/base.db)")
     r.add_argument(
-        "--backup-dir", type=Path, help="where base.db and continuous.db are (default DIR/backup)"
+        "--base",
+        type=Path,
+        help="the base snapshot, or a `cbt venue backup` copy (default DIR/backup/base.db.enc)",
+    )
+    r.add_argument(
+        "--backup-dir", type=Path, help="where base.db.enc and continuous.db are (DIR/backup)"
     )
     r.add_argument(
         "--force", action="store_true", help="replace the database even if it passes the checks"

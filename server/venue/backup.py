@@ -5,6 +5,8 @@ Continuous: `ContinuousBackup` copies every new row of the append-only tables (`
 (another disk in practice: mount one there), every `interval_s` seconds. Rows are found by
 rowid, so a pass copies only what is new; the backup runs WAL + synchronous=FULL too, so a
 copied row survives a power cut. Each backup table has the source's columns plus `src_rowid`.
+With a `RowSealer` (as every server runs it) the answers it copies are encrypted to the
+venue's and the centre's keys (server.venue.backup_crypto, F12).
 `server.venue.workspace.open_venue_store` starts it with the store and stops it (after a last
 pass) when the store closes, so every venue server runs one.
 
@@ -32,6 +34,7 @@ from server.errors import CbtError, is_storage_full
 from server.private import private_file
 from server.store import Store, connect
 from server.venue.background import stop_task
+from server.venue.backup_crypto import RowSealer
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +70,18 @@ def read_new_rows(
 class ContinuousBackup:
     """Copies new rows of the append-only tables into the backup database, a pass at a time."""
 
-    def __init__(self, store: Store, target: Path, *, interval_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        target: Path,
+        *,
+        interval_s: float = 1.0,
+        sealer: RowSealer | None = None,
+    ) -> None:
         self.store = store
         self.target = target
         self.interval_s = interval_s
+        self.sealer = sealer  # encrypts the answers it copies (F12, server.venue.backup_crypto)
         self.last_pass_at: datetime | None = None
         self.rows_copied = 0
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backup")
@@ -86,6 +97,8 @@ class ContinuousBackup:
 
     def _open(self, columns: dict[str, list[str]]) -> None:
         self._db = connect(private_file(self.target))
+        if self.sealer is not None:
+            self.sealer.prepare(self._db.conn)
         for table in BACKUP_TABLES:
             self._ensure_table(self._db, table, columns[table])
             self.positions[table] = self._position(self._db, table)
@@ -117,6 +130,8 @@ class ContinuousBackup:
                 self._ensure_table(db, table, columns)
                 if not rows:
                     continue
+                if self.sealer is not None:
+                    rows = self.sealer.seal_rows(table, columns, rows)
                 marks = ", ".join("?" * (len(columns) + 1))
                 db.conn.executemany(
                     f"INSERT OR IGNORE INTO {table} (src_rowid, {', '.join(columns)})"  # noqa: S608 - fixed names
@@ -177,10 +192,10 @@ class ContinuousBackup:
 
 
 async def start_continuous_backup(
-    store: Store, target: Path, *, interval_s: float = 1.0
+    store: Store, target: Path, *, interval_s: float = 1.0, sealer: RowSealer | None = None
 ) -> ContinuousBackup:
     """Open the backup, run it in a task, and stop it (after a last pass) when `store` closes."""
-    backup = ContinuousBackup(store, target, interval_s=interval_s)
+    backup = ContinuousBackup(store, target, interval_s=interval_s, sealer=sealer)
     await backup.open()
     task = asyncio.create_task(backup.run(), name="venue-backup")
 

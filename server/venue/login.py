@@ -26,6 +26,7 @@ from server.http import read_json_object, require_field
 from server.venue import keys, rules
 from server.venue.attempts import attempt_view, paper_ready
 from server.venue.candidate_auth import new_token, token_hash
+from server.venue.id_protect import id_hash, id_key_for
 from server.venue.rules import RuleViolation
 from server.venue.timelines import session_rules
 
@@ -34,12 +35,8 @@ routes = web.RouteTableDef()
 MAX_LOGIN_BODY = 4096
 
 
-def normalise_id_number(text: str) -> str:
-    return "".join(text.split()).upper()
-
-
 _CANDIDATE_COLUMNS = (
-    "session_id", "ticket", "id_number", "starts_at", "start_delay_ms", "duration_ms",
+    "session_id", "ticket", "id_hash", "starts_at", "start_delay_ms", "duration_ms",
     "paper_kind", "rules",
 )  # fmt: skip
 
@@ -52,7 +49,7 @@ def find_candidate(db: Database, ticket: str) -> dict[str, Any] | None:
 
 def _find_candidate(db: Database, ticket: str, *, ended: bool) -> dict[str, Any] | None:
     found = db.conn.execute(
-        "SELECT c.session_id, c.ticket, c.id_number, s.starts_at, s.start_delay_ms,"
+        "SELECT c.session_id, c.ticket, c.id_hash, s.starts_at, s.start_delay_ms,"
         " s.duration_ms, s.paper_kind, s.rules,"
         " EXISTS (SELECT 1 FROM attempts a"
         "         WHERE a.session_id = c.session_id AND a.ticket = c.ticket),"
@@ -67,6 +64,7 @@ def _find_candidate(db: Database, ticket: str, *, ended: bool) -> dict[str, Any]
     if found is None:
         return None
     return dict(zip(_CANDIDATE_COLUMNS, found[:-2], strict=True)) | {
+        "id_key": id_key_for(db),  # to hash what the candidate typed (F12)
         "has_attempt": bool(found[-2]),
         "absent": bool(found[-1]),
         "ended": ended,
@@ -112,9 +110,10 @@ def record_login(
 
 def check_login(row: dict[str, Any] | None, id_number: str, now: datetime) -> dict[str, Any]:
     """Raise unless the ticket exists, the ID matches and the candidate may (still) enter."""
-    expected = normalise_id_number(row["id_number"]) if row else ""
-    given = normalise_id_number(id_number)
-    if row is None or not hmac.compare_digest(expected.encode(), given.encode()):
+    # The roster keeps only the keyed hash of the ID number (F12): compare hashes.
+    expected = row["id_hash"] if row else ""
+    given = id_hash(row["id_key"], id_number) if row else ""
+    if row is None or not expected or not hmac.compare_digest(expected, given):
         raise Unauthenticated(
             "login-failed",
             "the ticket number and ID number do not match the roster; "

@@ -1,12 +1,13 @@
 """Restoring the venue database from its backups (issue 16, F5): `cbt venue restore DIR`.
 
 What the backup directory (DIR/backup/, another disk in practice) holds:
-- `base.db`: a complete copy of the database (the roster, packages, seats, staff and every
-  attempt so far), taken when the server starts, before it serves, and again every five
-  minutes if anything but saves, submissions and logins changed; written atomically;
+- `base.db.enc`: a complete copy of the database (the roster, packages, seats, staff and
+  every attempt so far), taken when the server starts, before it serves, and again every five
+  minutes if anything but saves, submissions and logins changed; written atomically and
+  encrypted (server.venue.backup_crypto, F12);
 - `continuous.db`: every row of the append-only tables (`journal`, `audit_events`,
-  `submissions`) from the first, copied about once a second (server.venue.backup). The last
-  row it holds of each table is the *backup position*.
+  `submissions`) from the first, copied about once a second (server.venue.backup), the
+  answers encrypted. The last row it holds of each table is the *backup position*.
 
 The restore builds a new database from the base, appends every journal row, audit event and
 submission of the continuous backup the base does not hold, recreates the attempts logged in
@@ -25,14 +26,13 @@ events that record them, to be done again.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import shutil
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,14 +41,22 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from paperpack import crypto
 from paperpack.canonical import canonical_json
 from server.audit import record, verify_audit
 from server.dbcheck import DatabaseDamaged, check_sqlite_file
 from server.errors import CbtError
 from server.private import private_file
-from server.store import Store, connect, migrate, transaction
-from server.venue.background import stop_task
+from server.store import connect, migrate, transaction
 from server.venue.backup import BACKUP_TABLES, CONTINUOUS_FILE
+from server.venue.backup_crypto import (
+    SEALED_COLUMNS,
+    BackupCryptoError,
+    is_sealed_file,
+    open_file,
+    row_opener,
+)
+from server.venue.base_snapshot import BASE_FILE, LEGACY_BASE_FILE, REBUILT_ACTIONS, fsync_dir
 from server.venue.integrity import (
     DatabaseRefused,
     check_database,
@@ -60,88 +68,9 @@ from server.venue.schema import migrations
 
 log = logging.getLogger(__name__)
 
-BASE_FILE = "base.db"
-BASE_INTERVAL_S = 300.0  # how often the base snapshot is refreshed when set-up data changed
-# Audit actions whose effect the restore rebuilds (attempts, journal, submissions); any other
-# action recorded after the base snapshot changed something that is not restored.
-REBUILT_ACTIONS = ("attempt.login", "attempt.relogin", "attempt.submitted", "attempt.closed")
-
 
 class RestoreError(CbtError):
     """The database cannot be restored from these backups; the message says why."""
-
-
-# --- the base snapshot ------------------------------------------------------------------------
-
-
-def write_base_snapshot(db_path: Path, backup_dir: Path) -> Path:
-    """A consistent copy of the whole database at backup_dir/base.db (online backup API),
-    written to a temporary file, synced and renamed, so an old base stays until a new one is
-    complete."""
-    target = backup_dir / BASE_FILE
-    tmp = backup_dir / (BASE_FILE + ".tmp")
-    tmp.unlink(missing_ok=True)
-    src = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    dst = sqlite3.connect(private_file(tmp))
-    try:
-        src.backup(dst)
-    finally:
-        src.close()
-        dst.close()
-    with tmp.open("rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
-    _fsync_dir(backup_dir)
-    return target
-
-
-def _setup_events(db: Database) -> int:
-    """The last audit event that changed something the restore does not rebuild."""
-    marks = ", ".join("?" * len(REBUILT_ACTIONS))
-    row = db.execute(
-        f"SELECT coalesce(max(event_id), 0) FROM audit_events WHERE action NOT IN ({marks})",  # noqa: S608
-        REBUILT_ACTIONS,
-    ).fetchone()
-    return int(row[0])
-
-
-async def start_base_snapshots(
-    store: Store, db_path: Path, backup_dir: Path, *, interval_s: float = BASE_INTERVAL_S
-) -> None:
-    """Write the base snapshot now, then again every `interval_s` when something outside the
-    journal, submissions and logins changed (a package import, a seat move, a time grant: any
-    other audited action), until `store` closes."""
-    await asyncio.to_thread(write_base_snapshot, db_path, backup_dir)
-    last = await store.read(_setup_events)
-
-    async def refresh() -> None:
-        nonlocal last
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                now = await store.read(_setup_events)
-                if now > last:
-                    await asyncio.to_thread(write_base_snapshot, db_path, backup_dir)
-                    last = now
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("backup.base_snapshot_failed dir=%s", backup_dir)
-
-    task = asyncio.create_task(refresh(), name="venue-base-snapshot")
-
-    async def stop() -> None:
-        await stop_task(task)
-
-    store.before_close(stop)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- the restore ------------------------------------------------------------------------------
@@ -168,14 +97,20 @@ def restore_database(
     database_id: str | None,
     backup_dir: Path,
     *,
+    venue_id: str,
+    private_key: crypto.X25519PrivateKey,
     base: Path | None = None,
     force: bool = False,
     now: datetime | None = None,
     actor: str = "system",
 ) -> RestoreReport:
-    """Rebuild `db_path` from `base` (default backup_dir/base.db) and the continuous backup."""
+    """Rebuild `db_path` from `base` (default backup_dir/base.db.enc) and the continuous
+    backup, opening what is encrypted with the venue's `private_key`."""
     now = now or datetime.now(UTC)
-    base = base or backup_dir / BASE_FILE
+    if base is None:
+        base = backup_dir / BASE_FILE
+        if not base.exists() and (backup_dir / LEGACY_BASE_FILE).exists():
+            base = backup_dir / LEGACY_BASE_FILE
     continuous = backup_dir / CONTINUOUS_FILE
     if not force:
         try:
@@ -187,12 +122,45 @@ def restore_database(
                 f"{db_path} is intact and this venue's: there is nothing to restore "
                 "(stop the server and pass --force to replace it from the backup anyway)"
             )
-    for what, path in (("base snapshot", base), ("continuous backup", continuous)):
+    if not base.is_file():
+        raise RestoreError(f"the base snapshot {base} is missing: pass --base FILE")
+    plain_base = db_path.with_name(db_path.name + ".base-restore")
+    try:
+        if is_sealed_file(base):
+            try:
+                open_file(base, plain_base, private_key)
+            except BackupCryptoError as exc:
+                raise RestoreError(f"the base snapshot cannot be used: {exc}") from None
+            base_db = plain_base
+        else:
+            base_db = base
+        return _restore(
+            directory, db_path, database_id, base, base_db, continuous,
+            venue_id=venue_id, private_key=private_key, now=now, actor=actor,
+        )  # fmt: skip
+    finally:
+        plain_base.unlink(missing_ok=True)
+
+
+def _restore(
+    directory: Path,
+    db_path: Path,
+    database_id: str | None,
+    base: Path,
+    base_db: Path,
+    continuous: Path,
+    *,
+    venue_id: str,
+    private_key: crypto.X25519PrivateKey,
+    now: datetime,
+    actor: str,
+) -> RestoreReport:
+    for what, path in (("base snapshot", base_db), ("continuous backup", continuous)):
         try:
             check_sqlite_file(path, full=True)
         except DatabaseDamaged as exc:
             raise RestoreError(f"the {what} cannot be used: {exc}") from None
-    found = read_identity(base)
+    found = read_identity(base_db)
     if database_id is not None and (found is None or found.get("database_id") != database_id):
         raise RestoreError(
             f"{base} is not a copy of this venue's database (its identity is "
@@ -202,15 +170,20 @@ def restore_database(
     for stale in _files(work):
         stale.unlink(missing_ok=True)
     with (
-        closing(sqlite3.connect(f"file:{base}?mode=ro", uri=True)) as src,
+        closing(sqlite3.connect(f"file:{base_db}?mode=ro", uri=True)) as src,
         closing(sqlite3.connect(private_file(work))) as dst,
     ):
         src.backup(dst)
     db = connect(work)
     try:
         migrate(db, migrations)
-        report = _rebuild(db, continuous, base, db_path)
-        report.not_restored = _not_restored(db, report)
+        with _reader(continuous) as bk:
+            try:
+                opener = row_opener(bk, venue_id, private_key)
+            except BackupCryptoError as exc:
+                raise RestoreError(f"the continuous backup cannot be used: {exc}") from None
+        report = _rebuild(db, continuous, base, db_path, opener)
+        report.not_restored = _not_restored(db, base_db)
         with transaction(db):
             record(
                 db,
@@ -234,7 +207,7 @@ def restore_database(
     os.replace(work, db_path)
     for leftover in _files(work)[1:]:
         leftover.unlink(missing_ok=True)
-    _fsync_dir(db_path.parent)
+    fsync_dir(db_path.parent)
     forget_checks()
     check_database(directory, db_path, database_id, full=True)
     return report
@@ -261,7 +234,13 @@ def _columns(conn: Any, table: str) -> list[str]:
     return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
 
 
-def _rebuild(db: Database, continuous: Path, base: Path, db_path: Path) -> RestoreReport:
+def _rebuild(
+    db: Database,
+    continuous: Path,
+    base: Path,
+    db_path: Path,
+    opener: Callable[[str, str, int, Any], Any],
+) -> RestoreReport:
     conn = db.conn
     have = {t: _max_rowid(conn, t) for t in BACKUP_TABLES}
     added: dict[str, int] = {}
@@ -282,6 +261,7 @@ def _rebuild(db: Database, continuous: Path, base: Path, db_path: Path) -> Resto
                 " WHERE src_rowid > ? ORDER BY src_rowid",
                 (have[table],),
             ).fetchall()
+            rows = _opened(table, columns, rows, opener)  # the answers decrypted (F12)
             marks = ", ".join("?" * (len(columns) + 1))
             before = conn.total_changes
             conn.executemany(
@@ -304,6 +284,24 @@ def _rebuild(db: Database, continuous: Path, base: Path, db_path: Path) -> Resto
         attempts_recreated=recreated,
         last_backed_up_save=last,
     )
+
+
+def _opened(
+    table: str,
+    columns: list[str],
+    rows: list[tuple[Any, ...]],
+    opener: Callable[[str, str, int, Any], Any],
+) -> list[tuple[Any, ...]]:
+    at = [(columns.index(c) + 1, c) for c in SEALED_COLUMNS.get(table, ()) if c in columns]
+    if not at:
+        return rows
+    out = []
+    for row in rows:
+        values = list(row)
+        for i, column in at:
+            values[i] = opener(table, column, int(row[0]), values[i])
+        out.append(tuple(values))
+    return out
 
 
 def _recreate_attempts(conn: sqlite3.Connection, bk: sqlite3.Connection) -> int:
@@ -367,9 +365,9 @@ def _bring_up_to_date(conn: sqlite3.Connection, attempt_id: str) -> None:
     )
 
 
-def _not_restored(db: Database, report: RestoreReport) -> dict[str, int]:
+def _not_restored(db: Database, base_db: Path) -> dict[str, int]:
     """Audit actions after the base snapshot whose effect lives outside the restored tables."""
-    with _reader(report.base) as base:
+    with _reader(base_db) as base:
         base_events = _max_rowid(base, "audit_events")
     marks = ", ".join("?" * len(REBUILT_ACTIONS))
     rows = db.execute(

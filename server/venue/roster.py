@@ -5,7 +5,8 @@ CSV: UTF-8 with or without a BOM; header `ticket,name,id_number,subject` plus op
 line number, the header being row 1) and the column; nothing is stored unless all rows pass.
 Resident ID numbers (id_type `resident_id`, the default) are checked as GB 11643-1999:
 18 characters, a valid birth date, and the ISO 7064 MOD 11-2 check digit. ID numbers are
-personal data: error messages and logs never contain them.
+personal data: error messages and logs never contain them, and the database keeps only a keyed
+hash (what login compares) and a masked form (server.venue.id_protect, F12).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from paperpack.canonical import canonical_hash
 from server.audit import record
 from server.clock import iso
 from server.errors import CbtError
+from server.venue.id_protect import id_hash, id_key_for, mask_id
 
 log = logging.getLogger(__name__)
 
@@ -222,16 +224,18 @@ def store_roster(
             "replaced; correct single entries through an audited change"
         )
     replaced = db.execute("DELETE FROM candidates WHERE session_id = ?", (session_id,)).rowcount
+    key = id_key_for(db)  # the number itself is never stored (F12): its keyed hash and mask
     db.conn.executemany(
-        "INSERT INTO candidates (session_id, ticket, name, id_type, id_number, subject, photo,"
-        " row_no, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO candidates (session_id, ticket, name, id_type, id_hash, id_masked, subject,"
+        " photo, row_no, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 session_id,
                 c.ticket,
                 c.name,
                 c.id_type,
-                c.id_number,
+                id_hash(key, c.id_number),
+                mask_id(c.id_number),
                 c.subject,
                 c.photo,
                 c.row_no,
@@ -324,10 +328,16 @@ def correct_candidate(
             f"the {other} of {ticket} was already corrected: name and ID number are never both "
             "changed (art. 42); register the candidate anew through the centre"
         )
-    db.execute(
-        f"UPDATE candidates SET {field} = ? WHERE session_id = ? AND ticket = ?",  # noqa: S608 - field from CORRECTABLE
-        (value, session_id, ticket),
-    )
+    if field == "id_number":  # kept as login needs it only (F12)
+        db.execute(
+            "UPDATE candidates SET id_hash = ?, id_masked = ? WHERE session_id = ? AND ticket = ?",
+            (id_hash(id_key_for(db), value), mask_id(value), session_id, ticket),
+        )
+    else:
+        db.execute(
+            "UPDATE candidates SET name = ? WHERE session_id = ? AND ticket = ?",
+            (value, session_id, ticket),
+        )
     record(
         db,
         actor,

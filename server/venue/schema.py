@@ -490,6 +490,42 @@ def m005_receipt_format(db: Database) -> None:
     db.executescript(RECEIPT_FORMAT)
 
 
+CANDIDATE_IDS = """
+-- The roster again, with the ID number kept only as login needs it (issue 16, F12; art. 46-47):
+-- a keyed hash and a masked form (server.venue.id_protect). Rebuilt rather than altered, so the
+-- stored schema keeps a comment on every column. Plaintext numbers copied over here are
+-- replaced by the venue when it next opens the database (it holds the key; SQL does not).
+CREATE TABLE candidates_v2 (
+    session_id TEXT NOT NULL,          -- exam session
+    ticket TEXT NOT NULL,              -- admission ticket number (login name)
+    name TEXT NOT NULL,                -- full name as registered
+    id_type TEXT NOT NULL DEFAULT 'resident_id', -- 'resident_id' (GB 11643) or another ID type
+    id_hash TEXT NOT NULL DEFAULT '',  -- hex HMAC-SHA256 of the normalised ID number, venue's key
+    id_masked TEXT NOT NULL DEFAULT '', -- the ID number masked for display: first 3, last 4
+    id_number TEXT NOT NULL DEFAULT '', -- always '' once opened: plaintext from an older build
+    subject TEXT NOT NULL,             -- subject code; equals the session's subject
+    photo TEXT NOT NULL DEFAULT '',    -- photo file name relative to DIR/photos, or ''
+    form_id TEXT,                      -- parallel form assigned (papers with forms), else NULL
+    row_no INTEGER NOT NULL,           -- line number in the imported CSV (for error messages)
+    imported_at TEXT NOT NULL,         -- when the roster was imported (ISO-8601 UTC)
+    PRIMARY KEY (session_id, ticket)
+);
+INSERT INTO candidates_v2 (session_id, ticket, name, id_type, id_number, subject, photo,
+    form_id, row_no, imported_at)
+    SELECT session_id, ticket, name, id_type, id_number, subject, photo, form_id, row_no,
+        imported_at FROM candidates;
+DROP TABLE candidates;
+ALTER TABLE candidates_v2 RENAME TO candidates;
+CREATE INDEX candidates_by_ticket ON candidates (ticket);
+"""
+
+
+@migrations()
+def m006_candidate_id_hash(db: Database) -> None:
+    """Keep candidates' ID numbers as a keyed hash and a masked form only (F12)."""
+    db.executescript(CANDIDATE_IDS)
+
+
 def venue_tables() -> list[str]:
     """The names of the tables the migrations create, in order (for tests and docs)."""
     names = []

@@ -33,6 +33,7 @@ from server.clock import iso
 from server.errors import CbtError
 from server.private import tighten
 from server.store import Store, connect, migrate, open_store
+from server.venue.id_protect import protect_id_numbers
 from server.venue.integrity import (
     check_database,
     new_identity,
@@ -234,7 +235,13 @@ def open_venue_db(directory: Path) -> Database:
     """A checked (identity, quick_check), migrated (WAL + FULL) connection for command-line
     tools; DatabaseRefused (one line naming the restore) for an empty, damaged or foreign one."""
     verify_venue_database(load_venue(directory))
-    return _migrated(directory / DB_FILE)
+    db = _migrated(directory / DB_FILE)
+    try:
+        protect_id_numbers(db)  # plaintext ID numbers from an older build: hashed now (F12)
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 async def open_venue_store(
@@ -249,17 +256,23 @@ async def open_venue_store(
     venue = load_venue(directory)
     tighten(directory)  # a workspace made by an older build or copied in: private again
     verify_venue_database(venue)  # F5: never serve an empty, damaged or foreign database
+    open_venue_db(directory).close()  # migrated, ID numbers protected (F12), before serving
     store = await open_store(directory / DB_FILE, migrations, **options)
     if continuous_backup:
         from server.venue.backup import start_continuous_backup
-        from server.venue.restore import start_base_snapshots
+        from server.venue.backup_crypto import Recipients, RowSealer
+        from server.venue.base_snapshot import start_base_snapshots
 
         try:
             # The restore's starting point (F5): the whole database as it is now, before any
             # request, refreshed while set-up data changes; the continuous backup carries
             # every save from there.
-            await start_base_snapshots(store, venue.db_path, venue.backup_dir)
-            await start_continuous_backup(store, venue.backup_dir / "continuous.db")
+            # Both encrypt the answers to the venue's (and the centre's) key (F12).
+            recipients = Recipients.of(venue.venue_id, venue.wrap_public, venue.keys_dir)
+            await start_base_snapshots(store, venue.db_path, venue.backup_dir, recipients)
+            await start_continuous_backup(
+                store, venue.backup_dir / "continuous.db", sealer=RowSealer(recipients)
+            )
         except BaseException:
             await store.close()
             raise

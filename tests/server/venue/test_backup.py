@@ -132,11 +132,14 @@ async def test_a_full_backup_taken_under_writes_is_consistent(
 def test_cbt_venue_backup_writes_a_checked_copy(
     venue: Venue, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`cbt venue backup DIR` writes DIR/backup/venue-<time>.db and reports what it checked."""
+    """`cbt venue backup DIR` writes DIR/backup/venue-<time>.db.enc (encrypted, F12) and
+    reports what it checked; no plaintext copy is left anywhere."""
     assert cbt(["venue", "backup", str(venue.directory)]) == 0
     out = capsys.readouterr().out
     assert "backup written to" in out and "audit events verified" in out
-    assert len(list(venue.backup_dir.glob("venue-*.db"))) == 1
+    assert "encrypted to the venue's key" in out
+    assert len(list(venue.backup_dir.glob("venue-*.db.enc"))) == 1
+    assert list(venue.directory.rglob("*.full-backup")) == []
 
 
 async def test_the_venue_store_runs_the_backup_and_passes_once_more_on_close(

@@ -15,8 +15,9 @@ from typing import Any
 from server.cli import main as cbt
 from server.store import transaction
 from server.venue.app import create_app
+from server.venue.backup_crypto import Recipients
+from server.venue.base_snapshot import write_base_snapshot
 from server.venue.journal import append_save, current_responses, derive_responses
-from server.venue.restore import write_base_snapshot
 from server.venue.settings import Settings
 from server.venue.workspace import load_venue, open_venue_db
 from tests.server.conftest import START, Candidate, VenueKit, id_number, ticket
@@ -59,7 +60,9 @@ async def run_exam(kit: VenueKit) -> dict[tuple[str, int], str]:
     await kit.unlock()
     # The base snapshot's refresh (every 5 minutes after a set-up change: here the package
     # imported through the console), now: the base holds the package but no attempt yet.
-    write_base_snapshot(kit.directory / "venue.db", kit.directory / "backup")
+    venue = load_venue(kit.directory)
+    recipients = Recipients.of(venue.venue_id, venue.wrap_public, venue.keys_dir)
+    write_base_snapshot(venue.db_path, venue.backup_dir, recipients)
     candidates = [await kit.login_candidate(n) for n in range(1, 6)]
     kit.clock.set(START + timedelta(minutes=1))
     for seq in range(1, SAVES + 1):

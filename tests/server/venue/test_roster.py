@@ -138,8 +138,11 @@ def test_import_stores_and_audits_without_logging_id_numbers(
     assert venue_db.execute("SELECT count(*) FROM candidates").fetchone()[0] == 30
     action = venue_db.execute("SELECT action, details FROM audit_events").fetchone()
     assert action[0] == "roster.imported"
-    ids = [r[0] for r in venue_db.execute("SELECT id_number FROM candidates")]
+    ids = [c.id_number for c in parse_roster((EXAMPLES / "roster.csv").read_bytes(), "r")]
     assert not any(i in caplog.text or i in action[1] for i in ids)
+    stored = venue_db.execute("SELECT id_number, id_hash, id_masked FROM candidates").fetchall()
+    assert {r[0] for r in stored} == {""}  # only the keyed hash and the mask (F12)
+    assert {r[2] for r in stored} == {i[:3] + "*" * 11 + i[-4:] for i in ids}
 
 
 def test_a_bad_roster_stores_nothing(venue_db: Database, tmp_path: Path) -> None:

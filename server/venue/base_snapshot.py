@@ -1,7 +1,7 @@
 """The base snapshot (issue 16, F5): the whole venue database, encrypted, on the backup disk.
 
 `cbt venue restore` (server.venue.restore) starts from it and adds the continuous backup's
-rows. The server writes it when it starts, before it serves, and again every five minutes if
+rows. The server writes it when it starts (in the background), and again every five minutes if
 anything but saves, submissions and logins changed (a package import, a seat move, a time
 grant: any other audited action). The copy is made with SQLite's online backup API beside the
 database (the venue's own disk), encrypted to the venue's and the centre's keys
@@ -12,6 +12,7 @@ so the previous base stays until a new one is complete.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
@@ -79,30 +80,41 @@ async def start_base_snapshots(
     *,
     interval_s: float = BASE_INTERVAL_S,
 ) -> None:
-    """Write the base snapshot now, then again every `interval_s` when something outside the
-    journal, submissions and logins changed (a package import, a seat move, a time grant: any
-    other audited action), until `store` closes."""
-    await asyncio.to_thread(write_base_snapshot, db_path, backup_dir, recipients)
-    last = await store.read(_setup_events)
+    """Write the base snapshot now, in the background (a big database takes seconds, and the
+    server must not wait for it: the previous base and the continuous backup cover the time),
+    then again every `interval_s` when something outside the journal, submissions and logins
+    changed (any other audited action), until `store` closes; a snapshot being written then
+    is finished first."""
+    writing: list[asyncio.Future[Path]] = []
+
+    async def snapshot() -> None:
+        job = asyncio.ensure_future(
+            asyncio.to_thread(write_base_snapshot, db_path, backup_dir, recipients)
+        )
+        writing[:] = [job]
+        await asyncio.shield(job)  # cancelling the loop never abandons a file half-renamed
 
     async def refresh() -> None:
-        nonlocal last
+        last = -1  # the first pass always writes
         while True:
-            await asyncio.sleep(interval_s)
             try:
                 now = await store.read(_setup_events)
                 if now > last:
-                    await asyncio.to_thread(write_base_snapshot, db_path, backup_dir, recipients)
+                    await snapshot()
                     last = now
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("backup.base_snapshot_failed dir=%s", backup_dir)
+            await asyncio.sleep(interval_s)
 
     task = asyncio.create_task(refresh(), name="venue-base-snapshot")
 
     async def stop() -> None:
         await stop_task(task)
+        for job in writing:
+            with contextlib.suppress(Exception):
+                await job
 
     store.before_close(stop)
 

@@ -2,7 +2,7 @@
 
 What the backup directory (DIR/backup/, another disk in practice) holds:
 - `base.db.enc`: a complete copy of the database (the roster, packages, seats, staff and
-  every attempt so far), taken when the server starts, before it serves, and again every five
+  every attempt so far), taken when the server starts (in the background) and again every five
   minutes if anything but saves, submissions and logins changed; written atomically and
   encrypted (server.venue.backup_crypto, F12);
 - `continuous.db`: every row of the append-only tables (`journal`, `audit_events`,

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -188,8 +189,12 @@ async def serve_demo(
             await auto_unlock(workspace, where.venue_url)
         else:
             print_cards(workspace, out)
-        print_guide(workspace, where, auto, out)
-        await wait_for_stop(exit_after_s)
+        # The handlers go in before the guide is printed: whoever reads "Press Ctrl-C" may
+        # signal at once, and a signal before them would kill the demo uncleanly.
+        with stop_on_signals() as stop:
+            print_guide(workspace, where, auto, out)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), exit_after_s)
         out.write("stopping the venue and central servers\n")
         out.flush()
     finally:
@@ -197,15 +202,15 @@ async def serve_demo(
             await runner.cleanup()
 
 
-async def wait_for_stop(exit_after_s: float | None) -> None:
-    """Until SIGINT or SIGTERM arrives, or `exit_after_s` seconds have passed."""
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[asyncio.Event]:
+    """An event set by SIGINT or SIGTERM while the block runs."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), exit_after_s)
+        yield stop
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -87,11 +87,12 @@ class StorageFull(Unavailable):
 
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 SQLITE_FULL = 13  # the primary result code of "database or disk is full"
+PG_DISK_FULL = "53100"  # PostgreSQL's disk_full SQLSTATE
 
 
 def is_storage_full(error: BaseException) -> bool:
-    """Whether `error` says the disk (or quota) is full: SQLite's SQLITE_FULL, or an OSError
-    with ENOSPC/EDQUOT, also when it is the cause of another error."""
+    """Whether `error` says the disk (or quota) is full: SQLite's SQLITE_FULL, an OSError with
+    ENOSPC/EDQUOT or PostgreSQL's disk_full, also when it is the cause of another error."""
     seen: BaseException | None = error
     for _ in range(5):  # the error and a few of its causes
         if seen is None:
@@ -104,6 +105,8 @@ def is_storage_full(error: BaseException) -> bool:
         ):
             return True
         if isinstance(seen, OSError) and seen.errno in _FULL_ERRNOS:
+            return True
+        if getattr(seen, "sqlstate", None) == PG_DISK_FULL:  # asyncpg's DiskFullError
             return True
         seen = seen.__cause__ or seen.__context__
     return False

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp import web
 
@@ -52,3 +55,32 @@ async def test_an_unexpected_error_is_a_500_without_its_message(aiohttp_client: 
     assert resp.status == 500
     text = await resp.text()
     assert "internal-error" in text and "secret detail" not in text
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        sqlite3.OperationalError("database or disk is full"),
+        OSError(errno.ENOSPC, "No space left on device"),
+        asyncpg.exceptions.DiskFullError("could not extend file"),
+    ],
+    ids=["sqlite", "oserror", "postgresql"],
+)
+async def test_f6_a_full_disk_anywhere_is_a_503_storage_full(
+    error: Exception, aiohttp_client: Any
+) -> None:
+    """Issue 16, F6: whatever met the full disk (SQLite, a file write, PostgreSQL), also as
+    the cause of another error, the answer is 503 storage-full with Retry-After, not 500.
+    (The real full disk: tests/server/venue/test_f6_full_disk.py.)"""
+    wrapped = RuntimeError("while saving")
+    wrapped.__cause__ = error
+    for raised in (error, wrapped):
+        assert errors.is_storage_full(raised)
+        client = await aiohttp_client(app_raising(raised))
+        resp = await client.get("/refuse")
+        assert resp.status == 503 and resp.content_type == "application/problem+json"
+        body = await resp.json()
+        assert body["type"] == PROBLEM_TYPE_BASE + "storage-full"
+        assert resp.headers["Retry-After"] == str(body["retry_after_s"])
+    assert not errors.is_storage_full(OSError(errno.EACCES, "Permission denied"))
+    assert not errors.is_storage_full(sqlite3.OperationalError("database is locked"))

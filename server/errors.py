@@ -65,24 +65,22 @@ class Unreachable(DomainError):
     """Another server this one depends on (the centre) could not be reached or answered badly."""
 
 
-class Unavailable(DomainError):
-    """The server cannot do this just now for a reason of its own; the same request succeeds
-    later (a `retry_after_s` extra says when to try again)."""
-
-
-class StorageFull(Unavailable):
+class StorageFull(DomainError):
     """The server's disk is full: nothing was stored; the same request succeeds once there is
-    space again (issue 16, F6)."""
+    space again (issue 16, F6). `storage_full()` makes the one refusal of this kind."""
 
-    RETRY_AFTER_S = 15
 
-    def __init__(self, what: str = "nothing was stored") -> None:
-        super().__init__(
-            "storage-full",
-            f"the server's disk is full: {what}; try again shortly (staff: free disk space on "
-            "the venue server)",
-            retry_after_s=self.RETRY_AFTER_S,
-        )
+STORAGE_RETRY_AFTER_S = 15
+
+
+def storage_full() -> StorageFull:
+    """The refusal for a request that met a full disk: 503 `storage-full` with Retry-After."""
+    return StorageFull(
+        "storage-full",
+        "the server's disk is full: nothing was stored; try again shortly (staff: free disk "
+        "space on the venue server)",
+        retry_after_s=STORAGE_RETRY_AFTER_S,
+    )
 
 
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})

@@ -32,9 +32,9 @@ from server.errors import (
     StorageFull,
     TooLarge,
     Unauthenticated,
-    Unavailable,
     Unreachable,
     is_storage_full,
+    storage_full,
 )
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     Invalid: 422,
     RateLimited: 429,
     Unreachable: 502,
-    Unavailable: 503,  # e.g. StorageFull: the disk is full
+    StorageFull: 503,
 }
 
 
@@ -128,7 +128,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except Exception as exc:
         if is_storage_full(exc):  # a full disk wherever it was met: a clean, retryable 503
             log.warning("request.storage_full method=%s path=%s", request.method, request.path)
-            return as_problem(StorageFull()).to_response()
+            return as_problem(storage_full()).to_response()
         log.exception("request.failed method=%s path=%s", request.method, request.path)
         return problem_response(
             500, "internal-error", "The server hit an unexpected error; it has been logged."

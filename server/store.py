@@ -42,7 +42,7 @@ from typing import Any, Literal, TypeVar
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from server.errors import CbtError, StorageFull, is_storage_full
+from server.errors import CbtError, is_storage_full, storage_full
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ class Store:
             return await future
         except (sqlite3.Error, OSError) as exc:
             if is_storage_full(exc):  # nothing was committed: a typed, retryable refusal
-                raise StorageFull() from exc
+                raise storage_full() from exc
             raise
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:

@@ -320,13 +320,15 @@ def growth(runs: list[dict[str, Any]]) -> list[str]:
 
 def table(runs: list[dict[str, Any]]) -> None:
     print(f"{'N':>5} {'P':>2} {'cands':>8} {'ingest s':>9} {'MB/s':>6} {'srv CPU s':>9} "
-          f"{'srv MiB':>8} {'score s':>8} {'cand/min':>9} {'parent MiB':>10} {'worker MiB':>10} "
+          f"{'srv MiB':>8} {'score s':>8} {'CPU s':>7} {'cand/min':>9} {'parent MiB':>10} "
+          f"{'worker MiB':>10} "
           f"{'lost/dup':>8} {'load':>11}")  # fmt: skip
     for r in runs:
         s = r["score"]
         print(f"{r['venues']:>5} {r['processes']:>2} {r['candidates']:>8,} {r['ingest_s']:>9.1f} "
               f"{r['ingest_mb_s']:>6.1f} {r['ingest_server_cpu_s']:>9.1f} "
               f"{r['ingest_server_peak_mib']:>8.0f} {s['total_s']:>8.1f} "
+              f"{s['parent_cpu_s'] + s['workers_cpu_s']:>7.1f} "
               f"{r['candidates'] / s['total_s'] * 60:>9,.0f} {s['parent_peak_mib']:>10.0f} "
               f"{s['worker_peak_mib']:>10.0f} {r['lost']:>4}/{r['duplicated']:<3} "
               f"{r['ingest_load'][1]:>5.1f}/{r['score_load_after']:<5.1f}")  # fmt: skip

@@ -69,7 +69,8 @@ def set_up_venue(root: Path, candidates: int, items: int) -> Setup:
             "subject": {"code": "LOAD", "name": "Load"},
             "start": (now - timedelta(minutes=1)).isoformat(),
             "duration_minutes": 180,
-            "rules": {"entry_cutoff_minutes": 120},
+            # No identity check (art. 30): the simulated candidates answer at once.
+            "rules": {"entry_cutoff_minutes": 120, "identity_check": 0},
             "venues": [
                 {"id": VENUE_ID, "name": "Load", "public_key": venue.wrap_public,
                  "supervisors": 3, "threshold": 2}

@@ -150,19 +150,9 @@ def read_delay_approval(code: str, authority_key: Ed25519PublicKey) -> dict[str,
     return dict(document)
 
 
-def check_delay_approval(
-    code: str,
-    authority_key: Ed25519PublicKey,
-    *,
-    session_id: str,
-    venue_id: str,
-    package_id: str,
-    delay_minutes: int,
-    now: datetime,
-) -> dict[str, Any]:
-    """ApprovalRejected unless `code` is the centre's approval of exactly this delay, for this
-    session, venue and package, and has not expired at `now`; returns the approval."""
-    approval = read_delay_approval(code, authority_key)
+def _check_binding(
+    approval: dict[str, Any], session_id: str, venue_id: str, package_id: str
+) -> None:
     for field, expected in (("session_id", session_id), ("venue_id", venue_id)):
         if approval[field] != expected:
             raise ApprovalRejected(
@@ -177,22 +167,76 @@ def check_delay_approval(
             f" {session_id} runs package {package_id[:12]}... (re-packed or re-imported since):"
             " ask the centre for an approval of the current package",
         )
-    if approval["delay_minutes"] != delay_minutes:
-        raise ApprovalRejected(
-            "delay-approval-mismatch",
-            f"this approval is for a {approval['delay_minutes']} min delay, not"
-            f" {delay_minutes} min: enter the approved delay or ask the centre again",
-        )
+
+
+def approval_expiry(approval: dict[str, Any]) -> datetime:
+    """The approval's `expires_at` as an aware time, or ApprovalRejected."""
     try:
         expires = datetime.fromisoformat(approval["expires_at"])
     except ValueError:
         raise _invalid("the approval's expires_at is not an ISO 8601 time") from None
     if expires.tzinfo is None:
         raise _invalid("the approval's expires_at has no time zone")
-    if now >= expires:
+    return expires
+
+
+def _check_expiry(approval: dict[str, Any], now: datetime) -> None:
+    if now >= approval_expiry(approval):
         raise ApprovalRejected(
             "delay-approval-expired",
             f"this approval expired at {approval['expires_at']} (now {now.isoformat()}):"
             " ask the centre for a new approval code",
         )
+
+
+def check_delay_approval(
+    code: str,
+    authority_key: Ed25519PublicKey,
+    *,
+    session_id: str,
+    venue_id: str,
+    package_id: str,
+    delay_minutes: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """ApprovalRejected unless `code` is the centre's approval of exactly this delay, for this
+    session, venue and package, and has not expired at `now`; returns the approval."""
+    approval = read_delay_approval(code, authority_key)
+    _check_binding(approval, session_id, venue_id, package_id)
+    if approval["delay_minutes"] != delay_minutes:
+        raise ApprovalRejected(
+            "delay-approval-mismatch",
+            f"this approval is for a {approval['delay_minutes']} min delay, not"
+            f" {delay_minutes} min: enter the approved delay or ask the centre again",
+        )
+    _check_expiry(approval, now)
+    return approval
+
+
+def check_time_approval(
+    code: str,
+    authority_key: Ed25519PublicKey,
+    *,
+    session_id: str,
+    venue_id: str,
+    package_id: str,
+    total_minutes: float,
+    now: datetime,
+) -> dict[str, Any]:
+    """ApprovalRejected unless `code` is the centre's approval for this session, venue and
+    package, unexpired at `now`, of at least `total_minutes` of time changes (art. 31: start
+    delay, venue and room pauses and room-wide grants together); returns the approval.
+
+    The same format-2 code as a start delay's: its `delay_minutes` is the most the session's
+    time may be put back in all (`paperpack approve-delay --minutes N`)."""
+    approval = read_delay_approval(code, authority_key)
+    _check_binding(approval, session_id, venue_id, package_id)
+    if approval["delay_minutes"] < total_minutes:
+        raise ApprovalRejected(
+            "delay-approval-too-short",
+            f"this approval covers {approval['delay_minutes']} min of time changes, but the"
+            f" session's would come to {total_minutes:.0f} min: ask the centre for an approval"
+            " of at least that",
+        )
+    _check_expiry(approval, now)
     return approval

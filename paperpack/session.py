@@ -6,7 +6,9 @@ every field and reports every problem at once (`SessionInvalid`), each naming th
 Defaults: the unlock window opens 60 minutes before the start and closes 30 minutes after it;
 a venue's package has 5 fragments of which any 3 rebuild it; the manifest version is 1.
 Rule overrides are the names the venue's rules engine knows (`entry_cutoff_minutes`,
-`sealed_before_end_minutes`, `sealed_long_minutes`), in minutes, and `inspection_required`
+`sealed_before_end_minutes`, `sealed_long_minutes`, `time_changes_limit_minutes` (at most 30),
+`grant_cap_minutes`), in minutes, `identity_check` (1 or 0: whether a candidate answers only
+once an invigilator has checked their identity, art. 30; 1 by default) and `inspection_required`
 (0 or 1: whether the real unlock needs the venue's inspection sign-off and a passed dry run,
 art. 21(3); 0, the default, shows a warning on the ceremony screen). `inspection` lists the
 checklist the venue's staff sign off.
@@ -32,9 +34,13 @@ RULE_NAMES = (
     "sealed_before_end_minutes",
     "sealed_long_minutes",
     "inspection_required",  # 1: the real unlock needs the inspection sign-off (art. 21(3))
+    "identity_check",  # art. 30: 1 = checked before answering (real default), 0 = not needed
+    "time_changes_limit_minutes",  # art. 31: at most 30 (the regulation's "always")
+    "grant_cap_minutes",  # one candidate's grants an invigilator may give (art. 31)
 )
 MAX_CHECKLIST_LINES = 50
 MAX_CHECKLIST_LINE = 200  # characters
+TIME_CHANGES_LIMIT_MAX = 30  # art. 31: time changes past 30 min always need the centre
 DEFAULT_OPENS_BEFORE = 60  # minutes before the start the unlock window opens
 DEFAULT_CLOSES_AFTER = 30  # minutes after the start it closes
 DEFAULT_FRAGMENTS = 5
@@ -161,6 +167,14 @@ def _rules(raw: Any, problems: _Problems) -> dict[str, int]:
             problems.add(f"rules.{name}", f"unknown rule; use one of {', '.join(RULE_NAMES)}")
         elif not isinstance(minutes, int) or isinstance(minutes, bool) or minutes < 0:
             problems.add(f"rules.{name}", "must be a non-negative whole number of minutes")
+        elif name == "identity_check" and minutes not in (0, 1):
+            problems.add(f"rules.{name}", "must be 1 (checked before answering) or 0")
+        elif name == "time_changes_limit_minutes" and minutes > TIME_CHANGES_LIMIT_MAX:
+            problems.add(
+                f"rules.{name}",
+                f"cannot be over {TIME_CHANGES_LIMIT_MAX}: time changes past 30 minutes always"
+                " need the centre's approval (art. 31)",
+            )
         else:
             rules[name] = minutes
     return rules

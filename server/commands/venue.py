@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlite_utils import Database
 
@@ -19,6 +20,7 @@ from server.staffauth import hash_password
 from server.store import transaction
 from server.venue import backup as venue_backup
 from server.venue import invigilator_draw, rooms, roster, seat_forms, seats, staff
+from server.venue.photos import import_roster_photos
 from server.venue.workspace import init_venue, load_venue, load_wrapping_key, open_venue_db
 
 
@@ -90,9 +92,13 @@ def run_roster_import(args: argparse.Namespace) -> int:
             count = roster.import_roster_file(
                 db, args.file, args.session, actor=cli_actor(), now=_now(), subject=args.subject
             )
+            # Photos beside the CSV (art. 30); a missing one refuses the whole import.
+            photos = import_roster_photos(
+                db, args.session, Path(args.file).parent, Path(args.dir) / "photos"
+            )
     finally:
         db.close()
-    print(f"roster of session {args.session}: {count} candidates imported")
+    print(f"roster of session {args.session}: {count} candidates imported, {photos} photos")
     return 0
 
 

@@ -18,7 +18,8 @@ Demo-only session settings (never use them for a real exam): the unlock window o
 once (at least 60 minutes before the start); entry stays open 60 minutes after the start
 instead of 5 (art. 29(2)); there is no sealed period, so submission opens at the start
 (art. 29(3) would keep it shut until 15 minutes before the end, or 2 hours for this 150-minute
-paper). Each is a `rules` / `window` override of the session file, signed into the manifest.
+paper); a candidate answers without waiting for an invigilator's identity check (art. 30: a
+real session waits for it). Each is a `rules` / `window` override of the session file, signed into the manifest.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ DEMO_RULES = {  # demo-only: see the module docstring
     "entry_cutoff_minutes": 60,
     "sealed_before_end_minutes": 24 * 60,
     "sealed_long_minutes": 0,
+    "identity_check": 0,  # a demo candidate answers without an invigilator's check (art. 30)
 }
 
 

@@ -22,6 +22,7 @@ from server.venue import (
     ceremony,
     console,
     export,
+    identity,
     invigilate,
     keys,
     live,
@@ -30,6 +31,7 @@ from server.venue import (
     packages,
     pages,
     resume,
+    room_time,
     saves,
     schedule,
     staff,
@@ -105,6 +107,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(submission.routes)
     app.add_routes(resume.routes)  # resuming a page (acknowledged answers) and paper media
     app.add_routes(invigilate.routes)
+    app.add_routes(identity.routes)  # art. 30: photos, verify and refuse
+    app.add_routes(room_time.routes)  # art. 31: room-wide grants, time changes
     app.add_routes(packages.routes)
     app.add_routes(ceremony.routes)
     app.add_routes(schedule.routes)

@@ -29,6 +29,7 @@ from server.problems import Problem
 from server.venue import keys, rules
 from server.venue.background import run_in_background
 from server.venue.candidate_auth import AttemptAuth, authenticate
+from server.venue.identity import require_checked
 from server.venue.journal import CLOSED_STATUSES
 
 routes = web.RouteTableDef()
@@ -105,6 +106,7 @@ async def get_paper(request: web.Request) -> web.Response:
     now = app[keys.CLOCK].now()
     check_open(auth, now)
     check_not_reopening(auth)
+    require_checked(auth.identity_ok)
     exam = app[keys.LIVE].exam
     if exam is None or exam.session_id != auth.session_id:
         raise Problem(409, "paper-locked", "the paper has not been unlocked yet; please wait")

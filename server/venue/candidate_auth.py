@@ -17,7 +17,9 @@ write transaction, the attempt is still open and still held by this token (`serv
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import re
 import secrets
 from dataclasses import dataclass, replace
@@ -31,7 +33,7 @@ from server.problems import Problem
 from server.store import Store
 from server.venue import keys
 from server.venue.journal import CLOSED_STATUSES
-from server.venue.rules import Timeline
+from server.venue.rules import RoomPolicy, Timeline
 from server.venue.timelines import candidate_timeline, outage_open
 
 # --- tokens -------------------------------------------------------------------------------
@@ -86,6 +88,7 @@ class AttemptAuth:
     timeline: Timeline
     paused: bool  # the room or venue is paused now, or the server is reopening the paper
     reopening: bool = False  # the server restarted and the paper is not open again yet
+    identity_ok: bool = True  # verified by an invigilator, or the session does not ask (art. 30)
 
     def status(self, now: datetime, paper_ready: bool) -> str:
         """What the candidate is doing: waiting, answering, paused, time_up, submitted, closed.
@@ -96,6 +99,8 @@ class AttemptAuth:
             return self.db_status
         if now >= self.timeline.ends_at:
             return "time_up"
+        if not self.identity_ok:
+            return "identity_check"
         if now < self.timeline.starts_at:
             return "waiting"
         if self.reopening:
@@ -115,11 +120,13 @@ _AUTH_COLUMNS = (
     "attempt_id", "session_id", "ticket", "status", "last_seq", "started_at", "submitted_at",
     "time_granted_ms", "name", "room_id", "seat_no",
     "starts_at", "start_delay_ms", "duration_ms", "paper_kind", "rules",
+    "identity_checked_by", "package_kind",
 )  # fmt: skip
 _AUTH_SQL = """
 SELECT a.attempt_id, a.session_id, a.ticket, a.status, a.last_seq, a.started_at,
        a.submitted_at, a.time_granted_ms, c.name, st.room_id, st.seat_no,
-       s.starts_at, s.start_delay_ms, s.duration_ms, s.paper_kind, s.rules
+       s.starts_at, s.start_delay_ms, s.duration_ms, s.paper_kind, s.rules,
+       a.identity_checked_by, (SELECT kind FROM packages p WHERE p.package_id = s.package_id)
 FROM attempts a
 JOIN candidates c ON c.session_id = a.session_id AND c.ticket = a.ticket
 JOIN sessions s ON s.session_id = a.session_id
@@ -151,7 +158,14 @@ def load_attempt(db: Database, where: str, param: str, now: datetime) -> Attempt
         timeline=line,
         paused=paused,
         reopening=reopening,
+        identity_ok=a["identity_checked_by"] is not None
+        or not _policy(a["rules"], a["package_kind"] == "practice").identity_check,
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _policy(rules_json: str, practice: bool) -> RoomPolicy:
+    return RoomPolicy.for_session(json.loads(rules_json or "{}"), practice)
 
 
 class AttemptCache:

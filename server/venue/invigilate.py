@@ -20,14 +20,17 @@ from sqlite_utils import Database
 
 from server import audit
 from server.clock import iso, parse_time
-from server.errors import Conflict, Invalid, NotFound
+from server.errors import Conflict, Forbidden, Invalid, NotFound
 from server.http import read_json_object, require_field
 from server.problems import Problem
 from server.venue import keys, seats
+from server.venue.identity_view import identity_states, identity_view
 from server.venue.journal import CLOSED_STATUSES
 from server.venue.live import ExamState
 from server.venue.rooms import SeatsError
 from server.venue.staff import require_role
+from server.venue.time_bounds import Bound, check_bound, own_grants_ms, session_policy, time_changes
+from server.venue.workspace import load_venue
 
 routes = web.RouteTableDef()
 
@@ -55,10 +58,48 @@ VIOLATION_KINDS = (
 MAX_TEXT = 4000
 MAX_GRANT_MS = 4 * 3600 * 1000  # one grant cannot exceed four hours
 MAX_BODY = 16 * 1024
+MAX_APPROVAL = 4096  # paperpack.approval.MAX_CODE_CHARS
 
 
 def actor_of(staff: Any) -> str:
     return str(staff.login)
+
+
+def check_room(db: Database, staff: Any, session_id: str, room_id: str | None) -> None:
+    """An invigilator acts only on the rooms they were drawn to for the session (art. 20,
+    31); the chief examiner on every room. `Forbidden` (not-your-room) otherwise."""
+    if staff.role != "invigilator":
+        return
+    drawn = [
+        r[0]
+        for r in db.execute(
+            "SELECT room_id FROM invigilator_assignments WHERE session_id = ? AND staff_id = ?",
+            [session_id, staff.staff_id],
+        )
+    ]
+    if room_id is None or room_id not in drawn:
+        where = f"room {room_id}" if room_id else "the whole venue"
+        raise Forbidden(
+            "not-your-room",
+            f"{where} is not yours: you were drawn to {', '.join(drawn) or 'no room'} for"
+            f" session {session_id}; ask that room's invigilators or the chief examiner",
+            rooms=drawn,
+        )
+
+
+def candidate_room(db: Database, session_id: str, ticket: str) -> str | None:
+    row = db.execute(
+        "SELECT room_id FROM seats WHERE session_id = ? AND ticket = ?", [session_id, ticket]
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def check_candidate_room(db: Database, staff: Any, ticket: str) -> tuple[str, str | None]:
+    """The candidate's session and room, once `check_room` allows `staff` to act there."""
+    session_id, _ = current_session(db, ticket)
+    room_id = candidate_room(db, session_id, ticket)
+    check_room(db, staff, session_id, room_id)
+    return session_id, room_id
 
 
 def current_session(db: Database, ticket: str) -> tuple[str, dict[str, Any]]:
@@ -104,8 +145,9 @@ def room_status(
     sessions, ended = monitored_sessions(db)
     chosen = json.dumps(sessions)  # one parameter: SQLite's json_each lists the ids
     rows = db.query(
-        "SELECT c.session_id, c.ticket, c.name, st.room_id, st.seat_no, a.status, a.attempt_id,"
-        " a.last_seen_at, a.submitted_at, a.time_granted_ms, a.client,"
+        "SELECT c.session_id, c.ticket, c.name, c.photo, st.room_id, st.seat_no, a.status,"
+        " a.attempt_id, a.last_seen_at, a.submitted_at, a.time_granted_ms, a.client,"
+        " a.identity_checked_by,"
         " (SELECT COUNT(*) FROM responses r WHERE r.attempt_id = a.attempt_id) AS answered,"
         " EXISTS (SELECT 1 FROM absences ab WHERE ab.session_id = c.session_id"
         "   AND ab.ticket = c.ticket) AS absent,"
@@ -124,6 +166,8 @@ def room_status(
         [chosen, room_id, room_id],
     )
     candidates = []
+    identity = identity_states(db, sessions)
+    changes = {s: time_changes(db, s, now) for s in sessions}
     for r in rows:
         last = max(r["last_seen_at"] or "", (seen or {}).get(r["attempt_id"] or "", "")) or None
         stale = last is None or (now - parse_time(last)).total_seconds() > stale_s
@@ -143,6 +187,15 @@ def room_status(
                 "seat_moves": r["moves"],
                 "incidents": r["incidents"],
                 "violations": r["violations"],
+                **identity_view(r, identity.get((r["session_id"], r["ticket"]))),
+                "time_changes_ms": next(
+                    (
+                        c["total_ms"]
+                        for c in changes[r["session_id"]]["candidates"]
+                        if c["ticket"] == r["ticket"]
+                    ),
+                    0,
+                ),
             }
         )
     paused = db.execute(
@@ -161,9 +214,21 @@ def room_status(
         " AND (? IS NULL OR room_id IS NULL OR room_id = ?)",
         [chosen, room_id, room_id],
     ).fetchone()[0]
+    room_changes = [
+        next((x["total_ms"] for x in c["rooms"] if x["room_id"] == room_id), c["total_ms"])
+        if room_id
+        else c["total_ms"]
+        for c in changes.values()
+    ]
     return {
         "room_id": room_id,
         "server_time": iso(now),
+        "time_changes_ms": max(room_changes, default=0),
+        "identity_check": any(session_policy(db, s).identity_check for s in sessions),
+        "time_limits": [
+            {k: v for k, v in c.items() if k not in ("candidates", "rooms")}
+            for c in changes.values()
+        ],
         "paused": bool(paused),
         "ended": ended,
         "session_ids": sessions,
@@ -301,14 +366,30 @@ def record_violation(
 
 
 def grant_time(
-    db: Database, ticket: str, granted_ms: int, reason: str, actor: str, now: datetime
+    db: Database, ticket: str, granted_ms: int, reason: str, staff: Any, now: datetime
 ) -> dict[str, Any]:
-    """Add lost time to one candidate's attempt; moves only that candidate's end."""
-    session_id, attempt = current_session(db, ticket)
+    """Add lost time to one candidate's attempt; moves only that candidate's end. An
+    invigilator's grants to one candidate stop at the session's cap (art. 31); beyond it only
+    the chief examiner grants, under their own login."""
+    actor = actor_of(staff)
+    session_id, room_id = check_candidate_room(db, staff, ticket)
+    _, attempt = current_session(db, ticket)
     if not attempt:
         raise Conflict("not-logged-in", f"candidate {ticket} has not logged in yet")
     if attempt["status"] in CLOSED_STATUSES:
         raise Conflict("attempt-submitted", f"candidate {ticket}'s attempt is already closed")
+    cap = session_policy(db, session_id).grant_cap_ms
+    before = own_grants_ms(db, attempt["attempt_id"])
+    over_cap = before + granted_ms > cap
+    if over_cap and staff.role != "chief_examiner":
+        raise Forbidden(
+            "grant-over-cap",
+            f"candidate {ticket} has {before // 60_000} min granted; {granted_ms // 60_000} min"
+            f" more passes the cap of {cap // 60_000} min per candidate (art. 31): the chief"
+            " examiner must grant it under their own login",
+            granted_minutes=before // 60_000,
+            cap_minutes=cap // 60_000,
+        )
     db.execute(
         "INSERT INTO time_grants (attempt_id, granted_ms, reason, granted_by, granted_at)"
         " VALUES (?, ?, ?, ?, ?)",
@@ -323,10 +404,22 @@ def grant_time(
         actor,
         "time.granted",
         f"session:{session_id}/ticket:{ticket}",
-        {"attempt_id": attempt["attempt_id"], "granted_ms": granted_ms, "reason": reason},
+        {
+            "attempt_id": attempt["attempt_id"],
+            "granted_ms": granted_ms,
+            "reason": reason,
+            "room_id": room_id,
+            "over_cap": over_cap,
+            "own_grants_ms": before + granted_ms,
+        },
         now=now,
     )
-    return {"ticket": ticket, "time_granted_ms": attempt["time_granted_ms"] + granted_ms}
+    return {
+        "ticket": ticket,
+        "time_granted_ms": attempt["time_granted_ms"] + granted_ms,
+        "own_grants_ms": before + granted_ms,
+        "over_cap": over_cap,
+    }
 
 
 def move_seat(
@@ -363,12 +456,25 @@ async def _candidate_action(request: web.Request, roles: tuple[str, ...]) -> tup
     return staff, request.match_info["ticket"]
 
 
+def in_room(db: Database, staff: Any, ticket: str, action: Any, *args: Any) -> Any:
+    """`action(db, ticket, *args)` once `staff` may act on the candidate's room, in one
+    transaction (a move checks the room it goes to as well)."""
+    session_id, _ = check_candidate_room(db, staff, ticket)
+    if action is move_seat and db.execute(
+        "SELECT 1 FROM rooms WHERE room_id = ?", [args[0]]
+    ).fetchone():  # an unknown room is refused by the move itself
+        check_room(db, staff, session_id, args[0])
+    return action(db, ticket, *args)
+
+
 @routes.post("/api/v1/staff/candidates/{ticket}/absent", name="mark_absent")
 async def post_absent(request: web.Request) -> web.Response:
     """Mark a candidate who has not logged in as absent."""
     staff, ticket = await _candidate_action(request, ACTION_ROLES)
     now = request.app[keys.CLOCK].now()
-    result = await request.app[keys.STORE].write(mark_absent, ticket, actor_of(staff), now)
+    result = await request.app[keys.STORE].write(
+        in_room, staff, ticket, mark_absent, actor_of(staff), now
+    )
     return web.json_response(result)
 
 
@@ -380,7 +486,7 @@ async def post_incident(request: web.Request) -> web.Response:
     kind, text = _kind(body, INCIDENT_KINDS), _text(body, "text", required=False)
     now = request.app[keys.CLOCK].now()
     result = await request.app[keys.STORE].write(
-        record_incident, ticket, kind, text, actor_of(staff), now
+        in_room, staff, ticket, record_incident, kind, text, actor_of(staff), now
     )
     return web.json_response(result, status=201)
 
@@ -393,7 +499,7 @@ async def post_violation(request: web.Request) -> web.Response:
     kind, text = _kind(body, VIOLATION_KINDS), _text(body, "text")
     now = request.app[keys.CLOCK].now()
     result = await request.app[keys.STORE].write(
-        record_violation, ticket, kind, text, actor_of(staff), now
+        in_room, staff, ticket, record_violation, kind, text, actor_of(staff), now
     )
     return web.json_response(result, status=201)
 
@@ -408,9 +514,7 @@ async def post_time_grant(request: web.Request) -> web.Response:
         raise Problem(422, "invalid-field", f"granted_ms must be from 1 to {MAX_GRANT_MS}")
     reason = _text(body, "reason")
     now = request.app[keys.CLOCK].now()
-    result = await request.app[keys.STORE].write(
-        grant_time, ticket, granted, reason, actor_of(staff), now
-    )
+    result = await request.app[keys.STORE].write(grant_time, ticket, granted, reason, staff, now)
     return web.json_response(result)
 
 
@@ -425,7 +529,7 @@ async def post_seat_move(request: web.Request) -> web.Response:
     now = request.app[keys.CLOCK].now()
     exam = request.app[keys.LIVE].exam
     result = await request.app[keys.STORE].write(
-        move_seat, ticket, room_id, seat_no, reason, actor_of(staff), now, exam
+        in_room, staff, ticket, move_seat, room_id, seat_no, reason, actor_of(staff), now, exam
     )
     return web.json_response(result)
 
@@ -434,9 +538,13 @@ async def post_seat_move(request: web.Request) -> web.Response:
 
 
 def pause(
-    db: Database, room_id: str | None, reason: str, actor: str, now: datetime
+    db: Database, room_id: str | None, reason: str, staff: Any, now: datetime
 ) -> dict[str, Any]:
-    """Pause a room (or the venue, room_id None) in every running session."""
+    """Pause a room (or the venue, room_id None) in every running session. A pause always
+    starts (it is for safety); its length counts when the room is resumed (`resume`)."""
+    actor = actor_of(staff)
+    for session_id in running_sessions(db):
+        check_room(db, staff, session_id, room_id)
     open_pause = db.execute(
         "SELECT pause_id FROM pauses WHERE resumed_at IS NULL AND room_id IS ?", [room_id]
     ).fetchone()
@@ -453,7 +561,26 @@ def pause(
     return {"room_id": room_id, "paused": True, "paused_at": iso(now)}
 
 
-def resume(db: Database, room_id: str | None, actor: str, now: datetime) -> dict[str, Any]:
+def running_sessions(db: Database) -> list[str]:
+    return [r[0] for r in db.execute("SELECT session_id FROM sessions WHERE status != 'ended'")]
+
+
+def resume(
+    db: Database, room_id: str | None, staff: Any, bound: Bound, now: datetime
+) -> dict[str, Any]:
+    """Resume a room or the venue. The pause's time counts towards each session's time
+    changes (art. 31): past the limit the resume needs the centre's approval, and the room
+    stays paused until it is entered."""
+    actor = actor_of(staff)
+    for session_id in running_sessions(db):
+        check_room(db, staff, session_id, room_id)
+        paused = db.execute(
+            "SELECT 1 FROM pauses WHERE session_id = ? AND resumed_at IS NULL AND room_id IS ?",
+            [session_id, room_id],
+        ).fetchone()
+        if paused:
+            total = time_changes(db, session_id, now)["total_ms"]
+            check_bound(db, session_id, total, bound, actor, now, f"resuming {_scope(room_id)}")
     changed = db.execute(
         "UPDATE pauses SET resumed_by = ?, resumed_at = ?"
         " WHERE resumed_at IS NULL AND room_id IS ?",
@@ -485,18 +612,31 @@ async def post_pause(request: web.Request) -> web.Response:
     if room_id is None:  # pausing the whole venue is the chief examiner's decision
         await require_role(request, "chief_examiner")
     now = request.app[keys.CLOCK].now()
-    result = await request.app[keys.STORE].write(pause, room_id, reason, actor_of(staff), now)
+    result = await request.app[keys.STORE].write(pause, room_id, reason, staff, now)
     return web.json_response(result)
 
 
 @routes.post("/api/v1/staff/pauses/resume", name="resume")
 async def post_resume(request: web.Request) -> web.Response:
-    """Resume a paused room ({"room_id": "R1"}) or the venue (room_id null)."""
+    """Resume a paused room ({"room_id": "R1"}) or the venue (room_id null); past the time
+    changes' limit with {"approval": the centre's code} (art. 31)."""
     staff = await require_role(request, "chief_examiner", "invigilator")
     body = await read_json_object(request, MAX_BODY)
     room_id = _room_field(body)
     if room_id is None:
         await require_role(request, "chief_examiner")
     now = request.app[keys.CLOCK].now()
-    result = await request.app[keys.STORE].write(resume, room_id, actor_of(staff), now)
+    bound = bound_of(request, body)
+    result = await request.app[keys.STORE].write(resume, room_id, staff, bound, now)
     return web.json_response(result)
+
+
+def bound_of(request: web.Request, body: Mapping[str, Any]) -> Bound:
+    """The pinned authority key, this venue and the approval code in `body`, if any."""
+    code = body.get("approval")
+    if code is not None and (not isinstance(code, str) or len(code) > MAX_APPROVAL):
+        raise Invalid(
+            "invalid-field",
+            f"field 'approval' must be the centre's code (a string of at most {MAX_APPROVAL})",
+        )
+    return Bound(load_venue(request.app[keys.SETTINGS].venue_dir), code or None)

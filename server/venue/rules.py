@@ -72,7 +72,7 @@ class ExamRules:
             "sealed_long_ms": 120 * MINUTE_MS,
         }
         for key, minutes in (overrides or {}).items():
-            if key in NON_TIMING_RULES:
+            if key in NON_TIMING_RULES or key in POLICY_RULES:  # not the timeline's
                 continue
             field = key.removesuffix("_minutes") + "_ms"
             if field not in values or not key.endswith("_minutes"):
@@ -84,7 +84,46 @@ class ExamRules:
 
 
 def _override_names() -> str:
-    return "entry_cutoff_minutes, sealed_before_end_minutes, sealed_long_minutes"
+    return "entry_cutoff_minutes, sealed_before_end_minutes, sealed_long_minutes, " + ", ".join(
+        POLICY_RULES
+    )
+
+
+# --- the room's rules (art. 30, 31) -------------------------------------------------------
+
+POLICY_RULES = ("identity_check", "time_changes_limit_minutes", "grant_cap_minutes")
+DEFAULT_GRANT_CAP_MS = 30 * MINUTE_MS  # one candidate's grants an invigilator may give
+
+
+@dataclass(frozen=True)
+class RoomPolicy:
+    """A session's room rules, from its signed overrides with the regulation's defaults.
+
+    - `identity_check`: a candidate answers only once an invigilator has verified them
+      (art. 30); default on for real sessions, off for practice;
+    - `time_changes_limit_ms`: start delay, venue and room pauses and room-wide grants together
+      beyond this need the centre's signed approval (art. 31); default 30 min, and an override
+      can only make it stricter: past 30 min the regulation always asks the centre;
+    - `grant_cap_ms`: the time an invigilator may grant one candidate in all; beyond it only
+      the chief examiner, under their own login (default 30 min).
+    """
+
+    identity_check: bool = True
+    time_changes_limit_ms: int = VENUE_DELAY_LIMIT_MS
+    grant_cap_ms: int = DEFAULT_GRANT_CAP_MS
+
+    @classmethod
+    def for_session(cls, overrides: Mapping[str, Any] | None, practice: bool) -> RoomPolicy:
+        values = dict(overrides or {})
+        check = values.get("identity_check", 0 if practice else 1)
+        limit = values.get("time_changes_limit_minutes", VENUE_DELAY_LIMIT_MS // MINUTE_MS)
+        cap = values.get("grant_cap_minutes", DEFAULT_GRANT_CAP_MS // MINUTE_MS)
+        return cls(
+            identity_check=bool(check),
+            # Never relaxed past the regulation's 30 minutes, whatever the override says.
+            time_changes_limit_ms=min(int(limit * MINUTE_MS), VENUE_DELAY_LIMIT_MS),
+            grant_cap_ms=int(cap * MINUTE_MS),
+        )
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from server.store import Outcome, batched_write
 from server.venue import journal, keys
 from server.venue.attempts import check_not_reopening, check_open
 from server.venue.candidate_auth import authenticate, token_ended
+from server.venue.identity import require_checked
 
 routes = web.RouteTableDef()
 MAX_SEQ = 2**63 - 1  # the largest INTEGER SQLite stores: a larger seq was a 500
@@ -95,6 +96,7 @@ async def put_responses(request: web.Request) -> web.Response:
     now = app[keys.CLOCK].now()
     check_open(auth, now)
     check_not_reopening(auth)
+    require_checked(auth.identity_ok)  # art. 30: no answers before the identity check
     exam = app[keys.LIVE].exam
     if now < auth.timeline.starts_at:
         raise Problem(409, "not-started", "answers are taken only once the exam has started")

@@ -25,6 +25,7 @@ from server.venue import keys
 from server.venue.packages import authority_key
 from server.venue.rules import RuleViolation, check_start_delay
 from server.venue.staff import require_role
+from server.venue.time_bounds import Bound, check_bound, time_changes
 from server.venue.workspace import load_venue
 
 routes = web.RouteTableDef()
@@ -42,7 +43,20 @@ def set_delay(
     approval: str | None,
     actor: str,
     now: datetime,
+    bound: Bound | None = None,
 ) -> dict[str, Any]:
+    if bound is not None:  # the delay with the session's pauses and room grants (art. 31)
+        changes = time_changes(db, session_id, now)
+        projected = changes["total_ms"] - changes["start_delay_ms"] + delay_ms
+        check_bound(
+            db,
+            session_id,
+            projected,
+            bound,
+            actor,
+            now,
+            f"a start delay of {delay_ms // 60_000} min",
+        )
     changed = db.execute(
         "UPDATE sessions SET start_delay_ms = ? WHERE session_id = ?", [delay_ms, session_id]
     ).rowcount
@@ -99,7 +113,14 @@ async def post_delay(request: web.Request) -> web.Response:
     except RuleViolation as exc:
         raise Problem(403, exc.slug, str(exc), **exc.extra) from None
     result = await app[keys.STORE].write(
-        set_delay, session_id, minutes * 60_000, reason, approval, staff.login, now
+        set_delay,
+        session_id,
+        minutes * 60_000,
+        reason,
+        approval,
+        staff.login,
+        now,
+        Bound(venue, approval),
     )
     return web.json_response(result)
 

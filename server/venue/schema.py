@@ -526,10 +526,63 @@ def m006_candidate_id_hash(db: Database) -> None:
     db.executescript(CANDIDATE_IDS)
 
 
+ROOM_RULES = """
+-- Identity checks (art. 30): each verify or refuse by an invigilator, who and when. A verified
+-- check also sets attempts.identity_checked_by; the latest row per candidate is in force.
+CREATE TABLE identity_checks (
+    check_id INTEGER PRIMARY KEY,      -- row number; the latest per candidate is in force
+    session_id TEXT NOT NULL,          -- exam session
+    ticket TEXT NOT NULL,              -- candidate checked
+    attempt_id TEXT REFERENCES attempts(attempt_id), -- the attempt logged in at the time
+    outcome TEXT NOT NULL,             -- 'verified' (photo and ID match) or 'refused'
+    note TEXT NOT NULL DEFAULT '',     -- what the invigilator noted, in words (refusals)
+    checked_by TEXT NOT NULL,          -- staff login that checked
+    checked_at TEXT NOT NULL           -- when (ISO-8601 UTC)
+);
+CREATE INDEX identity_checks_by_ticket ON identity_checks (session_id, ticket);
+
+-- Room-wide time grants (art. 31): one action gives every open attempt of a room the same
+-- time (a power cut); each attempt's share is a time_grants row listed in room_grant_members.
+CREATE TABLE room_grants (
+    room_grant_id INTEGER PRIMARY KEY, -- row number
+    session_id TEXT NOT NULL,          -- exam session
+    room_id TEXT NOT NULL,             -- room whose candidates got the time
+    granted_ms INTEGER NOT NULL,       -- time added to each, milliseconds (> 0)
+    reason TEXT NOT NULL,              -- why, in words
+    attempts INTEGER NOT NULL,         -- open attempts that got it (count)
+    granted_by TEXT NOT NULL,          -- staff login
+    granted_at TEXT NOT NULL           -- when (ISO-8601 UTC)
+);
+CREATE TABLE room_grant_members (
+    room_grant_id INTEGER NOT NULL REFERENCES room_grants(room_grant_id), -- the room grant
+    grant_id INTEGER NOT NULL REFERENCES time_grants(grant_id), -- one attempt's time_grants row
+    PRIMARY KEY (room_grant_id, grant_id)
+);
+
+-- Centre approvals entered for a session's time changes over the limit (art. 31): the signed
+-- code itself is kept, checked again (expiry) each time it is relied on.
+CREATE TABLE time_approvals (
+    approval_id INTEGER PRIMARY KEY,   -- row number
+    session_id TEXT NOT NULL,          -- exam session
+    approved_ms INTEGER NOT NULL,      -- total time changes the centre approved, milliseconds
+    expires_at TEXT NOT NULL,          -- the approval's expiry (ISO-8601 UTC)
+    code TEXT NOT NULL,                -- the centre-signed approval code (paperpack.approval)
+    entered_by TEXT NOT NULL,          -- staff login that entered it
+    entered_at TEXT NOT NULL           -- when (ISO-8601 UTC)
+);
+"""
+
+
+@migrations()
+def m007_room_rules(db: Database) -> None:
+    """Identity checks, room-wide grants and the centre's approvals of time changes."""
+    db.executescript(ROOM_RULES)
+
+
 def venue_tables() -> list[str]:
     """The names of the tables the migrations create, in order (for tests and docs)."""
     names = []
-    for line in (INITIAL + VARIANTS + OUTAGES).splitlines():
+    for line in (INITIAL + VARIANTS + OUTAGES + ROOM_RULES).splitlines():
         if line.startswith("CREATE TABLE "):
             names.append(line.split()[2])
     return names

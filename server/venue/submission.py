@@ -25,6 +25,7 @@ from server.protocol.candidate_receipt import WRITTEN, candidate_receipt, short_
 from server.venue import keys, rules
 from server.venue.attempts import check_open
 from server.venue.candidate_auth import authenticate
+from server.venue.identity import require_checked
 from server.venue.journal import CLOSED_STATUSES
 from server.venue.rules import RuleViolation
 
@@ -91,6 +92,7 @@ async def submit(request: web.Request) -> web.Response:
     auth = await authenticate(request)
     now = request.app[keys.CLOCK].now()
     check_open(auth, now)
+    require_checked(auth.identity_ok)
     try:
         rules.check_submit(now, auth.timeline)
     except RuleViolation as exc:

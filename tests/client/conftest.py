@@ -78,7 +78,14 @@ class ExamVenue:
     candidates: list[dict[str, str]]  # roster rows (ticket, name, id_number, ...)
 
 
-def _pack_sample(root: Path, wrap_public: str) -> tuple[Path, dict[int, str], str]:
+# The shared venue's session asks for no identity check (art. 30): its tests answer at once;
+# tests/client/test_room_rules.py packs the regulation's default.
+SAMPLE_RULES = {"identity_check": 0}
+
+
+def _pack_sample(
+    root: Path, wrap_public: str, rules: dict[str, int] | None = None
+) -> tuple[Path, dict[int, str], str]:
     package_dir, cards, release = pack_for_venue(
         root,
         load_paper(EXAMPLES / "paper.yaml"),
@@ -87,6 +94,7 @@ def _pack_sample(root: Path, wrap_public: str) -> tuple[Path, dict[int, str], st
         venue_name="北京 第一考点 / Beijing centre 1",
         wrap_public=wrap_public,
         start=START,
+        rules=SAMPLE_RULES if rules is None else rules,
     )
     return package_dir, cards, release.code
 
@@ -103,6 +111,14 @@ def _set_up_venue(directory: Path) -> None:
         )
         # Drawn before the package is imported: a venue seed, and no forms (none are known yet).
         draw_seats(db, SESSION_ID, actor="cli:test", now=now, seed=b"\x01" * 32)
+        # An invigilator acts only on their drawn room (art. 31): inv1 has R101, inv2 R102
+        # (two accounts cannot fill the real draw's two per room).
+        db.execute(
+            "INSERT INTO invigilator_assignments (session_id, staff_id, room_id, seed_id)"
+            " SELECT ?, staff_id, CASE login WHEN 'inv1' THEN 'R101' ELSE 'R102' END,"
+            " (SELECT MAX(seed_id) FROM seeds) FROM staff WHERE role = 'invigilator'",
+            (SESSION_ID,),
+        )
     db.close()
 
 

@@ -86,9 +86,11 @@ def pack_for_venue(
     venue_name: str,
     wrap_public: str,
     start: datetime,
+    rules: dict[str, int] | None = None,
 ) -> tuple[Path, dict[int, str], Any]:
     """Pack `paper` for one venue (3 share cards, any 2 unlock) with a new authority in
-    `root/authority`; returns the package, the cards by holder and the time release."""
+    `root/authority`; returns the package, the cards by holder and the time release.
+    `rules`: the session's signed rule overrides (none: the regulation's defaults)."""
     init_authority(root / "authority")
     authority = load_authority(root / "authority")
     session = session_from_dict(
@@ -97,6 +99,7 @@ def pack_for_venue(
             "subject": {"code": paper.subject_code, "name": paper.subject_name},
             "start": start.isoformat(),
             "duration_minutes": paper.duration_minutes,
+            "rules": rules or {},
             "venues": [
                 {
                     "id": venue_id,
@@ -120,7 +123,15 @@ def pack_for_venue(
     return packed.package_dir, cards, release
 
 
-def _pack(root: Path, wrap_public: str, duration: int) -> tuple[Path, dict[int, str], Any]:
+# The shared template's session asks for no identity check (art. 30, `identity_check`): its
+# tests are about other things and answer at once; tests/server/venue/test_art30_identity.py
+# packs the regulation's default (checked before answering).
+TEMPLATE_RULES = {"identity_check": 0}
+
+
+def _pack(
+    root: Path, wrap_public: str, duration: int, rules: dict[str, int] | None = None
+) -> tuple[Path, dict[int, str], Any]:
     paper = synthetic_paper(24, seed=7)
     paper = dataclasses.replace(
         paper, subject_code="ECON", subject_name="Economics", duration_minutes=duration
@@ -133,6 +144,7 @@ def _pack(root: Path, wrap_public: str, duration: int) -> tuple[Path, dict[int, 
         venue_name="Test centre",
         wrap_public=wrap_public,
         start=START,
+        rules=TEMPLATE_RULES if rules is None else rules,
     )
 
 
@@ -152,6 +164,12 @@ def _populate(directory: Path) -> None:
             "INSERT INTO seeds (session_id, purpose, seed, created_at, created_by)"
             " VALUES (?, 'seats', ?, ?, 'cli:test')",
             (SESSION_ID, "00" * 32, now.isoformat()),
+        )
+        # Both invigilators drawn to R1 (an invigilator acts only on their rooms, art. 31).
+        db.execute(
+            "INSERT INTO invigilator_assignments (session_id, staff_id, room_id, seed_id)"
+            " SELECT ?, staff_id, 'R1', 1 FROM staff WHERE role = 'invigilator'",
+            (SESSION_ID,),
         )
         db.execute(
             "INSERT INTO seat_plans (session_id, seed_id, algorithm, roster_hash, rooms_hash,"
@@ -173,9 +191,11 @@ def _populate(directory: Path) -> None:
     db.close()
 
 
-def build_template(root: Path, duration: int = 120) -> VenueTemplate:
+def build_template(
+    root: Path, duration: int = 120, rules: dict[str, int] | None = None
+) -> VenueTemplate:
     venue = init_venue(root / "venue", VENUE_ID, "Test centre", now=START - timedelta(days=5))
-    package_dir, cards, release = _pack(root, venue.wrap_public, duration)
+    package_dir, cards, release = _pack(root, venue.wrap_public, duration, rules)
     shutil.copy(root / "authority-sign.pub", venue.keys_dir / "authority-sign.pub")
     _populate(venue.directory)
     return VenueTemplate(

@@ -121,11 +121,12 @@ function isRestartPause(attempt) {
   return attempt.status === "paused" && attempt.paused_reason === "restart";
 }
 
-// The paper is served once the exam has started and the paper is unlocked, which the status
-// says ("waiting" until then): asking earlier is refused with 409, and the browser would log
+// The paper is served once the exam has started, the paper is unlocked and an invigilator has
+// checked the candidate's identity, which the status says ("waiting" or "identity_check"): asking earlier is refused with 409, and the browser would log
 // that as an error on every poll.
 async function paperIfReady() {
-  if (state.attempt.status === "waiting" || isRestartPause(state.attempt)) return false;
+  if (["waiting", "identity_check"].includes(state.attempt.status)) return false;
+  if (isRestartPause(state.attempt)) return false;
   return loadPaper();
 }
 
@@ -148,6 +149,8 @@ function waitForStart() {
       ? "--:--"
       : formatDuration(startsAt - api.serverNow());
     $("waiting-paused").hidden = state.attempt.status !== "paused";
+    // Art. 30: an invigilator checks the candidate's identity before the exam opens for them.
+    $("waiting-identity").hidden = state.attempt.status !== "identity_check";
   };
   tick();
   const clock = setInterval(tick, 500);

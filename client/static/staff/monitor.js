@@ -1,8 +1,9 @@
 // The room monitor: a live grid of seats showing each one's status in words with an icon
 // (not logged in, answering, submitted, absent...; colour only repeats it, staff.css), a
 // warning line when not seen recently, items answered and last seen; the room's counts for
-// reconciliation (kept after the end, when the last session is over); and the invigilator's
-// actions on the selected candidate.
+// reconciliation (kept after the end, when the last session is over); the room's time changes
+// against the limit (art. 31) with the room-wide grant; and the invigilator's actions on the
+// selected candidate, first the identity check (art. 30): photo, name, masked ID, verify/refuse.
 
 import { formatTime, t } from "../common/i18n.js";
 import { staffApi } from "./api.js";
@@ -12,6 +13,10 @@ const $ = (id) => document.getElementById(id);
 let poll = null;
 let rooms = [];
 let selected = null; // ticket
+let lastStatus = null;
+
+const minutes = (ms) => Math.round((ms || 0) / 60000);
+const photoUrl = (ticket) => `/api/v1/staff/candidates/${encodeURIComponent(ticket)}/photo`;
 
 function kinds() {
   return JSON.parse(document.getElementById("kinds").textContent);
@@ -34,6 +39,9 @@ function seatNotes(c) {
   if (c.incidents) notes.push(t("mon.note.incidents", { n: c.incidents }));
   if (c.violations) notes.push(t("mon.note.violations", { n: c.violations }));
   if (c.time_granted_ms) notes.push(t("mon.note.time", { minutes: Math.round(c.time_granted_ms / 60000) }));
+  if (lastStatus?.identity_check && c.logged_in && c.identity !== "verified" && !c.submitted_at) {
+    notes.push(t("mon.note.identity_check"));
+  }
   return notes.join(" · ");
 }
 
@@ -96,7 +104,10 @@ function renderGrid(status) {
       const lines = seatLabel(c);
       // Seat, name, status in words (its icon comes from staff.css); during the exam the items
       // answered, after the end not (the status is what staff reconcile with); then the notes.
-      const shown = [["l0", lines[0]], ["l1", lines[1]], ["state", lines[3]]];
+      if (c.has_photo) {
+        node.append(Object.assign(document.createElement("img"), { className: "thumb", src: photoUrl(c.ticket), alt: "", loading: "lazy" }));
+      }
+      const shown = [["l0", lines[0]], ["l1", lines[1]], ["idm", c.id_masked || ""], ["state", lines[3]]];
       if (stale) {
         shown.push(["stale-note", t("mon.stale")]);
         lines.splice(4, 0, t("mon.stale"));
@@ -116,10 +127,49 @@ function renderGrid(status) {
   grid.replaceChildren(...cells);
   $("mon-paused").hidden = !status.paused;
   renderSummary(status);
+  renderTime(status);
+  const chosen = status.candidates.find((c) => c.ticket === selected);
+  if (chosen) renderSelected(chosen);
+}
+
+// The room's time changes against the session's limit, the approval in force and the cap.
+function renderTime(status) {
+  const limits = (status.time_limits || [])[0];
+  $("mon-time").hidden = !limits;
+  if (!limits) return;
+  $("mon-time-total").textContent = t("mon.time.total", { minutes: minutes(status.time_changes_ms) });
+  $("mon-time-limit").textContent = t("mon.time.limit", { limit: minutes(limits.limit_ms) });
+  $("mon-time-approved").hidden = !limits.approved_ms;
+  if (limits.approved_ms) {
+    $("mon-time-approved").textContent = t("mon.time.approved", {
+      minutes: minutes(limits.approved_ms), until: formatTime(limits.approval_expires_at),
+    });
+  }
+  $("mon-time-needs").hidden = !limits.needs_approval;
+  $("mon-time-cap").textContent = t("mon.time.cap", { cap: minutes(limits.grant_cap_ms) });
+}
+
+// The identity check of the selected candidate: photo, name and masked ID side by side.
+function renderSelected(c) {
+  $("act-name").textContent = c.name || c.ticket;
+  $("act-id").textContent = c.id_masked || "—";
+  const photo = $("act-photo");
+  photo.hidden = !c.has_photo;
+  $("act-no-photo").hidden = Boolean(c.has_photo);
+  if (c.has_photo && photo.dataset.ticket !== c.ticket) {
+    photo.src = photoUrl(c.ticket);
+    photo.alt = t("mon.photo_alt", { name: c.name || c.ticket });
+    photo.dataset.ticket = c.ticket;
+  }
+  const at = c.identity_checked_at ? formatTime(c.identity_checked_at, { seconds: true }) : "";
+  $("act-identity-state").textContent = t(`mon.identity.${c.identity || "pending"}`, { by: c.identity_checked_by || "", at });
+  $("act-identity-state").className = c.identity === "verified" ? "ok" : c.identity === "refused" ? "error" : "";
+  $("act-time").textContent = t("mon.time.candidate", { minutes: minutes(c.time_changes_ms) });
 }
 
 function select(c) {
   selected = c.ticket;
+  renderSelected(c);
   $("mon-selected").textContent = `${t("mon.selected")}: ${seatLabel(c).join(" · ")}`;
   $("mon-forms").hidden = false;
   refresh().catch(() => {});
@@ -128,7 +178,8 @@ function select(c) {
 async function refresh() {
   const current = room();
   if (!current) return;
-  renderGrid(await staffApi.get(`/api/v1/staff/rooms/${encodeURIComponent(current.room_id)}/status`));
+  lastStatus = await staffApi.get(`/api/v1/staff/rooms/${encodeURIComponent(current.room_id)}/status`);
+  renderGrid(lastStatus);
 }
 
 async function act(path, body) {
@@ -161,7 +212,18 @@ export function setup() {
   $("mon-room").addEventListener("change", () => refresh().catch(() => {}));
   $("mon-refresh").addEventListener("click", () => refresh().catch(() => {}));
   $("mon-pause").addEventListener("click", () => act("/api/v1/staff/pauses", { room_id: room().room_id, reason: "room paused from the monitor" }));
-  $("mon-resume").addEventListener("click", () => act("/api/v1/staff/pauses/resume", { room_id: room().room_id }));
+  const approval = () => $("mon-approval").value.trim() || undefined;
+  $("mon-resume").addEventListener("click", () => act("/api/v1/staff/pauses/resume", { room_id: room().room_id, approval: approval() }));
+  $("mon-room-grant").addEventListener("submit", (event) => {
+    event.preventDefault();
+    act(`/api/v1/staff/rooms/${encodeURIComponent(room().room_id)}/time-grants`, {
+      granted_ms: Number($("mon-room-grant-minutes").value) * 60000,
+      reason: $("mon-room-grant-reason").value,
+      approval: approval(),
+    });
+  });
+  $("act-verify").addEventListener("click", () => selected && act(`/api/v1/staff/candidates/${encodeURIComponent(selected)}/identity/verify`, {}));
+  onCandidate("act-refuse", () => ["identity/refuse", { note: $("act-refuse-note").value }]);
   $("act-absent").addEventListener("click", () => selected && act(`/api/v1/staff/candidates/${encodeURIComponent(selected)}/absent`, {}));
   onCandidate("act-incident", () => ["incidents", { kind: $("act-incident-kind").value, text: $("act-incident-text").value }]);
   onCandidate("act-violation", () => ["violations", { kind: $("act-violation-kind").value, text: $("act-violation-text").value }]);

@@ -83,7 +83,9 @@ async def test_request_bodies_are_what_the_handlers_accept(venue_kit: VenueKit) 
             "admin" if path.startswith(admin_paths) and not shares else "chief"
         )
 
-    sent = await check_bodies(kit.client, doc, headers_for, {"ticket": "T0001", "session_id": "S1"})
+    sent = await check_bodies(
+        kit.client, doc, headers_for, {"ticket": "T0001", "session_id": "S1", "room_id": "R1"}
+    )
     assert sent > 60
 
 

@@ -1,0 +1,58 @@
+"""What the room monitor shows for the identity check (art. 30): each seat's masked ID
+number, whether the roster has a photo, and the latest check (who, when, verified or refused).
+The actions themselves are `server.venue.identity`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sqlite_utils import Database
+
+
+def mask_id(id_number: str) -> str:
+    """An ID number as staff see it: the first 3 and the last 4 characters."""
+    if len(id_number) <= 7:
+        return "*" * len(id_number)
+    return id_number[:3] + "*" * (len(id_number) - 7) + id_number[-4:]
+
+
+def identity_states(db: Database, sessions: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(session, ticket) -> the latest identity check, the masked ID number and the rule."""
+    chosen = json.dumps(sessions)
+    columns = db["candidates"].columns_dict
+    masked = "id_masked" if "id_masked" in columns else "id_number"
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for session_id, ticket, id_value in db.execute(
+        f"SELECT session_id, ticket, {masked} FROM candidates"  # noqa: S608 - a column name
+        " WHERE session_id IN (SELECT value FROM json_each(?))",
+        [chosen],
+    ):
+        shown = id_value if masked == "id_masked" else mask_id(str(id_value or ""))
+        found[(session_id, ticket)] = {"id_masked": shown}
+    for session_id, ticket, outcome, by, at in db.execute(
+        "SELECT session_id, ticket, outcome, checked_by, checked_at FROM identity_checks"
+        " WHERE check_id IN (SELECT MAX(check_id) FROM identity_checks"
+        " WHERE session_id IN (SELECT value FROM json_each(?)) GROUP BY session_id, ticket)",
+        [chosen],
+    ):
+        found.setdefault((session_id, ticket), {}).update(
+            {"outcome": outcome, "checked_by": by, "checked_at": at}
+        )
+    return found
+
+
+def identity_view(row: Mapping[str, Any], state: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The identity fields of one seat on the monitor."""
+    state = state or {}
+    outcome = state.get("outcome")
+    if row["identity_checked_by"]:
+        outcome = "verified"
+    return {
+        "id_masked": state.get("id_masked", ""),
+        "has_photo": bool(row["photo"]),
+        "identity": outcome or "pending",
+        "identity_checked_by": state.get("checked_by") if outcome else None,
+        "identity_checked_at": state.get("checked_at") if outcome else None,
+    }

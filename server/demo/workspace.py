@@ -19,7 +19,8 @@ once (at least 60 minutes before the start); entry stays open 60 minutes after t
 instead of 5 (art. 29(2)); there is no sealed period, so submission opens at the start
 (art. 29(3) would keep it shut until 15 minutes before the end, or 2 hours for this 150-minute
 paper); a candidate answers without waiting for an invigilator's identity check (art. 30: a
-real session waits for it). Each is a `rules` / `window` override of the session file, signed into the manifest.
+real session waits for it). Each is a `rules` / `window` override of the session file,
+signed into the manifest.
 """
 
 from __future__ import annotations

@@ -2,7 +2,10 @@
 package's session more than 30 minutes late.
 
 The centre issues it (`issue_delay_approval`, `paperpack approve-delay`); the venue checks it
-when the chief examiner enters the delay (`check_delay_approval`). The approval is a signed
+when the chief examiner enters the delay (`check_delay_approval`). The same code also bounds
+the session's time changes in all (start delay, venue and room pauses, room-wide grants): past
+30 minutes of them the venue accepts a resume or a room-wide grant only with a code whose
+`delay_minutes` is at least the new total (`check_time_approval`). The approval is a signed
 document, handed over as one line of text (the *approval code*: base64 of its canonical JSON):
 
     {"format": "cbt-delay-approval", "format_version": 2, "session_id", "venue_id",

@@ -82,7 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     release_log.set_defaults(func=Handler(f"{HANDLERS}:cmd_release_log"))
 
     approve = sub.add_parser(
-        "approve-delay", help="the centre's signed approval of a start delay over 30 minutes"
+        "approve-delay",
+        help="the centre's signed approval of time changes over 30 minutes (start delay,"
+        " pauses, room-wide grants: --minutes is the most they may come to)",
     )
     approve.add_argument("session_id", metavar="SESSION_ID")
     approve.add_argument("venue_id", metavar="VENUE_ID")

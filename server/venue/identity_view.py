@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
@@ -43,15 +44,19 @@ def identity_states(db: Database, sessions: list[str]) -> dict[tuple[str, str], 
     return found
 
 
-def identity_view(row: Mapping[str, Any], state: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The identity fields of one seat on the monitor."""
+def identity_view(
+    row: Mapping[str, Any], state: Mapping[str, Any] | None, photos_dir: Path | None = None
+) -> dict[str, Any]:
+    """The identity fields of one seat on the monitor; `has_photo` when the roster names a
+    photo and it was imported into `photos_dir` (`server.venue.photos`)."""
     state = state or {}
     outcome = state.get("outcome")
     if row["identity_checked_by"]:
         outcome = "verified"
     return {
         "id_masked": state.get("id_masked", ""),
-        "has_photo": bool(row["photo"]),
+        "has_photo": bool(row["photo"])
+        and (photos_dir is None or (photos_dir / row["session_id"] / row["photo"]).is_file()),
         "identity": outcome or "pending",
         "identity_checked_by": state.get("checked_by") if outcome else None,
         "identity_checked_at": state.get("checked_at") if outcome else None,

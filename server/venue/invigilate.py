@@ -3,9 +3,11 @@
 Room status (logged in, answering, last seen, items answered, submitted); mark absent; record
 an incident or a violation (a type from a fixed list plus text); grant lost time with a
 reason; move a candidate to a spare seat (answers and time left are kept: the attempt does
-not change, only its seat); pause and resume a room or the whole venue. Every action is
-role-checked and CSRF-checked (`server.venue.staff.require_role`) and audited in the same
-transaction as the change.
+not change, only its seat). Pauses, room-wide grants and the time changes' sums are
+`server.venue.room_time`; the identity check `server.venue.identity`. Every action is
+role-checked and CSRF-checked (`server.venue.staff.require_role`), refused for an invigilator
+outside the rooms they were drawn to (`check_room`), and audited in the same transaction as
+the change. An invigilator's grants to one candidate stop at the session's cap (art. 31).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -29,8 +32,7 @@ from server.venue.journal import CLOSED_STATUSES
 from server.venue.live import ExamState
 from server.venue.rooms import SeatsError
 from server.venue.staff import require_role
-from server.venue.time_bounds import Bound, check_bound, own_grants_ms, session_policy, time_changes
-from server.venue.workspace import load_venue
+from server.venue.time_bounds import own_grants_ms, session_policy, time_changes
 
 routes = web.RouteTableDef()
 
@@ -58,7 +60,6 @@ VIOLATION_KINDS = (
 MAX_TEXT = 4000
 MAX_GRANT_MS = 4 * 3600 * 1000  # one grant cannot exceed four hours
 MAX_BODY = 16 * 1024
-MAX_APPROVAL = 4096  # paperpack.approval.MAX_CODE_CHARS
 
 
 def actor_of(staff: Any) -> str:
@@ -139,6 +140,7 @@ def room_status(
     now: datetime,
     stale_s: int,
     seen: Mapping[str, str] | None = None,
+    photos_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Each candidate of the room (or the venue) with what the monitor shows; after the end,
     each one's final state (submitted, absent, moved, incidents, time changes) stays."""
@@ -168,6 +170,9 @@ def room_status(
     candidates = []
     identity = identity_states(db, sessions)
     changes = {s: time_changes(db, s, now) for s in sessions}
+    totals = {
+        (s, c["ticket"]): c["total_ms"] for s, ch in changes.items() for c in ch["candidates"]
+    }
     for r in rows:
         last = max(r["last_seen_at"] or "", (seen or {}).get(r["attempt_id"] or "", "")) or None
         stale = last is None or (now - parse_time(last)).total_seconds() > stale_s
@@ -187,15 +192,8 @@ def room_status(
                 "seat_moves": r["moves"],
                 "incidents": r["incidents"],
                 "violations": r["violations"],
-                **identity_view(r, identity.get((r["session_id"], r["ticket"]))),
-                "time_changes_ms": next(
-                    (
-                        c["total_ms"]
-                        for c in changes[r["session_id"]]["candidates"]
-                        if c["ticket"] == r["ticket"]
-                    ),
-                    0,
-                ),
+                **identity_view(r, identity.get((r["session_id"], r["ticket"])), photos_dir),
+                "time_changes_ms": totals.get((r["session_id"], r["ticket"]), 0),
             }
         )
     paused = db.execute(
@@ -268,7 +266,8 @@ async def get_venue_status(request: web.Request) -> web.Response:
     app = request.app
     now = app[keys.CLOCK].now()
     stale_s, seen = app[keys.SETTINGS].stale_after_s, dict(app[keys.LIVE].seen)
-    body = await app[keys.STORE].read(room_status, None, now, stale_s, seen)
+    photos = app[keys.SETTINGS].venue_dir / "photos"
+    body = await app[keys.STORE].read(room_status, None, now, stale_s, seen, photos)
     return web.json_response(body)
 
 
@@ -280,7 +279,8 @@ async def get_room_status(request: web.Request) -> web.Response:
     now = app[keys.CLOCK].now()
     room_id = request.match_info["room_id"]
     stale_s, seen = app[keys.SETTINGS].stale_after_s, dict(app[keys.LIVE].seen)
-    body = await app[keys.STORE].read(room_status, room_id, now, stale_s, seen)
+    photos = app[keys.SETTINGS].venue_dir / "photos"
+    body = await app[keys.STORE].read(room_status, room_id, now, stale_s, seen, photos)
     return web.json_response(body)
 
 
@@ -532,111 +532,3 @@ async def post_seat_move(request: web.Request) -> web.Response:
         in_room, staff, ticket, move_seat, room_id, seat_no, reason, actor_of(staff), now, exam
     )
     return web.json_response(result)
-
-
-# --- pauses -------------------------------------------------------------------------------
-
-
-def pause(
-    db: Database, room_id: str | None, reason: str, staff: Any, now: datetime
-) -> dict[str, Any]:
-    """Pause a room (or the venue, room_id None) in every running session. A pause always
-    starts (it is for safety); its length counts when the room is resumed (`resume`)."""
-    actor = actor_of(staff)
-    for session_id in running_sessions(db):
-        check_room(db, staff, session_id, room_id)
-    open_pause = db.execute(
-        "SELECT pause_id FROM pauses WHERE resumed_at IS NULL AND room_id IS ?", [room_id]
-    ).fetchone()
-    if open_pause is not None:
-        raise Conflict("already-paused", f"{_scope(room_id)} is already paused")
-    sessions = [r[0] for r in db.execute("SELECT session_id FROM sessions WHERE status != 'ended'")]
-    for session_id in sessions:
-        db.execute(
-            "INSERT INTO pauses (session_id, room_id, reason, paused_by, paused_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [session_id, room_id, reason, actor, iso(now)],
-        )
-    audit.record(db, actor, "exam.paused", _scope(room_id), {"reason": reason}, now=now)
-    return {"room_id": room_id, "paused": True, "paused_at": iso(now)}
-
-
-def running_sessions(db: Database) -> list[str]:
-    return [r[0] for r in db.execute("SELECT session_id FROM sessions WHERE status != 'ended'")]
-
-
-def resume(
-    db: Database, room_id: str | None, staff: Any, bound: Bound, now: datetime
-) -> dict[str, Any]:
-    """Resume a room or the venue. The pause's time counts towards each session's time
-    changes (art. 31): past the limit the resume needs the centre's approval, and the room
-    stays paused until it is entered."""
-    actor = actor_of(staff)
-    for session_id in running_sessions(db):
-        check_room(db, staff, session_id, room_id)
-        paused = db.execute(
-            "SELECT 1 FROM pauses WHERE session_id = ? AND resumed_at IS NULL AND room_id IS ?",
-            [session_id, room_id],
-        ).fetchone()
-        if paused:
-            total = time_changes(db, session_id, now)["total_ms"]
-            check_bound(db, session_id, total, bound, actor, now, f"resuming {_scope(room_id)}")
-    changed = db.execute(
-        "UPDATE pauses SET resumed_by = ?, resumed_at = ?"
-        " WHERE resumed_at IS NULL AND room_id IS ?",
-        [actor, iso(now), room_id],
-    ).rowcount
-    if not changed:
-        raise Conflict("not-paused", f"{_scope(room_id)} is not paused")
-    audit.record(db, actor, "exam.resumed", _scope(room_id), {}, now=now)
-    return {"room_id": room_id, "paused": False, "resumed_at": iso(now)}
-
-
-def _scope(room_id: str | None) -> str:
-    return f"room:{room_id}" if room_id else "venue"
-
-
-def _room_field(body: Mapping[str, Any]) -> str | None:
-    room_id = body.get("room_id")
-    if room_id is not None and not isinstance(room_id, str):
-        raise Invalid("invalid-field", "field 'room_id' must be a string or null (venue)")
-    return room_id
-
-
-@routes.post("/api/v1/staff/pauses", name="pause")
-async def post_pause(request: web.Request) -> web.Response:
-    """Pause a room ({"room_id": "R1", "reason"}) or the whole venue (room_id null)."""
-    staff = await require_role(request, "chief_examiner", "invigilator")
-    body = await read_json_object(request, MAX_BODY)
-    room_id, reason = _room_field(body), _text(body, "reason")
-    if room_id is None:  # pausing the whole venue is the chief examiner's decision
-        await require_role(request, "chief_examiner")
-    now = request.app[keys.CLOCK].now()
-    result = await request.app[keys.STORE].write(pause, room_id, reason, staff, now)
-    return web.json_response(result)
-
-
-@routes.post("/api/v1/staff/pauses/resume", name="resume")
-async def post_resume(request: web.Request) -> web.Response:
-    """Resume a paused room ({"room_id": "R1"}) or the venue (room_id null); past the time
-    changes' limit with {"approval": the centre's code} (art. 31)."""
-    staff = await require_role(request, "chief_examiner", "invigilator")
-    body = await read_json_object(request, MAX_BODY)
-    room_id = _room_field(body)
-    if room_id is None:
-        await require_role(request, "chief_examiner")
-    now = request.app[keys.CLOCK].now()
-    bound = bound_of(request, body)
-    result = await request.app[keys.STORE].write(resume, room_id, staff, bound, now)
-    return web.json_response(result)
-
-
-def bound_of(request: web.Request, body: Mapping[str, Any]) -> Bound:
-    """The pinned authority key, this venue and the approval code in `body`, if any."""
-    code = body.get("approval")
-    if code is not None and (not isinstance(code, str) or len(code) > MAX_APPROVAL):
-        raise Invalid(
-            "invalid-field",
-            f"field 'approval' must be the centre's code (a string of at most {MAX_APPROVAL})",
-        )
-    return Bound(load_venue(request.app[keys.SETTINGS].venue_dir), code or None)

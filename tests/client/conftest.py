@@ -39,6 +39,7 @@ from server.clock import SettableClock
 from server.staffauth import hash_password
 from server.store import transaction
 from server.venue.app import create_app
+from server.venue.photos import import_roster_photos
 from server.venue.rooms import load_rooms, store_rooms
 from server.venue.roster import import_roster_file
 from server.venue.seats import draw_seats
@@ -109,6 +110,7 @@ def _set_up_venue(directory: Path) -> None:
         import_roster_file(
             db, EXAMPLES / "roster.csv", SESSION_ID, actor="cli:test", now=now, subject="27"
         )
+        import_roster_photos(db, SESSION_ID, EXAMPLES, directory / "photos")
         # Drawn before the package is imported: a venue seed, and no forms (none are known yet).
         draw_seats(db, SESSION_ID, actor="cli:test", now=now, seed=b"\x01" * 32)
         # An invigilator acts only on their drawn room (art. 31): inv1 has R101, inv2 R102

@@ -146,7 +146,7 @@ def test_the_monitor_keeps_the_rooms_final_state_after_the_end(
         )
         assert status == 200, body
     first = live_venue.candidate(0)["ticket"]
-    inv = live_venue.staff("inv1")
+    inv = live_venue.staff("chief")  # both rooms (an invigilator acts only on their own)
     absent = live_venue.candidate(29)["ticket"]
     for path, body in (
         (f"{first}/incidents", {"kind": "machine_failure", "text": "黑屏"}),

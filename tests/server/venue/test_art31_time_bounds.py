@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from paperpack.approval import issue_delay_approval
 from paperpack.authority import load_authority
 from server.clock import parse_time
@@ -289,3 +291,28 @@ async def test_art31_a_room_wide_grant_moves_every_candidate_of_the_room_and_onl
         headers=inv,
     )
     assert resp.status == 403 and await slug_of(resp) == "time-changes-need-approval"
+
+
+def test_art31_the_limit_can_only_be_made_stricter() -> None:
+    """The regulation's 30 minutes is 'always': a session file asking for more is refused at
+    pack time naming the rule, and a venue reading such a rule still holds 30; a stricter
+    limit, the cap and the identity rule pass; practice sessions default to no check."""
+    from paperpack.errors import SessionInvalid
+    from paperpack.session import session_from_dict
+    from server.venue.rules import RoomPolicy
+
+    base = {"session_id": "S1", "subject": {"code": "27", "name": "x"}, "start": "bad"}
+    with pytest.raises(SessionInvalid) as caught:
+        session_from_dict(
+            {**base, "rules": {"time_changes_limit_minutes": 90, "identity_check": 2}}
+        )
+    problems = "\n".join(caught.value.problems)
+    assert "rules.time_changes_limit_minutes: cannot be over 30" in problems
+    assert "rules.identity_check: must be 1" in problems
+    assert RoomPolicy.for_session({"time_changes_limit_minutes": 90}, False) == RoomPolicy()
+    strict = RoomPolicy.for_session(
+        {"time_changes_limit_minutes": 10, "grant_cap_minutes": 5}, False
+    )
+    assert (strict.time_changes_limit_ms, strict.grant_cap_ms) == (10 * MIN, 5 * MIN)
+    assert RoomPolicy.for_session({}, True).identity_check is False
+    assert RoomPolicy.for_session({}, False).identity_check is True

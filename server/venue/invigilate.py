@@ -460,9 +460,10 @@ def in_room(db: Database, staff: Any, ticket: str, action: Any, *args: Any) -> A
     """`action(db, ticket, *args)` once `staff` may act on the candidate's room, in one
     transaction (a move checks the room it goes to as well)."""
     session_id, _ = check_candidate_room(db, staff, ticket)
-    if action is move_seat and db.execute(
-        "SELECT 1 FROM rooms WHERE room_id = ?", [args[0]]
-    ).fetchone():  # an unknown room is refused by the move itself
+    if (
+        action is move_seat
+        and db.execute("SELECT 1 FROM rooms WHERE room_id = ?", [args[0]]).fetchone()
+    ):  # an unknown room is refused by the move itself
         check_room(db, staff, session_id, args[0])
     return action(db, ticket, *args)
 

@@ -12,26 +12,16 @@ from typing import Any
 from sqlite_utils import Database
 
 
-def mask_id(id_number: str) -> str:
-    """An ID number as staff see it: the first 3 and the last 4 characters."""
-    if len(id_number) <= 7:
-        return "*" * len(id_number)
-    return id_number[:3] + "*" * (len(id_number) - 7) + id_number[-4:]
-
-
 def identity_states(db: Database, sessions: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
     """(session, ticket) -> the latest identity check, the masked ID number and the rule."""
     chosen = json.dumps(sessions)
-    columns = db["candidates"].columns_dict
-    masked = "id_masked" if "id_masked" in columns else "id_number"
     found: dict[tuple[str, str], dict[str, Any]] = {}
-    for session_id, ticket, id_value in db.execute(
-        f"SELECT session_id, ticket, {masked} FROM candidates"  # noqa: S608 - a column name
+    for session_id, ticket, masked in db.execute(
+        "SELECT session_id, ticket, id_masked FROM candidates"  # masked at import (F12)
         " WHERE session_id IN (SELECT value FROM json_each(?))",
         [chosen],
     ):
-        shown = id_value if masked == "id_masked" else mask_id(str(id_value or ""))
-        found[(session_id, ticket)] = {"id_masked": shown}
+        found[(session_id, ticket)] = {"id_masked": masked}
     for session_id, ticket, outcome, by, at in db.execute(
         "SELECT session_id, ticket, outcome, checked_by, checked_at FROM identity_checks"
         " WHERE check_id IN (SELECT MAX(check_id) FROM identity_checks"

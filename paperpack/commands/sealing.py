@@ -25,6 +25,7 @@ from paperpack.approval import (
     issue_delay_approval,
 )
 from paperpack.authority import (
+    Authority,
     init_authority,
     load_authority,
     read_authority_public,
@@ -213,9 +214,19 @@ def cmd_approve_delay(args: argparse.Namespace) -> int:
         args.minutes,
         valid_for=timedelta(hours=args.valid_hours),
     )
+    _record_approval(authority, args.session_id, args.venue_id, args.minutes)
     print(
         f"start-delay approval for {args.session_id} / {args.venue_id}, {args.minutes} min,"
         f" valid {args.valid_hours:g} h (the chief examiner pastes it into the console):"
     )
     print(code)
     return 0
+
+
+def _record_approval(authority: Authority, session_id: str, venue_id: str, minutes: int) -> None:
+    """Keep the approval beside the venue's central material: until the venue reports its
+    end, scoring waits for the latest end the approvals allow (server.scoring.material)."""
+    path = authority.central_dir(session_id, venue_id) / "delay-approvals.jsonl"
+    line = json.dumps({"minutes": minutes, "issued_at": datetime.now(UTC).isoformat()})
+    with path.open("a", encoding="utf-8") as log:
+        log.write(line + "\n")

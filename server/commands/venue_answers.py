@@ -1,6 +1,7 @@
 """`cbt venue export` and `cbt venue upload`: the answers' way home (art. 35(1)).
 
     cbt venue export DIR [--session ID] [--out FILE] [--central-key UPLOAD_PUB]
+                         [--partial --reason "why"]   # while attempts are still open
     cbt venue upload DIR --central URL [--central-pub SIGNING_PUB]
 
 `export` seals a session into DIR/outbox/ (and copies it to --out); `upload` sends every
@@ -22,7 +23,17 @@ from server.venue.upload import Progress, drain_outbox, pending
 
 
 def run_export(args: argparse.Namespace) -> int:
-    result = export_session(args.dir, args.session, central_key=args.central_key, actor="cli")
+    if args.partial != (args.reason is not None):
+        raise CbtError('--partial and --reason "why" go together (a partial export says why)')
+    if args.partial and not args.reason.strip():
+        raise CbtError("--reason must say why the export cannot wait for the session to end")
+    result = export_session(
+        args.dir,
+        args.session,
+        central_key=args.central_key,
+        actor="cli",
+        partial_reason=args.reason if args.partial else None,
+    )
     if args.out is not None:
         try:
             shutil.copyfile(result.path, args.out)
@@ -37,6 +48,8 @@ def run_export(args: argparse.Namespace) -> int:
         f"exported session {result.session_id}: {result.attempts} attempts, export "
         f"{result.export_seq}, sha256 {result.package_sha256} -> {args.out or result.path}"
     )
+    if args.partial:
+        print("partial export: the centre will not take it as the session's end; export again")
     return 0
 
 

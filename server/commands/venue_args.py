@@ -221,6 +221,12 @@ def _register_answers(venue_sub: argparse._SubParsersAction) -> None:  # type: i
         "--central-key", type=Path,
         help="the authority's upload.pub (X25519) or its directory; pinned after first use",
     )  # fmt: skip
+    export.add_argument(
+        "--partial",
+        action="store_true",
+        help="export while attempts are still open (needs --reason; never taken as final)",
+    )
+    export.add_argument("--reason", help="why a partial export cannot wait (recorded)")
     export.set_defaults(func=Handler(f"{ANSWERS}:run_export"))
 
     upload = venue_sub.add_parser("upload", help="send the outbox to the central server")

@@ -6,10 +6,14 @@
 authority's X25519 key; this module opens them, checks they belong together, and refuses to
 hand out the keys before the session has ended (art. 14, 35(2)).
 
-The session's end, from the session record the pack left: the unlock window closes at
-`window.not_after`, so no exam of that package can start later; it ends at the latest
-`not_after + duration`. Lost time granted at a venue may run past that; a venue's own record of
-when it ended (`session.ended_at` in its response package) moves the end later, never earlier.
+When the keys go to scoring (art. 35(2)): as soon as every venue of the session has sent a
+*final* end-of-session report (inside its export: `server.venue.end_report`), at the latest
+of their actual ends, however early that is. Until then each venue without a final report has
+a backstop: the latest possible end given what is on record, the unlock window's close plus the
+paper's duration (`not_after + duration`), plus the longest start delay the centre approved
+for that venue (`paperpack approve-delay` keeps each in `delay-approvals.jsonl`), moved later,
+never earlier, by what the venue reported: a partial export's latest expected end (a grant
+running past), or an older export's `session.ended_at`.
 """
 
 from __future__ import annotations
@@ -127,22 +131,64 @@ def open_material(authority: Authority, session_id: str, venue_id: str) -> Venue
     )
 
 
+APPROVALS_FILE = "delay-approvals.jsonl"  # AUTH/sessions/<s>/<v>/: each approve-delay issued
+
+
+@dataclass(frozen=True)
+class VenueEnd:
+    """What a venue's newest export says about the session's end there."""
+
+    final: bool  # its end-of-session report is final: no attempt open, the session ended
+    at: datetime | None  # final: when it ended; else the latest end it expects, if any
+
+
+def approved_delay_minutes(authority: Authority, session_id: str, venue_id: str) -> int:
+    """The longest start delay the centre approved for this venue (0 when none)."""
+    path = authority.central_dir(session_id, venue_id) / APPROVALS_FILE
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return 0
+    minutes = [int(json.loads(line)["minutes"]) for line in lines if line.strip()]
+    return max(minutes, default=0)
+
+
+def venue_end(
+    authority: Authority, material: VenueMaterial, session_id: str, reported: VenueEnd | None
+) -> tuple[datetime, bool]:
+    """When this venue's exam is over for scoring, and whether it said so itself."""
+    if reported is not None and reported.final and reported.at is not None:
+        return reported.at, True
+    delay = approved_delay_minutes(authority, session_id, material.venue_id)
+    backstop = material.ends_at + timedelta(minutes=delay)
+    if reported is not None and reported.at is not None:
+        backstop = max(backstop, reported.at)
+    return backstop, False
+
+
 def release_keys(
     authority: Authority,
     session_id: str,
     now: datetime,
-    venue_ended: dict[str, datetime] | None = None,
+    venue_ends: dict[str, VenueEnd] | None = None,
 ) -> dict[str, VenueMaterial]:
-    """Every venue's material, but only once the whole session has ended; else KeysNotReleased."""
+    """Every venue's material once the whole session has ended (every venue's final report,
+    else its backstop); else KeysNotReleased naming what is awaited."""
     venues = packed_venues(authority, session_id)
     if not venues:
         raise MaterialMissing(f"session {session_id} has no packed venue at this authority")
     material = {v: open_material(authority, session_id, v) for v in venues}
-    ends = [m.ends_at for m in material.values()] + list((venue_ended or {}).values())
-    ends_at = max(ends)
+    ends = {
+        v: venue_end(authority, m, session_id, (venue_ends or {}).get(v))
+        for v, m in material.items()
+    }
+    ends_at = max(at for at, _ in ends.values())
     if now < ends_at:
+        awaited = sorted(v for v, (_, final) in ends.items() if not final)
         raise KeysNotReleased(
-            f"session {session_id} ends at {ends_at.isoformat()}; the answer keys are released "
-            f"to scoring only after the end (now {now.isoformat()}): score again after that time"
+            f"session {session_id} ends at {ends_at.isoformat()} at the latest; the answer keys"
+            f" are released to scoring only after the end (now {now.isoformat()}): waiting for"
+            f" the final end-of-session report of {', '.join(awaited)}; score again when they"
+            " have uploaded, or after that time"
         )
     return material

@@ -22,7 +22,13 @@ from server.scoring.changes import Change, load_changes
 from server.scoring.engine import CandidateScore, score_venue
 from server.scoring.journals import journal_holds
 from server.scoring.marks import load_marks
-from server.scoring.material import ScoringError, VenueMaterial, packed_venues, release_keys
+from server.scoring.material import (
+    ScoringError,
+    VenueEnd,
+    VenueMaterial,
+    packed_venues,
+    release_keys,
+)
 from server.scoring.packages import VenuePackage, read_session_packages
 from server.scoring.registration import apply_registration, load_registration
 from server.scoring.results import FinalResult, apply_changes, apply_marks, finalise
@@ -56,13 +62,26 @@ class ScoredSession:
     changes: list[Change]
 
 
-def _venue_ends(packages: dict[str, VenuePackage]) -> dict[str, datetime]:
+def _venue_ends(packages: dict[str, VenuePackage]) -> dict[str, VenueEnd]:
+    """Each venue's word on the session's end, from its newest export: the end-of-session
+    report when it has one; an older export's `session.ended_at` is never final."""
     ends = {}
     for venue_id, package in packages.items():
-        ended = (package.contents.get("session") or {}).get("ended_at")
-        if ended:
-            ends[venue_id] = datetime.fromisoformat(str(ended).replace("Z", "+00:00"))
+        report = package.contents.get("end_report")
+        if isinstance(report, dict):
+            final = report.get("final") is True
+            when = report.get("ended_at") if final else report.get("expected_end")
+            ends[venue_id] = VenueEnd(final, _time(when))
+        else:
+            ended = (package.contents.get("session") or {}).get("ended_at")
+            ends[venue_id] = VenueEnd(False, _time(ended))
     return ends
+
+
+def _time(text: object) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
 
 
 def _one_paper(material: dict[str, VenueMaterial], session_id: str) -> Paper:

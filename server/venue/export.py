@@ -35,6 +35,7 @@ from server.protocol.response_package import build_response_package
 from server.store import transaction
 from server.venue import journal
 from server.venue.background import stop_task
+from server.venue.end_report import end_report
 from server.venue.upload import Backoff, drain_outbox, put_in_outbox
 from server.venue.workspace import load_signing_key, load_venue, open_venue_db
 
@@ -242,8 +243,13 @@ def export_session(
     actor: str = "system",
     now: datetime | None = None,
     variant_digests: Mapping[str, str] | None = None,
+    partial_reason: str | None = None,
 ) -> ExportResult:
-    """Seal one session's answers into DIR/outbox/ and record the export. Returns where."""
+    """Seal one session's answers into DIR/outbox/ and record the export. Returns where.
+
+    While any attempt is open the export is refused, naming them, unless `partial_reason`
+    says why it must go now: then its end-of-session report says partial, and the centre
+    never takes it as the session's end (`server.venue.end_report`)."""
     venue = load_venue(venue_dir)
     wrap_public = central_wrap_key(venue_dir, central_key)
     signing = load_signing_key(venue)
@@ -251,9 +257,11 @@ def export_session(
     db = open_venue_db(venue_dir)
     try:
         chosen = pick_session(db, session_id)
+        report = _checked_end_report(db, chosen, moment, partial_reason)
         contents, evidence = split_evidence(
             collect_session(db, chosen, variant_digests=variant_digests)
         )
+        contents["end_report"] = report
         export_seq = int(
             db.execute("SELECT COALESCE(MAX(export_id), 0) + 1 FROM exports").fetchone()[0]
         )
@@ -284,11 +292,34 @@ def export_session(
                  result.attempts, iso(moment), actor),
             )  # fmt: skip
             details = {"package_sha256": result.package_sha256, "export_seq": export_seq,
-                       "attempts": result.attempts}  # fmt: skip
+                       "attempts": result.attempts, "final": contents["end_report"]["final"],
+                       "partial_reason": contents["end_report"]["partial_reason"]}  # fmt: skip
             audit.record(db, actor, "responses.exported", f"session:{chosen}", details, now=moment)
         return result
     finally:
         db.close()
+
+
+def _checked_end_report(
+    db: Database, session_id: str, now: datetime, partial_reason: str | None
+) -> dict[str, Any]:
+    """The end-of-session report, or ExportError while attempts are open without a reason."""
+    session = db.execute("SELECT * FROM sessions WHERE session_id = ?", [session_id]).fetchone()
+    if session is None:
+        raise ExportError(f"session {session_id} is not known at this venue: check --session")
+    names = [c[0] for c in db.execute("SELECT * FROM sessions LIMIT 0").description]
+    row = dict(zip(names, session, strict=True))
+    reason = partial_reason.strip() if partial_reason else None
+    report = end_report(db, row, now, reason)
+    still_open = report["open_tickets"]
+    if still_open and reason is None:
+        shown = ", ".join(still_open[:10]) + (" ..." if len(still_open) > 10 else "")
+        raise ExportError(
+            f"{len(still_open)} attempt(s) of session {session_id} are still open (tickets"
+            f' {shown}): export after they end, or give --partial --reason "why" to send'
+            " what there is now (the centre will not take it as the session's end)"
+        )
+    return report
 
 
 def sessions_to_export(venue_dir: Path) -> list[str]:

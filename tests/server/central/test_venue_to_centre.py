@@ -73,6 +73,10 @@ def sit_session(db: Database) -> dict[str, Any]:
                 " VALUES (?, ?, 'candidate', 3, ?, 'r')",
                 (attempt_id, iso(START), json.dumps(answers)),
             )
+            db.execute(  # what finalise_attempt does beside the submission row
+                "UPDATE attempts SET status = 'submitted', submitted_at = ? WHERE attempt_id = ?",
+                (iso(START), attempt_id),
+            )
         db.execute(
             "INSERT INTO violations (session_id, ticket, kind, text, recorded_by, recorded_at)"
             " VALUES ('S1', ?, 'impersonation', 'photo mismatch', 'inv1', ?)",

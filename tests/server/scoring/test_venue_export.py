@@ -88,6 +88,10 @@ def _sit(venue_dir: Path, paper: Paper) -> dict[str, dict[str, Any]]:
                 " VALUES (?, ?, 'candidate', ?, ?, ?)",
                 (attempt_id, iso(START), seq, json.dumps(final), canonical_hash(final)),
             )
+            db.execute(  # what finalise_attempt does beside the submission row
+                "UPDATE attempts SET status = 'submitted', submitted_at = ? WHERE attempt_id = ?",
+                (iso(START), attempt_id),
+            )
     db.close()
     return finals
 

@@ -292,7 +292,7 @@ class _Checker:
         return self.checked_asset(field, media_type, data)
 
     def checked_asset(self, field: str, media_type: str, data: bytes) -> tuple[str, bytes] | None:
-        if not _content_matches(media_type, data):
+        if not content_matches(media_type, data):
             self.report("paper", field, f"the content is not a valid {media_type} file")
             return None
         return media_type, data
@@ -651,7 +651,7 @@ _SIGNATURES: dict[str, tuple[tuple[int, bytes], ...]] = {
 }
 
 
-def _content_matches(media_type: str, data: bytes) -> bool:
+def content_matches(media_type: str, data: bytes) -> bool:
     """Whether `data` starts like a file of `media_type` (a renamed or corrupt file does not)."""
     if media_type == "audio/mpeg":
         return data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0)

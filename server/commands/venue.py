@@ -69,12 +69,31 @@ def run_staff_disable(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_staff_conflict(args: argparse.Namespace) -> int:
+    load_venue(args.dir)
+    db = open_venue_db(args.dir)
+    try:
+        with transaction(db):
+            staff.declare_conflict(
+                db, args.login, args.room, args.reason, actor=cli_actor(), now=_now()
+            )
+    finally:
+        db.close()
+    where = ", ".join(args.room) if args.room else "every room"
+    print(
+        f"conflict of interest of {args.login} recorded ({where}): left out of the "
+        "invigilator draw there, and no share card"
+    )
+    return 0
+
+
 def run_staff_list(args: argparse.Namespace) -> int:
     load_venue(args.dir)
     db = open_venue_db(args.dir)
     try:
         for row in staff.list_staff(db):
             state = "" if row["active"] else "  (disabled)"
+            state += "  (conflict of interest declared)" if row["conflict_declared"] else ""
             print(f"{row['login']:<20} {row['role']:<22} {row['name']}{state}")
     finally:
         db.close()

@@ -74,6 +74,20 @@ def _register_staff(venue_sub: argparse._SubParsersAction) -> None:  # type: ign
     disable.add_argument("--login", required=True)
     disable.add_argument("--reason", required=True)
     disable.set_defaults(func=Handler(f"{SETUP}:run_staff_disable"))
+    conflict = staff_sub.add_parser(
+        "conflict",
+        help="record a conflict of interest (art. 48): no invigilating there, no share card",
+        description="Record that a staff member declared a conflict of interest (a relative "
+        "sits the exam, ...). They are left out of the invigilator draw for the rooms named "
+        "(every room without --room) and cannot enter a share in the unlock ceremony.",
+    )
+    conflict.add_argument("dir", type=Path, metavar="DIR")
+    conflict.add_argument("--login", required=True)
+    conflict.add_argument(
+        "--room", action="append", default=[], help="a room concerned (repeat; default: all)"
+    )
+    conflict.add_argument("--reason", required=True, help="why, in words (no ID numbers)")
+    conflict.set_defaults(func=Handler(f"{SETUP}:run_staff_conflict"))
     show = staff_sub.add_parser("list", help="list staff accounts")
     show.add_argument("dir", type=Path, metavar="DIR")
     show.set_defaults(func=Handler(f"{SETUP}:run_staff_list"))
@@ -196,8 +210,10 @@ def _register_api(venue_sub: argparse._SubParsersAction) -> None:  # type: ignor
     imp = venue_sub.add_parser(
         "import",
         help="verify and store a package (nothing is decrypted)",
-        description="Verify PACKAGE_DIR (signature, venue binding, fragment hashes, version) and "
-        "store it in DIR/packages. The first import pins the centre's signing key.",
+        description="Verify PACKAGE_DIR (signature, venue binding, fragment hashes, version, "
+        "the session's subject and paper) and store it in DIR/packages, in force at once: two "
+        "people, the administrator (--login) and a second staff member (--confirm-login), each "
+        "type their password. The first import pins the centre's signing key.",
     )
     imp.add_argument("dir", type=Path, metavar="DIR")
     imp.add_argument("package_dir", type=Path, metavar="PACKAGE_DIR")
@@ -207,7 +223,14 @@ def _register_api(venue_sub: argparse._SubParsersAction) -> None:  # type: ignor
         default=None,
         help="the centre's public signing key file, pinned on first import",
     )
-    imp.add_argument("--practice", action="store_true", help="a practice package (dry run)")
+    imp.add_argument("--login", help="the system administrator importing it (art. 23(4))")
+    imp.add_argument("--confirm-login", help="a second staff member confirming it")
+    imp.add_argument("--password-file", type=Path, help="the administrator's password, 1st line")
+    imp.add_argument(
+        "--confirm-password-file", type=Path, help="the second person's password, first line"
+    )
+    # Kept only to refuse it with the reason: practice is the signed manifest's word.
+    imp.add_argument("--practice", action="store_true", help=argparse.SUPPRESS)
     imp.set_defaults(func=Handler(f"{API}:run_import"))
 
 

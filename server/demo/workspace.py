@@ -206,7 +206,10 @@ def populate_venue(
         with transaction(db):
             for m in members:
                 staff.add_staff(db, m.login, m.name, m.role, hashes[m.login], actor=ACTOR, now=now)
-            import_package(venue, db, package_dir, practice=False, actor=ACTOR, now=now)
+            # Two people receive the package (art. 23(4)): the administrator and the chief.
+            admin = next(m.login for m in members if m.role == "system_administrator")
+            chief = next(m.login for m in members if m.role == "chief_examiner")
+            import_package(venue, db, package_dir, actor=admin, confirmed_by=chief, now=now)
             roster.store_roster(db, session_id, candidates, actor=ACTOR, now=now)
             rooms.store_rooms(db, rooms.load_rooms(data_path("rooms.yaml")), actor=ACTOR, now=now)
             seats.draw_seats(db, session_id, actor=ACTOR, now=now)

@@ -23,6 +23,7 @@ from server.venue import (
     console,
     export,
     identity,
+    inspection,
     invigilate,
     keys,
     live,
@@ -110,6 +111,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(identity.routes)  # art. 30: photos, verify and refuse
     app.add_routes(room_time.routes)  # art. 31: room-wide grants, time changes
     app.add_routes(packages.routes)
+    app.add_routes(inspection.routes)  # the inspection sign-off and dry run (art. 21(3))
     app.add_routes(ceremony.routes)
     app.add_routes(schedule.routes)
     app.add_routes(openapi.routes)

@@ -12,7 +12,12 @@
   prepared. Each step is audited. With `reopen_sealed` the paper key also comes back sealed
   to this machine, kept on disk from the exam's start (`server.venue.restart`); after a
   restart, an unlock gives the time the paper was away back to every open attempt.
-- A practice package (imported with `practice`) goes through the same steps: the dry run.
+- A practice package (its signed manifest says `practice`) goes through the same steps: the
+  dry run. A real one needs the venue's staff to be right (one chief examiner, at least one
+  administrator, art. 19) and, by the session rule, the inspection and a passed dry run
+  (`server.venue.inspection`; otherwise the screen warns). A supervisor who declared a
+  conflict of interest enters no share (art. 48). Before the paper is served, each item is
+  rendered once with its files (`server.venue.display_check`): a failure stops the opening.
 
 The online time release (asking the centre) is `server.venue.time_release`.
 """
@@ -42,10 +47,12 @@ from server.http import read_json_object, require_field
 from server.problems import Problem
 from server.venue import keys
 from server.venue.background import run_in_background
+from server.venue.display_check import DisplayFailed, check_display
+from server.venue.inspection import unlock_gate
 from server.venue.live import ExamState
 from server.venue.packages import ImportRefused, verify_package
 from server.venue.restart import close_outage
-from server.venue.staff import require_role
+from server.venue.staff import has_conflict, require_role, role_count_problem
 from server.venue.time_release import fetch_release_for
 from server.venue.workspace import load_venue, load_wrapping_key
 
@@ -71,6 +78,9 @@ class CeremonyState:
     holders: dict[int, str] = field(default_factory=dict)  # holder number -> staff login
     release_source: str | None = None
     opened_by: str = ""  # login of the administrator who opened it
+    # The inspection and dry run still missing before a real unlock (art. 21(3)), shown as a
+    # warning on the ceremony screen; None when done, for a dry run, or when required.
+    inspection: dict[str, Any] | None = None
 
     def next_step(self) -> str:
         """What the ceremony waits for: "shares" (a supervisor who has not entered one yet),
@@ -103,6 +113,7 @@ class CeremonyState:
             "release_roles": list(RELEASE_ROLES),
             "share_roles": list(SUPERVISORS),
             "release": self.release_source,
+            "inspection_warning": self.inspection,
             "server_time": iso(now),
         }
 
@@ -114,14 +125,15 @@ def latest_package(db: Database, session_id: str) -> dict[str, Any]:
     rows = list(
         db.query(
             "SELECT p.*, s.window_not_before, s.window_not_after FROM packages p"
-            " JOIN sessions s ON s.session_id = p.session_id WHERE p.session_id = ?"
-            " ORDER BY p.manifest_version DESC LIMIT 1",
+            " JOIN sessions s ON s.package_id = p.package_id WHERE s.session_id = ?",
             [session_id],
         )
     )
     if not rows:
         raise Conflict(
-            "no-package", f"no package is imported for session {session_id}: import it first"
+            "no-package",
+            f"no package is in force for session {session_id}: import it, and have a second "
+            "staff member confirm the import",
         )
     return rows[0]
 
@@ -323,8 +335,19 @@ async def _finish_if_complete(app: web.Application, state: CeremonyState) -> dic
         seal_to = read_wrapping_public(venue.wrap_public)
     try:
         exam = await asyncio.to_thread(open_exam, state, roster, now, seal_to)
+        # Each item rendered once, with its files, before any candidate sees it (art. 24).
+        sample = next(iter(exam.variants.values()), None) or variants.build_variant(
+            exam.paper, exam.variant_secret, exam.session_id, "display-check", None
+        )
+        await asyncio.to_thread(check_display, exam.paper, sample)
     except PaperpackError as exc:
         raise Conflict("unlock-failed", str(exc)) from None
+    except DisplayFailed as failed:
+        app[keys.LIVE].ceremony = None
+        unlocker.close()
+        await app[keys.STORE].write(end_ceremony, state.ceremony_id, "stopped", "system", now)
+        log.warning("ceremony.stopped session=%s item=%s", state.session_id, failed.extra["item"])
+        raise
     paper_hash = canonical_hash(paper_to_dict(exam.paper, with_keys=False, with_assets=False))
     await app[keys.STORE].write(record_unlocked, state, exam, paper_hash, now)
     app[keys.LIVE].exam = exam
@@ -371,8 +394,12 @@ async def post_ceremony(request: web.Request) -> web.Response:
     await _expire_if_due(app, now)
     if app[keys.LIVE].ceremony is not None:
         raise Problem(409, "ceremony-open", "a ceremony is already open: reset it first")
+    problem = await app[keys.STORE].read(role_count_problem)
+    if problem is not None:
+        raise Problem(409, "role-counts", problem)
     package = await app[keys.STORE].read(latest_package, session_id)
     check_window(package, now)
+    warning = await app[keys.STORE].read(unlock_gate, session_id)
     venue = load_venue(app[keys.SETTINGS].venue_dir)
     try:
         opened = await asyncio.to_thread(
@@ -391,6 +418,7 @@ async def post_ceremony(request: web.Request) -> web.Response:
         expires_at=expires,
         unlocker=unlocker,
         opened_by=staff.login,
+        inspection=warning,
     )
     app[keys.LIVE].ceremony = state
     return web.json_response(state.view(now), status=201)
@@ -429,6 +457,13 @@ async def post_share(request: web.Request) -> web.Response:
     card = require_field(body, "share", str)
     now = app[keys.CLOCK].now()
     state = await _current(app, now)
+    if await app[keys.STORE].read(has_conflict, staff.login):
+        raise Problem(
+            403,
+            "conflict-of-interest",
+            f"{staff.login} has declared a conflict of interest and cannot hold a share (art. 48):"
+            " another supervisor enters theirs",
+        )
     if staff.login in state.holders.values():
         raise Problem(
             409,

@@ -1,13 +1,18 @@
 """The staff console: its page, and the read-only views it needs beyond the invigilator
-and ceremony APIs (the dashboard's packages with their unlock windows, the rooms for the
-seat grid, and the audit log with a check of its hash chain).
+and ceremony APIs (the dashboard's packages with their unlock windows and the version in
+force, the backup's lag and the outbox (art. 27), the staff's role counts (art. 19), the rooms
+for the seat grid, and the audit log with a check of its hash chain).
 
 Every route checks the role; nothing here changes state.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -18,10 +23,12 @@ from server.clock import iso
 from server.protocol.audit_chain import AuditBroken
 from server.venue import keys
 from server.venue.diskspace import disk_report, journal_rate
+from server.venue.backup import CONTINUOUS_FILE, backup_status
 from server.venue.invigilate import INCIDENT_KINDS, STAFF_ROLES, VIOLATION_KINDS
 from server.venue.pages import render_page
 from server.venue.restart import latest_outage
-from server.venue.staff import require_role
+from server.venue.staff import require_role, role_count_problem
+from server.venue.upload import outbox_dir, pending
 
 routes = web.RouteTableDef()
 
@@ -44,32 +51,77 @@ async def staff_console(request: web.Request) -> web.Response:
 
 
 def packages_with_windows(db: Database) -> list[dict[str, Any]]:
-    return list(
-        db.query(
-            "SELECT p.package_id, p.session_id, p.kind, p.manifest_version, p.fragment_count,"
-            " p.imported_at, s.window_not_before, s.window_not_after, s.starts_at"
-            " FROM packages p LEFT JOIN sessions s ON s.session_id = p.session_id"
-            " ORDER BY p.imported_at"
-        )
+    """Every import (pending, in force, replaced) with its session's unlock window; `in_force`
+    marks the version the session would unlock (art. 24)."""
+    rows = db.query(
+        "SELECT i.package_id, i.session_id, CASE i.practice WHEN 1 THEN 'practice'"
+        " ELSE 'real' END AS kind, i.manifest_version, i.manifest_sha256, i.fragment_count,"
+        " i.status, i.imported_at, i.imported_by, i.confirmed_at, i.confirmed_by,"
+        " s.window_not_before, s.window_not_after, s.starts_at,"
+        " COALESCE(s.package_id = i.package_id AND i.status = 'in_force', 0) AS in_force"
+        " FROM package_imports i LEFT JOIN sessions s ON s.session_id = i.session_id"
+        " WHERE i.status != 'superseded' ORDER BY i.import_id"
     )
+    return [{**row, "in_force": bool(row["in_force"])} for row in rows]
+
+
+def outbox_state(venue_dir: Path) -> dict[str, Any]:
+    """The outbox (art. 27): answer packages waiting for the centre's receipt, and delivered."""
+    waiting = pending(venue_dir)
+    folder = outbox_dir(venue_dir)
+    delivered = len(list(folder.glob("*.receipt.json"))) if folder.exists() else 0
+    oldest = min((p.stat().st_mtime for p in waiting), default=None)
+    return {
+        "waiting": len(waiting),
+        "delivered": delivered,
+        "oldest_waiting_at": iso(datetime.fromtimestamp(oldest, UTC)) if oldest else None,
+    }
+
+
+async def backup_state(app: web.Application) -> dict[str, Any]:
+    """How far the continuous backup is behind (art. 27): rows not yet copied, and seconds since
+    the backup file last changed while rows wait (0 when it has everything)."""
+    venue_dir = app[keys.SETTINGS].venue_dir
+    state = await backup_status(app[keys.STORE], venue_dir / "backup" / CONTINUOUS_FILE)
+    behind = sum(t["behind"] for t in state["tables"].values())
+    lag_s = 0.0
+    if behind and state["backup_at"]:
+        lag_s = max(0.0, time.time() - datetime.fromisoformat(state["backup_at"]).timestamp())
+    elif behind:
+        lag_s = -1.0  # no backup file yet
+    return {"rows_behind": behind, "lag_s": round(lag_s, 1), "backup_at": state["backup_at"]}
 
 
 @routes.get("/api/v1/staff/dashboard", name="staff_dashboard")
 async def get_dashboard(request: web.Request) -> web.Response:
-    """Packages (still encrypted) with their unlock windows, the latest server outage of a
-    running session (paper not open again yet, or given back), the free disk space in
-    exam-minutes (`server.venue.diskspace`) and the server's time."""
+    """Packages (still encrypted) with their unlock windows and the version in force, the
+    latest server outage of a running session (paper not open again yet, or given back), the
+    free disk space in exam-minutes (`server.venue.diskspace`), the continuous backup's lag
+    and the outbox, what is wrong with the staff for serving a session (art. 19), and the
+    server's time."""
     await require_role(request, *STAFF_ROLES)
-    packages = await request.app[keys.STORE].read(packages_with_windows)
-    outage = await request.app[keys.STORE].read(latest_outage)
+    store = request.app[keys.STORE]
+    packages = await store.read(packages_with_windows)
+    outage = await store.read(latest_outage)
+    staff_problem = await store.read(role_count_problem)
+    backup = await backup_state(request.app)
+    outbox = await asyncio.to_thread(outbox_state, request.app[keys.SETTINGS].venue_dir)
     now = request.app[keys.CLOCK].now()
     settings = request.app[keys.SETTINGS]
-    rate = await request.app[keys.STORE].read(journal_rate, now)
+    rate = await store.read(journal_rate, now)
     disk = disk_report(
         settings.venue_dir, settings.venue_dir / "backup", rate, settings.disk_warn_mb << 20
     )
     return web.json_response(
-        {"server_time": iso(now), "packages": packages, "outage": outage, "disk": disk}
+        {
+            "server_time": iso(now),
+            "packages": packages,
+            "outage": outage,
+            "disk": disk,
+            "backup": backup,
+            "outbox": outbox,
+            "staff_problem": staff_problem,
+        }
     )
 
 

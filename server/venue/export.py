@@ -6,6 +6,7 @@ submission; the variants served (seed inputs: session, ticket, form; plus each v
 digest when the unlocked exam is at hand), the seating plan and moves, absences, incidents,
 violations (flagged `serious` for the 5-year retention of art. 23(7)), time grants, pauses
 and the venue's audit chain. No names or ID numbers: the centre holds the registration data.
+A dry run's session (its package signed as practice) is never exported (art. 21(3)).
 
 `export_session(...)` splits that into the contents and the evidence (journals and audit
 log: `split_evidence`), seals both (`server.protocol.response_package`), writes it to the outbox
@@ -36,6 +37,7 @@ from server.store import transaction
 from server.venue import journal
 from server.venue.background import stop_task
 from server.venue.end_report import end_report
+from server.venue.packages import is_practice
 from server.venue.upload import Backoff, drain_outbox, put_in_outbox
 from server.venue.workspace import load_signing_key, load_venue, open_venue_db
 
@@ -123,6 +125,11 @@ def collect_session(
     if not sessions:
         raise ExportError(f"session {session_id} is not known at this venue: check --session")
     session = sessions[0]
+    if is_practice(db, session_id):
+        raise ExportError(
+            f"session {session_id} is a dry run (its package is signed as practice): its "
+            "answers are never exported as real answers (art. 21(3))"
+        )
     session["rules"] = json.loads(session["rules"] or "{}")
     forms = dict(
         db.execute(
@@ -208,7 +215,14 @@ def central_wrap_key(venue_dir: Path, override: Path | None = None) -> crypto.X2
 def pick_session(db: Database, session_id: str | None) -> str:
     if session_id is not None:
         return session_id
-    known = [row[0] for row in db.execute("SELECT session_id FROM sessions ORDER BY starts_at")]
+    known = [
+        row[0]
+        for row in db.execute(
+            "SELECT s.session_id FROM sessions s LEFT JOIN packages p"
+            " ON p.package_id = s.package_id WHERE COALESCE(p.kind, 'real') != 'practice'"
+            " ORDER BY s.starts_at"
+        )
+    ]
     if len(known) != 1:
         raise ExportError(
             f"this venue has {len(known)} sessions ({', '.join(known) or 'none'}): "
@@ -327,8 +341,10 @@ def sessions_to_export(venue_dir: Path) -> list[str]:
     db = open_venue_db(venue_dir)
     try:
         rows = db.execute(
-            "SELECT session_id FROM sessions WHERE status = 'ended'"
-            " AND session_id NOT IN (SELECT session_id FROM exports) ORDER BY ended_at"
+            "SELECT s.session_id FROM sessions s LEFT JOIN packages p"
+            " ON p.package_id = s.package_id WHERE s.status = 'ended'"
+            " AND COALESCE(p.kind, 'real') != 'practice'"  # a dry run never goes home (art. 21(3))
+            " AND s.session_id NOT IN (SELECT session_id FROM exports) ORDER BY s.ended_at"
         ).fetchall()
         return [str(row[0]) for row in rows]
     finally:

@@ -3,7 +3,9 @@
 Algorithm `hmac-sha256-sort/1`, as the seat plan's (`server.venue.seats`): active invigilators
 sorted by HMAC-SHA256(seed, login); rooms sorted by room_id take them in turn, each as many as
 the room needs (at least 2, art. 20); any left over are reserves (not assigned). Drawn once per
-session and audited with its seed and the staff list, so `verify_invigilators` can re-run it.
+session and audited with its seed, the staff list and their declared conflicts of interest
+(art. 48: a room takes the next invigilator with no conflict there), so `verify_invigilators`
+can re-run it.
 The seed is derived from the one the centre signed into the session's package (art. 21(1)):
 HMAC-SHA256(package seat seed, "cbt-invigilator-seed-v1"); a seed given at the venue, or a
 venue seed for a package from before format 3, is recorded as the venue's.
@@ -14,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlite_utils import Database
@@ -27,21 +29,50 @@ from server.venue.seats import ALGORITHM, SeatsMismatch, draw_key, new_seed, rec
 
 
 def compute_invigilator_draw(
-    seed: bytes, logins: Sequence[str], rooms: Sequence[Room]
+    seed: bytes,
+    logins: Sequence[str],
+    rooms: Sequence[Room],
+    conflicts: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, str]:
-    """{login: room_id} for the invigilators the seed puts in each room (reserves left out)."""
+    """{login: room_id} for the invigilators the seed puts in each room (reserves left out).
+
+    `conflicts` maps a login to the rooms of its declared conflict of interest ("*": every
+    room, art. 48): each room takes the next invigilator in the drawn order who has none there."""
     needed = sum(r.invigilators for r in rooms)
     if len(logins) < needed:
         raise SeatsError(
             f"the rooms need {needed} invigilators (at least {MIN_INVIGILATORS} each, art. 20) "
             f"but only {len(logins)} invigilator accounts are active: add staff"
         )
-    ordered = iter(sorted(logins, key=lambda name: (draw_key(seed, name), name)))
-    return {
-        next(ordered): room.room_id
-        for room in sorted(rooms, key=lambda r: r.room_id)
-        for _ in range(room.invigilators)
-    }
+    conflicts = conflicts or {}
+    remaining = sorted(logins, key=lambda name: (draw_key(seed, name), name))
+    draw: dict[str, str] = {}
+    for room in sorted(rooms, key=lambda r: r.room_id):
+        for _ in range(room.invigilators):
+            free = [
+                login
+                for login in remaining
+                if not {"*", room.room_id} & set(conflicts.get(login, ()))
+            ]
+            if not free:
+                raise SeatsError(
+                    f"room {room.room_id} needs {room.invigilators} invigilators without a "
+                    "declared conflict of interest there (art. 48), and too few are left: add staff"
+                )
+            remaining.remove(free[0])
+            draw[free[0]] = room.room_id
+    return draw
+
+
+def invigilator_conflicts(db: Database) -> dict[str, list[str]]:
+    """{login: rooms of a declared conflict of interest ("*" = every room)} (art. 48)."""
+    found: dict[str, list[str]] = {}
+    for login, room in db.execute(
+        "SELECT s.login, c.room_id FROM staff_conflicts c JOIN staff s ON s.staff_id = c.staff_id"
+        " ORDER BY s.login, c.room_id"
+    ):
+        found.setdefault(login, []).append(room or "*")
+    return found
 
 
 def invigilator_logins(db: Database) -> list[str]:
@@ -70,7 +101,8 @@ def draw_invigilators(
         seed = hmac.digest(centre, b"cbt-invigilator-seed-v1", hashlib.sha256)
     seed = new_seed(seed)
     logins = invigilator_logins(db)
-    draw = compute_invigilator_draw(seed, logins, rooms)
+    conflicts = invigilator_conflicts(db)
+    draw = compute_invigilator_draw(seed, logins, rooms, conflicts)
     seed_id = record_seed(db, session_id, "invigilators", seed, actor, now)
     db.conn.executemany(
         "INSERT INTO invigilator_assignments (session_id, staff_id, room_id, seed_id)"
@@ -87,6 +119,7 @@ def draw_invigilators(
             "seed_source": source,
             "algorithm": ALGORITHM,
             "logins": logins,
+            "conflicts": conflicts,
             "draw_hash": canonical_hash(draw),
         },
         now=now,
@@ -112,7 +145,10 @@ def verify_invigilators(db: Database, session_id: str) -> dict[str, str]:
         ).fetchall()
     )
     expected = compute_invigilator_draw(
-        bytes.fromhex(details["seed"]), details["logins"], stored_rooms(db)
+        bytes.fromhex(details["seed"]),
+        details["logins"],
+        stored_rooms(db),
+        details.get("conflicts") or {},
     )
     if expected != stored or canonical_hash(expected) != details["draw_hash"]:
         raise SeatsMismatch("the stored invigilator rooms are not what the recorded seed gives")

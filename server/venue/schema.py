@@ -579,10 +579,66 @@ def m007_room_rules(db: Database) -> None:
     db.executescript(ROOM_RULES)
 
 
+RECEIVING = """
+-- Each package import, a two-person act (art. 23(4)): the system administrator imports it
+-- (staged: verified and stored, not in force) and another staff login confirms it.
+CREATE TABLE package_imports (
+    import_id INTEGER PRIMARY KEY,     -- row number
+    package_id TEXT NOT NULL,          -- the manifest's package id (packages.package_id)
+    session_id TEXT NOT NULL,          -- exam session the manifest names
+    manifest_version INTEGER NOT NULL, -- the manifest's version
+    manifest_sha256 TEXT NOT NULL,     -- hex SHA-256 of manifest.json as imported ('' before m008)
+    practice INTEGER NOT NULL DEFAULT 0, -- 1: the signed manifest says practice (art. 21(3))
+    manifest TEXT NOT NULL,            -- the signed manifest document, canonical JSON
+    directory TEXT NOT NULL,           -- where the verified files are stored, relative to DIR
+    fragment_count INTEGER NOT NULL,   -- number of fragments stored and verified
+    size_bytes INTEGER NOT NULL,       -- total size of the stored fragments, bytes
+    imported_by TEXT NOT NULL,         -- staff login of the administrator who imported it
+    imported_at TEXT NOT NULL,         -- when it was staged (ISO-8601 UTC)
+    confirmed_by TEXT,                 -- staff login of the second person; NULL while pending
+    confirmed_at TEXT,                 -- when it was confirmed (ISO-8601 UTC), NULL while pending
+    status TEXT NOT NULL               -- 'pending','in_force','replaced' (by a newer),'superseded'
+);
+INSERT INTO package_imports (package_id, session_id, manifest_version, manifest_sha256,
+    practice, manifest, directory, fragment_count, size_bytes, imported_by, imported_at,
+    status)
+    SELECT package_id, session_id, manifest_version, '', kind = 'practice', manifest,
+        directory, fragment_count, size_bytes, imported_by, imported_at, 'in_force'
+    FROM packages ORDER BY imported_at;
+
+-- Conflicts of interest declared by staff (art. 48): no invigilating in the rooms concerned,
+-- no share card at all.
+CREATE TABLE staff_conflicts (
+    conflict_id INTEGER PRIMARY KEY,   -- row number
+    staff_id INTEGER NOT NULL REFERENCES staff(staff_id), -- who declared it
+    room_id TEXT,                      -- room concerned (e.g. a relative sits there); NULL = all
+    reason TEXT NOT NULL,              -- why, in words (never a candidate's ID number)
+    declared_by TEXT NOT NULL,         -- who recorded it ('cli:<user>' or a staff login)
+    declared_at TEXT NOT NULL          -- when (ISO-8601 UTC)
+);
+
+-- The inspection before the exam (art. 21(3)): the signed checklist, signed off by two logins.
+CREATE TABLE inspection_signoffs (
+    session_id TEXT NOT NULL,          -- the real session inspected
+    staff_id INTEGER NOT NULL REFERENCES staff(staff_id), -- who signed it off
+    login TEXT NOT NULL,               -- their login, as it was then
+    checklist_hash TEXT NOT NULL,      -- hex SHA-256 of the canonical JSON checklist signed off
+    signed_at TEXT NOT NULL,           -- when (ISO-8601 UTC)
+    PRIMARY KEY (session_id, staff_id)
+);
+"""
+
+
+@migrations()
+def m008_receiving(db: Database) -> None:
+    """Two-person package imports, staff conflicts of interest, inspection sign-offs."""
+    db.executescript(RECEIVING)
+
+
 def venue_tables() -> list[str]:
     """The names of the tables the migrations create, in order (for tests and docs)."""
     names = []
-    for line in (INITIAL + VARIANTS + OUTAGES + ROOM_RULES).splitlines():
+    for line in (INITIAL + VARIANTS + OUTAGES + ROOM_RULES + RECEIVING).splitlines():
         if line.startswith("CREATE TABLE "):
             names.append(line.split()[2])
     return names

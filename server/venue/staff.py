@@ -119,8 +119,99 @@ def disable_staff(db: Database, login: str, reason: str, *, actor: str, now: dat
 
 
 def list_staff(db: Database) -> list[dict[str, Any]]:
-    """Every account (no hashes), by login."""
-    return list(db.query("SELECT staff_id, login, name, role, active FROM staff ORDER BY login"))
+    """Every account (no hashes), by login, with its conflict of interest (0/1)."""
+    return list(
+        db.query(
+            "SELECT staff_id, login, name, role, active, conflict_declared FROM staff"
+            " ORDER BY login"
+        )
+    )
+
+
+# --- role counts and conflicts of interest (art. 19, 48) -------------------------------------
+
+
+class RoleCountWrong(StaffError):
+    """The venue lacks its chief examiner or system administrator, or has two chiefs."""
+
+
+def role_count_problem(db: Database) -> str | None:
+    """What is wrong with the active staff for serving a session (art. 19), or None: exactly
+    one chief examiner and at least one system administrator, naming the command that fixes it."""
+    counts: dict[str, list[str]] = {role: [] for role in ROLES}
+    for login, role in db.execute("SELECT login, role FROM staff WHERE active = 1 ORDER BY login"):
+        counts.setdefault(role, []).append(login)
+    chiefs, admins = counts["chief_examiner"], counts["system_administrator"]
+    if not chiefs:
+        return (
+            "the venue has no chief examiner (art. 19 needs exactly one): add one with "
+            "`cbt venue staff add DIR --login LOGIN --role chief_examiner --name NAME`"
+        )
+    if len(chiefs) > 1:
+        return (
+            f"the venue has {len(chiefs)} chief examiners ({', '.join(chiefs)}); art. 19 needs "
+            "exactly one: disable the others with `cbt venue staff disable DIR --login LOGIN "
+            "--reason REASON`"
+        )
+    if not admins:
+        return (
+            "the venue has no system administrator (art. 19 needs at least one): add one with "
+            "`cbt venue staff add DIR --login LOGIN --role system_administrator --name NAME`"
+        )
+    return None
+
+
+def check_role_counts(db: Database) -> None:
+    """Raise RoleCountWrong unless the venue may serve a session (art. 19)."""
+    problem = role_count_problem(db)
+    if problem is not None:
+        raise RoleCountWrong(problem)
+
+
+def declare_conflict(
+    db: Database, login: str, rooms: list[str], reason: str, *, actor: str, now: datetime
+) -> None:
+    """Record a staff member's conflict of interest (art. 48) for `rooms` (empty: every room):
+    they are left out of the invigilator draw for those rooms and can hold no share."""
+    if not reason.strip():
+        raise StaffError("a conflict of interest needs a reason: pass --reason")
+    row = db.execute("SELECT staff_id FROM staff WHERE login = ?", (login,)).fetchone()
+    if row is None:
+        raise StaffError(f"no staff account {login!r}: see `cbt venue staff list`")
+    known = {r[0] for r in db.execute("SELECT room_id FROM rooms")}
+    unknown = [room for room in rooms if room not in known]
+    if unknown:
+        raise StaffError(
+            f"no room {', '.join(unknown)} at this venue"
+            f" (rooms: {', '.join(sorted(known)) or 'none'})"
+        )
+    db.execute("UPDATE staff SET conflict_declared = 1 WHERE staff_id = ?", (row[0],))
+    targets: list[str | None] = [*rooms] if rooms else [None]
+    db.conn.executemany(
+        "INSERT INTO staff_conflicts (staff_id, room_id, reason, declared_by, declared_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [(row[0], room, reason.strip(), actor, iso(now)) for room in targets],
+    )
+    record(
+        db, actor, "staff.conflict_declared", f"staff:{login}", {"rooms": rooms or "all"}, now=now
+    )
+
+
+def conflict_rooms(db: Database, login: str) -> set[str | None]:
+    """The rooms `login` declared a conflict for (None in the set: every room)."""
+    return {
+        r[0]
+        for r in db.execute(
+            "SELECT c.room_id FROM staff_conflicts c JOIN staff s ON s.staff_id = c.staff_id"
+            " WHERE s.login = ?",
+            (login,),
+        )
+    }
+
+
+def has_conflict(db: Database, login: str) -> bool:
+    row = db.execute("SELECT conflict_declared FROM staff WHERE login = ?", (login,)).fetchone()
+    return bool(row and row[0])
 
 
 # --- logins ----------------------------------------------------------------------------------

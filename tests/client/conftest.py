@@ -211,13 +211,21 @@ class LiveVenue:
         return self.staff_headers[login]
 
     def import_package(self) -> None:
+        """The two-person import (art. 23(4)): the administrator, then the chief confirms."""
         status, body, _ = self.call(
             "POST",
             "/api/v1/staff/packages",
             {"path": str(self.exam.package_dir)},
             self.staff("admin"),
         )
-        assert status == 201, body
+        assert status == 201 and body["status"] == "pending", body
+        status, body, _ = self.call(
+            "POST",
+            f"/api/v1/staff/packages/{body['package_id']}/confirm",
+            None,
+            self.staff("chief"),
+        )
+        assert status == 200 and body["status"] == "in_force", body
 
     def unlock(self) -> None:
         """Import, then the ceremony through the API: two supervisors and the release code."""

@@ -39,7 +39,7 @@ from server.store import transaction
 from server.venue.app import create_app
 from server.venue.settings import Settings
 from server.venue.staff import add_staff
-from server.venue.workspace import init_venue, open_venue_db
+from server.venue.workspace import init_venue, load_venue, open_venue_db
 from tests.conftest import require
 
 START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)  # the exam starts; the window opens at 08:00
@@ -121,6 +121,58 @@ def pack_for_venue(
     release = issue_release(authority, session_id, venue_id, now=start - timedelta(hours=1))
     (root / "authority-sign.pub").write_text(public_key_text(authority.signing_public) + "\n")
     return packed.package_dir, cards, release
+
+
+def pack_another(
+    template: VenueTemplate,
+    root: Path,
+    session_id: str,
+    *,
+    paper: Paper | None = None,
+    practice: bool = False,
+    start: datetime = START,
+    **session_fields: Any,
+) -> tuple[Path, dict[int, str], str]:
+    """Another package for the template's venue from (a copy in `root` of) the template's
+    authority (3 cards, any 2 unlock): `session_fields` go into the session file
+    (inspection, rules over TEMPLATE_RULES, manifest_version). Returns the package, cards by
+    holder, release code."""
+    if not (root / "authority").exists():  # a copy: packing records versions in it
+        shutil.copytree(template.authority_dir, root / "authority")
+    authority = load_authority(root / "authority")
+    paper = paper or dataclasses.replace(
+        synthetic_paper(8, seed=11), subject_code="ECON", subject_name="Economics"
+    )
+    venue = load_venue(template.directory)
+    session = session_from_dict(
+        {
+            "session_id": session_id,
+            "subject": {"code": paper.subject_code, "name": paper.subject_name},
+            "start": start.isoformat(),
+            "duration_minutes": paper.duration_minutes,
+            "venues": [
+                {
+                    "id": VENUE_ID,
+                    "name": "Test centre",
+                    "public_key": venue.wrap_public,
+                    "supervisors": 3,
+                    "threshold": 2,
+                }
+            ],
+            **session_fields,
+            "rules": {**TEMPLATE_RULES, **session_fields.get("rules", {})},
+        }
+    )
+    packed = pack_venue(
+        paper, session, session.venues[0], authority, root / "out", now=start - timedelta(days=3),
+        practice=practice,
+    )  # fmt: skip
+    cards = {
+        int(p.stem.split("-")[1]): p.read_text(encoding="utf-8")
+        for p in sorted(packed.shares_dir.glob("holder-*.txt"))
+    }
+    release = issue_release(authority, session_id, VENUE_ID, now=start - timedelta(hours=1))
+    return packed.package_dir, cards, release.code
 
 
 # The shared template's session asks for no identity check (art. 30, `identity_check`): its
@@ -266,13 +318,24 @@ class VenueKit:
             await self.login_staff(login)
         return self.staff[login].headers
 
-    async def import_package(self, path: Path | None = None) -> dict[str, Any]:
+    async def import_package(
+        self, path: Path | None = None, confirm_by: str = "chief"
+    ) -> dict[str, Any]:
+        """The two-person import (art. 23(4)): the administrator imports, `confirm_by`
+        confirms under their own login; returns the confirmation (the package in force)."""
         resp = await self.client.post(
             "/api/v1/staff/packages",
             json={"path": str(path or self.template.package_dir)},
             headers=await self.as_staff("admin"),
         )
         assert resp.status == 201, await resp.text()
+        staged = await resp.json()
+        assert staged["status"] == "pending"
+        resp = await self.client.post(
+            f"/api/v1/staff/packages/{staged['package_id']}/confirm",
+            headers=await self.as_staff(confirm_by),
+        )
+        assert resp.status == 200, await resp.text()
         return dict(await resp.json())
 
     async def unlock(self) -> dict[str, Any]:

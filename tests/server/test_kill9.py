@@ -90,12 +90,15 @@ def build_venue(root: Path) -> Setup:
     pub = root / "authority-sign.pub"
     pub.write_text(public_key_text(authority.signing_public) + "\n")
     d = str(venue_dir)
-    assert cbt(["venue", "import", d, str(packed.package_dir), "--authority-pub", str(pub)]) == 0
     (root / "pw").write_text(PASSWORD + "\n")
     for login, role in (("admin", "system_administrator"), ("chief", "chief_examiner"),
                         ("inv1", "invigilator"), ("inv2", "invigilator")):  # fmt: skip
         assert cbt(["venue", "staff", "add", d, "--login", login, "--role", role,
                     "--name", login.title(), "--password-file", str(root / "pw")]) == 0  # fmt: skip
+    pw = str(root / "pw")
+    assert cbt(["venue", "import", d, str(packed.package_dir), "--authority-pub", str(pub),
+                "--login", "admin", "--confirm-login", "chief", "--password-file", pw,
+                "--confirm-password-file", pw]) == 0  # fmt: skip
     roster = EXAMPLES / "roster.csv"
     assert cbt(["venue", "roster", "import", d, str(roster), "--session", SESSION]) == 0
     assert cbt(["venue", "seats", d, "--session", SESSION,

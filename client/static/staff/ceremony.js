@@ -2,9 +2,11 @@
 // their own login, types their share card code (checked on entry: a wrong share is named);
 // the time release is fetched from the centre or typed in once the shares are complete.
 // The screen shows the set code to compare with the cards ("Set: XXXXXXXX"), each step with
-// its state (done, next, waiting) and who did it, and what the viewer does next.
+// its state (done, next, waiting) and who did it, and what the viewer does next. Below it, the
+// inspection checklist with its two sign-offs and the dry run (art. 21(3)); a warning when a
+// real ceremony opens without them (the centre's rule can make them required).
 
-import { t } from "../common/i18n.js";
+import { formatTime, t } from "../common/i18n.js";
 import { formatDuration } from "../common/http.js";
 import { staffApi } from "./api.js";
 import { describe, handleError } from "./main.js";
@@ -99,10 +101,61 @@ function render(state) {
   // The release form appears once the shares are complete: before, there is nothing to open.
   $("cer-release").hidden = !open || Boolean(state.release) || !mayRelease || !state.shares_complete;
   $("cer-reset").hidden = !open || !mayRelease;
+  $("insp-warning").hidden = !(open && state.inspection_warning);
+}
+
+// The inspection checklist the centre signed, its sign-offs by two logins and the dry run
+// (art. 21(3)), for the session of the open ceremony or the one typed in to open.
+let inspected = "";
+
+function inspectionSession(state) {
+  return state.session_id || $("cer-session").value.trim();
+}
+
+async function renderInspection(sessionId) {
+  inspected = sessionId;
+  const holder = $("insp-state");
+  const sign = $("insp-sign");
+  sign.hidden = true;
+  if (!sessionId) {
+    holder.replaceChildren();
+    return;
+  }
+  let state;
+  try {
+    state = await staffApi.get(`/api/v1/staff/inspection?session_id=${encodeURIComponent(sessionId)}`);
+  } catch (err) {
+    holder.replaceChildren(Object.assign(document.createElement("p"), { className: "muted", textContent: describe(err) }));
+    return;
+  }
+  const para = (text, className = "") => Object.assign(document.createElement("p"), { textContent: text, className });
+  const nodes = [];
+  if (state.checklist.length) {
+    const list = document.createElement("ul");
+    list.setAttribute("aria-label", t("insp.checklist"));
+    for (const line of state.checklist) list.append(Object.assign(document.createElement("li"), { textContent: line }));
+    nodes.push(para(t("insp.checklist")), list);
+  } else {
+    nodes.push(para(t("insp.no_checklist"), "muted"));
+  }
+  const logins = state.signed_off_by.map((s) => s.login);
+  nodes.push(para(logins.length
+    ? t("insp.signed_by", { logins: logins.join(", "), count: logins.length, needed: state.signers_needed })
+    : t("insp.not_signed", { needed: state.signers_needed })));
+  nodes.push(para(state.dry_run
+    ? t("insp.dry_run_ok", { session: state.dry_run.session_id, at: formatTime(state.dry_run.unlocked_at), submitted: state.dry_run.submitted })
+    : t("insp.dry_run_missing")));
+  if (state.required) nodes.push(para(t("insp.required"), "next-step"));
+  holder.replaceChildren(...nodes);
+  const me = staffApi.me || {};
+  sign.hidden = state.practice || state.signed_off || logins.includes(me.login)
+    || !["chief_examiner", "system_administrator"].includes(me.role);
 }
 
 async function refresh() {
-  render(await staffApi.get("/api/v1/staff/ceremony"));
+  const state = await staffApi.get("/api/v1/staff/ceremony");
+  render(state);
+  await renderInspection(inspectionSession(state));
 }
 
 async function act(call, okText) {
@@ -140,6 +193,18 @@ export function setup() {
     act(() => staffApi.post("/api/v1/staff/ceremony/release", {}));
   });
   $("cer-reset").addEventListener("click", () => act(() => staffApi.post("/api/v1/staff/ceremony/reset")));
+  $("cer-session").addEventListener("change", () => renderInspection($("cer-session").value.trim()));
+  $("insp-sign").addEventListener("click", async () => {
+    const note = $("insp-message");
+    note.textContent = "";
+    try {
+      await staffApi.post("/api/v1/staff/inspection", { session_id: inspected });
+    } catch (err) {
+      note.textContent = describe(err);
+      note.className = "error";
+    }
+    await renderInspection(inspected).catch(() => {});
+  });
 }
 
 export async function enter() {

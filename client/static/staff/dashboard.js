@@ -1,4 +1,6 @@
-// The venue dashboard: packages (still encrypted) with time to their unlock window, the rooms
+// The venue dashboard: packages (still encrypted) with time to their unlock window, the version
+// in force and who received it (a pending import is confirmed here by a second person), the
+// continuous backup's lag and the outbox, a warning when the staff cannot serve a session, the rooms
 // with how many candidates are logged in, submitted or absent, and the latest restart of the
 // server during a session: paused until the paper is open again, or the time given back; and
 // the free disk space in exam-minutes, with a warning when it runs low.
@@ -6,6 +8,7 @@
 import { formatTime, t } from "../common/i18n.js";
 import { formatDuration } from "../common/http.js";
 import { staffApi } from "./api.js";
+import { describe } from "./main.js";
 
 const $ = (id) => document.getElementById(id);
 let timer = null;
@@ -37,6 +40,38 @@ function windowText(pkg, serverNow) {
   return t("dash.window_closed");
 }
 
+// A pending import is confirmed by a second staff member under their own login (art. 23(4)).
+function confirmCell(row, pkg) {
+  const td = document.createElement("td");
+  td.textContent = t(`dash.status.${pkg.status}`);
+  if (pkg.status === "pending") {
+    const me = staffApi.me || {};
+    if (me.login === pkg.imported_by) {
+      td.append(Object.assign(document.createElement("p"), { className: "muted", textContent: t("dash.confirm_own") }));
+    } else {
+      const button = Object.assign(document.createElement("button"), {
+        type: "button",
+        className: "primary",
+        textContent: t("dash.confirm", { session: pkg.session_id, version: pkg.manifest_version }),
+      });
+      button.addEventListener("click", async () => {
+        const note = $("dash-confirm-message");
+        try {
+          const done = await staffApi.post(`/api/v1/staff/packages/${encodeURIComponent(pkg.package_id)}/confirm`);
+          note.textContent = t("dash.confirmed", { session: done.session_id, version: done.manifest_version });
+          note.className = "ok";
+        } catch (err) {
+          note.textContent = describe(err);
+          note.className = "error";
+        }
+        await refresh().catch(() => {});
+      });
+      td.append(document.createElement("br"), button);
+    }
+  }
+  row.append(td);
+}
+
 function renderPackages(packages, serverNow) {
   const holder = $("dash-packages");
   if (!packages.length) {
@@ -44,19 +79,40 @@ function renderPackages(packages, serverNow) {
     return;
   }
   const { tableNode, body } = table([
-    t("dash.session"), t("dash.kind"), t("dash.version"), t("dash.fragments"),
-    t("dash.imported"), t("dash.window"),
+    t("dash.session"), t("dash.kind"), t("dash.version"), t("dash.status"), t("dash.fragments"),
+    t("dash.imported"), t("dash.received_by"), t("dash.package_hash"), t("dash.window"),
   ]);
   for (const pkg of packages) {
     const row = body.insertRow();
+    if (pkg.in_force) row.className = "in-force";
     cell(row, pkg.session_id);
     cell(row, t(pkg.kind === "practice" ? "dash.kind.practice" : "dash.kind.real"));
     cell(row, String(pkg.manifest_version ?? ""));
+    confirmCell(row, pkg);
     cell(row, String(pkg.fragment_count ?? ""));
     cell(row, pkg.imported_at ? formatTime(pkg.imported_at) : "");
-    cell(row, windowText(pkg, serverNow));
+    cell(row, t("dash.received_by_value", { imported: pkg.imported_by || "—", confirmed: pkg.confirmed_by || "—" }));
+    cell(row, pkg.manifest_sha256 ? `${pkg.manifest_sha256.slice(0, 16)}…` : "—");
+    cell(row, pkg.status === "replaced" ? "" : windowText(pkg, serverNow));
   }
   holder.replaceChildren(tableNode);
+}
+
+// The continuous backup's lag and the outbox (art. 27).
+function renderServer(backup, outbox) {
+  if (backup) {
+    const at = backup.backup_at ? formatTime(backup.backup_at, { seconds: true, date: false }) : "—";
+    let text = t("dash.backup_ok", { at });
+    if (backup.rows_behind && backup.lag_s < 0) text = t("dash.backup_none", { rows: backup.rows_behind });
+    else if (backup.rows_behind) text = t("dash.backup_lag", { rows: backup.rows_behind, seconds: Math.round(backup.lag_s) });
+    $("dash-backup").textContent = text;
+    $("dash-backup").className = backup.rows_behind && (backup.lag_s < 0 || backup.lag_s > 10) ? "paused urgent" : "";
+  }
+  if (outbox) {
+    let text = t("dash.outbox", { waiting: outbox.waiting, delivered: outbox.delivered });
+    if (outbox.oldest_waiting_at) text += ` ${t("dash.outbox_oldest", { at: formatTime(outbox.oldest_waiting_at) })}`;
+    $("dash-outbox").textContent = text;
+  }
 }
 
 function renderRooms(status) {
@@ -130,7 +186,9 @@ async function refresh() {
   ]);
   renderOutage(dashboard.outage);
   renderDisk(dashboard.disk);
+  $("dash-staff-problem").hidden = !dashboard.staff_problem;
   renderPackages(dashboard.packages, Date.parse(dashboard.server_time));
+  renderServer(dashboard.backup, dashboard.outbox);
   renderRooms(status);
 }
 

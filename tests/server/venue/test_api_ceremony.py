@@ -14,7 +14,7 @@ from paperpack.shamir import Share
 from server.audit import verify_audit
 from server.store import transaction
 from server.venue.workspace import open_venue_db
-from tests.server.conftest import BEFORE_WINDOW, SESSION_ID, START, VenueKit
+from tests.server.conftest import BEFORE_WINDOW, SESSION_ID, START, VenueKit, pack_another
 
 
 async def open_ceremony(kit: VenueKit) -> Any:
@@ -147,6 +147,7 @@ async def test_every_step_is_audited_and_the_paper_never_touches_disk(
         verify_audit(db)
     db.close()
     expected = [
+        "package.import_staged",
         "package.imported",
         "ceremony.opened",
         "ceremony.share_entered",
@@ -194,20 +195,33 @@ async def test_a_package_uploaded_as_tar_imports(venue_kit: VenueKit) -> None:
     assert (await resp.json())["session_id"] == SESSION_ID
 
 
-async def test_dry_run_with_a_practice_package(venue_kit: VenueKit) -> None:
-    """A package imported as practice goes through the same ceremony, flagged as a dry run."""
+async def test_art_21_3_dry_run_with_a_practice_package(
+    venue_kit: VenueKit, tmp_path: Path
+) -> None:
+    """A package the centre signed as practice goes through the same ceremony, flagged as a
+    dry run; the importer cannot call a real package practice (art. 21(3))."""
     kit = venue_kit
     resp = await kit.client.post(
         "/api/v1/staff/packages",
         json={"path": str(kit.template.package_dir), "practice": True},
         headers=await kit.as_staff("admin"),
     )
-    assert resp.status == 201
-    opened = await (await open_ceremony(kit)).json()
+    assert resp.status == 422
+    assert (await resp.json())["type"].endswith("/practice-not-a-choice")
+    package, cards, code = pack_another(kit.template, tmp_path, "P1", practice=True)
+    body = await kit.import_package(package)
+    assert (body["practice"], body["session_id"]) == (True, "P1")
+    resp = await kit.client.post(
+        "/api/v1/staff/ceremony", json={"session_id": "P1"}, headers=await kit.as_staff("admin")
+    )
+    opened = await resp.json()
     assert opened["dry_run"] is True
-    await enter(kit, "chief", kit.template.cards[1])
-    await enter(kit, "inv1", kit.template.cards[3])
-    body = await (await release(kit)).json()
+    await enter(kit, "chief", cards[1])
+    await enter(kit, "inv1", cards[3])
+    resp = await kit.client.post(
+        "/api/v1/staff/ceremony/release", json={"code": code}, headers=await kit.as_staff("admin")
+    )
+    body = await resp.json()
     assert (body["status"], body["dry_run"]) == ("unlocked", True)
 
 

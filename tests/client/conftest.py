@@ -82,6 +82,11 @@ class ExamVenue:
 # The shared venue's session asks for no identity check (art. 30): its tests answer at once;
 # tests/client/test_room_rules.py packs the regulation's default.
 SAMPLE_RULES = {"identity_check": 0}
+# The inspection checklist the centre signs into the sample package (art. 21(3)).
+INSPECTION = (
+    "每台考试机均显示登录页 / Every room PC shows the login page",
+    "备份盘已挂载 / The backup disk is mounted",
+)
 
 
 def _pack_sample(
@@ -96,6 +101,7 @@ def _pack_sample(
         wrap_public=wrap_public,
         start=START,
         rules=SAMPLE_RULES if rules is None else rules,
+        inspection=list(INSPECTION),
     )
     return package_dir, cards, release.code
 

@@ -87,10 +87,12 @@ def pack_for_venue(
     wrap_public: str,
     start: datetime,
     rules: dict[str, int] | None = None,
+    **session_fields: Any,
 ) -> tuple[Path, dict[int, str], Any]:
     """Pack `paper` for one venue (3 share cards, any 2 unlock) with a new authority in
     `root/authority`; returns the package, the cards by holder and the time release.
-    `rules`: the session's signed rule overrides (none: the regulation's defaults)."""
+    `rules`: the session's signed rule overrides (none: the regulation's defaults);
+    `session_fields`: more of the session file (e.g. its inspection checklist)."""
     init_authority(root / "authority")
     authority = load_authority(root / "authority")
     session = session_from_dict(
@@ -109,6 +111,7 @@ def pack_for_venue(
                     "threshold": 2,
                 }
             ],
+            **session_fields,
         }
     )
     packed = pack_venue(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from aiohttp import web
 from sqlite_utils import Database
 
 from server.audit import verify_audit
-from server.clock import iso
+from server.clock import iso, parse_time
 from server.protocol.audit_chain import AuditBroken
 from server.venue import keys
 from server.venue.diskspace import disk_report, journal_rate
@@ -78,17 +77,36 @@ def outbox_state(venue_dir: Path) -> dict[str, Any]:
     }
 
 
+# When each backed-up table's row was written: the lag is the age of the oldest uncopied one.
+ROW_TIMES = {"journal": "saved_at", "audit_events": "at", "submissions": "submitted_at"}
+
+
+def oldest_uncopied(db: Database, copied: dict[str, int]) -> str | None:
+    """The time of the oldest row the continuous backup has not copied yet, or None."""
+    times = []
+    for table, column in ROW_TIMES.items():
+        row = db.execute(
+            f"SELECT {column} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT 1",  # noqa: S608 - fixed names
+            [copied.get(table, 0)],
+        ).fetchone()
+        if row:
+            times.append(str(row[0]))
+    return min(times) if times else None
+
+
 async def backup_state(app: web.Application) -> dict[str, Any]:
-    """How far the continuous backup is behind (art. 27): rows not yet copied, and seconds since
-    the backup file last changed while rows wait (0 when it has everything)."""
+    """How far the continuous backup is behind (art. 27): rows not yet copied, and the age of
+    the oldest of them in seconds (0 when it has everything), and when its file last changed."""
     venue_dir = app[keys.SETTINGS].venue_dir
     state = await backup_status(app[keys.STORE], venue_dir / "backup" / CONTINUOUS_FILE)
     behind = sum(t["behind"] for t in state["tables"].values())
     lag_s = 0.0
-    if behind and state["backup_at"]:
-        lag_s = max(0.0, time.time() - datetime.fromisoformat(state["backup_at"]).timestamp())
-    elif behind:
-        lag_s = -1.0  # no backup file yet
+    if behind:
+        copied = {table: t["copied"] for table, t in state["tables"].items()}
+        oldest = await app[keys.STORE].read(oldest_uncopied, copied)
+        if oldest:
+            age = app[keys.CLOCK].now() - parse_time(oldest)
+            lag_s = max(0.0, age.total_seconds())
     return {"rows_behind": behind, "lag_s": round(lag_s, 1), "backup_at": state["backup_at"]}
 
 

@@ -76,7 +76,7 @@ def inspection_state(db: Database, session_id: str) -> dict[str, Any]:
         {"login": r[0], "signed_at": r[1]}
         for r in db.execute(
             "SELECT login, signed_at FROM inspection_signoffs WHERE session_id = ?"
-            " AND checklist_hash = ? ORDER BY signed_at",
+            " AND checklist_hash = ? ORDER BY signed_at, rowid",
             [session_id, digest],
         )
     ]

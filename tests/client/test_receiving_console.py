@@ -27,8 +27,8 @@ def wait_text(page: Any, selector: str, text: str) -> None:
 def sign_off(browser: Any, live: LiveVenue, login: str, expect: str) -> tuple[Any, Any]:
     context, page = sign_in(browser, live, login)
     page.click("a[data-tab=ceremony]")
-    page.fill("#cer-session", SESSION_ID)
-    page.dispatch_event("#cer-session", "change")
+    page.fill("#insp-session", SESSION_ID)
+    page.click("#insp-form button[type=submit]")
     wait_text(page, "#insp-state", INSPECTION[0])
     page.click("#insp-sign")
     wait_text(page, "#insp-state", expect)
@@ -66,6 +66,7 @@ def test_art_23_4_and_21_3_receiving_and_the_inspection_in_the_console(
     chief.close()
     admin, page = sign_off(browser, live_venue, "admin", "chief, admin（2/2）")
     assert "尚无通过的模拟演练" in (page.text_content("#insp-state") or "")
+    page.fill("#cer-session", SESSION_ID)
     page.click("#cer-open button[type=submit]")
     page.wait_for_selector("#insp-warning:not([hidden])", timeout=15000)
     if screenshot_dir:

@@ -109,7 +109,8 @@ function render(state) {
 let inspected = "";
 
 function inspectionSession(state) {
-  return state.session_id || $("cer-session").value.trim();
+  if (state.session_id) $("insp-session").value = state.session_id;
+  return $("insp-session").value.trim();
 }
 
 async function renderInspection(sessionId) {
@@ -193,7 +194,14 @@ export function setup() {
     act(() => staffApi.post("/api/v1/staff/ceremony/release", {}));
   });
   $("cer-reset").addEventListener("click", () => act(() => staffApi.post("/api/v1/staff/ceremony/reset")));
-  $("cer-session").addEventListener("change", () => renderInspection($("cer-session").value.trim()));
+  $("cer-session").addEventListener("change", () => {
+    $("insp-session").value = $("cer-session").value.trim();
+    renderInspection($("insp-session").value.trim());
+  });
+  $("insp-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    renderInspection($("insp-session").value.trim());
+  });
   $("insp-sign").addEventListener("click", async () => {
     const note = $("insp-message");
     note.textContent = "";

@@ -103,10 +103,10 @@ function renderServer(backup, outbox) {
   if (backup) {
     const at = backup.backup_at ? formatTime(backup.backup_at, { seconds: true, date: false }) : "—";
     let text = t("dash.backup_ok", { at });
-    if (backup.rows_behind && backup.lag_s < 0) text = t("dash.backup_none", { rows: backup.rows_behind });
+    if (backup.rows_behind && !backup.backup_at) text = t("dash.backup_none", { rows: backup.rows_behind });
     else if (backup.rows_behind) text = t("dash.backup_lag", { rows: backup.rows_behind, seconds: Math.round(backup.lag_s) });
     $("dash-backup").textContent = text;
-    $("dash-backup").className = backup.rows_behind && (backup.lag_s < 0 || backup.lag_s > 10) ? "paused urgent" : "";
+    $("dash-backup").className = backup.rows_behind && (!backup.backup_at || backup.lag_s > 10) ? "paused urgent" : "";
   }
   if (outbox) {
     let text = t("dash.outbox", { waiting: outbox.waiting, delivered: outbox.delivered });

@@ -100,7 +100,7 @@ def set_up_venue(root: Path, candidates: int, items: int) -> Setup:
         ):
             add_staff(db, login, login, role, hash_password(PASSWORD), actor="cli:load", now=now)
         import_package(load_venue(venue.directory), db, packed.package_dir,
-                       practice=False, actor="cli:load", now=now)  # fmt: skip
+                       actor="admin", confirmed_by="chief", now=now)  # fmt: skip
         store_roster(db, SESSION_ID, roster, actor="cli:load", now=now)
     db.close()
     tickets_file = root / "tickets.csv"

@@ -21,8 +21,8 @@ from server.audit import verify_audit
 from server.clock import iso, parse_time
 from server.protocol.audit_chain import AuditBroken
 from server.venue import keys
-from server.venue.diskspace import disk_report, journal_rate
 from server.venue.backup import CONTINUOUS_FILE, backup_status
+from server.venue.diskspace import disk_report, journal_rate
 from server.venue.invigilate import INCIDENT_KINDS, STAFF_ROLES, VIOLATION_KINDS
 from server.venue.pages import render_page
 from server.venue.restart import latest_outage

@@ -54,7 +54,13 @@ def _venue(tmp_path: Path, capsys: pytest.CaptureFixture[str], forms: bool = Tru
     )  # fmt: skip
     shutil.copy(tmp_path / "centre" / "authority-sign.pub", venue.keys_dir / "authority-sign.pub")
     d = str(directory)
-    assert cbt(["venue", "import", d, str(package)]) == 0
+    (tmp_path / "pw").write_text("correct horse battery\n")
+    pw = str(tmp_path / "pw")
+    for login, role in (("admin", "system_administrator"), ("chief", "chief_examiner")):
+        assert cbt(["venue", "staff", "add", d, "--login", login, "--role", role,
+                    "--name", login, "--password-file", pw]) == 0  # fmt: skip
+    assert cbt(["venue", "import", d, str(package), "--login", "admin", "--confirm-login",
+                "chief", "--password-file", pw, "--confirm-password-file", pw]) == 0  # fmt: skip
     roster = ["venue", "roster", "import", d, str(EXAMPLES / "roster.csv"), "--session", SESSION]
     assert cbt(roster) == 0
     capsys.readouterr()

@@ -129,7 +129,7 @@ def test_art_48_a_declared_conflict_is_left_out_of_that_rooms_draw(
     db = open_venue_db(directory)
     try:
         with transaction(db), pytest.raises(SeatsError, match="room R1 needs 2 invigilators"):
-            draw_invigilators(db, SESSION_ID, actor="cli:test", now=START, seed=b"\0" * 32)
+            draw_invigilators(db, "C0", actor="cli:test", now=START, seed=b"\0" * 32)
     finally:
         db.close()
     for n in (3, 4, 5):
@@ -137,7 +137,7 @@ def test_art_48_a_declared_conflict_is_left_out_of_that_rooms_draw(
     db = open_venue_db(directory)
     try:
         for seed in range(6):
-            session = f"{SESSION_ID}-{seed}"
+            session = f"C{seed + 1}"  # sessions of their own (the template's S1 has its draw)
             with transaction(db):
                 draw = draw_invigilators(db, session, actor="cli:test", now=START,
                                          seed=bytes([seed]) * 32)  # fmt: skip

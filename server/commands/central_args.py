@@ -20,7 +20,7 @@ SCORING = "server.scoring.cli"
 # choices: those modules import orjson, cryptography and more. tests/test_cli_front_door.py
 # keeps the copies equal to the originals.
 STAFF_ROLES = ("operator", "auditor")
-CHANGE_KINDS = ("cancel", "restore", "correct", "personal")
+CHANGE_KINDS = ("cancel", "restore", "dismiss", "correct", "personal")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

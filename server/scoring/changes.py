@@ -3,7 +3,11 @@
 A result changes only through a change request, and only in these ways:
 
 - `cancel` / `restore`: cancel or restore a candidate's score for a violation; needs an
-  evidence reference (the violation record, a video file) and a reason;
+  evidence reference (the violation record, a video file) and a reason. An approved `cancel`
+  citing a reported violation (`violation:<venue>/<number>`) or a similar-answers flag is the
+  centre's determination of it (art. 32): the venue's proposed handling alone changes nothing;
+- `dismiss`: the determination that a reported violation or a flagged pair does not stand;
+  needs the evidence reference (what is dismissed) and the reason; the score is untouched;
 - `correct`: set one item's points (a marking or keying error); needs a stated cause;
 - `personal`: correct a candidate's name *or* ID number; never both at once (a request naming
   both is refused, and so is one while the other field has a pending or approved change).
@@ -33,7 +37,7 @@ from server.clock import iso
 from server.protocol.audit_chain import LEGACY_CENTRAL_FORMAT, AuditBroken, verify_audit_records
 from server.scoring.material import ScoringError
 
-KINDS = ("cancel", "restore", "correct", "personal")
+KINDS = ("cancel", "restore", "dismiss", "correct", "personal")
 PERSONAL_FIELDS = ("name", "id_number")
 PROPOSED, APPROVED, REJECTED = "proposed", "approved", "rejected"
 ACTION_PROPOSED = "results.change.proposed"
@@ -154,7 +158,7 @@ def check_request(
         raise ChangeRefused(f"change kind {request.kind!r} is not allowed; use one of {KINDS}")
     if not request.reason.strip():
         raise ChangeRefused("every change needs a stated reason or cause (--reason)")
-    if request.kind in ("cancel", "restore") and not request.evidence.strip():
+    if request.kind in ("cancel", "restore", "dismiss") and not request.evidence.strip():
         raise ChangeRefused(
             f"a {request.kind} for a violation needs an evidence reference (--evidence), e.g. the"
             " violation record or the video file"

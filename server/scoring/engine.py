@@ -34,7 +34,6 @@ from server.scoring.material import VenueMaterial
 from server.scoring.packages import VenuePackage
 
 # A violation whose handling result is one of these cancels the candidate's score.
-CANCELLING_HANDLINGS = frozenset({"cancel", "cancelled", "cancel_score", "score_cancelled"})
 
 SCORED, ABSENT, CANCELLED, HELD = "scored", "absent", "cancelled", "held"
 
@@ -297,16 +296,10 @@ def _check_journal(attempt: Mapping[str, Any], out: CandidateScore) -> None:
 
 
 def _apply_violations(package: VenuePackage, results: dict[str, CandidateScore]) -> None:
+    """Cite each reported violation on its candidate. The venue's proposed handling changes
+    nothing here: only the centre's determination does, an approved `cancel` change citing
+    the violation (art. 32; server.protocol.violation_rules)."""
     for position, violation in enumerate(package.contents.get("violations", []), start=1):
         out = results.get(str(violation.get("ticket")))
-        if out is None:
-            continue
-        reference = violation_reference(package.venue_id, violation, position)
-        out.references.append(reference)
-        handling = str(violation.get("handling") or violation.get("result") or "")
-        if handling not in CANCELLING_HANDLINGS:
-            continue
-        if out.status == SCORED:
-            out.status = CANCELLED
-        elif out.status == HELD:
-            out.flags.append(f"its score is also cancelled by {reference}")
+        if out is not None:
+            out.references.append(violation_reference(package.venue_id, violation, position))

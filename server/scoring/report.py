@@ -36,7 +36,7 @@ from paperpack.model import CHOICE_TYPES, Paper
 from server.clock import iso
 from server.i18n import format_time, translator
 from server.scoring import charts
-from server.scoring.engine import ABSENT, CANCELLED, HELD
+from server.scoring.engine import ABSENT, CANCELLED, HELD, violation_reference
 from server.scoring.near_misses import closest_pairs, matching_texts
 from server.scoring.pipeline import ScoredSession
 from server.scoring.results import PENDING, FinalResult
@@ -280,6 +280,31 @@ def text_match_rows(scored: ScoredSession) -> list[dict[str, Any]]:
     ]
 
 
+def violation_rows(scored: ScoredSession) -> list[dict[str, Any]]:
+    """Every violation the venues reported, with the venue's proposal and the centre's
+    determination: `awaiting` until an approved `cancel` or `dismiss` change cites it."""
+    decided = {c.evidence: c for c in scored.changes
+               if c.status == "approved" and c.kind in ("cancel", "dismiss")}  # fmt: skip
+    rows = []
+    for venue_id, package in sorted(scored.packages.items()):
+        for position, violation in enumerate(package.contents.get("violations", []), start=1):
+            reference = violation_reference(venue_id, violation, position)
+            change = decided.get(reference)
+            rows.append(
+                {
+                    "reference": reference,
+                    "ticket": violation.get("ticket"),
+                    "kind": violation.get("kind"),
+                    "serious": bool(violation.get("serious")),
+                    "proposed_handling": violation.get("handling"),
+                    "confirmed_by": violation.get("confirmed_by"),
+                    "determination": change.kind if change else "awaiting",
+                    "change_id": change.change_id if change else None,
+                }
+            )
+    return rows
+
+
 def distribution(
     paper: Paper, results: Sequence[FinalResult], bins: int = 10
 ) -> list[dict[str, Any]]:
@@ -322,6 +347,7 @@ def build_report(scored: ScoredSession, now: datetime | None = None) -> dict[str
             if r.status == HELD
         ],
         "similar_pairs": similar_rows(scored),
+        "violations": violation_rows(scored),
         "close_pairs": close_pair_rows(scored),
         "text_matches": text_match_rows(scored),
         "distribution": distribution(scored.paper, results),

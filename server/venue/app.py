@@ -37,6 +37,7 @@ from server.venue import (
     schedule,
     staff,
     submission,
+    violations,
 )
 from server.venue.background import background_context
 from server.venue.candidate_auth import AttemptCache
@@ -108,6 +109,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(submission.routes)
     app.add_routes(resume.routes)  # resuming a page (acknowledged answers) and paper media
     app.add_routes(invigilate.routes)
+    app.add_routes(violations.routes)  # art. 32: the chief examiner confirms a violation
     app.add_routes(identity.routes)  # art. 30: photos, verify and refuse
     app.add_routes(room_time.routes)  # art. 31: room-wide grants, time changes
     app.add_routes(packages.routes)

@@ -33,6 +33,7 @@ from server import audit
 from server.clock import Clock, iso
 from server.errors import CbtError
 from server.protocol.response_package import build_response_package
+from server.protocol.violation_rules import is_serious
 from server.store import transaction
 from server.venue import journal
 from server.venue.background import stop_task
@@ -48,7 +49,6 @@ CONTENTS_VERSION = 1
 CENTRAL_KEY_FILE = "authority-upload.pub"  # in DIR/keys/: the centre's X25519 key (upload.pub)
 AUTHORITY_SIGN_FILE = "authority-sign.pub"  # in DIR/keys/: the centre's Ed25519 key (receipts)
 # Violations that keep the records 5 years (art. 23(7)): cheating with help or for another.
-SERIOUS_VIOLATION_KINDS = frozenset({"impersonation", "communication", "device_misuse"})
 
 
 class ExportError(CbtError):
@@ -152,12 +152,12 @@ def collect_session(
         attempt["variant"].update(session_id=session_id, form_id=forms.get(attempt["ticket"]))
     violations = _rows(
         db,
-        "SELECT ticket, kind, text, recorded_by, recorded_at FROM violations"
-        " WHERE session_id = ? ORDER BY violation_id",
+        "SELECT violation_id, ticket, kind, text, recorded_by, recorded_at, handling,"
+        " confirmed_by, confirmed_at FROM violations WHERE session_id = ? ORDER BY violation_id",
         (session_id,),
     )
     for violation in violations:
-        violation["serious"] = violation["kind"] in SERIOUS_VIOLATION_KINDS
+        violation["serious"] = is_serious(violation["kind"])
     by_session = (session_id,)
     return {
         "format": CONTENTS_FORMAT,

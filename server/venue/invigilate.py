@@ -26,6 +26,7 @@ from server.clock import iso, parse_time
 from server.errors import Conflict, Forbidden, Invalid, NotFound
 from server.http import read_json_object, require_field
 from server.problems import Problem
+from server.protocol.violation_rules import KINDS as VIOLATION_RULES
 from server.venue import keys, seats
 from server.venue.identity_view import identity_states, identity_view
 from server.venue.journal import CLOSED_STATUSES
@@ -47,16 +48,7 @@ INCIDENT_KINDS = (
     "paper_display",
     "other",
 )
-VIOLATION_KINDS = (
-    "unauthorised_material",
-    "communication",
-    "impersonation",
-    "copying",
-    "leaving_seat",
-    "device_misuse",
-    "disruption",
-    "other",
-)
+VIOLATION_KINDS = tuple(VIOLATION_RULES)  # kinds and their words: the violation rules
 MAX_TEXT = 4000
 MAX_GRANT_MS = 4 * 3600 * 1000  # one grant cannot exceed four hours
 MAX_BODY = 16 * 1024

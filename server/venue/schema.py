@@ -635,6 +635,37 @@ def m008_receiving(db: Database) -> None:
     db.executescript(RECEIVING)
 
 
+VIOLATION_HANDLING = """
+-- Violations with the chief examiner's confirmation and proposed handling (art. 32): kinds and
+-- handlings from server.protocol.violation_rules. Rebuilt rather than altered, so the stored
+-- schema keeps a comment on every column; violation_id stays the rowid.
+CREATE TABLE violations_v2 (
+    violation_id INTEGER PRIMARY KEY,  -- row number
+    session_id TEXT NOT NULL,          -- exam session
+    ticket TEXT NOT NULL,              -- candidate
+    kind TEXT NOT NULL,                -- type from the violation rules
+    text TEXT NOT NULL DEFAULT '',     -- description
+    recorded_by TEXT NOT NULL,         -- staff login
+    recorded_at TEXT NOT NULL,         -- when (ISO-8601 UTC)
+    handling TEXT,                     -- proposed by the chief examiner; NULL until confirmed
+    confirmed_by TEXT,                 -- the chief examiner's login, NULL until confirmed
+    confirmed_at TEXT                  -- when confirmed (ISO-8601 UTC), NULL until then
+);
+INSERT INTO violations_v2 (violation_id, session_id, ticket, kind, text, recorded_by,
+                           recorded_at)
+    SELECT violation_id, session_id, ticket, kind, text, recorded_by, recorded_at
+    FROM violations ORDER BY violation_id;
+DROP TABLE violations;
+ALTER TABLE violations_v2 RENAME TO violations;
+"""
+
+
+@migrations()
+def m009_violation_handling(db: Database) -> None:
+    """The chief examiner confirms each violation and proposes its handling (art. 32)."""
+    db.executescript(VIOLATION_HANDLING)
+
+
 def venue_tables() -> list[str]:
     """The names of the tables the migrations create, in order (for tests and docs)."""
     names = []

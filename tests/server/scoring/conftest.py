@@ -13,8 +13,9 @@ plans/seats/moves, no names or ID numbers, violations without numbers.
 
 Planted on purpose: one item whose packed key is wrong (able candidates choose the true
 answer, weak ones the keyed distractor), one candidate whose recorded variant digest is not the
-real one, two copiers seated beside their sources, one candidate whose violation was handled
-by cancelling the score, one marked absent and one who never came.
+real one, two copiers seated beside their sources, one candidate with a violation the chief
+examiner proposed to cancel for (`central_store` adds the centre's determination: only that
+cancels), one marked absent and one who never came.
 
 `upload_all` registers the venues and uploads the packages with the venue's own upload client
 to the real central app on a loopback port (chunks, finish, verified receipt); `central_store`
@@ -65,7 +66,7 @@ class Plants:
     wrong_key_item: str  # the item packed with a wrong key
     mismatch_ticket: str  # recorded digest altered
     copiers: tuple[tuple[str, str], ...]  # (source, copier), seated side by side
-    cancelled_ticket: str  # violation handled by cancelling the score
+    cancelled_ticket: str  # a violation proposed for cancelling (not yet determined)
     absent_marked: str  # marked absent by the venue
     absent_unmarked: str  # on the roster, never came
 
@@ -242,8 +243,13 @@ def _contents(
                             "receipt": canonical_hash(given)}}
         )  # fmt: skip
         if ticket == plants.cancelled_ticket:
-            violations.append({"ticket": ticket, "kind": "phone", "text": "phone in use",
-                               "handling": "cancel_score", "serious": False})  # fmt: skip
+            # What server.venue.export writes: the kind from the rules, the chief examiner's
+            # proposed handling. It cancels nothing until the centre determines it.
+            violations.append({"violation_id": 1, "ticket": ticket,
+                               "kind": "unauthorised_material", "text": "phone on the desk",
+                               "recorded_by": "inv1", "recorded_at": iso(START),
+                               "handling": "cancel_subject", "confirmed_by": "chief",
+                               "confirmed_at": iso(START), "serious": False})  # fmt: skip
     if venue_index == 0:
         candidates = [
             {"ticket": t, "name": people[t][0], "id_number": people[t][1]} for t in roster
@@ -379,5 +385,22 @@ async def central_store(
     await upload_all(database, tmp_path, authority, packed_session)
     storage = open_storage(database)
     await storage.open()
+    await determine_the_planted_violation(storage, packed_session, tmp_path)
     yield storage
     await storage.close()
+
+
+async def determine_the_planted_violation(
+    storage: CentralStorage, packed_session: PackedSession, results_dir: Path
+) -> None:
+    """The centre's determination of V002's violation (art. 32): operator alice confirms the
+    proposed cancellation as a change citing it, operator bob approves; only this cancels."""
+    from server.scoring.changes import ChangeRequest, decide_change, propose_change
+
+    ticket = packed_session.plants.cancelled_ticket
+    reason = "determined: phone on the desk"
+    request = ChangeRequest(ticket, "cancel", reason, evidence="violation:V002/1")
+    points = {i.item_id: i.points for i in packed_session.paper.items()}
+    change = await propose_change(storage, SESSION_ID, request, "alice", AFTER_END,
+                                  item_points=points, results_dir=results_dir)  # fmt: skip
+    await decide_change(storage, SESSION_ID, change.change_id, "bob", AFTER_END)

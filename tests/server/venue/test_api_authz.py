@@ -53,6 +53,12 @@ MATRIX: dict[str, tuple[str, str, Any, set[str]]] = {
         {"kind": "other", "text": "t"},
         {CHIEF, INV},
     ),
+    "confirm_violation": (
+        "POST",
+        "/api/v1/staff/violations/999/confirm",
+        {"handling": "record_only"},
+        {CHIEF},
+    ),
     "grant_time": (
         "POST",
         "/api/v1/staff/candidates/T0001/time-grants",

@@ -84,7 +84,10 @@ async def test_request_bodies_are_what_the_handlers_accept(venue_kit: VenueKit) 
         )
 
     sent = await check_bodies(
-        kit.client, doc, headers_for, {"ticket": "T0001", "session_id": "S1", "room_id": "R1"}
+        kit.client,
+        doc,
+        headers_for,
+        {"ticket": "T0001", "session_id": "S1", "room_id": "R1", "violation_id": "999"},
     )
     assert sent > 60
 

@@ -26,16 +26,11 @@ from server.clock import iso
 from server.errors import Conflict, Forbidden, Invalid, NotFound
 from server.http import read_json_object
 from server.venue import keys
-from server.venue.invigilate import (
-    ACTION_ROLES,
-    STAFF_ROLES,
-    actor_of,
-    check_candidate_room,
-    current_session,
-)
+from server.venue.invigilate import ACTION_ROLES, STAFF_ROLES, actor_of
 from server.venue.journal import CLOSED_STATUSES
 from server.venue.photos import PHOTO_TYPES, photo_path
 from server.venue.staff import require_role
+from server.venue.staff_rooms import check_candidate_room, current_session
 
 routes = web.RouteTableDef()
 MAX_BODY = 16 * 1024

@@ -6,8 +6,9 @@ reason; move a candidate to a spare seat (answers and time left are kept: the at
 not change, only its seat). Pauses, room-wide grants and the time changes' sums are
 `server.venue.room_time`; the identity check `server.venue.identity`. Every action is
 role-checked and CSRF-checked (`server.venue.staff.require_role`), refused for an invigilator
-outside the rooms they were drawn to (`check_room`), and audited in the same transaction as
-the change. An invigilator's grants to one candidate stop at the session's cap (art. 31).
+outside the rooms they were drawn to (`server.venue.staff_rooms`), and audited in the same
+transaction as the change. An invigilator's grants to one candidate stop at the session's cap
+(art. 31).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlite_utils import Database
 
 from server import audit
 from server.clock import iso, parse_time
-from server.errors import Conflict, Forbidden, Invalid, NotFound
+from server.errors import Conflict, Forbidden, Invalid
 from server.http import read_json_object, require_field
 from server.problems import Problem
 from server.protocol.violation_rules import KINDS as VIOLATION_RULES
@@ -33,6 +34,7 @@ from server.venue.journal import CLOSED_STATUSES
 from server.venue.live import ExamState
 from server.venue.rooms import SeatsError
 from server.venue.staff import require_role
+from server.venue.staff_rooms import check_candidate_room, check_room, current_session
 from server.venue.time_bounds import own_grants_ms, session_policy, time_changes
 
 routes = web.RouteTableDef()
@@ -56,59 +58,6 @@ MAX_BODY = 16 * 1024
 
 def actor_of(staff: Any) -> str:
     return str(staff.login)
-
-
-def check_room(db: Database, staff: Any, session_id: str, room_id: str | None) -> None:
-    """An invigilator acts only on the rooms they were drawn to for the session (art. 20,
-    31); the chief examiner on every room. `Forbidden` (not-your-room) otherwise."""
-    if staff.role != "invigilator":
-        return
-    drawn = [
-        r[0]
-        for r in db.execute(
-            "SELECT room_id FROM invigilator_assignments WHERE session_id = ? AND staff_id = ?",
-            [session_id, staff.staff_id],
-        )
-    ]
-    if room_id is None or room_id not in drawn:
-        where = f"room {room_id}" if room_id else "the whole venue"
-        raise Forbidden(
-            "not-your-room",
-            f"{where} is not yours: you were drawn to {', '.join(drawn) or 'no room'} for"
-            f" session {session_id}; ask that room's invigilators or the chief examiner",
-            rooms=drawn,
-        )
-
-
-def candidate_room(db: Database, session_id: str, ticket: str) -> str | None:
-    row = db.execute(
-        "SELECT room_id FROM seats WHERE session_id = ? AND ticket = ?", [session_id, ticket]
-    ).fetchone()
-    return None if row is None else str(row[0])
-
-
-def check_candidate_room(db: Database, staff: Any, ticket: str) -> tuple[str, str | None]:
-    """The candidate's session and room, once `check_room` allows `staff` to act there."""
-    session_id, _ = current_session(db, ticket)
-    room_id = candidate_room(db, session_id, ticket)
-    check_room(db, staff, session_id, room_id)
-    return session_id, room_id
-
-
-def current_session(db: Database, ticket: str) -> tuple[str, dict[str, Any]]:
-    """The session the candidate `ticket` sits now (not ended), or `NotFound`."""
-    row = db.execute(
-        "SELECT c.session_id FROM candidates c JOIN sessions s USING (session_id) "
-        "WHERE c.ticket = ? AND s.status != 'ended' ORDER BY s.starts_at LIMIT 1",
-        [ticket],
-    ).fetchone()
-    if row is None:
-        raise NotFound("unknown-candidate", f"no candidate with ticket {ticket} in a session")
-    attempt = db.execute(
-        "SELECT * FROM attempts WHERE session_id = ? AND ticket = ?", [row[0], ticket]
-    ).fetchone()
-    columns = [d[0] for d in db.execute("SELECT * FROM attempts LIMIT 0").description]
-    return row[0], dict(zip(columns, attempt, strict=True)) if attempt else {}
 
 
 # --- room status --------------------------------------------------------------------------

@@ -35,11 +35,11 @@ from server.venue.invigilate import (
     STAFF_ROLES,
     _text,
     actor_of,
-    check_room,
     monitored_sessions,
 )
 from server.venue.journal import CLOSED_STATUSES
 from server.venue.staff import require_role
+from server.venue.staff_rooms import check_room
 from server.venue.time_bounds import Bound, check_bound, time_changes
 from server.venue.workspace import load_venue
 

@@ -20,6 +20,7 @@ from aiohttp import web
 from paperpack.authority import Authority
 from server.central import (
     keys,
+    live,
     openapi,
     receipt_check,
     release,
@@ -96,6 +97,7 @@ def create_app(
     app.add_routes(release.routes)
     app.add_routes(staff.routes)  # login, logout, the console's stylesheets and icon
     app.add_routes(status.routes)
+    app.add_routes(live.routes)  # POST /api/v1/heartbeat: the venues' live line
     app.add_routes(receipt_check.routes)  # the public receipt check (/receipt, no login)
     app.add_routes(results_routes)  # GET /results/{session_id}/report (server.scoring)
     app.add_routes(openapi.routes)  # GET /api/v1/openapi.json

@@ -194,6 +194,20 @@ PACKAGE_FILES = Migration(6, "package bytes in files: a row says which folder ho
 )""",
 ), frozenset({"package_files"}))  # fmt: skip
 
+HEARTBEATS = Migration(7, "the live line: heartbeats and serious events from the venues", (
+    # Issue 14, point 4 (server.central.live): one row per (venue, seq); a message sent again
+    # after a cut finds its row and is not stored twice.
+    """CREATE TABLE heartbeats (
+    venue_id TEXT NOT NULL,             -- the venue that signed the message
+    seq {int} NOT NULL,                 -- the venue's message number (its idempotency key)
+    kind TEXT NOT NULL,                 -- 'heartbeat' (every minute) or 'serious' (at once)
+    recorded_at TEXT NOT NULL,          -- when the venue made it (ISO-8601 UTC, venue clock)
+    received_at TEXT NOT NULL,          -- when the centre stored it (ISO-8601 UTC)
+    body TEXT NOT NULL,                 -- the message (server.protocol.heartbeat), JSON
+    PRIMARY KEY (venue_id, seq)
+)""",
+), frozenset({"heartbeats"}))  # fmt: skip
+
 MIGRATIONS = (
     CENTRAL_TABLES,
     STAFF_TABLES,
@@ -201,6 +215,7 @@ MIGRATIONS = (
     UPLOADS_OUT_OF_ROWS,
     AUDIT_CHAIN_FORMAT,
     PACKAGE_FILES,
+    HEARTBEATS,
 )
 LATEST = MIGRATIONS[-1].number
 

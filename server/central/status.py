@@ -1,5 +1,7 @@
 """The central status page: per session and venue, released / unlocked / uploaded, with counts,
-and the authority's release log (every release issued, online or read out by phone).
+the venues' live line (each venue's newest heartbeat: state, counts, serious violations;
+`server.central.live`) and the authority's release log (every release issued, online or read
+out by phone).
 
 `GET /api/v1/status` is JSON; `GET /status` is the same as an HTML table for the operator
 (`client/templates/central/status.html`, autoescaped). Both need a central staff login
@@ -16,6 +18,7 @@ from aiohttp import web
 
 from paperpack.release_log import read_log, verify_log
 from server.central import keys
+from server.central.live import live_status
 from server.central.staff import page_context, render_page, staff_api, staff_page
 
 routes = web.RouteTableDef()
@@ -62,6 +65,7 @@ async def collect_status(app: web.Application) -> dict[str, Any]:
         "log_size": packages[-1].log_position if packages else 0,
         "log_root": packages[-1].log_root if packages else None,
         "release_log": release_log_status(app),
+        "live": await live_status(app),  # issue 14, point 4: each venue's newest heartbeat
     }
 
 
@@ -82,6 +86,6 @@ async def status_html(request: web.Request) -> web.Response:
     return render_page(
         "central/status.html", rows=status["sessions"], venues=status["venues"],
         log_size=status["log_size"], log_root=status["log_root"] or "-",
-        release_log=status["release_log"],
+        release_log=status["release_log"], live=status["live"],
         **page_context(request),
     )  # fmt: skip

@@ -307,6 +307,24 @@ class ReleaseLog(Protocol):
         ...
 
 
+class LiveLine(Protocol):
+    """The venues' heartbeats and serious events (issue 14, point 4: server.central.live)."""
+
+    async def record_heartbeat(
+        self, venue_id: str, seq: int, kind: str, recorded_at: str, body: str, now: str
+    ) -> bool:
+        """Store one message; False (nothing stored) if (venue, seq) was stored before."""
+        ...
+
+    async def latest_heartbeats(self) -> list[dict[str, Any]]:
+        """Each venue's newest message, its body decoded."""
+        ...
+
+    async def heartbeat_seqs(self, venue_id: str) -> list[int]:
+        """Every stored message number of a venue, in order."""
+        ...
+
+
 class AuditLog(Protocol):
     """The centre's hash-chained audit events."""
 
@@ -377,7 +395,7 @@ class StaffStore(Protocol):
 
 
 class CentralStorage(
-    VenueRegistry, Uploads, PackageLog, ReleaseLog, AuditLog, StaffStore, Protocol
+    VenueRegistry, Uploads, PackageLog, ReleaseLog, LiveLine, AuditLog, StaffStore, Protocol
 ):
     """Everything the central server keeps: every role above, in one store. Every method is
     atomic. `server.central.store.CentralStore` implements them once for both back-ends."""

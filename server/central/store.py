@@ -168,6 +168,25 @@ class CentralStore:
     async def release_counts(self) -> dict[tuple[str, str], int]:
         return await self._read(queries.release_counts())
 
+    # --- the live line (server.central.live) -----------------------------------------------
+
+    async def record_heartbeat(
+        self, venue_id: str, seq: int, kind: str, recorded_at: str, body: str, now: str
+    ) -> bool:
+        from server.central import live
+
+        return await self._write(live.record_heartbeat(venue_id, seq, kind, recorded_at, body, now))
+
+    async def latest_heartbeats(self) -> list[dict[str, Any]]:
+        from server.central import live
+
+        return await self._read(live.latest_heartbeats())
+
+    async def heartbeat_seqs(self, venue_id: str) -> list[int]:
+        from server.central import live
+
+        return await self._read(live.heartbeat_seqs(venue_id))
+
     # --- the audit chain --------------------------------------------------------------------
 
     async def audit(

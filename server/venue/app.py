@@ -42,6 +42,7 @@ from server.venue import (
 from server.venue.background import background_context
 from server.venue.candidate_auth import AttemptCache
 from server.venue.closer import closer_context
+from server.venue.heartbeat import heartbeat_context
 from server.venue.login_limiter import LoginLimiter
 from server.venue.restart import restart_context
 from server.venue.settings import Settings
@@ -98,6 +99,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         app.cleanup_ctx.append(
             export.outbox_context(settings.venue_dir, settings.central_url, app[keys.CLOCK])
         )
+        app.cleanup_ctx.append(heartbeat_context(settings.heartbeat_s))  # the live line
     app[keys.LOGIN_LIMITER] = LoginLimiter(app[keys.CLOCK])
     app[keys.ATTEMPT_CACHE] = AttemptCache()
     live.setup(app)

@@ -669,7 +669,28 @@ def m009_violation_handling(db: Database) -> None:
 def venue_tables() -> list[str]:
     """The names of the tables the migrations create, in order (for tests and docs)."""
     names = []
-    for line in (INITIAL + VARIANTS + OUTAGES + ROOM_RULES + RECEIVING).splitlines():
+    for line in (INITIAL + VARIANTS + OUTAGES + ROOM_RULES + RECEIVING + HEARTBEATS).splitlines():
         if line.startswith("CREATE TABLE "):
             names.append(line.split()[2])
     return names
+
+
+HEARTBEATS = """
+-- The live line to the centre (issue 14, point 4): messages queued in order, sent when the
+-- centre is reachable, each once (the centre keeps one per (venue, seq)).
+CREATE TABLE heartbeat_queue (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, -- the message's number (its idempotency key)
+    kind TEXT NOT NULL,                -- 'heartbeat' (every minute) or 'serious' (at once)
+    body TEXT NOT NULL,                -- the message (server.protocol.heartbeat), JSON
+    serious_upto INTEGER NOT NULL DEFAULT 0, -- highest violation_id whose seriousness it carries
+    created_at TEXT NOT NULL,          -- when it was queued (ISO-8601 UTC)
+    sent_at TEXT                       -- when the centre acknowledged it, NULL while waiting
+);
+CREATE INDEX heartbeat_queue_waiting ON heartbeat_queue (sent_at, seq);
+"""
+
+
+@migrations()
+def m009_heartbeat_queue(db: Database) -> None:
+    """Queue the live line's messages to the centre (issue 14, point 4)."""
+    db.executescript(HEARTBEATS)

@@ -25,6 +25,8 @@ SETTING_DOCS: dict[str, str] = {
     "port": "TCP port `cbt venue serve` listens on; env CBT_PORT",
     "central_url": "base URL of the central server for the online time release, or empty "
     "for an offline venue (the release code is typed in); env CBT_CENTRAL_URL",
+    "heartbeat_s": "seconds between the heartbeats a venue with a central URL sends to the "
+    "centre (session state and counts; a serious violation goes at once); env CBT_HEARTBEAT_S",
     "central_timeout_s": "seconds to wait for the central server's release; env "
     "CBT_CENTRAL_TIMEOUT_S",
     "ceremony_timeout_s": "seconds an unlock ceremony may stay open before it resets and every "
@@ -63,6 +65,7 @@ class Settings:
     port: int = 8080
     central_url: str = ""
     central_timeout_s: float = 10.0
+    heartbeat_s: float = 60.0
     ceremony_timeout_s: int = 15 * 60
     max_save_bytes: int = 256 * 1024
     max_package_bytes: int = 2 * 1024 * 1024 * 1024

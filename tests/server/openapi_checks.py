@@ -69,6 +69,7 @@ SHAPE_SLUGS = frozenset(
         "invalid-answer",
         "bad-upload",
         "bad-release-request",
+        "bad-heartbeat",
     }
 )
 # Limits that a handler checks as a rule of the exam rather than as the body's shape.

@@ -34,8 +34,8 @@ from paperpack import crypto
 from server.clock import Clock, iso
 from server.protocol import heartbeat as protocol
 from server.protocol.upload_auth import sign_upload_request
+from server.protocol.violation_rules import SERIOUS_KINDS as SERIOUS_VIOLATION_KINDS
 from server.venue import keys
-from server.venue.export import SERIOUS_VIOLATION_KINDS
 from server.venue.invigilate import reconciliation, room_status
 from server.venue.workspace import load_signing_key, load_venue
 

@@ -691,6 +691,6 @@ CREATE INDEX heartbeat_queue_waiting ON heartbeat_queue (sent_at, seq);
 
 
 @migrations()
-def m009_heartbeat_queue(db: Database) -> None:
+def m010_heartbeat_queue(db: Database) -> None:
     """Queue the live line's messages to the centre (issue 14, point 4)."""
     db.executescript(HEARTBEATS)

@@ -41,7 +41,6 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from paperpack import crypto
 from paperpack.authority import init_authority, load_authority
 from server.central import keys as central_keys
 from server.central.app import create_app as create_central
@@ -110,7 +109,6 @@ class Run:
     exclude: tuple[str, ...] = ()
     parameters: dict[str, str] = field(default_factory=dict)
     budget_s: int = BUDGET_S
-    env: dict[str, str] = field(default_factory=dict)  # for the hooks (a venue's signing key)
 
 
 @dataclass
@@ -183,10 +181,6 @@ async def serve_central(root: Path, database: str) -> Target:
         )  # fmt: skip
     pending = make_package(venue, authority, export_seq=2)
     pending_id = hashlib.sha256(pending).hexdigest()
-    key_file = root / "venue-sign.pem"  # the hooks sign the upload calls as V001 (F1)
-    crypto.write_private_key(key_file, venue.signing)
-    signing = {"CBT_FUZZ_VENUE_KEY": str(key_file), "CBT_FUZZ_VENUE_ID": venue.venue_id,
-               "CBT_FUZZ_SIGNED_AT": iso(CENTRAL_START)}  # fmt: skip
     centre = Central(client, clock, database)
     centre.venues[venue.venue_id] = venue
     assert (await centre.create(venue, pending)).status == 201
@@ -202,8 +196,7 @@ async def serve_central(root: Path, database: str) -> Target:
         [
             Run("all", auth, exclude=("central_staff_logout",)),
             Run("pending upload", auth, include=UPLOAD_OPERATIONS,
-                parameters={"upload_id": pending_id}, budget_s=max(5, BUDGET_S // 4),
-                env=signing),
+                parameters={"upload_id": pending_id}, budget_s=max(5, BUDGET_S // 4)),
         ],
     )  # fmt: skip
 
@@ -241,7 +234,7 @@ def run_schemathesis(client: TestClient[Any, Any], run: Run, folder: Path) -> di
             command += [option, name]
     for name, value in run.headers.items():
         command += ["--header", f"{name}: {value}"]
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.server.schemathesis_hooks", **run.env}
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.server.schemathesis_hooks"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     done = subprocess.run(  # our own dev dependency's CLI, no shell
         command, capture_output=True, text=True, timeout=run.budget_s * 4 + 120, check=False,

@@ -62,6 +62,7 @@ from server.central.venue_auth import (
     venue_or_staff,
 )
 from server.clock import iso
+from server.errors import Invalid, Malformed
 from server.http import parse_json
 from server.problems import Problem
 from server.protocol import response_package
@@ -107,25 +108,25 @@ def _create_fields(raw: bytes, limit: int) -> tuple[str, int, str, bytes]:
     try:
         body = parse_json(raw)
     except DuplicateKey as exc:  # which copy is meant? (issue 16, F11)
-        raise Problem(400, "bad-upload", f"the body is not a valid request: {exc}") from None
+        raise Malformed("bad-upload", f"the body is not a valid request: {exc}") from None
     except ValueError:
-        raise Problem(400, "bad-upload", "the body is not JSON") from None
+        raise Malformed("bad-upload", "the body is not JSON") from None
     if not isinstance(body, dict):
-        raise Problem(400, "bad-upload", "send {package_sha256, size, venue_id, head}")
+        raise Malformed("bad-upload", "send {package_sha256, size, venue_id, head}")
     digest, size, venue_id = body.get("package_sha256"), body.get("size"), body.get("venue_id")
     if not isinstance(digest, str) or not SHA256_HEX.match(digest):
-        raise Problem(400, "bad-upload", "package_sha256 must be 64 lower-case hex characters")
+        raise Malformed("bad-upload", "package_sha256 must be 64 lower-case hex characters")
     if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= limit:
-        raise Problem(400, "bad-upload", f"size must be a whole number of bytes from 1 to {limit}")
+        raise Malformed("bad-upload", f"size must be a whole number of bytes from 1 to {limit}")
     if not isinstance(venue_id, str):
-        raise Problem(400, "bad-upload", "venue_id must be the venue's id, a string")
+        raise Malformed("bad-upload", "venue_id must be the venue's id, a string")
     encoded, head = body.get("head"), b""
     if isinstance(encoded, str):
         with contextlib.suppress(ValueError):
             head = base64.b64decode(encoded, validate=True)
     if not head:
-        raise Problem(
-            400, "bad-upload",
+        raise Malformed(
+            "bad-upload",
             "head must be base64 of the package's first bytes: magic, header and signature",
         )  # fmt: skip
     return digest, size, venue_id, head
@@ -138,15 +139,15 @@ def _check_head(head: bytes, size: int, venue: VenueRecord) -> None:
         header = response_package.verify_package_head(head, public)
         length = response_package.head_length(head)
     except response_package.ResponsePackageError as exc:
-        raise Problem(422, REFUSALS.get(type(exc), "package-refused"), str(exc)) from None
+        raise Invalid(REFUSALS.get(type(exc), "package-refused"), str(exc)) from None
     if header.venue_id != venue.venue_id:
-        raise Problem(
-            422, "package-malformed",
+        raise Invalid(
+            "package-malformed",
             f"the package is venue {header.venue_id}'s, not venue {venue.venue_id}'s",
         )  # fmt: skip
     if length + header.payload_size != size:
-        raise Problem(
-            422, "size-mismatch",
+        raise Invalid(
+            "size-mismatch",
             f"the signed header makes the package {length + header.payload_size} bytes, "
             f"not {size}",
         )  # fmt: skip

@@ -19,7 +19,6 @@ comes back, gets 404 and creates the upload again: the venue's uploader does so 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import functools
 import logging
@@ -33,7 +32,8 @@ from server.central import keys
 from server.central.staff import ALL_ROLES, find_staff
 from server.central.storage import UnknownUpload, UploadState, VenueRecord
 from server.clock import iso, parse_time
-from server.problems import Problem
+from server.errors import DomainError, Forbidden, NotFound, Unauthenticated
+from server.problems import Problem, as_problem
 from server.protocol.upload_auth import (
     EMPTY_SHA256,
     SCHEME,
@@ -59,7 +59,8 @@ def challenge(handler: Handler) -> Handler:
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
-        except Problem as problem:
+        except (Problem, DomainError) as refusal:
+            problem = as_problem(refusal)
             if problem.status != 401:
                 raise
             response = problem.to_response()
@@ -69,22 +70,8 @@ def challenge(handler: Handler) -> Handler:
     return wrapped
 
 
-def _unauthenticated(why: str) -> Problem:
-    return Problem(401, "venue-signature-required", f"{why}: {SIGN_HOW}")
-
-
-def content_sha256(request: web.Request) -> str:
-    """What a PATCH carries, as its Upload-Checksum says (checked against the body later)."""
-    try:
-        algorithm, encoded = request.headers["Upload-Checksum"].split(" ", 1)
-        digest = base64.b64decode(encoded, validate=True)
-    except (KeyError, ValueError):
-        raise Problem(
-            400, "bad-chunk", "send Upload-Offset: <bytes> and Upload-Checksum: sha256 <base64>"
-        ) from None
-    if algorithm != "sha256" or len(digest) != 32:
-        raise Problem(400, "bad-chunk", "Upload-Checksum must be sha256 <base64 of 32 bytes>")
-    return digest.hex()
+def _unauthenticated(why: str) -> Unauthenticated:
+    return Unauthenticated("venue-signature-required", f"{why}: {SIGN_HOW}")
 
 
 def require_signed(request: web.Request) -> None:
@@ -96,7 +83,7 @@ def require_signed(request: web.Request) -> None:
 async def authenticate_venue(
     request: web.Request, content: str = EMPTY_SHA256, offset: str = ""
 ) -> VenueRecord:
-    """The venue that signed this request, or a Problem (401; 403 for an unregistered one)."""
+    """The venue that signed this request, or a refusal (401; 403 for an unregistered one)."""
     try:
         claim = parse_authorization(request.headers.get("Authorization"))
     except UploadAuthInvalid as exc:
@@ -104,8 +91,8 @@ async def authenticate_venue(
     app = request.app
     venue = await app[keys.STORAGE].get_venue(claim.venue_id)
     if venue is None:
-        raise Problem(
-            403, "unknown-venue", f"venue {claim.venue_id!r} is not registered at this centre"
+        raise Forbidden(
+            "unknown-venue", f"venue {claim.venue_id!r} is not registered at this centre"
         )
     public = crypto.read_signing_public(venue.signing_public)
     try:
@@ -127,9 +114,9 @@ async def authenticate_venue(
     return venue
 
 
-def not_found(upload_id: str) -> Problem:
-    return Problem(
-        404, "unknown-upload", f"no upload {upload_id}: create it first with POST /api/v1/uploads"
+def not_found(upload_id: str) -> NotFound:
+    return NotFound(
+        "unknown-upload", f"no upload {upload_id}: create it first with POST /api/v1/uploads"
     )
 
 

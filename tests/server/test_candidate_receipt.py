@@ -6,7 +6,6 @@ page confirming that the answers scored are the ones submitted."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 from datetime import timedelta
 from pathlib import Path
@@ -15,13 +14,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from paperpack.authority import init_authority, load_authority
 from paperpack.canonical import canonical_hash
-from paperpack.pack import pack_session
-from paperpack.session import session_from_dict
-from paperpack.synthetic import synthetic_paper
 from paperpack.typable import ALPHABET
-from paperpack.variants import VariantPlan
 from server.central import keys as central_keys
 from server.central.app import create_app
 from server.central.settings import CentralSettings
@@ -38,12 +32,12 @@ from server.scoring.pipeline import results_dir, score_session
 from server.scoring.results import write_results
 from server.store import transaction
 from server.venue.export import export_session
-from server.venue.submission import finalise_attempt
 from server.venue.upload import drain_outbox
-from server.venue.workspace import init_venue, load_venue, load_wrapping_key, open_venue_db
+from server.venue.workspace import open_venue_db
 from tests.server.conftest import START as VENUE_START
 from tests.server.conftest import VenueKit
-from tests.server.scoring.conftest import START, unlock_at_venue
+from tests.server.scoring.conftest import START
+from tests.server.scoring.real_chain import RealVenue, answer_and_submit, seat_roster
 
 ANSWERS = {"i1": ["a"], "i2": "same essay"}
 
@@ -125,55 +119,27 @@ TICKETS = ("60001", "60002")
 
 
 def _sit(venue_dir: Path) -> dict[str, str]:
-    """Two candidates with identical answers, submitted the venue's own way."""
+    """Two candidates with identical (empty) answers, submitted the venue's own way."""
     db = open_venue_db(venue_dir)
-    receipts = {}
     with transaction(db):
-        db.execute(
-            "INSERT INTO sessions (session_id, subject, starts_at, duration_ms, status,"
-            " unlocked_at, ended_at) VALUES (?, '27', ?, 7200000, 'ended', ?, ?)",
-            (SESSION, iso(START), iso(START), iso(START + timedelta(hours=2))),
+        seat_roster(db, SESSION, TICKETS, ended=True)
+        for ticket in TICKETS:
+            answer_and_submit(db, ticket, {})
+        codes = dict(
+            db.execute(
+                "SELECT a.ticket, s.receipt FROM submissions s JOIN attempts a USING (attempt_id)"
+            ).fetchall()
         )
-        for n, ticket in enumerate(TICKETS):
-            db.execute(
-                "INSERT INTO candidates (session_id, ticket, name, id_number, subject, row_no,"
-                " imported_at) VALUES (?, ?, 'N', 'X', '27', ?, ?)",
-                (SESSION, ticket, n + 2, iso(START)),
-            )
-            db.execute(
-                "INSERT INTO attempts (attempt_id, session_id, ticket, logged_in_at)"
-                " VALUES (?, ?, ?, ?)",
-                (f"att-{ticket}", SESSION, ticket, iso(START)),
-            )
-            result = finalise_attempt(db, f"att-{ticket}", "candidate", START + timedelta(hours=1))
-            receipts[ticket] = result["receipt_code"]
     db.close()
-    return receipts
+    return {ticket: short_code(receipt) for ticket, receipt in codes.items()}
 
 
 async def test_the_centre_confirms_each_receipt_after_publication_only(tmp_path: Path) -> None:
     """Venue submissions -> export -> upload -> scoring: each receipt recomputed at the centre
     from its own attempt; the public page confirms a ticket with its own code, not with the
     other's, and says nothing before the results are published."""
-    init_authority(tmp_path / "auth")
-    authority = load_authority(tmp_path / "auth")
-    venue = init_venue(tmp_path / "venue", "V1", now=START)
-    paper = dataclasses.replace(
-        synthetic_paper(10, seed=2), subject_code="27", duration_minutes=120
-    )
-    session = session_from_dict(
-        {"session_id": SESSION, "subject": {"code": "27", "name": "Economics"},
-         "start": START.isoformat(),
-         "venues": [{"id": "V1", "name": "Venue 1", "public_key": venue.wrap_public,
-                     "supervisors": 3, "threshold": 2}]}
-    )  # fmt: skip
-    [pack] = pack_session(
-        paper, session, authority, tmp_path / "out", now=START - timedelta(days=2)
-    )
-    device = load_wrapping_key(load_venue(venue.directory))
-    unlocked = unlock_at_venue(pack.package_dir, pack.shares_dir, authority, device, SESSION)
-    plan = VariantPlan(unlocked.paper)
-    digests = {t: plan.build(unlocked.variant_secret, SESSION, t).digest for t in TICKETS}
+    real = RealVenue.make(tmp_path, SESSION, TICKETS, items=10, seed=2)
+    authority, venue, digests = real.authority, real.venue, real.digests
     codes = _sit(venue.directory)
     assert codes[TICKETS[0]] != codes[TICKETS[1]]
     await asyncio.to_thread(

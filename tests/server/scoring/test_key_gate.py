@@ -7,88 +7,46 @@ gate was START + 150 min."""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 
-from paperpack.authority import Authority, init_authority, load_authority
 from paperpack.cli import main as paperpack_main
-from paperpack.pack import pack_session
-from paperpack.session import session_from_dict
-from paperpack.synthetic import synthetic_paper
-from server.central import keys
-from server.central.app import create_app, open_storage
-from server.central.settings import CentralSettings
-from server.central.storage import VenueRecord
-from server.clock import SettableClock, iso
+from server.clock import iso
 from server.scoring.material import KeysNotReleased
-from server.scoring.pipeline import score_session
 from server.store import transaction
 from server.venue.export import ExportError, export_session
 from server.venue.submission import finalise_attempt
-from server.venue.upload import drain_outbox
-from server.venue.workspace import Venue, init_venue, open_venue_db
+from server.venue.workspace import open_venue_db
 from tests.server.scoring.conftest import START
+from tests.server.scoring.real_chain import RealVenue, seat_roster
 
 SESSION = "S-GATE"
 TICKETS = ("80001", "80002")
 FIXED_END = START + timedelta(minutes=150)
 
 
-@dataclasses.dataclass
-class Sitting:
-    root: Path
-    authority: Authority
-    venue: Venue
-
-
-def _setup(root: Path) -> Sitting:
-    init_authority(root / "auth")
-    authority = load_authority(root / "auth")
-    venue = init_venue(root / "venue", "V1", now=START)
-    paper = dataclasses.replace(synthetic_paper(6, seed=3), subject_code="27", duration_minutes=120)
-    session = session_from_dict(
-        {"session_id": SESSION, "subject": {"code": "27", "name": "Economics"},
-         "start": START.isoformat(),
-         "venues": [{"id": "V1", "name": "Venue 1", "public_key": venue.wrap_public,
-                     "supervisors": 3, "threshold": 2}]}
-    )  # fmt: skip
-    pack_session(paper, session, authority, root / "out", now=START - timedelta(days=2))
+def _setup(root: Path) -> RealVenue:
+    real = RealVenue.make(root, SESSION, TICKETS, items=6, seed=3)
+    venue = real.venue
     db = open_venue_db(venue.directory)
     with transaction(db):
-        db.execute(
-            "INSERT INTO sessions (session_id, subject, starts_at, duration_ms, status,"
-            " unlocked_at) VALUES (?, '27', ?, 7200000, 'unlocked', ?)",
-            (SESSION, iso(START), iso(START - timedelta(minutes=20))),
-        )
-        for n, ticket in enumerate(TICKETS):
-            db.execute(
-                "INSERT INTO candidates (session_id, ticket, name, id_number, subject, row_no,"
-                " imported_at) VALUES (?, ?, 'N', 'X', '27', ?, ?)",
-                (SESSION, ticket, n + 2, iso(START)),
-            )
-            db.execute(
-                "INSERT INTO attempts (attempt_id, session_id, ticket, logged_in_at, status)"
-                " VALUES (?, ?, ?, ?, 'answering')",
-                (f"att-{ticket}", SESSION, ticket, iso(START)),
-            )
+        seat_roster(db, SESSION, TICKETS, ended=False)
     db.close()
-    return Sitting(root, authority, venue)
+    return real
 
 
-def _finish(sitting: Sitting, ticket: str, at: datetime) -> None:
+def _finish(sitting: RealVenue, ticket: str, at: datetime) -> None:
     db = open_venue_db(sitting.venue.directory)
     with transaction(db):
         finalise_attempt(db, f"att-{ticket}", "candidate", at)
     db.close()
 
 
-def _grant(sitting: Sitting, ticket: str, minutes: int) -> None:
+def _grant(sitting: RealVenue, ticket: str, minutes: int) -> None:
     db = open_venue_db(sitting.venue.directory)
     with transaction(db):
         db.execute(
@@ -103,7 +61,7 @@ def _grant(sitting: Sitting, ticket: str, minutes: int) -> None:
     db.close()
 
 
-def _end_session(sitting: Sitting, at: datetime) -> None:
+def _end_session(sitting: RealVenue, at: datetime) -> None:
     db = open_venue_db(sitting.venue.directory)
     with transaction(db):
         db.execute(
@@ -113,33 +71,10 @@ def _end_session(sitting: Sitting, at: datetime) -> None:
     db.close()
 
 
-async def _score_at(sitting: Sitting, moment: datetime, **export: object) -> list[str]:
+async def _score_at(sitting: RealVenue, moment: datetime, **export: Any) -> list[str]:
     """Export (as given), upload to a real central app, score at `moment`: the statuses."""
-    await asyncio.to_thread(
-        export_session, sitting.venue.directory, SESSION,
-        central_key=sitting.root / "auth" / "upload.pub", now=moment, **export,
-    )  # fmt: skip
-    database = str(sitting.root / "central.db")
-    settings = CentralSettings(directory=sitting.root, database=database, log_requests=False)
-    app = create_app(settings, clock=SettableClock(moment), authority=sitting.authority)
-    async with TestServer(app, host="127.0.0.1") as server:
-        venue = sitting.venue
-        record = VenueRecord("V1", "V1", venue.sign_public, venue.wrap_public, iso(START))
-        if await app[keys.STORAGE].get_venue("V1") is None:
-            await app[keys.STORAGE].add_venue(record)
-        url = str(server.make_url("")).rstrip("/")
-        await drain_outbox(
-            venue.directory, url, sitting.authority.signing_public, clock=app[keys.CLOCK]
-        )
-    storage = open_storage(database)
-    await storage.open()
-    try:
-        scored = await score_session(
-            storage, sitting.authority, SESSION, moment, sitting.root / "results"
-        )
-    finally:
-        await storage.close()
-    return [r.status for r in scored.results]
+    await sitting.export_and_upload(moment, **export)
+    return [r.status for r in (await sitting.score(moment)).results]
 
 
 async def test_scoring_starts_as_soon_as_the_venue_reports_its_end(tmp_path: Path) -> None:

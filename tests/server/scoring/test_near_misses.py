@@ -8,37 +8,19 @@ tables, `export_session`, the venue's uploader into a real central app, `score_s
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import json
 import random
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestServer
-
-from paperpack.authority import init_authority, load_authority
-from paperpack.canonical import canonical_hash
 from paperpack.model import CHOICE_TYPES, Paper
-from paperpack.pack import pack_session
-from paperpack.session import session_from_dict
-from paperpack.synthetic import synthetic_paper
-from paperpack.variants import VariantPlan
-from server.central import keys
-from server.central.app import create_app, open_storage
-from server.central.settings import CentralSettings
-from server.central.storage import VenueRecord
-from server.clock import SettableClock, iso
+from server.clock import iso
 from server.scoring.near_misses import closest_pairs, matching_texts
-from server.scoring.pipeline import score_session
 from server.scoring.report import build_report, render_report_html
 from server.store import transaction
-from server.venue import journal
-from server.venue.export import export_session
-from server.venue.upload import drain_outbox
-from server.venue.workspace import init_venue, load_venue, load_wrapping_key, open_venue_db
-from tests.server.scoring.conftest import START, unlock_at_venue
+from server.venue.workspace import open_venue_db
+from tests.server.scoring.conftest import START
+from tests.server.scoring.real_chain import RealVenue, answer_and_submit, seat_roster
 
 SESSION = "S-TRIAL"
 TICKETS = [f"7{n:04d}" for n in range(1, 8)]
@@ -97,11 +79,7 @@ def _sit(venue_dir: Path, sheets: dict[str, dict[str, Any]]) -> None:
     """The venue's tables as the sitting leaves them: roster, one room, seats, the journal."""
     db = open_venue_db(venue_dir)
     with transaction(db):
-        db.execute(
-            "INSERT INTO sessions (session_id, subject, starts_at, duration_ms, status,"
-            " unlocked_at, ended_at) VALUES (?, '27', ?, 7200000, 'ended', ?, ?)",
-            (SESSION, iso(START), iso(START), iso(START + timedelta(hours=2))),
-        )
+        seat_roster(db, SESSION, TICKETS, ended=True)
         db.execute("INSERT INTO rooms (room_id, name, rows, columns) VALUES ('R1', 'R1', 2, 4)")
         db.execute(
             "INSERT INTO seeds (seed_id, session_id, purpose, seed, created_at, created_by)"
@@ -117,83 +95,19 @@ def _sit(venue_dir: Path, sheets: dict[str, dict[str, Any]]) -> None:
         for n, ticket in enumerate(TICKETS):
             row, column = divmod(n, 4)
             db.execute(
-                "INSERT INTO candidates (session_id, ticket, name, id_number, subject, row_no,"
-                " imported_at) VALUES (?, ?, 'N', 'X', '27', ?, ?)",
-                (SESSION, ticket, n + 2, iso(START)),
-            )
-            db.execute(
                 "INSERT INTO seats (session_id, ticket, plan_id, room_id, seat_no, row_no,"
                 " column_no) VALUES (?, ?, 1, 'R1', ?, ?, ?)",
                 (SESSION, ticket, n + 1, row + 1, column + 1),
             )
-            attempt_id = f"att{n}"
-            db.execute(
-                "INSERT INTO attempts (attempt_id, session_id, ticket, logged_in_at)"
-                " VALUES (?, ?, ?, ?)",
-                (attempt_id, SESSION, ticket, iso(START)),
-            )
-            items = list(sheets[ticket].items())
-            for seq, start in enumerate(range(0, len(items), 7), start=1):
-                journal.append_save(db, attempt_id, seq, dict(items[start : start + 7]), START)
-            final = journal.current_responses(db, attempt_id)
-            db.execute(
-                "INSERT INTO submissions (attempt_id, submitted_at, how, final_seq, answers,"
-                " receipt)"
-                " VALUES (?, ?, 'candidate', ?, ?, ?)",
-                (attempt_id, iso(START), seq, json.dumps(final), canonical_hash(final)),
-            )
-            db.execute(  # what finalise_attempt does beside the submission row
-                "UPDATE attempts SET status = 'submitted', submitted_at = ? WHERE attempt_id = ?",
-                (iso(START), attempt_id),
-            )
+            answer_and_submit(db, ticket, sheets[ticket])
     db.close()
 
 
 async def _report(tmp_path: Path) -> dict[str, Any]:
-    init_authority(tmp_path / "auth")
-    authority = load_authority(tmp_path / "auth")
-    venue = init_venue(tmp_path / "venue", "V1", now=START)
-    paper = dataclasses.replace(
-        synthetic_paper(30, seed=4), subject_code="27", duration_minutes=120
-    )
-    session = session_from_dict(
-        {"session_id": SESSION, "subject": {"code": "27", "name": "Economics"},
-         "start": START.isoformat(),
-         "venues": [{"id": "V1", "name": "Venue 1", "public_key": venue.wrap_public,
-                     "supervisors": 3, "threshold": 2}]}
-    )  # fmt: skip
-    [pack] = pack_session(
-        paper, session, authority, tmp_path / "out", now=START - timedelta(days=2)
-    )
-    device = load_wrapping_key(load_venue(venue.directory))
-    unlocked = unlock_at_venue(pack.package_dir, pack.shares_dir, authority, device, SESSION)
-    plan = VariantPlan(unlocked.paper)
-    digests = {t: plan.build(unlocked.variant_secret, SESSION, t).digest for t in TICKETS}
-    _sit(venue.directory, _planted(paper))
-    await asyncio.to_thread(
-        export_session, venue.directory, SESSION, central_key=tmp_path / "auth" / "upload.pub",
-        variant_digests=digests,
-    )  # fmt: skip
-    database = str(tmp_path / "central.db")
-    settings = CentralSettings(directory=tmp_path, database=database, log_requests=False)
-    app = create_app(settings, clock=SettableClock(START + timedelta(hours=3)), authority=authority)
-    async with TestServer(app, host="127.0.0.1") as server:
-        record = VenueRecord("V1", "V1", venue.sign_public, venue.wrap_public, iso(START))
-        await app[keys.STORAGE].add_venue(record)
-        url = str(server.make_url("")).rstrip("/")
-        delivered = await drain_outbox(
-            venue.directory, url, authority.signing_public, clock=app[keys.CLOCK]
-        )
-        assert len(delivered) == 1
-    storage = open_storage(database)
-    await storage.open()
-    try:
-        scored = await score_session(
-            storage, authority, SESSION, START + timedelta(days=1), tmp_path / "results"
-        )
-    finally:
-        await storage.close()
-    return build_report(scored)
+    real = RealVenue.make(tmp_path, SESSION, TICKETS)
+    _sit(real.venue.directory, _planted(real.paper))
+    assert await real.export_and_upload(START + timedelta(hours=3)) == 1
+    return build_report(await real.score(START + timedelta(days=1)))
 
 
 async def test_the_trial_pattern_is_listed_and_its_essays_flagged(tmp_path: Path) -> None:

@@ -213,6 +213,7 @@ async def test_demo_without_auto_unlock_prints_cards_and_the_release_code(
     text = "\n".join(demo.lines) + rest[0].decode()
     assert all(f"-- card {n}, held by" in text for n in (1, 2, 3))
     assert "Offline, the centre reads out this code: " in text
+    assert 'serious violations appear there under "Live from the venues"' in text  # issue 14
     assert "paper locked" in text
 
 

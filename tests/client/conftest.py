@@ -151,6 +151,7 @@ class LiveVenue:
     exam: ExamVenue
     port: int = 0
     staff_headers: dict[str, dict[str, str]] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)  # more Settings (a central URL)
     _loop: asyncio.AbstractEventLoop | None = None
     _runner: web.AppRunner | None = None
     _thread: threading.Thread | None = None
@@ -163,7 +164,7 @@ class LiveVenue:
         ready = threading.Event()
 
         async def serve() -> None:
-            settings = Settings(venue_dir=self.directory, log_requests=False)
+            settings = Settings(venue_dir=self.directory, log_requests=False, **self.settings)
             self._runner = web.AppRunner(create_app(settings, clock=self.clock))
             await self._runner.setup()
             site = web.TCPSite(self._runner, "127.0.0.1", 0)

@@ -150,7 +150,7 @@ def print_guide(workspace: DemoWorkspace, where: Addresses, unlocked: bool, out:
         f"staff console:    {where.venue_url}/staff\n"
         f"central status:   {where.central_url}/status\n"
         "live line:        the venue's counts (logged in, answering, submitted, incidents) and\n"
-        "                  serious violations appear there under \"Live from the venues\"\n"
+        '                  serious violations appear there under "Live from the venues"\n'
         "                  every minute (CBT_HEARTBEAT_S), a serious violation at once\n"
         "\nSample logins (invented people; all 30 candidates are in roster.csv):\n"
         f"candidate:        ticket {first.ticket}  ID number {first.id_number}\n"

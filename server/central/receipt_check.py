@@ -33,7 +33,8 @@ from server.scoring.pipeline import RESULTS
 from server.scoring.results import RECEIPT_CHECKS
 
 routes = web.RouteTableDef()
-MAX_BODY = 1024
+MAX_BODY = 4 * 1024  # a ticket and a code, however escaped, are far below this
+FIELDS = ("ticket", "code")
 MAX_TICKET = 64
 MIN_CODE, MAX_CODE = 12, 40  # 12 characters, with any spaces and hyphens typed between them
 
@@ -88,6 +89,9 @@ def _clean(ticket: Any, code: Any) -> tuple[str, str]:
 async def receipt_check_api(request: web.Request) -> web.Response:
     """Check a ticket's receipt code against the answers scored (public, no answers shown)."""
     body = await read_json_object(request, MAX_BODY)
+    unknown = sorted(set(body) - set(FIELDS))
+    if unknown:
+        raise Malformed("invalid-field", f"unknown field {unknown[0]!r}: send only ticket and code")
     ticket, code = _clean(body.get("ticket"), body.get("code"))
     result = await check_receipt(request.app, ticket, code)
     return web.json_response(

@@ -284,4 +284,10 @@ async def test_a_546a924_database_migrates_forward_and_serves(
     assert events[len(expected["audit"])]["prev_hash"] == expected["audit"][-1][3]
 
     scored = await score_session(storage, legacy_authority, SESSION_ID, AFTER_END, tmp_path)
-    assert {r.score.ticket: r.total for r in scored.results} == expected["totals"]
+    totals = {r.score.ticket: r.total for r in scored.results}
+    # 546a924 cancelled on a package's own "handling" field, which no real venue ever wrote;
+    # since the violation rules (art. 32, issue 14) only the centre's determination cancels,
+    # so that candidate now awaits one and is scored meanwhile.
+    undetermined = "20040"
+    assert expected["totals"][undetermined] == 0.0 and (totals.pop(undetermined) or 0) > 0
+    assert totals == {t: v for t, v in expected["totals"].items() if t != undetermined}

@@ -51,6 +51,27 @@ def proc_cpu_s(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # fields 14 and 15 of proc(5)
 
 
+def sched_ns(pid: int | None) -> tuple[int, int]:
+    """(ns on a CPU, ns runnable but waiting for one) of every thread of `pid`, from
+    /proc/<pid>/task/*/schedstat; (0, 0) without a pid or where the kernel does not say."""
+    if not pid:
+        return 0, 0
+    run = wait = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "schedstat").read_text().split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        run, wait = run + int(fields[0]), wait + int(fields[1])
+    return run, wait
+
+
+def availability(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Of the time a process wanted a CPU, the share it got one (1.0: never waited)."""
+    run, wait = after[0] - before[0], after[1] - before[1]
+    return run / (run + wait) if run + wait > 0 else 1.0
+
+
 def proc_rss_mib(pid: int | None) -> float:
     if not pid:
         return 0.0
@@ -84,6 +105,7 @@ class Window:
     began: float = 0.0
     cpu0: float = 0.0
     server0: float = 0.0
+    sched0: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
     latencies: dict[str, list[float]] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -92,6 +114,7 @@ class Window:
         self.began = time.perf_counter()
         self.cpu0 = time.process_time()
         self.server0 = proc_cpu_s(self.server_pid)
+        self.sched0 = sched_ns(self.server_pid), sched_ns(os.getpid())
 
     def ok(self, name: str, seconds: float) -> None:
         self.latencies.setdefault(name, []).append(seconds)
@@ -117,6 +140,10 @@ class Window:
             "server_core_share": server_cpu / wall if wall else 0.0,
             "generator_cpu_s": generator_cpu,
             "generator_core_share": generator_cpu / wall if wall else 0.0,
+            # Of the time each wanted a CPU, the share it got one: the rest went to other work
+            # on the machine (the server's threads together; the generator's).
+            "server_cpu_availability": availability(self.sched0[0], sched_ns(self.server_pid)),
+            "generator_cpu_availability": availability(self.sched0[1], sched_ns(os.getpid())),
             "server_rss_mib": proc_rss_mib(self.server_pid),
             "load_average": os.getloadavg()[0],
             "errors": self.errors,

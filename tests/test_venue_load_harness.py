@@ -32,7 +32,11 @@ def test_generator_bound_phase_is_never_a_server_figure() -> None:
     # The same phase measured with a generator that had CPU to spare is a server figure...
     free = phase(2000, cal_rate=3000, cal_share=0.25, own_share=0.5)
     assert run_venue_load.judge(free)["server_figure"]
-    # ...unless the generator's own core was saturated during the phase.
+    # ...but not if it could get a CPU only a fifth of the time it wanted one (a busy machine)
+    starved = phase(2000, cal_rate=3000, cal_share=0.25, own_share=0.5)
+    starved["calibration"]["generator_cpu_availability"] = 0.2
+    assert not run_venue_load.judge(starved)["server_figure"]
+    # ...nor if the generator's own core was saturated during the phase.
     assert not run_venue_load.judge(phase(2000, 3000, 0.25, own_share=0.95))["server_figure"]
 
 
@@ -45,7 +49,7 @@ def test_a_tiny_run_end_to_end(tmp_path: Path) -> None:
          "--generator-core", "", "--no-doc", "--out", str(out)]
     )  # fmt: skip
     assert code in (0, 1)  # 1: some phase was generator-bound on this busy machine
-    (run,) = json.loads((out / "venue_load.json").read_text())
+    (run,) = json.loads((out / "venue_load.json").read_text())["runs"]
     phases = {p["name"]: p for p in run["phases"]}
     assert set(phases) == {"ping 64", "herd 10", "steady 4", "capacity 4"}
     herd = phases["herd 10"]

@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import socket
 import subprocess
 import sys
@@ -357,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     args.generator_core = args.generator_core or None
     if args.herd > args.roster or max([args.steady, *args.capacity]) > args.herd:
         parser.error("--herd must fit in --roster; --steady and --capacity in --herd")
-    command = "python loadtests/run_venue_load.py " + " ".join(
+    command = "python loadtests/run_venue_load.py " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
     compare = [c.split("=", 1) if "=" in c else (c, c) for c in args.compare_tree]

@@ -139,7 +139,7 @@ def one_run(
     base = f"http://{args.host}:{port}"
     log = args.out / f"server-{label}.log"
     with running_server(setup.directory, args.host, port, log, tree=tree,
-                        core=args.server_core, nice=args.nice) as proc:  # fmt: skip
+                        core=args.server_core) as proc:  # fmt: skip
         fsync = fsync_rate(setup.directory)
         unlock_s = unlock(base, setup)
         idle_after_s = wait_idle(proc.pid)
@@ -151,8 +151,6 @@ def one_run(
                    "--server-pid", str(proc.pid), "--out", str(out)]  # fmt: skip
         if args.generator_core is not None:
             command = ["taskset", "-c", args.generator_core, *command]
-        if args.nice:
-            command = ["nice", "-n", str(args.nice), *command]
         load_before = os.getloadavg()
         subprocess.run(command, check=True, cwd=ROOT, timeout=args.timeout)
         phases = json.loads(out.read_text())
@@ -263,8 +261,7 @@ def summarise(runs: list[dict[str, Any]], args: argparse.Namespace, command: str
         "## Venue load", "",
         f"Command (measured {now}):", "", "```", command, "```", "",
         f"Server pinned to core {args.server_core}, generator (one asyncio aiohttp process) to "
-        f"core {args.generator_core}; loopback {args.host}"
-        + (f"; both at nice {args.nice}." if getattr(args, "nice", 0) else "."), "",
+        f"core {args.generator_core}; loopback {args.host}.", "",
     ]  # fmt: skip
     trees = list(dict.fromkeys(r["tree"] for r in runs))
     table: dict[str, list[tuple[str, str, bool | None]]] = {}
@@ -345,9 +342,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-tree", action="append", default=[], metavar="[LABEL=]PATH",
                         help="another checkout whose server runs first")  # fmt: skip
     parser.add_argument("--label", default="this checkout", help="this checkout's name")
-    parser.add_argument("--nice", type=int, default=0,
-                        help="server's and generator's priority (negative: root, ahead of "
-                        "other work on a shared machine; stated with the figures)")  # fmt: skip
     parser.add_argument("--report", type=Path, help="no run: the tables from a venue_load.json")
     parser.add_argument("--timeout", type=float, default=900, help="per generator run, seconds")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "venue-load")

@@ -118,24 +118,14 @@ def copy_venue(setup: Setup, to: Path) -> Setup:
 
 @contextlib.contextmanager
 def running_server(
-    directory: Path,
-    host: str,
-    port: int,
-    log: Path,
-    *,
-    tree: Path = ROOT,
-    core: str | None,
-    nice: int = 0,
+    directory: Path, host: str, port: int, log: Path, *, tree: Path = ROOT, core: str | None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`cbt venue serve` from the checkout `tree`, pinned to `core` (taskset) if given, at
-    scheduling priority `nice` (negative: ahead of other work on a shared machine)."""
+    """`cbt venue serve` from the checkout `tree`, pinned to `core` (taskset) if given."""
     env = {**os.environ, "CBT_LOG_REQUESTS": "0", "PYTHONPATH": str(tree)}
     command = [sys.executable, "-m", "server.cli", "venue", "serve", str(directory),
                "--host", host, "--port", str(port)]  # fmt: skip
     if core is not None:
         command = ["taskset", "-c", core, *command]
-    if nice:
-        command = ["nice", "-n", str(nice), *command]
     with (
         log.open("w") as out,
         subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tree) as proc,

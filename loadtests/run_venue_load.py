@@ -172,7 +172,7 @@ def figure(phase: dict[str, Any] | None, text: str) -> str:
     if phase is None:
         return "not run"
     if not phase["verdict"]["server_figure"]:
-        return f"GENERATOR-BOUND ({phase['verdict']['why']}; measured: {text})"
+        return f"GENERATOR-BOUND (measured: {text})"
     return text
 
 
@@ -256,7 +256,7 @@ def available(phase: dict[str, Any]) -> str:
 
 def summarise(runs: list[dict[str, Any]], args: argparse.Namespace, command: str) -> list[str]:
     """The markdown section: per checkout, the phases and the targets."""
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    now = getattr(args, "measured", None) or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "## Venue load", "",
         f"Command (measured {now}):", "", "```", command, "```", "",
@@ -360,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         saved = json.loads(args.report.read_text())
         runs, command = saved["runs"], saved.get("command", command)
+        finished = datetime.fromtimestamp(args.report.stat().st_mtime, UTC)
+        args.measured = (
+            saved.get("measured") or f"{finished:%Y-%m-%d}, finished {finished:%H:%M UTC}"
+        )
         return report(runs, args, command)
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by both processes
@@ -367,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: the open-file limit {hard} is low for a herd of {args.big_herd}")
     args.out.mkdir(parents=True, exist_ok=True)
     trees = [*(Path(path) for _, path in compare), _ROOT]
+    began_at = datetime.now(UTC)
+    args.measured = f"{began_at:%Y-%m-%d %H:%M} UTC"
     runs = []
     with tempfile.TemporaryDirectory(prefix="venue-load-") as tmp:
         work = Path(tmp)
@@ -381,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                 fresh = copy_venue(setup, work / f"copy-{label}" / "venue")
                 runs.append(one_run(args, fresh, tree, label, big, work))
     runs.sort(key=lambda r: (r["label"].split("-")[0], r["label"]))
-    saved = {"command": command, "runs": runs}
+    saved = {"command": command, "measured": args.measured, "runs": runs}
     (args.out / "venue_load.json").write_text(json.dumps(saved, indent=1))
     return report(runs, args, command)
 

@@ -37,13 +37,19 @@ def confirm_violation(
         [violation_id],
     ).fetchone()
     if row is None:
-        raise NotFound("unknown-violation", f"no violation number {violation_id} at this venue")
+        raise NotFound(
+            "unknown-violation",
+            f"no violation number {violation_id} at this venue",
+            violation_id=violation_id,
+        )
     session_id, ticket, kind, confirmed_by = row
     if confirmed_by is not None:
         raise Conflict(
             "violation-confirmed",
             f"violation {violation_id} was confirmed already by {confirmed_by}; a change now is"
             " the centre's to determine",
+            violation_id=violation_id,
+            confirmed_by=confirmed_by,
         )
     db.execute(
         "UPDATE violations SET handling = ?, confirmed_by = ?, confirmed_at = ?"
@@ -69,7 +75,9 @@ async def post_confirm(request: web.Request) -> web.Response:
     try:
         violation_id = int(request.match_info["violation_id"])
     except ValueError:
-        raise NotFound("unknown-violation", "a violation number is a whole number") from None
+        raise NotFound(
+            "unknown-violation", "a violation number is a whole number", violation_id=0
+        ) from None
     body = await read_json_object(request, MAX_BODY)
     handling = require_field(body, "handling", str)
     if handling not in HANDLINGS:

@@ -18,9 +18,10 @@ from server.venue.workspace import VENUE_FILE, load_venue, verify_venue_database
 def run_verify(args: argparse.Namespace) -> int:
     path = audit_database_path(args.target)
     check = "integrity_check" if args.full else "quick_check"
-    if args.target.is_dir() and (args.target / VENUE_FILE).is_file():
-        verify_venue_database(load_venue(args.target), full=args.full)
-    else:
+    venue = load_venue(args.target) if (args.target / VENUE_FILE).is_file() else None
+    if venue is not None and venue.database_id is not None:
+        verify_venue_database(venue, full=args.full)  # also its identity (F5)
+    else:  # a database file, or a venue folder from before identities (read, never adopted)
         check_sqlite_file(path, full=args.full)
     count = verify_audit_file(path)
     print(f"database intact ({check}: ok); audit log intact: {count} events verified")

@@ -86,15 +86,34 @@ _checked: dict[Path, tuple[int, ...]] = {}
 
 
 def _signature(path: Path) -> tuple[int, ...]:
-    out: list[int] = []
-    for p in (path, path.with_name(path.name + "-wal")):
-        try:
-            st = p.stat()
-        except FileNotFoundError:
-            out.extend((0, 0, 0))
-            continue
-        out.extend((st.st_ino, st.st_size, st.st_mtime_ns))
-    return tuple(out)
+    """The main file's inode, size and time: opening the database creates its -wal/-shm, so
+    they are left out (a check right after another of the same file is the case skipped)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return (0, 0, 0)
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+# Databases this process serves (path -> inode), checked when the store opened: the server's
+# own later opens (the outbox worker's export every few seconds) do not check them again.
+_serving: dict[Path, int] = {}
+
+
+def mark_serving(db_path: Path) -> None:
+    """This process has checked `db_path` and now serves it (server.venue.workspace)."""
+    _serving[db_path] = db_path.stat().st_ino
+
+
+def unmark_serving(db_path: Path) -> None:
+    _serving.pop(db_path, None)
+
+
+def _served_here(db_path: Path) -> bool:
+    try:
+        return _serving.get(db_path) == db_path.stat().st_ino
+    except FileNotFoundError:
+        return False
 
 
 def check_database(
@@ -102,6 +121,8 @@ def check_database(
 ) -> None:
     """Refuse (DatabaseRefused, one line) the venue database unless it is intact and its
     identity is `database_id` (the one venue.json records)."""
+    if not full and _served_here(db_path):
+        return
     signature = _signature(db_path)
     if not full and _checked.get(db_path) == signature:
         return

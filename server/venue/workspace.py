@@ -36,7 +36,9 @@ from server.store import Store, connect, migrate, open_store
 from server.venue.id_protect import protect_id_numbers
 from server.venue.integrity import (
     check_database,
+    mark_serving,
     new_identity,
+    unmark_serving,
     write_identity,
     write_json_atomically,
 )
@@ -255,9 +257,16 @@ async def open_venue_store(
     """
     venue = load_venue(directory)
     tighten(directory)  # a workspace made by an older build or copied in: private again
-    verify_venue_database(venue)  # F5: never serve an empty, damaged or foreign database
-    open_venue_db(directory).close()  # migrated, ID numbers protected (F12), before serving
+    # Checked (F5: never serve an empty, damaged or foreign database), migrated, ID numbers
+    # protected (F12), before serving.
+    open_venue_db(directory).close()
     store = await open_store(directory / DB_FILE, migrations, **options)
+    mark_serving(venue.db_path)  # checked above: this process's later opens skip the check
+
+    async def not_serving() -> None:
+        unmark_serving(venue.db_path)
+
+    store.before_close(not_serving)
     if continuous_backup:
         from server.venue.backup import start_continuous_backup
         from server.venue.backup_crypto import Recipients, RowSealer

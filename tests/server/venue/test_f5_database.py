@@ -4,6 +4,7 @@ verify` fails on it too."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -166,3 +167,33 @@ def test_f5_a_directory_from_before_identities_is_adopted_once(
     foreign(adopted, tmp_path)
     with pytest.raises(Exception, match="belongs to another venue directory"):
         open_venue_db(venue.directory)
+
+
+async def test_f5_the_serving_process_checks_its_database_once(
+    venue: Venue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server checks at start; its own later opens while it serves (the outbox worker
+    looks for sessions to export every few seconds) do not run quick_check again, which on a
+    108 MiB database takes over a second; once it stops, an open checks again."""
+    from server.venue import integrity
+    from server.venue.workspace import open_venue_store
+
+    calls: list[Path] = []
+    real = integrity.check_sqlite_file
+
+    def counted(path: Path, *, full: bool = False) -> None:
+        calls.append(path)
+        real(path, full=full)
+
+    monkeypatch.setattr(integrity, "check_sqlite_file", counted)
+    integrity.forget_checks()
+    store = await open_venue_store(venue.directory, continuous_backup=False)
+    try:
+        await store.write(lambda db: record(db, "system", "test.x", "x", {}, now=T0))
+        open_venue_db(venue.directory).close()
+        assert len(calls) == 1
+    finally:
+        await store.close()
+    await asyncio.sleep(0)
+    open_venue_db(venue.directory).close()
+    assert len(calls) == 2

@@ -100,6 +100,8 @@ async def test_f12_the_export_carries_tickets_not_id_numbers(venue_kit: VenueKit
     c = await kit.login_candidate(1)
     kit.clock.set(START + timedelta(minutes=1))
     assert (await kit.client.get("/api/v1/attempt/paper", headers=c.auth)).status == 200
+    kit.clock.set(START + timedelta(minutes=105))
+    assert (await kit.client.post("/api/v1/attempt/submit", headers=c.auth)).status == 200
     await kit.client.close()
     authority_dir = kit.template.authority_dir
     result = export_session(

@@ -178,3 +178,22 @@ async def test_f5_restore_names_what_was_lost_after_the_position(
     assert f"lost: ticket {ticket(4)}: 2 save(s) lost (seq {SAVES + 1}-{SAVES + 2})" in out
     assert load_venue(kit.directory).database_id is not None
     assert cbt(["audit", "verify", str(kit.directory)]) == 0
+
+
+async def test_f5_restore_from_a_full_backup_copy(venue_kit: VenueKit, capsys: Any) -> None:
+    """`--base` takes an (encrypted) `cbt venue backup` copy: a 0-byte database comes back with
+    every acknowledged save; another venue's key cannot open the copy."""
+    kit = venue_kit
+    acknowledged = await run_exam(kit)
+    assert cbt(["venue", "backup", str(kit.directory)]) == 0
+    full = next((kit.directory / "backup").glob("venue-*.db.enc"))
+    (kit.directory / "venue.db").write_bytes(b"")
+    for leftover in ("venue.db-wal", "venue.db-shm"):
+        (kit.directory / leftover).unlink(missing_ok=True)
+    capsys.readouterr()
+    assert cbt(["venue", "restore", str(kit.directory), "--base", str(full)]) == 0
+    out = capsys.readouterr().out
+    assert "lost: the refused database cannot be read (it is missing or empty)" in out
+    restored = journal(kit.directory / "venue.db")
+    assert all(restored.get(key) == body for key, body in acknowledged.items())
+    assert cbt(["audit", "verify", "--full", str(kit.directory)]) == 0

@@ -22,9 +22,7 @@ import asyncio
 import hashlib
 import json
 import shutil
-import tarfile
 import tempfile
-import zipfile
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -43,6 +41,7 @@ from server.errors import CbtError
 from server.http import read_json_object, require_field
 from server.problems import Problem
 from server.venue import keys
+from server.venue.package_upload import ArchiveRefused, save_upload, unpack_upload
 from server.venue.staff import require_role
 from server.venue.workspace import Venue, load_venue
 
@@ -403,46 +402,6 @@ def import_package(
     return confirm_import(db, staged["package_id"], confirmed_by, now)
 
 
-def unpack_upload(upload: Path, into: Path) -> Path:
-    """Extract an uploaded tar or zip safely (no absolute paths, no '..', no links)."""
-    if zipfile.is_zipfile(upload):
-        with zipfile.ZipFile(upload) as archive:
-            for info in archive.infolist():
-                _check_member(info.filename)
-            archive.extractall(into)  # noqa: S202 - every member name was checked above
-    else:
-        try:
-            with tarfile.open(upload) as archive:
-                archive.extractall(into, filter="data")
-        except tarfile.TarError as exc:
-            raise ImportRefused(f"the upload is neither a zip nor a tar archive ({exc})") from None
-    manifests = list(into.rglob("manifest.json"))
-    if len(manifests) != 1:
-        raise ImportRefused("the archive must hold exactly one package (one manifest.json)")
-    return manifests[0].parent
-
-
-async def save_upload(request: web.Request, target: Path, max_bytes: int) -> None:
-    """Stream the request body to `target` (memory stays bounded), or Problem 413."""
-    size = 0
-    with target.open("wb") as out:
-        async for chunk in request.content.iter_chunked(1 << 20):
-            size += len(chunk)
-            if size > max_bytes:
-                raise Problem(
-                    413,
-                    "too-large",
-                    f"the package is larger than {max_bytes} bytes; copy it "
-                    "to the server and import it by path instead",
-                )
-            await asyncio.to_thread(out.write, chunk)
-
-
-def _check_member(name: str) -> None:
-    if name.startswith(("/", "\\")) or ".." in Path(name).parts:
-        raise ImportRefused(f"the archive member {name!r} points outside the package")
-
-
 async def _stage_via_thread(app: web.Application, source: Path, actor: str) -> dict[str, Any]:
     venue = load_venue(app[keys.SETTINGS].venue_dir)
     now = app[keys.CLOCK].now()
@@ -486,7 +445,7 @@ async def post_package(request: web.Request) -> web.Response:
                 await save_upload(request, upload, request.app[keys.SETTINGS].max_package_bytes)
                 source = await asyncio.to_thread(unpack_upload, upload, Path(tmp) / "package")
                 result = await _stage_via_thread(request.app, source, staff.login)
-    except ImportRefused as exc:
+    except (ImportRefused, ArchiveRefused) as exc:
         raise Problem(422, "package-refused", str(exc)) from None
     return web.json_response(result, status=201)
 

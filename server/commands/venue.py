@@ -270,6 +270,7 @@ def _verify_seats(db: Database, args: argparse.Namespace) -> int:
 
 def run_backup(args: argparse.Namespace) -> int:
     from server.venue.backup_crypto import Recipients, seal_file
+    from server.venue.base_snapshot import check_room_for_copy
 
     venue = load_venue(args.dir)
     name = venue_backup.default_backup_name(_now()) + ".enc"
@@ -280,6 +281,7 @@ def run_backup(args: argparse.Namespace) -> int:
     # (F12): answers encrypted to the venue's key, and the centre's once pinned.
     plain = venue.db_path.with_name(venue.db_path.name + ".full-backup")
     plain.unlink(missing_ok=True)
+    check_room_for_copy(venue.db_path)
     recipients = Recipients.of(venue.venue_id, venue.wrap_public, venue.keys_dir)
     try:
         report = venue_backup.full_backup(venue.db_path, plain)

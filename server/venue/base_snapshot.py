@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -24,12 +25,14 @@ from sqlite_utils import Database
 from server.private import private_file
 from server.store import Store
 from server.venue.background import stop_task
+from server.venue.backup import BackupError
 from server.venue.backup_crypto import Recipients, seal_file
 
 log = logging.getLogger(__name__)
 
 BASE_FILE = "base.db.enc"
 LEGACY_BASE_FILE = "base.db"  # unencrypted, written before F12; still restored from
+MIN_FREE_AFTER_COPY = 64 << 20  # bytes left free on the venue's disk after a temporary copy
 BASE_INTERVAL_S = 300.0  # how often the base snapshot is refreshed when set-up data changed
 # Audit actions whose effect the restore rebuilds (attempts, journal, submissions); any other
 # action recorded after the base snapshot changed something that is not in it.
@@ -47,6 +50,7 @@ def write_base_snapshot(db_path: Path, backup_dir: Path, recipients: Recipients)
     plain = db_path.with_name(db_path.name + ".base-snapshot")
     for stale in (tmp, plain):
         stale.unlink(missing_ok=True)
+    check_room_for_copy(db_path)
     try:
         with (
             closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as src,
@@ -60,6 +64,21 @@ def write_base_snapshot(db_path: Path, backup_dir: Path, recipients: Recipients)
     (backup_dir / LEGACY_BASE_FILE).unlink(missing_ok=True)  # a plaintext base of an older build
     fsync_dir(backup_dir)
     return target
+
+
+def check_room_for_copy(db_path: Path) -> None:
+    """Refuse (BackupError) a temporary plaintext copy that would leave the venue's disk with
+    less than twice the database's size free: saves must never run out of room for it."""
+    size = db_path.stat().st_size
+    with contextlib.suppress(FileNotFoundError):
+        size += db_path.with_name(db_path.name + "-wal").stat().st_size
+    free = shutil.disk_usage(db_path.parent).free
+    if free < 3 * size + MIN_FREE_AFTER_COPY:
+        raise BackupError(
+            f"not enough free space beside {db_path} for a temporary copy of the database "
+            f"({size >> 20} MiB needed, {free >> 20} MiB free, twice that kept for saves): "
+            "the previous copy stays; free space on the venue's disk"
+        )
 
 
 def _setup_events(db: Database) -> int:

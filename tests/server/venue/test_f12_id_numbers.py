@@ -220,3 +220,32 @@ async def test_f12_answers_in_the_backups_are_encrypted(venue_kit: VenueKit) -> 
         conn.close()
     assert len(sealed_values) == 7 and all(v.startswith("cbtbk1:") for v in sealed_values)
     assert "ANSWER-" in opener("journal", "responses", first[0], first[1])
+
+
+def test_f12_no_temporary_copy_on_a_nearly_full_venue_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The encrypted copies start from a plaintext copy on the venue's own disk: with less than
+    three times the database free (plus 64 MiB) none is made, the previous base snapshot stays,
+    and `cbt venue backup` says so in one line (issue 16, F6: saves keep their room)."""
+    from collections import namedtuple
+
+    from server.venue import base_snapshot
+    from server.venue.backup import BackupError
+    from server.venue.backup_crypto import Recipients
+    from server.venue.workspace import init_venue
+
+    venue = init_venue(tmp_path / "venue", "V-FULL")
+    recipients = Recipients.of(venue.venue_id, venue.wrap_public, venue.keys_dir)
+    base_snapshot.write_base_snapshot(venue.db_path, venue.backup_dir, recipients)
+    before = (venue.backup_dir / "base.db.enc").read_bytes()
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(base_snapshot.shutil, "disk_usage", lambda _: usage(1, 1, 1 << 20))
+    with pytest.raises(BackupError, match="not enough free space"):
+        base_snapshot.write_base_snapshot(venue.db_path, venue.backup_dir, recipients)
+    assert (venue.backup_dir / "base.db.enc").read_bytes() == before
+    assert cbt(["venue", "backup", str(venue.directory)]) == 1
+    err = capsys.readouterr().err
+    assert "not enough free space" in err and len(err.strip().splitlines()) == 1
+    assert list(venue.directory.rglob("*.full-backup")) == []
+    assert list(venue.directory.rglob("*.base-snapshot")) == []

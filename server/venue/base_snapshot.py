@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from server.errors import is_storage_full
 from server.private import private_file
 from server.store import Store
 from server.venue.background import stop_task
@@ -58,6 +59,9 @@ def write_base_snapshot(db_path: Path, backup_dir: Path, recipients: Recipients)
         ):
             src.backup(dst)
         seal_file(plain, tmp, recipients)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a partial copy would only take room on the backup disk
+        raise
     finally:
         plain.unlink(missing_ok=True)
     os.replace(tmp, target)
@@ -123,8 +127,11 @@ async def start_base_snapshots(
                     last = now
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("backup.base_snapshot_failed dir=%s", backup_dir)
+            except Exception as exc:
+                if isinstance(exc, BackupError) or is_storage_full(exc):  # retried next round
+                    log.warning("backup.base_snapshot_skipped dir=%s reason=%s", backup_dir, exc)
+                else:
+                    log.exception("backup.base_snapshot_failed dir=%s", backup_dir)
             await asyncio.sleep(interval_s)
 
     task = asyncio.create_task(refresh(), name="venue-base-snapshot")

@@ -181,7 +181,8 @@ def reconciliation(
 ) -> dict[str, int]:
     """The counts staff reconcile a room with (art. 35): who submitted, whose attempt the
     server closed at the end of their time, who was absent or never logged in, who moved,
-    incidents (of candidates and of the room), violations and time changes."""
+    incidents (of candidates and of the room), violations, time changes and identities
+    verified (art. 30)."""
 
     def count(status: str) -> int:
         return sum(1 for c in candidates if c["status"] == status)
@@ -197,6 +198,7 @@ def reconciliation(
         "violations": sum(c["violations"] for c in candidates),
         "time_grants": sum(1 for c in candidates if c["time_granted_ms"]),
         "pauses": pauses,
+        "identity_verified": sum(1 for c in candidates if c["identity"] == "verified"),
     }
 
 

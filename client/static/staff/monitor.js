@@ -61,6 +61,7 @@ function seatLabel(c) {
 
 const SUMMARY = [
   "candidates", "submitted", "closed", "absent", "not_logged_in", "moved", "incidents", "violations", "time_grants", "pauses",
+  "identity_verified",
 ];
 
 function renderSummary(status) {

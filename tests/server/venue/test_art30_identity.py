@@ -104,6 +104,7 @@ async def test_art30_no_answer_before_an_invigilator_verifies_the_candidate(
     monitor = await (await kit.client.get("/api/v1/staff/rooms/R1/status", headers=inv)).json()
     seat = next(x for x in monitor["candidates"] if x["ticket"] == c.ticket)
     assert (seat["identity"], seat["identity_checked_by"]) == ("verified", "inv2")
+    assert monitor["summary"]["identity_verified"] == 1  # the room's count, for reconciling
 
 
 async def test_art30_a_move_keeps_the_check_and_a_refusal_ends_the_login(kit: VenueKit) -> None:

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 SERIOUS_POLL_S = 2.0  # how often the task looks for a new serious violation
 SEND_TIMEOUT_S = 5.0  # one call to the centre; the next round tries again
 SEND_BATCH = 200  # messages per round at most (a long cut drains over a few rounds)
+_refused: set[int] = set()  # the centre's refusals logged since the last message went through
 
 
 def _serious(db: Database, sessions: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -165,8 +166,11 @@ async def send_one(
     headers = {"Authorization": value, "Content-Type": "application/json"}
     async with http.post(central_url.rstrip("/") + protocol.PATH, data=body, headers=headers) as r:
         if r.status == 200:
+            _refused.clear()
             return True
-        log.warning("heartbeat.refused status=%d", r.status)
+        if r.status not in _refused:  # once per kind of refusal, not every round
+            _refused.add(r.status)
+            log.warning("heartbeat.refused status=%d (retried every round)", r.status)
         return False
 
 

@@ -38,7 +38,8 @@ ROUTES = {
 # Routes open without a staff login: machine-to-machine (venue keys), the API document, the
 # login itself, and the stylesheets and icon of the login page.
 PUBLIC = re.compile(
-    r"^(/api/v1/openapi.json|/api/v1/uploads.*|/api/v1/release|/api/v1/staff/log(in|out)"
+    r"^(/api/v1/openapi.json|/api/v1/uploads.*|/api/v1/heartbeat|/api/v1/release"
+    r"|/api/v1/staff/log(in|out)"
     r"|/login|/logout|/|/static/.*|/favicon\.ico"
     r"|/receipt|/api/v1/receipt-check)$"  # the candidates' public receipt check (issue 14)
 )

@@ -33,8 +33,11 @@ from server.venue.staff import require_role
 from server.venue.staff_rooms import check_candidate_room, current_session
 
 routes = web.RouteTableDef()
-MAX_BODY = 16 * 1024
 MAX_NOTE = 2000
+# A note of MAX_NOTE characters outside the BMP is 12 bytes each as JSON escapes
+# (\ud8xx\udcxx): the body limit must hold it, so an over-long note is refused by its own
+# check (422 invalid-field), never 413.
+MAX_BODY = 64 * 1024
 
 
 # --- photos -------------------------------------------------------------------------------

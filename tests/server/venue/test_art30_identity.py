@@ -6,6 +6,7 @@ refusal ends the login at the seat. The roster's photos are imported from beside
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -168,3 +169,29 @@ async def test_art30_the_roster_photo_is_imported_and_shown_to_staff(
     assert resp.status == 401
     resp = await kit.client.get("/api/v1/staff/candidates/T0009/photo", headers=inv)
     assert resp.status == 404 and await slug_of(resp) == "no-photo"
+
+
+async def test_art30_a_note_of_the_documented_length_is_read_whatever_its_characters(
+    kit: VenueKit,
+) -> None:
+    """The note may be 2000 characters (the OpenAPI maxLength); 2000 characters outside the
+    BMP, sent as JSON escapes (12 bytes each), are read and kept, and one more is refused by
+    the note's own check (invalid-field), not as a body too large (schemathesis found it)."""
+    await kit.unlock()
+    kit.clock.set(START + timedelta(minutes=2))
+    chief = await kit.as_staff("chief")
+    c = await kit.login_candidate(8)
+    path = f"/api/v1/staff/candidates/{c.ticket}/identity/refuse"
+    headers = {**chief, "Content-Type": "application/json"}
+    over = json.dumps({"note": "\U00016ca9" * 2001})
+    assert len(over.encode()) > 16 * 1024
+    resp = await kit.client.post(path, data=over, headers=headers)
+    assert resp.status == 422 and await slug_of(resp) == "invalid-field", await resp.text()
+    note = "\U00016ca9" * 2000
+    resp = await kit.client.post(path, data=json.dumps({"note": note}), headers=headers)
+    assert resp.status == 200, await resp.text()
+    assert rows(
+        kit,
+        "SELECT json_extract(details, '$.note') FROM audit_events"
+        " WHERE action = 'identity.refused'",
+    ) == [(note,)]

@@ -38,6 +38,6 @@ class AuthorityReleaseSource:
             venue_id,
             now=now,
             channel="online",
-            who=f"central server, signed request of venue {venue_id}",
+            who=venue_id,  # the venue server whose signed request it answers (channel online)
         )
         return release.record

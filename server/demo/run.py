@@ -161,6 +161,8 @@ def print_guide(workspace: DemoWorkspace, where: Addresses, unlocked: bool, out:
         f"                  cbt central venues list {workspace.central_dir}\n"
         f"                  paperpack release {workspace.session_id} {workspace.venue_id}"
         f" --authority {workspace.authority_dir}\n"
+        "after the exam:   the venue exports and uploads by itself once the session has ended;\n"
+        "                  by hand (an export while attempts are open needs --partial --reason):\n"
         f"                  cbt venue export {workspace.venue_dir} --out answers.cbtresp\n"
         f"                  cbt venue upload {workspace.venue_dir} --central {where.central_url}\n"
         "\nPress Ctrl-C to stop.\n"

@@ -35,6 +35,7 @@ from paperpack.canonical import canonical_hash
 from paperpack.model import CHOICE_TYPES, Paper
 from server.clock import iso
 from server.i18n import format_time, translator
+from server.protocol.violation_rules import KINDS as VIOLATION_KINDS
 from server.scoring import charts
 from server.scoring.engine import ABSENT, CANCELLED, HELD, violation_reference
 from server.scoring.near_misses import closest_pairs, matching_texts
@@ -381,5 +382,6 @@ def render_report_html(report: Mapping[str, Any], lang: str = "en", time_zone: s
             t=t,
             when=lambda text: format_time(text, lang, time_zone),
             flag_text={NEGATIVE_DISCRIMINATION: t("report.flag.negative_discrimination")},
+            violation_kinds=VIOLATION_KINDS,  # each has its words in the catalogues (kind.*)
         )
     )

@@ -20,7 +20,7 @@ from server.central.storage import RETENTION_SERIOUS, VenueRecord, retention_unt
 from server.clock import SettableClock, iso, parse_time
 from server.scoring.changes import ChangeRequest, decide_change, propose_change
 from server.scoring.pipeline import results_dir, score_session
-from server.scoring.report import build_report
+from server.scoring.report import build_report, render_report_html
 from server.venue.export import export_session
 from server.venue.upload import drain_outbox
 from server.venue.workspace import load_venue
@@ -110,6 +110,8 @@ async def test_a_determined_violation_cancels_and_a_dismissed_one_does_not(
         assert listed[SERIOUS_TICKET]["proposed_handling"] == "cancel_subject"
         assert listed[SERIOUS_TICKET]["confirmed_by"] == "chief"
         assert listed[DISMISSED_TICKET]["determination"] == "dismiss"
+        page = render_report_html(build_report(scored, moment), "zh-CN", "Asia/Shanghai")
+        assert "当次该科目考试成绩无效" in page and "cancel_subject" not in page
 
     # The violations as the venue exported them: kind, handling, who confirmed; and the
     # serious kind holds the records for five years from publication (art. 23(7)).

@@ -318,11 +318,9 @@ def _checked_end_report(
     db: Database, session_id: str, now: datetime, partial_reason: str | None
 ) -> dict[str, Any]:
     """The end-of-session report, or ExportError while attempts are open without a reason."""
-    session = db.execute("SELECT * FROM sessions WHERE session_id = ?", [session_id]).fetchone()
-    if session is None:
+    row = next(db.query("SELECT * FROM sessions WHERE session_id = ?", [session_id]), None)
+    if row is None:
         raise ExportError(f"session {session_id} is not known at this venue: check --session")
-    names = [c[0] for c in db.execute("SELECT * FROM sessions LIMIT 0").description]
-    row = dict(zip(names, session, strict=True))
     reason = partial_reason.strip() if partial_reason else None
     report = end_report(db, row, now, reason)
     still_open = report["open_tickets"]

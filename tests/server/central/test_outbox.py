@@ -26,11 +26,8 @@ from tests.server.central.conftest import START, Central
 from tests.server.central.test_venue_to_centre import sit_session
 
 
-@pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # the worker, not the store
-async def test_an_ended_session_goes_home_by_itself(
-    central: Central, authority: Authority, authority_dir: Path, tmp_path: Path
-) -> None:
-    """The worker exports the ended session once, uploads it and keeps the verified receipt."""
+async def ended_venue(central: Central, tmp_path: Path) -> Path:
+    """A venue registered at `central` whose session S1 has ended, nothing exported yet."""
     venue_dir = tmp_path / "venue"
     venue = init_venue(venue_dir, "V1", now=START)
     await central.storage.add_venue(
@@ -39,6 +36,15 @@ async def test_an_ended_session_goes_home_by_itself(
     db = open_venue_db(venue_dir)
     sit_session(db)
     db.close()
+    return venue_dir
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # the worker, not the store
+async def test_an_ended_session_goes_home_by_itself(
+    central: Central, authority: Authority, authority_dir: Path, tmp_path: Path
+) -> None:
+    """The worker exports the ended session once, uploads it and keeps the verified receipt."""
+    venue_dir = await ended_venue(central, tmp_path)
     central_wrap_key(venue_dir, authority_dir / "upload.pub")  # pinned once, as at set-up
     assert sessions_to_export(venue_dir) == ["S1"]
 
@@ -69,14 +75,7 @@ async def test_a_venue_app_with_the_outbox_context_sends_ended_sessions(
     central: Central, authority_dir: Path, tmp_path: Path, aiohttp_client: Any
 ) -> None:
     """An app carrying outbox_context uploads an ended session while it runs."""
-    venue_dir = tmp_path / "venue"
-    venue = init_venue(venue_dir, "V1", now=START)
-    await central.storage.add_venue(
-        VenueRecord("V1", "V1", venue.sign_public, venue.wrap_public, iso(START))
-    )
-    db = open_venue_db(venue_dir)
-    sit_session(db)
-    db.close()
+    venue_dir = await ended_venue(central, tmp_path)
     central_wrap_key(venue_dir, authority_dir / "upload.pub")
     shutil.copyfile(authority_dir / "signing.pub", venue_dir / "keys" / "authority-sign.pub")
     app = web.Application()
@@ -97,14 +96,7 @@ async def test_keys_pinned_while_the_server_runs_are_used_at_the_next_round(
     imported yet); once they are, the ended session goes home without a restart or a hand."""
     from server.venue import export as venue_export
 
-    venue_dir = tmp_path / "venue"
-    venue = init_venue(venue_dir, "V1", now=START)
-    await central.storage.add_venue(
-        VenueRecord("V1", "V1", venue.sign_public, venue.wrap_public, iso(START))
-    )
-    db = open_venue_db(venue_dir)
-    sit_session(db)
-    db.close()
+    venue_dir = await ended_venue(central, tmp_path)
 
     async def worker(app: web.Application) -> Any:
         task = asyncio.create_task(
